@@ -213,7 +213,9 @@ mod tests {
     fn payload_at_the_limit_passes_and_one_more_is_refused() {
         let codec = ChunkCodec::new(8);
         let mut wire = BytesMut::new();
-        codec.encode(StreamType::Stdout, &[7; 8], &mut wire).unwrap();
+        codec
+            .encode(StreamType::Stdout, &[7; 8], &mut wire)
+            .unwrap();
         assert_eq!(codec.decode(&mut wire).unwrap().unwrap().payload.len(), 8);
 
         let mut wire = BytesMut::from(&b"keep"[..]);
@@ -254,7 +256,10 @@ mod tests {
             assert_eq!(codec.decode(&mut buf), Ok(None), "cut {cut}");
             assert_eq!(buf.len(), cut);
             buf.extend_from_slice(&whole[cut..]);
-            assert_eq!(&codec.decode(&mut buf).unwrap().unwrap().payload[..], b"split me");
+            assert_eq!(
+                &codec.decode(&mut buf).unwrap().unwrap().payload[..],
+                b"split me"
+            );
         }
     }
 

@@ -207,7 +207,9 @@ impl ClientCall {
     /// Raw carriage: asks the server to deliver a signal (`"INT"`, `"TERM"`…).
     pub fn signal(&mut self, name: impl Into<String>) -> Result<(), CommandError> {
         self.check_raw("signal")?;
-        self.wire.out.control(&Control::Signal { name: name.into() })
+        self.wire
+            .out
+            .control(&Control::Signal { name: name.into() })
     }
 
     /// Cancels the call: `call.aborted` on the json carriage, an `abort`
@@ -362,11 +364,12 @@ impl ClientCall {
                 if aborting {
                     return;
                 }
-                self.events.push_back(if chunk.stream == StreamType::Stdout {
-                    ClientEvent::Stdout(chunk.payload)
-                } else {
-                    ClientEvent::Stderr(chunk.payload)
-                });
+                self.events
+                    .push_back(if chunk.stream == StreamType::Stdout {
+                        ClientEvent::Stdout(chunk.payload)
+                    } else {
+                        ClientEvent::Stderr(chunk.payload)
+                    });
             }
             StreamType::Control => match Control::decode(&chunk.payload) {
                 Err(e) => self.violation(e.into()),

@@ -350,7 +350,8 @@ mod tests {
             Envelope::from_json(br#"{"type":"call.completed","id":"r","payload":[]}"#).unwrap_err();
         assert!(matches!(err, EnvelopeError::NotAnObject { .. }));
         assert_eq!(err.id(), Some("r"));
-        let err = Envelope::from_json(br#"{"type":"call.maybe","id":"r","payload":{}}"#).unwrap_err();
+        let err =
+            Envelope::from_json(br#"{"type":"call.maybe","id":"r","payload":{}}"#).unwrap_err();
         assert!(matches!(err, EnvelopeError::UnknownType { .. }));
         assert_eq!(err.id(), Some("r"));
     }

@@ -241,14 +241,19 @@ mod tests {
             );
             assert_eq!(buf.len(), cut, "nothing is consumed before a whole frame");
             buf.extend_from_slice(&whole[cut..]);
-            assert_eq!(FrameCodec::default().decode(&mut buf).unwrap().unwrap(), env);
+            assert_eq!(
+                FrameCodec::default().decode(&mut buf).unwrap().unwrap(),
+                env
+            );
         }
     }
 
     #[test]
     fn an_envelope_error_consumes_the_frame() {
         let mut wire = frame(b"{not json");
-        wire.extend_from_slice(&frame(br#"{"type":"call.completed","id":"n","payload":{}}"#));
+        wire.extend_from_slice(&frame(
+            br#"{"type":"call.completed","id":"n","payload":{}}"#,
+        ));
         let codec = FrameCodec::default();
         assert!(matches!(
             codec.decode(&mut wire),
@@ -261,7 +266,10 @@ mod tests {
     fn decode_body_does_not_copy() {
         let mut wire = frame(br#"{"type":"call.completed","id":"n","payload":{}}"#);
         let start = wire.as_ptr() as usize;
-        let body = FrameCodec::default().decode_body(&mut wire).unwrap().unwrap();
+        let body = FrameCodec::default()
+            .decode_body(&mut wire)
+            .unwrap()
+            .unwrap();
         assert_eq!(body.as_ptr() as usize, start + FRAME_HEADER_LEN);
     }
 }

@@ -497,3 +497,26 @@ fn after_the_end_a_client_ignores_everything() {
     }
     check(prop as fn(Scenario, Vec<u8>) -> bool);
 }
+
+#[test]
+fn a_subscription_of_any_length_up_to_ten_thousand_arrives_whole_and_in_order() {
+    fn prop(n: u16) -> bool {
+        let n = usize::from(n) % 10_001;
+        let mut p = Pair::new("test/count", json!(null), Carriage::Json);
+        for i in 0..n {
+            p.server.respond(json!(i)).unwrap();
+        }
+        p.server.complete().unwrap();
+        p.pump();
+        let events = p.take_client_events();
+        events.len() == n + 1
+            && events[..n]
+                .iter()
+                .enumerate()
+                .all(|(i, e)| *e == ClientEvent::Responded(json!(i)))
+            && events[n] == ClientEvent::Completed
+    }
+    QuickCheck::new()
+        .tests(20)
+        .quickcheck(prop as fn(u16) -> bool);
+}

@@ -1072,3 +1072,44 @@ fn handle_input_buf_takes_the_buffer_without_copying() {
     };
     assert_eq!(b.as_ptr() as usize, payload_at);
 }
+
+/// The session printed in PROTOCOL.md §7, byte for byte.
+#[test]
+fn protocol_md_example_session_is_what_the_machines_send() {
+    let mut client = ClientCall::new(
+        "c1",
+        Request::new("x/cat", serde_json::Value::Null, Carriage::Raw),
+        Limits::default(),
+    )
+    .unwrap();
+    client.send_stdin(bytes(b"abc")).unwrap();
+    client.resize(80, 24).unwrap();
+    client.close_stdin().unwrap();
+    let mut to_server = BytesMut::new();
+    let _ = client.poll_transmit(&mut to_server);
+    let mut want = Vec::new();
+    want.extend_from_slice(&[0, 0, 0, 0x63]);
+    want.extend_from_slice(
+        br#"{"type":"call.requested","id":"c1","payload":{"operationId":"x/cat","input":null,"carriage":"raw"}}"#,
+    );
+    want.extend_from_slice(&[0, 0, 0, 0, 3, b'a', b'b', b'c']);
+    want.extend_from_slice(&[3, 0, 0, 0, 0x25]);
+    want.extend_from_slice(br#"{"type":"resize","cols":80,"rows":24}"#);
+    want.extend_from_slice(&[0, 0, 0, 0, 0]);
+    assert_eq!(&to_server[..], &want[..]);
+
+    let mut server = ServerCall::new(Limits::default());
+    server.handle_input(&to_server);
+    server.accept(json!({})).unwrap();
+    server.send_stdout(bytes(b"abc")).unwrap();
+    server.exit(0).unwrap();
+    let (_, to_client) = drain_server(&mut server);
+    let mut want = Vec::new();
+    want.extend_from_slice(&[0, 0, 0, 0x3b]);
+    want.extend_from_slice(br#"{"type":"call.responded","id":"c1","payload":{"output":{}}}"#);
+    want.extend_from_slice(&[1, 0, 0, 0, 3, b'a', b'b', b'c']);
+    want.extend_from_slice(&[1, 0, 0, 0, 0]);
+    want.extend_from_slice(&[3, 0, 0, 0, 0x18]);
+    want.extend_from_slice(br#"{"type":"exit","code":0}"#);
+    assert_eq!(&to_client[..], &want[..]);
+}

@@ -1,0 +1,188 @@
+//! The tokio shell of dockwire: binds the runtime-neutral service layer to
+//! tokio. It spawns tasks, adapts tokio's IO traits, and offers every
+//! transport: an in-memory duplex, Unix and TCP sockets (one call per
+//! connection), and QUIC (one call per stream, built by
+//! [`quic_endpoint`] on quinn's tokio runtime).
+//!
+//! Serving a small service and calling it, in memory:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use dockwire_core::Limits;
+//! use dockwire_service::Router;
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), dockwire_service::ClientError> {
+//! let service = Router::new().query("math/double", |_ctx, input| async move {
+//!     Ok(json!(input["n"].as_i64().unwrap_or(0) * 2))
+//! });
+//! let client = dockwire_tokio::duplex_client(Arc::new(service), Limits::default());
+//! assert_eq!(client.call("math/double", json!({"n": 21})).await?, json!(42));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Over a Unix socket the server is [`serve_unix`] and the client
+//! [`client`]`(`[`unix_connect`]`(path), limits)`; over QUIC the server is
+//! [`dockwire_service::quic::serve_quic`] on an endpoint made by
+//! [`quic_endpoint`], the client [`client`] over a
+//! [`dockwire_service::quic::QuicConnect`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dockwire_core::Limits;
+use dockwire_service::{
+    Accepted, BoxRead, BoxWrite, Client, Connect, Service, Spawn, quic, serve_call,
+    serve_connections,
+};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::runtime::Handle;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+/// Spawns onto a tokio runtime.
+#[derive(Clone, Debug)]
+pub struct TokioSpawn(pub Handle);
+
+impl TokioSpawn {
+    /// Spawns onto the runtime this is called from.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn current() -> Self {
+        TokioSpawn(Handle::current())
+    }
+}
+
+impl Spawn for TokioSpawn {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.0.spawn(task);
+    }
+}
+
+/// A client over `connect`, with its calls' tasks on the current runtime.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn client(connect: impl Connect, limits: Limits) -> Client {
+    Client::new(Arc::new(connect), Arc::new(TokioSpawn::current()), limits)
+}
+
+fn boxed<R, W>(read: R, write: W) -> (BoxRead, BoxWrite)
+where
+    R: AsyncRead + Send + 'static,
+    W: AsyncWrite + Send + 'static,
+{
+    (Box::pin(read.compat()), Box::pin(write.compat_write()))
+}
+
+/// Bytes an in-memory duplex holds in each direction before the writer waits.
+const DUPLEX_BUFFER: usize = 256 * 1024;
+
+/// Two ends of an in-memory stream (tokio's duplex), as the service layer
+/// takes them.
+pub fn duplex() -> ((BoxRead, BoxWrite), (BoxRead, BoxWrite)) {
+    let (near, far) = tokio::io::duplex(DUPLEX_BUFFER);
+    let (near_read, near_write) = tokio::io::split(near);
+    let (far_read, far_write) = tokio::io::split(far);
+    (boxed(near_read, near_write), boxed(far_read, far_write))
+}
+
+/// A client whose every call runs `service` in this process, over a fresh
+/// in-memory duplex served by its own task.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn duplex_client(service: Arc<dyn Service>, limits: Limits) -> Client {
+    let connect = move || {
+        let (near, (read, write)) = duplex();
+        tokio::spawn(serve_call(
+            service.clone(),
+            "local".into(),
+            read,
+            write,
+            limits,
+        ));
+        futures::future::ready(Ok(near))
+    };
+    client(connect, limits)
+}
+
+/// Serves every connection of `listener` as one call, naming the peer by
+/// its uid (`uid:1000`). Returns the error that ends accepting.
+pub async fn serve_unix(
+    listener: UnixListener,
+    service: Arc<dyn Service>,
+    limits: Limits,
+) -> io::Error {
+    let accept = || async {
+        let (stream, _) = listener.accept().await?;
+        let uid = stream.peer_cred().map(|cred| cred.uid());
+        let (read, write) = stream.into_split();
+        let (read, write) = boxed(read, write);
+        let peer = uid.map_or_else(|_| "uid:unknown".into(), |uid| format!("uid:{uid}").into());
+        Ok(Accepted { read, write, peer })
+    };
+    serve_connections(accept, service, Arc::new(TokioSpawn::current()), limits).await
+}
+
+/// Opens a new Unix-socket connection per call.
+pub fn unix_connect(path: PathBuf) -> impl Connect {
+    move || {
+        let path = path.clone();
+        async move {
+            let (read, write) = UnixStream::connect(path).await?.into_split();
+            Ok(boxed(read, write))
+        }
+    }
+}
+
+/// Serves every connection of `listener` as one call, naming the peer by
+/// its address. Returns the error that ends accepting.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    service: Arc<dyn Service>,
+    limits: Limits,
+) -> io::Error {
+    let accept = || async {
+        let (stream, addr) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        let (read, write) = boxed(read, write);
+        Ok(Accepted {
+            read,
+            write,
+            peer: addr.to_string().into(),
+        })
+    };
+    serve_connections(accept, service, Arc::new(TokioSpawn::current()), limits).await
+}
+
+/// Opens a new TCP connection per call.
+pub fn tcp_connect(addr: SocketAddr) -> impl Connect {
+    move || async move {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        Ok(boxed(read, write))
+    }
+}
+
+/// A QUIC endpoint on quinn's tokio runtime, bound to `addr`: a server when
+/// given a server config. Serve it with
+/// [`dockwire_service::quic::serve_quic`]; call over it with
+/// [`dockwire_service::quic::QuicConnect`].
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn quic_endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> io::Result<quinn::Endpoint> {
+    quic::endpoint(addr, server, Arc::new(quinn::TokioRuntime))
+}

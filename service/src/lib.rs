@@ -1,0 +1,128 @@
+//! The runtime-neutral async layer of dockwire.
+//!
+//! `dockwire-core` is the protocol with no IO; this crate runs it over
+//! `futures::io::{AsyncRead, AsyncWrite}` streams without naming an async
+//! runtime. It has four pieces:
+//!
+//! - the [`Service`] contract: a handler answers a request with a stream of
+//!   outputs ([`Reply::Json`]) or a raw session ([`Reply::Raw`], with a
+//!   [`RawIo`] of stdin/controls in and stdout/stderr out, resolving to the
+//!   exit code); [`Router`] maps operation names to handlers;
+//! - [`serve_call`], the per-call server driver: give it a stream's two
+//!   halves and it reads the request, runs the handler and writes the
+//!   answer, with bounded buffers in both directions;
+//! - [`Client`]: [`call`](Client::call), [`subscribe`](Client::subscribe)
+//!   and [`open_raw`](Client::open_raw) over any transport that can open a
+//!   stream ([`Connect`]), with per-call tasks started through [`Spawn`];
+//! - the two traits a runtime shell implements: [`Connect`] and [`Spawn`].
+//!
+//! The shells (`dockwire-tokio`, `dockwire-smol`) add only listeners,
+//! connectors and spawning; the protocol logic lives in the core and the
+//! driving logic here.
+//!
+//! # Flow control
+//!
+//! Every queue is bounded. A server driver stops reading a raw call's
+//! stream while its handler has not taken the input it has, and stops
+//! taking outputs while 256 KiB wait to be written. A client driver stops
+//! reading while the caller has not taken what was read. The transport's own
+//! flow control then holds the other side back: memory stays flat and no
+//! byte is dropped.
+//!
+//! # Cancellation
+//!
+//! A client that aborts, drops every handle of a call, or loses its stream
+//! makes the server driver drop the handler's future or stream, so cleanup
+//! belongs in the handler's drop guards. One caveat: input is in-band, so an
+//! abort sent after stdin that a raw handler never reads (while still
+//! holding its input) waits behind it; a handler that wants no input drops
+//! its [`RawInput`].
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use dockwire_core::Limits;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::io::{AsyncRead, AsyncWrite};
+
+mod client;
+mod pump;
+#[cfg(feature = "quic")]
+pub mod quic;
+mod server;
+mod service;
+
+pub use client::{
+    Client, ClientError, Control, Exit, OutputReader, RawSession, Stdin, Subscription,
+};
+pub use server::{Outcome, ServeCall, serve_call};
+pub use service::{
+    CallContext, CallEnded, Input, Outputs, RawHandler, RawInput, RawIo, RawOutput, Reply, Router,
+    Service,
+};
+
+/// The read half of a stream, boxed.
+pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
+/// The write half of a stream, boxed.
+pub type BoxWrite = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Opens a new bidirectional stream to the server, one per call: a QUIC
+/// stream on an open connection, or a new Unix or TCP connection.
+///
+/// Any `Fn() -> impl Future<Output = io::Result<(BoxRead, BoxWrite)>>` is a
+/// `Connect`.
+pub trait Connect: Send + Sync + 'static {
+    /// Opens one stream.
+    fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>>;
+}
+
+impl<F, Fut> Connect for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<(BoxRead, BoxWrite)>> + Send + 'static,
+{
+    fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
+        self().boxed()
+    }
+}
+
+/// One accepted connection of a one-call-per-connection transport.
+pub struct Accepted {
+    /// Its read half.
+    pub read: BoxRead,
+    /// Its write half.
+    pub write: BoxWrite,
+    /// Who is on the other side.
+    pub peer: Arc<str>,
+}
+
+/// Serves every connection `accept` yields as one call on a task of its
+/// own; returns the error that ends accepting.
+pub async fn serve_connections<A, Fut>(
+    mut accept: A,
+    service: Arc<dyn Service>,
+    spawn: Arc<dyn Spawn>,
+    limits: Limits,
+) -> io::Error
+where
+    A: FnMut() -> Fut,
+    Fut: Future<Output = io::Result<Accepted>>,
+{
+    loop {
+        let conn = match accept().await {
+            Ok(conn) => conn,
+            Err(e) => return e,
+        };
+        let call = serve_call(service.clone(), conn.peer, conn.read, conn.write, limits);
+        spawn.spawn(call.map(drop).boxed());
+    }
+}
+
+/// Starts a task on the shell's runtime.
+pub trait Spawn: Send + Sync + 'static {
+    /// Runs `task` to completion in the background.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+}

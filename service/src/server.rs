@@ -1,0 +1,364 @@
+//! The per-call server driver: pumps one stream's two halves through a
+//! [`ServerCall`] and runs the service's handler.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use dockwire_core::{CallError, CommandError, ErrorCode, Limits, ServerCall, ServerEvent};
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::{FutureExt, StreamExt};
+
+use crate::pump::Outgoing;
+use crate::service::{CallContext, Input, Output, Outputs, RawIo, Reply, Service};
+
+/// How a served call ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The stream closed before carrying a request: no call.
+    NoCall,
+    /// The handler finished: `call.completed`, or `exit` with this code.
+    Completed {
+        /// The exit code, for raw calls.
+        exit: Option<i32>,
+    },
+    /// The handler (or the service) ended the call with this error.
+    Failed(CallError),
+    /// The client aborted, or its side of the stream ended or failed
+    /// first; the handler was dropped.
+    Cancelled,
+    /// The client broke the protocol; it was told where possible.
+    Protocol(CallError),
+    /// Writing to the client failed; the handler was dropped.
+    Io(io::Error),
+}
+
+/// Bytes queued toward the client above which the driver stops taking
+/// outputs from the handler until the transport has taken them.
+const HIGH_WATER: usize = 256 * 1024;
+/// Bytes read from the transport at once.
+const READ_SIZE: usize = 64 * 1024;
+/// Loop turns before the driver yields to its executor, so that a busy
+/// stream cannot starve other tasks.
+const BUDGET: usize = 64;
+
+/// Serves one call on one stream: reads the request, asks `service` for a
+/// reply, and drives it to its end. Resolves when the call is over and its
+/// last bytes are written and the write half closed.
+///
+/// Dropping the future drops the handler; the stream is then left to its
+/// owner to close or reset.
+pub fn serve_call<R, W>(
+    service: Arc<dyn Service>,
+    peer: Arc<str>,
+    reader: R,
+    writer: W,
+    limits: Limits,
+) -> ServeCall<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ServeCall {
+        service,
+        peer,
+        machine: ServerCall::new(limits),
+        reader,
+        writer,
+        read_buf: vec![0; READ_SIZE],
+        out: Outgoing::default(),
+        reading: true,
+        handler: Handler::Waiting,
+        inputs: VecDeque::new(),
+        outcome: None,
+    }
+}
+
+enum Handler {
+    Waiting,
+    Json(Outputs),
+    Raw {
+        run: Option<BoxFuture<'static, Result<i32, CallError>>>,
+        result: Option<Result<i32, CallError>>,
+        inputs: mpsc::Sender<Input>,
+        outputs: mpsc::Receiver<Output>,
+    },
+    Done,
+}
+
+/// The future [`serve_call`] returns.
+pub struct ServeCall<R, W> {
+    service: Arc<dyn Service>,
+    peer: Arc<str>,
+    machine: ServerCall,
+    reader: R,
+    writer: W,
+    read_buf: Vec<u8>,
+    out: Outgoing,
+    reading: bool,
+    handler: Handler,
+    inputs: VecDeque<Input>,
+    outcome: Option<Outcome>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        for _ in 0..BUDGET {
+            let mut progress = false;
+            let machine = &mut this.machine;
+            let pulled = |buf: &mut BytesMut| machine.poll_transmit(buf);
+            if let Err(e) = this
+                .out
+                .poll_write(&mut this.writer, pulled, cx, &mut progress)
+            {
+                this.handler = Handler::Done;
+                return Poll::Ready(Outcome::Io(e));
+            }
+            this.poll_read(cx, &mut progress);
+            this.handle_events(&mut progress);
+            this.feed_inputs(cx, &mut progress);
+            this.poll_handler(cx, &mut progress);
+
+            if this.machine.is_finished() && this.out.len() == 0 && this.machine.transmit_len() == 0
+            {
+                // Best effort: a peer that is gone cannot be told more.
+                return match Pin::new(&mut this.writer).poll_close(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(_) => Poll::Ready(this.outcome.take().unwrap_or(Outcome::NoCall)),
+                };
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
+        // Stop reading while a raw handler has not taken its input: the
+        // transport's flow control then holds the client back.
+        if !self.reading || self.machine.is_finished() || !self.inputs.is_empty() {
+            return;
+        }
+        match Pin::new(&mut self.reader).poll_read(cx, &mut self.read_buf) {
+            Poll::Pending => {}
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                // End of stream or a reset: the machine decides whether it
+                // cancels the call.
+                self.reading = false;
+                self.machine.handle_eof();
+                *progress = true;
+            }
+            Poll::Ready(Ok(n)) => {
+                self.machine.handle_input(&self.read_buf[..n]);
+                *progress = true;
+            }
+        }
+    }
+
+    fn handle_events(&mut self, progress: &mut bool) {
+        while let Some(event) = self.machine.poll_event() {
+            *progress = true;
+            match event {
+                ServerEvent::Requested(request) => self.start(request),
+                ServerEvent::Stdin(bytes) => self.inputs.push_back(Input::Stdin(bytes)),
+                ServerEvent::StdinClosed => self.inputs.push_back(Input::StdinClosed),
+                ServerEvent::Resize { cols, rows } => {
+                    self.inputs.push_back(Input::Resize { cols, rows })
+                }
+                ServerEvent::Signal(name) => self.inputs.push_back(Input::Signal(name)),
+                ServerEvent::Aborted => self.end(Outcome::Cancelled),
+                ServerEvent::Error(e) => self.end(Outcome::Protocol(e)),
+            }
+        }
+        if self.machine.state() == dockwire_core::ServerState::Finished && self.outcome.is_none() {
+            self.end(Outcome::NoCall);
+        }
+    }
+
+    fn start(&mut self, request: dockwire_core::Request) {
+        let ctx = CallContext {
+            peer: self.peer.clone(),
+            call_id: self.machine.id().unwrap_or_default().to_owned(),
+        };
+        match self.service.call(ctx, request) {
+            Reply::Json(outputs) => self.handler = Handler::Json(outputs),
+            Reply::Raw(handler) => {
+                let (io, inputs, outputs) = RawIo::new();
+                self.handler = Handler::Raw {
+                    run: Some(handler(io)),
+                    result: None,
+                    inputs,
+                    outputs,
+                };
+            }
+            Reply::Refuse(e) => self.fail(e),
+        }
+    }
+
+    fn feed_inputs(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
+        let Handler::Raw { inputs, .. } = &mut self.handler else {
+            // No raw handler (yet, or any more): nobody will take input.
+            if !matches!(self.handler, Handler::Waiting) {
+                self.inputs.clear();
+            }
+            return;
+        };
+        while !self.inputs.is_empty() {
+            match inputs.poll_ready(cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(_)) => {
+                    // The handler dropped its input: it wants none.
+                    self.inputs.clear();
+                    *progress = true;
+                    return;
+                }
+                Poll::Ready(Ok(())) => {
+                    if let Some(input) = self.inputs.pop_front() {
+                        let _ = inputs.start_send(input);
+                        *progress = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_handler(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
+        // Bytes handed to the writer but not yet taken by it.
+        let in_flight = self.out.len();
+        let machine = &mut self.machine;
+        let ending = match &mut self.handler {
+            Handler::Waiting | Handler::Done => None,
+            Handler::Json(outputs) => poll_json(machine, outputs, in_flight, cx, progress),
+            Handler::Raw {
+                run,
+                result,
+                outputs,
+                ..
+            } => {
+                if let Some(fut) = run {
+                    if let Poll::Ready(r) = fut.poll_unpin(cx) {
+                        // Dropping the handler's future drops its output
+                        // sender, so the queue ends after its last item.
+                        *run = None;
+                        *result = Some(r);
+                        *progress = true;
+                    }
+                }
+                poll_raw(machine, outputs, result, in_flight, cx, progress)
+            }
+        };
+        match ending {
+            None => {}
+            Some(Ok(exit)) => self.end(Outcome::Completed { exit }),
+            Some(Err(e)) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: CallError) {
+        let _ = self.machine.fail(e.clone());
+        self.end(Outcome::Failed(e));
+    }
+
+    /// Drops the handler (running its cleanup) and records the outcome.
+    fn end(&mut self, outcome: Outcome) {
+        self.handler = Handler::Done;
+        self.inputs.clear();
+        if self.outcome.is_none() {
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+/// How a handler's turn ended the call: `Ok(exit)` completed it (exit code
+/// for raw), `Err` failed it. The machine has already been told of a
+/// completion; a failure is sent by [`ServeCall::fail`].
+type Ending = Result<Option<i32>, CallError>;
+
+fn poll_json(
+    machine: &mut ServerCall,
+    outputs: &mut Outputs,
+    in_flight: usize,
+    cx: &mut Context<'_>,
+    progress: &mut bool,
+) -> Option<Ending> {
+    while in_flight + machine.transmit_len() < HIGH_WATER {
+        let item = match outputs.poll_next_unpin(cx) {
+            Poll::Pending => return None,
+            Poll::Ready(item) => item,
+        };
+        *progress = true;
+        match item {
+            Some(Ok(value)) => {
+                if let Err(e) = machine.respond(value) {
+                    return Some(Err(unsendable(e)));
+                }
+            }
+            Some(Err(e)) => return Some(Err(e)),
+            None => {
+                let _ = machine.complete();
+                return Some(Ok(None));
+            }
+        }
+    }
+    None
+}
+
+fn poll_raw(
+    machine: &mut ServerCall,
+    outputs: &mut mpsc::Receiver<Output>,
+    result: &mut Option<Result<i32, CallError>>,
+    in_flight: usize,
+    cx: &mut Context<'_>,
+    progress: &mut bool,
+) -> Option<Ending> {
+    while in_flight + machine.transmit_len() < HIGH_WATER {
+        let output = match outputs.poll_next_unpin(cx) {
+            Poll::Pending => return None,
+            Poll::Ready(output) => output,
+        };
+        *progress = true;
+        let Some(output) = output else {
+            // The queue has ended; once the handler has too, so does the call.
+            return match result.take()? {
+                Ok(code) => {
+                    if !machine.is_accepted() {
+                        let _ = machine.accept(serde_json::Value::Null);
+                    }
+                    let _ = machine.exit(code);
+                    Some(Ok(Some(code)))
+                }
+                Err(e) => Some(Err(e)),
+            };
+        };
+        let sent = match output {
+            Output::Accept(description) => machine.accept(description),
+            Output::Stdout(bytes) => machine.send_stdout(bytes),
+            Output::Stderr(bytes) => machine.send_stderr(bytes),
+        };
+        if let Err(e) = sent {
+            return Some(Err(unsendable(e)));
+        }
+    }
+    None
+}
+
+fn unsendable(e: CommandError) -> CallError {
+    CallError::new(
+        ErrorCode::INTERNAL,
+        format!("the handler's output could not be sent: {e}"),
+    )
+}

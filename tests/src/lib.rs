@@ -1,0 +1,421 @@
+//! The conformance harness: one test service, and a way to reach it from
+//! either runtime's client through either runtime's server over each
+//! transport.
+//!
+//! A scenario is an `async fn(Harness)`; [`run`] builds the harness for a
+//! (client runtime, server runtime, transport) triple and runs the
+//! scenario on the client's runtime. `tests/conformance.rs` runs every
+//! scenario on all twelve triples.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use dockwire_core::{CallError, ErrorCode, Limits};
+use dockwire_service::quic::{
+    QuicConnect, client_config, peer_by_address, serve_quic, server_config,
+};
+use dockwire_service::{
+    BoxRead, BoxWrite, Client, Connect, Input, Router, Service, Spawn, serve_call,
+};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+
+/// An async runtime a side of a call runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rt {
+    /// tokio, multi-threaded.
+    Tokio,
+    /// smol's global executor.
+    Smol,
+}
+
+/// How client and server are connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// An in-memory stream of the client runtime's kind.
+    Duplex,
+    /// A Unix socket in a temporary directory.
+    Unix,
+    /// QUIC over UDP on 127.0.0.1 with a fresh self-signed certificate.
+    Quic,
+}
+
+fn tokio_rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+impl Rt {
+    /// Runs `f` to completion on this runtime.
+    pub fn block_on<F: Future>(self, f: F) -> F::Output {
+        match self {
+            Rt::Tokio => tokio_rt().block_on(f),
+            Rt::Smol => smol::block_on(f),
+        }
+    }
+
+    fn spawner(self) -> Arc<dyn Spawn> {
+        match self {
+            Rt::Tokio => Arc::new(dockwire_tokio::TokioSpawn(tokio_rt().handle().clone())),
+            Rt::Smol => Arc::new(dockwire_smol::SmolSpawn),
+        }
+    }
+}
+
+/// What the test service saw, for assertions on the server's side.
+#[derive(Clone, Default)]
+pub struct Probe {
+    dropped: Arc<AtomicUsize>,
+    controls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Probe {
+    /// Handlers dropped before they ended.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 10 s) until `n` handlers have been dropped.
+    pub async fn wait_dropped(&self, n: usize) {
+        for _ in 0..1000 {
+            if self.dropped() >= n {
+                return;
+            }
+            sleep_ms(10).await;
+        }
+        panic!("{} handlers dropped, expected {n}", self.dropped());
+    }
+
+    /// Resize and signal messages the handlers received, in order.
+    pub fn controls(&self) -> Vec<String> {
+        self.controls.lock().unwrap().clone()
+    }
+}
+
+struct DropGuard(Arc<AtomicUsize>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Sleeps without naming a runtime (a thread per sleep; tests only).
+pub async fn sleep_ms(ms: u64) {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+/// The test service.
+///
+/// - `math/double {n}` → `2n`
+/// - `test/count {n}` → `0..n`, then completion
+/// - `test/fail-at {at}` → `0..at`, then `UNAVAILABLE` with details `at`
+/// - `test/forever` → `0, 1, …` as fast as taken, never ending
+/// - raw `test/cat` → stdin to stdout, resize/signal noted, exit 0
+/// - raw `test/split {code}` → `out` on stdout, `err` on stderr, exit `code`
+/// - raw `test/stream {bytes}` → that many bytes of stdout, then exit 0
+/// - raw `test/hang` → accepts, then never ends
+/// - raw `test/refuse` → refuses with `CONTAINER_NOT_FOUND`
+pub fn test_service(probe: Probe) -> Router {
+    let p1 = probe.clone();
+    let p2 = probe.clone();
+    let p3 = probe;
+    Router::new()
+        .query("math/double", |_ctx, input: Value| async move {
+            Ok(json!(input["n"].as_i64().unwrap_or(0) * 2))
+        })
+        .subscription("test/count", |_ctx, input: Value| {
+            let n = input["n"].as_u64().unwrap_or(0);
+            futures::stream::iter((0..n).map(|i| Ok(json!(i))))
+        })
+        .subscription("test/fail-at", |_ctx, input: Value| {
+            let at = input["at"].as_u64().unwrap_or(0);
+            futures::stream::iter((0..=at).map(move |i| {
+                if i < at {
+                    return Ok(json!(i));
+                }
+                Err(CallError::new(ErrorCode::UNAVAILABLE, "failed on purpose")
+                    .with_details(json!(i)))
+            }))
+        })
+        .subscription("test/forever", move |_ctx, _| {
+            let guard = DropGuard(p1.dropped.clone());
+            futures::stream::iter(0u64..).map(move |i| {
+                let _alive = &guard;
+                Ok(json!(i))
+            })
+        })
+        .raw("test/cat", move |_ctx, _input, io| {
+            let controls = p2.controls.clone();
+            async move {
+                let (mut input, mut output) = io.split();
+                output.accept(json!({"cat": true})).await?;
+                while let Some(item) = input.next().await {
+                    match item {
+                        Input::Stdin(b) => output.stdout(b).await?,
+                        Input::StdinClosed => break,
+                        Input::Resize { cols, rows } => controls
+                            .lock()
+                            .unwrap()
+                            .push(format!("resize {cols}x{rows}")),
+                        Input::Signal(name) => {
+                            controls.lock().unwrap().push(format!("signal {name}"))
+                        }
+                    }
+                }
+                Ok(0)
+            }
+        })
+        .raw("test/split", |_ctx, input: Value, io| async move {
+            let (_input, mut output) = io.split();
+            output.accept(json!(null)).await?;
+            output.stdout(Bytes::from_static(b"out")).await?;
+            output.stderr(Bytes::from_static(b"err")).await?;
+            output.stdout(Bytes::from_static(b"put")).await?;
+            Ok(input["code"].as_i64().unwrap_or(0) as i32)
+        })
+        .raw("test/stream", |_ctx, input: Value, io| async move {
+            let (_input, mut output) = io.split();
+            output.accept(json!(null)).await?;
+            let mut left = input["bytes"].as_u64().unwrap_or(0);
+            let mut rng = Prng(input["seed"].as_u64().unwrap_or(1));
+            while left > 0 {
+                let n = left.min(256 * 1024) as usize;
+                output.stdout(rng.bytes(n)).await?;
+                left -= n as u64;
+            }
+            Ok(0)
+        })
+        .raw("test/hang", move |_ctx, _input, io| {
+            let guard = DropGuard(p3.dropped.clone());
+            async move {
+                let (_input, mut output) = io.split();
+                output.accept(json!(null)).await?;
+                futures::future::pending::<()>().await;
+                drop(guard);
+                Ok(0)
+            }
+        })
+        .raw("test/refuse", |_ctx, _input, _io| async move {
+            Err(CallError::new(
+                ErrorCode::new("CONTAINER_NOT_FOUND"),
+                "no such container",
+            ))
+        })
+}
+
+/// A small deterministic generator of test bytes (xorshift64*).
+#[derive(Clone, Debug)]
+pub struct Prng(pub u64);
+
+impl Prng {
+    /// `n` pseudo-random bytes.
+    pub fn bytes(&mut self, n: usize) -> Bytes {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            out.extend_from_slice(&self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        out.truncate(n);
+        Bytes::from(out)
+    }
+}
+
+/// A connected client and what it takes to keep the server alive.
+pub struct Harness {
+    /// The client, on the client runtime.
+    pub client: Client,
+    /// What the server's handlers saw.
+    pub probe: Probe,
+    /// The runtimes and transport of this run.
+    pub client_rt: Rt,
+    /// The server's runtime.
+    pub server_rt: Rt,
+    /// The transport.
+    pub transport: Transport,
+    /// The QUIC connection, when the transport is QUIC.
+    pub quic: Option<quinn::Connection>,
+    server_endpoint: Option<quinn::Endpoint>,
+    socket_dir: Option<PathBuf>,
+}
+
+impl Harness {
+    /// Closes the server's side of everything (QUIC: its endpoint).
+    pub fn close_server(&self) {
+        if let Some(endpoint) = &self.server_endpoint {
+            endpoint.close(0u32.into(), b"server gone");
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.close_server();
+        if let Some(dir) = &self.socket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Limits used by every harness.
+pub fn limits() -> Limits {
+    Limits::default()
+}
+
+/// Builds a harness; call it on the client's runtime.
+pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harness {
+    let probe = Probe::default();
+    let service: Arc<dyn Service> = Arc::new(test_service(probe.clone()));
+    let mut quic = None;
+    let mut server_endpoint = None;
+    let mut socket_dir = None;
+    let connect: Arc<dyn Connect> = match transport {
+        Transport::Duplex => Arc::new(DuplexConnect {
+            client_rt,
+            server: server_rt.spawner(),
+            service,
+        }),
+        Transport::Unix => {
+            let dir = unique_dir();
+            let path = dir.join("dockwire.sock");
+            start_unix_server(server_rt, &path, service);
+            socket_dir = Some(dir);
+            match client_rt {
+                Rt::Tokio => Arc::new(dockwire_tokio::unix_connect(path)),
+                Rt::Smol => Arc::new(dockwire_smol::unix_connect(path)),
+            }
+        }
+        Transport::Quic => {
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let cert_der = cert.cert.der().clone();
+            let key = quinn::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                cert.signing_key.serialize_der().into(),
+            );
+            let config = server_config(vec![cert_der.clone()], key).unwrap();
+            let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+            let endpoint = match server_rt {
+                Rt::Tokio => {
+                    let _enter = tokio_rt().enter();
+                    dockwire_tokio::quic_endpoint(local, Some(config)).unwrap()
+                }
+                Rt::Smol => dockwire_smol::quic_endpoint(local, Some(config)).unwrap(),
+            };
+            let addr = endpoint.local_addr().unwrap();
+            let serving = endpoint.clone();
+            let serve = serve_quic(
+                serving,
+                service,
+                server_rt.spawner(),
+                limits(),
+                peer_by_address(),
+            );
+            match server_rt {
+                Rt::Tokio => drop(tokio_rt().spawn(serve)),
+                Rt::Smol => smol::spawn(serve).detach(),
+            }
+            server_endpoint = Some(endpoint);
+            let mut client_endpoint = match client_rt {
+                Rt::Tokio => dockwire_tokio::quic_endpoint(local, None).unwrap(),
+                Rt::Smol => dockwire_smol::quic_endpoint(local, None).unwrap(),
+            };
+            client_endpoint.set_default_client_config(client_config(&[cert_der]).unwrap());
+            let c = QuicConnect::connect(&client_endpoint, addr, "localhost")
+                .await
+                .unwrap();
+            quic = Some(c.connection().clone());
+            Arc::new(c)
+        }
+    };
+    Harness {
+        client: Client::new(connect, client_rt.spawner(), limits()),
+        probe,
+        client_rt,
+        server_rt,
+        transport,
+        quic,
+        server_endpoint,
+        socket_dir,
+    }
+}
+
+fn unique_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dockwire-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_unix_server(rt: Rt, path: &std::path::Path, service: Arc<dyn Service>) {
+    match rt {
+        Rt::Tokio => {
+            let _enter = tokio_rt().enter();
+            let listener = tokio::net::UnixListener::bind(path).unwrap();
+            tokio_rt().spawn(dockwire_tokio::serve_unix(listener, service, limits()));
+        }
+        Rt::Smol => {
+            let listener = smol::net::unix::UnixListener::bind(path).unwrap();
+            smol::spawn(dockwire_smol::serve_unix(listener, service, limits())).detach();
+        }
+    }
+}
+
+/// In memory across runtimes: the client runtime's pipe, the far end
+/// served on the server runtime.
+struct DuplexConnect {
+    client_rt: Rt,
+    server: Arc<dyn Spawn>,
+    service: Arc<dyn Service>,
+}
+
+impl Connect for DuplexConnect {
+    fn open(&self) -> BoxFuture<'static, std::io::Result<(BoxRead, BoxWrite)>> {
+        let (near, (far_read, far_write)) = match self.client_rt {
+            Rt::Tokio => dockwire_tokio::duplex(),
+            Rt::Smol => dockwire_smol::duplex(),
+        };
+        let call = serve_call(
+            self.service.clone(),
+            "local".into(),
+            far_read,
+            far_write,
+            limits(),
+        );
+        self.server.spawn(call.map(drop).boxed());
+        futures::future::ready(Ok(near)).boxed()
+    }
+}
+
+/// Runs `scenario` (which panics on failure) for one triple.
+pub fn run<F, Fut>(client_rt: Rt, server_rt: Rt, transport: Transport, scenario: F)
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    client_rt.block_on(async move {
+        let h = harness(client_rt, server_rt, transport).await;
+        scenario(h).await;
+    });
+}

@@ -254,6 +254,8 @@ pub struct Harness {
     pub transport: Transport,
     /// The QUIC connection, when the transport is QUIC.
     pub quic: Option<quinn::Connection>,
+    /// The Unix socket's path, when the transport is Unix.
+    pub socket: Option<PathBuf>,
     server_endpoint: Option<quinn::Endpoint>,
     socket_dir: Option<PathBuf>,
 }
@@ -288,6 +290,7 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
     let mut quic = None;
     let mut server_endpoint = None;
     let mut socket_dir = None;
+    let mut socket = None;
     let connect: Arc<dyn Connect> = match transport {
         Transport::Duplex => Arc::new(DuplexConnect {
             client_rt,
@@ -299,6 +302,7 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
             let path = dir.join("dockwire.sock");
             start_unix_server(server_rt, &path, service);
             socket_dir = Some(dir);
+            socket = Some(path.clone());
             match client_rt {
                 Rt::Tokio => Arc::new(dockwire_tokio::unix_connect(path)),
                 Rt::Smol => Arc::new(dockwire_smol::unix_connect(path)),
@@ -352,6 +356,7 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
         server_rt,
         transport,
         quic,
+        socket,
         server_endpoint,
         socket_dir,
     }
@@ -407,6 +412,29 @@ impl Connect for DuplexConnect {
         futures::future::ready(Ok(near)).boxed()
     }
 }
+
+/// The resident memory of this process, in bytes.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Every triple, for tests that loop over them.
+pub const TRIPLES: [(Rt, Rt, Transport); 12] = [
+    (Rt::Tokio, Rt::Tokio, Transport::Duplex),
+    (Rt::Tokio, Rt::Tokio, Transport::Unix),
+    (Rt::Tokio, Rt::Tokio, Transport::Quic),
+    (Rt::Smol, Rt::Smol, Transport::Duplex),
+    (Rt::Smol, Rt::Smol, Transport::Unix),
+    (Rt::Smol, Rt::Smol, Transport::Quic),
+    (Rt::Tokio, Rt::Smol, Transport::Duplex),
+    (Rt::Tokio, Rt::Smol, Transport::Unix),
+    (Rt::Tokio, Rt::Smol, Transport::Quic),
+    (Rt::Smol, Rt::Tokio, Transport::Duplex),
+    (Rt::Smol, Rt::Tokio, Transport::Unix),
+    (Rt::Smol, Rt::Tokio, Transport::Quic),
+];
 
 /// Runs `scenario` (which panics on failure) for one triple.
 pub fn run<F, Fut>(client_rt: Rt, server_rt: Rt, transport: Transport, scenario: F)

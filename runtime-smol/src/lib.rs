@@ -31,10 +31,11 @@ use std::sync::Arc;
 
 use dockwire_core::Limits;
 use dockwire_service::{
-    Accepted, BoxRead, BoxWrite, Client, Connect, Service, Spawn, quic, serve_call,
-    serve_connections,
+    Accepted, BoxRead, BoxWrite, Client, Connect, Listen, Pipe, Service, Spawn, in_process_client,
+    quic, serve_listener, uid_peer,
 };
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use smol::net::unix::{UnixListener, UnixStream};
 use smol::net::{TcpListener, TcpStream};
 
@@ -58,7 +59,7 @@ const PIPE_BUFFER: usize = 256 * 1024;
 
 /// Two ends of an in-memory stream (a pair of `piper` pipes), as the
 /// service layer takes them.
-pub fn duplex() -> ((BoxRead, BoxWrite), (BoxRead, BoxWrite)) {
+pub fn duplex() -> Pipe {
     let (a_read, b_write) = piper::pipe(PIPE_BUFFER);
     let (b_read, a_write) = piper::pipe(PIPE_BUFFER);
     (
@@ -70,19 +71,7 @@ pub fn duplex() -> ((BoxRead, BoxWrite), (BoxRead, BoxWrite)) {
 /// A client whose every call runs `service` in this process, over a fresh
 /// pair of in-memory pipes served by its own task.
 pub fn duplex_client(service: Arc<dyn Service>, limits: Limits) -> Client {
-    let connect = move || {
-        let (near, (read, write)) = duplex();
-        smol::spawn(serve_call(
-            service.clone(),
-            "local".into(),
-            read,
-            write,
-            limits,
-        ))
-        .detach();
-        futures::future::ready(Ok(near))
-    };
-    client(connect, limits)
+    in_process_client(duplex, service, Arc::new(SmolSpawn), limits)
 }
 
 /// smol's sockets are cloneable handles: one clone reads, one writes.
@@ -93,59 +82,63 @@ where
     (Box::pin(stream.clone()), Box::pin(stream))
 }
 
-/// Serves every connection of `listener` as one call, naming the peer by
-/// its uid (`uid:1000`). Returns the error that ends accepting.
-pub async fn serve_unix(
-    listener: UnixListener,
-    service: Arc<dyn Service>,
-    limits: Limits,
-) -> io::Error {
-    let accept = || async {
-        let (stream, _) = listener.accept().await?;
-        let peer: Arc<str> = match rustix::net::sockopt::socket_peercred(&stream) {
-            Ok(cred) => format!("uid:{}", cred.uid.as_raw()).into(),
-            Err(_) => "uid:unknown".into(),
-        };
-        let (read, write) = halves(stream);
-        Ok(Accepted { read, write, peer })
-    };
-    serve_connections(accept, service, Arc::new(SmolSpawn), limits).await
+/// Listeners of smol's sockets: each connection is one call. Unix peers are
+/// named by uid (`uid:1000`, through `SO_PEERCRED`), TCP peers by address.
+/// Serve one with [`serve`].
+pub enum Server {
+    /// A Unix-socket listener.
+    Unix(UnixListener),
+    /// A TCP listener.
+    Tcp(TcpListener),
 }
 
-/// Opens a new Unix-socket connection per call.
-pub fn unix_connect(path: PathBuf) -> impl Connect {
-    move || {
-        let path = path.clone();
-        async move { Ok(halves(UnixStream::connect(path).await?)) }
+impl Listen for Server {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let ((read, write), peer) = match self {
+                Server::Unix(l) => {
+                    let stream = l.accept().await?.0;
+                    let uid =
+                        rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
+                    (halves(stream), uid_peer(uid.map_err(io::Error::from)))
+                }
+                Server::Tcp(l) => {
+                    let (stream, addr) = l.accept().await?;
+                    stream.set_nodelay(true)?;
+                    (halves(stream), addr.to_string().into())
+                }
+            };
+            Ok(Accepted { read, write, peer })
+        })
     }
 }
 
-/// Serves every connection of `listener` as one call, naming the peer by
-/// its address. Returns the error that ends accepting.
-pub async fn serve_tcp(
-    listener: TcpListener,
-    service: Arc<dyn Service>,
-    limits: Limits,
-) -> io::Error {
-    let accept = || async {
-        let (stream, addr) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let (read, write) = halves(stream);
-        Ok(Accepted {
-            read,
-            write,
-            peer: addr.to_string().into(),
-        })
-    };
-    serve_connections(accept, service, Arc::new(SmolSpawn), limits).await
+/// Serves `listener` on smol until accepting fails.
+pub async fn serve(listener: impl Listen, service: Arc<dyn Service>, limits: Limits) -> io::Error {
+    serve_listener(listener, service, Arc::new(SmolSpawn), limits).await
 }
 
-/// Opens a new TCP connection per call.
-pub fn tcp_connect(addr: SocketAddr) -> impl Connect {
-    move || async move {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(halves(stream))
+/// Opens a new connection per call: to a Unix-socket path, or a TCP
+/// address.
+pub enum Dial {
+    /// A Unix socket.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl Connect for Dial {
+    fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
+        match self {
+            Dial::Unix(path) => UnixStream::connect(path.clone()).map_ok(halves).boxed(),
+            Dial::Tcp(addr) => TcpStream::connect(*addr)
+                .map(|s| {
+                    let s = s?;
+                    s.set_nodelay(true)?;
+                    Ok(halves(s))
+                })
+                .boxed(),
+        }
     }
 }
 

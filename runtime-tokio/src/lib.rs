@@ -23,8 +23,8 @@
 //! # }
 //! ```
 //!
-//! Over a Unix socket the server is [`serve_unix`] and the client
-//! [`client`]`(`[`unix_connect`]`(path), limits)`; over QUIC the server is
+//! Over a Unix socket the server is [`serve`]`(`[`UnixServer`]`(listener), …)`
+//! and the client [`client`]`(`[`unix_connect`]`(path), limits)`; over QUIC the server is
 //! [`dockwire_service::quic::serve_quic`] on an endpoint made by
 //! [`quic_endpoint`], the client [`client`] over a
 //! [`dockwire_service::quic::QuicConnect`].
@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use dockwire_core::Limits;
 use dockwire_service::{
-    Accepted, BoxRead, BoxWrite, Client, Connect, Service, Spawn, quic, serve_call,
-    serve_connections,
+    Accepted, BoxRead, BoxWrite, Client, Connect, Listen, Pipe, Service, Spawn, in_process_client,
+    quic, serve_listener, uid_peer,
 };
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -86,7 +86,7 @@ const DUPLEX_BUFFER: usize = 256 * 1024;
 
 /// Two ends of an in-memory stream (tokio's duplex), as the service layer
 /// takes them.
-pub fn duplex() -> ((BoxRead, BoxWrite), (BoxRead, BoxWrite)) {
+pub fn duplex() -> Pipe {
     let (near, far) = tokio::io::duplex(DUPLEX_BUFFER);
     let (near_read, near_write) = tokio::io::split(near);
     let (far_read, far_write) = tokio::io::split(far);
@@ -99,68 +99,66 @@ pub fn duplex() -> ((BoxRead, BoxWrite), (BoxRead, BoxWrite)) {
 /// # Panics
 /// Outside a tokio runtime.
 pub fn duplex_client(service: Arc<dyn Service>, limits: Limits) -> Client {
-    let connect = move || {
-        let (near, (read, write)) = duplex();
-        tokio::spawn(serve_call(
-            service.clone(),
-            "local".into(),
-            read,
-            write,
-            limits,
-        ));
-        futures::future::ready(Ok(near))
-    };
-    client(connect, limits)
+    in_process_client(duplex, service, Arc::new(TokioSpawn::current()), limits)
 }
 
-/// Serves every connection of `listener` as one call, naming the peer by
-/// its uid (`uid:1000`). Returns the error that ends accepting.
-pub async fn serve_unix(
-    listener: UnixListener,
-    service: Arc<dyn Service>,
-    limits: Limits,
-) -> io::Error {
-    let accept = || async {
-        let (stream, _) = listener.accept().await?;
-        let uid = stream.peer_cred().map(|cred| cred.uid());
-        let (read, write) = stream.into_split();
-        let (read, write) = boxed(read, write);
-        let peer = uid.map_or_else(|_| "uid:unknown".into(), |uid| format!("uid:{uid}").into());
-        Ok(Accepted { read, write, peer })
-    };
-    serve_connections(accept, service, Arc::new(TokioSpawn::current()), limits).await
+/// A Unix-socket listener; each connection is one call, its peer named by
+/// uid (`uid:1000`). Serve it with [`serve`].
+pub struct UnixServer(pub UnixListener);
+
+impl Listen for UnixServer {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let (stream, _) = self.0.accept().await?;
+            let peer = uid_peer(stream.peer_cred().map(|cred| cred.uid()));
+            let (read, write) = stream.into_split();
+            let (read, write) = boxed(read, write);
+            Ok(Accepted { read, write, peer })
+        })
+    }
+}
+
+/// A TCP listener; each connection is one call, its peer named by address.
+/// Serve it with [`serve`].
+pub struct TcpServer(pub TcpListener);
+
+impl Listen for TcpServer {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let (stream, addr) = self.0.accept().await?;
+            stream.set_nodelay(true)?;
+            let (read, write) = boxed_split(stream.into_split());
+            Ok(Accepted {
+                read,
+                write,
+                peer: addr.to_string().into(),
+            })
+        })
+    }
+}
+
+fn boxed_split<R, W>((read, write): (R, W)) -> (BoxRead, BoxWrite)
+where
+    R: AsyncRead + Send + 'static,
+    W: AsyncWrite + Send + 'static,
+{
+    boxed(read, write)
+}
+
+/// Serves `listener` on the current runtime until accepting fails.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub async fn serve(listener: impl Listen, service: Arc<dyn Service>, limits: Limits) -> io::Error {
+    serve_listener(listener, service, Arc::new(TokioSpawn::current()), limits).await
 }
 
 /// Opens a new Unix-socket connection per call.
 pub fn unix_connect(path: PathBuf) -> impl Connect {
     move || {
         let path = path.clone();
-        async move {
-            let (read, write) = UnixStream::connect(path).await?.into_split();
-            Ok(boxed(read, write))
-        }
+        async move { Ok(boxed_split(UnixStream::connect(path).await?.into_split())) }
     }
-}
-
-/// Serves every connection of `listener` as one call, naming the peer by
-/// its address. Returns the error that ends accepting.
-pub async fn serve_tcp(
-    listener: TcpListener,
-    service: Arc<dyn Service>,
-    limits: Limits,
-) -> io::Error {
-    let accept = || async {
-        let (stream, addr) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        let (read, write) = boxed(read, write);
-        Ok(Accepted {
-            read,
-            write,
-            peer: addr.to_string().into(),
-        })
-    };
-    serve_connections(accept, service, Arc::new(TokioSpawn::current()), limits).await
 }
 
 /// Opens a new TCP connection per call.
@@ -168,8 +166,7 @@ pub fn tcp_connect(addr: SocketAddr) -> impl Connect {
     move || async move {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        Ok(boxed(read, write))
+        Ok(boxed_split(stream.into_split()))
     }
 }
 

@@ -99,25 +99,56 @@ pub struct Accepted {
     pub peer: Arc<str>,
 }
 
-/// Serves every connection `accept` yields as one call on a task of its
+/// Where one-call-per-connection transports (Unix, TCP) get connections.
+pub trait Listen: Send + 'static {
+    /// Waits for the next connection.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>>;
+}
+
+/// Serves every connection of `listener` as one call on a task of its
 /// own; returns the error that ends accepting.
-pub async fn serve_connections<A, Fut>(
-    mut accept: A,
+pub async fn serve_listener(
+    mut listener: impl Listen,
     service: Arc<dyn Service>,
     spawn: Arc<dyn Spawn>,
     limits: Limits,
-) -> io::Error
-where
-    A: FnMut() -> Fut,
-    Fut: Future<Output = io::Result<Accepted>>,
-{
+) -> io::Error {
     loop {
-        let conn = match accept().await {
+        let conn = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => return e,
         };
         let call = serve_call(service.clone(), conn.peer, conn.read, conn.write, limits);
         spawn.spawn(call.map(drop).boxed());
+    }
+}
+
+/// Both ends of an in-memory stream.
+pub type Pipe = ((BoxRead, BoxWrite), (BoxRead, BoxWrite));
+
+/// A client whose every call runs `service` in this process: each call
+/// gets a fresh `pipe()`, whose far end is served on a task of `spawn`.
+pub fn in_process_client(
+    pipe: fn() -> Pipe,
+    service: Arc<dyn Service>,
+    spawn: Arc<dyn Spawn>,
+    limits: Limits,
+) -> Client {
+    let server = spawn.clone();
+    let connect = move || {
+        let (near, (read, write)) = pipe();
+        let call = serve_call(service.clone(), "local".into(), read, write, limits);
+        server.spawn(call.map(drop).boxed());
+        futures::future::ready(Ok(near))
+    };
+    Client::new(Arc::new(connect), spawn, limits)
+}
+
+/// A Unix peer's name: `uid:N`, or `uid:unknown` when the kernel would not say.
+pub fn uid_peer(uid: io::Result<u32>) -> Arc<str> {
+    match uid {
+        Ok(uid) => format!("uid:{uid}").into(),
+        Err(_) => "uid:unknown".into(),
     }
 }
 

@@ -44,6 +44,8 @@ pub enum Transport {
     Unix,
     /// QUIC over UDP on 127.0.0.1 with a fresh self-signed certificate.
     Quic,
+    /// TCP on 127.0.0.1, one connection per call.
+    Tcp,
 }
 
 fn tokio_rt() -> &'static tokio::runtime::Runtime {
@@ -305,7 +307,31 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
             socket = Some(path.clone());
             match client_rt {
                 Rt::Tokio => Arc::new(dockwire_tokio::unix_connect(path)),
-                Rt::Smol => Arc::new(dockwire_smol::unix_connect(path)),
+                Rt::Smol => Arc::new(dockwire_smol::Dial::Unix(path)),
+            }
+        }
+        Transport::Tcp => {
+            let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+            let listener = std::net::TcpListener::bind(local).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            match server_rt {
+                Rt::Tokio => {
+                    let _enter = tokio_rt().enter();
+                    let server = dockwire_tokio::TcpServer(
+                        tokio::net::TcpListener::from_std(listener).unwrap(),
+                    );
+                    tokio_rt().spawn(dockwire_tokio::serve(server, service, limits()));
+                }
+                Rt::Smol => {
+                    let listener = smol::net::TcpListener::try_from(listener).unwrap();
+                    let server = dockwire_smol::Server::Tcp(listener);
+                    smol::spawn(dockwire_smol::serve(server, service, limits())).detach();
+                }
+            }
+            match client_rt {
+                Rt::Tokio => Arc::new(dockwire_tokio::tcp_connect(addr)),
+                Rt::Smol => Arc::new(dockwire_smol::Dial::Tcp(addr)),
             }
         }
         Transport::Quic => {
@@ -378,11 +404,13 @@ fn start_unix_server(rt: Rt, path: &std::path::Path, service: Arc<dyn Service>) 
         Rt::Tokio => {
             let _enter = tokio_rt().enter();
             let listener = tokio::net::UnixListener::bind(path).unwrap();
-            tokio_rt().spawn(dockwire_tokio::serve_unix(listener, service, limits()));
+            let server = dockwire_tokio::UnixServer(listener);
+            tokio_rt().spawn(dockwire_tokio::serve(server, service, limits()));
         }
         Rt::Smol => {
             let listener = smol::net::unix::UnixListener::bind(path).unwrap();
-            smol::spawn(dockwire_smol::serve_unix(listener, service, limits())).detach();
+            let server = dockwire_smol::Server::Unix(listener);
+            smol::spawn(dockwire_smol::serve(server, service, limits())).detach();
         }
     }
 }

@@ -51,7 +51,7 @@ async fn exchange(h: &Harness, bytes: &[u8]) -> Vec<u8> {
             stream.write_all(bytes).await.unwrap();
             stream.read_to_end(&mut reply).await.unwrap();
         }
-        Transport::Duplex => unreachable!("raw bytes need a socket"),
+        Transport::Duplex | Transport::Tcp => unreachable!("these cases run on Unix and QUIC"),
     }
     reply
 }

@@ -112,8 +112,3 @@ pub use limits::{
 };
 pub use server::{ServerCall, ServerEvent, ServerState};
 pub use wire::{CommandError, ProtocolError};
-
-// README.md's example is compiled and run with the doc tests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

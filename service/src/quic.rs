@@ -13,8 +13,12 @@ use std::sync::Arc;
 use dockwire_core::Limits;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use quinn::{Connection, Endpoint, TransportConfig, VarInt};
+
+/// quinn, as this module uses it (endpoints, connections, configs).
+pub use quinn;
+/// The certificate and key types [`server_config`] and [`client_config`] take.
+pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::{BoxRead, BoxWrite, Connect, Service, Spawn, serve_call};
 

@@ -26,6 +26,12 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
+// README.md's examples are compiled and run with this crate's doc tests,
+// which can reach every crate they use.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// An async runtime a side of a call runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rt {

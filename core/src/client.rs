@@ -42,7 +42,8 @@ pub enum ClientState {
     /// Requested and running.
     Open,
     /// [`ClientCall::abort`] was called; waiting for the server's answer.
-    /// Outputs arriving meanwhile are dropped.
+    /// Outputs arriving meanwhile (`Responded`, `Accepted`, `Stdout`,
+    /// `Stderr`) are dropped; `Drained` and the terminal event are not.
     Aborting,
     /// A terminal event has been emitted. Input is ignored from now on.
     Finished,
@@ -352,11 +353,11 @@ impl ClientCall {
             StreamType::Stdout | StreamType::Stderr if self.drained => {
                 self.violation(ProtocolError::OutputAfterDrained)
             }
+            // Reported even while aborting: it is no output but the promise
+            // that `Exit` may follow, and `Exit` is reported.
             StreamType::Stdout if chunk.payload.is_empty() => {
                 self.drained = true;
-                if !aborting {
-                    self.events.push_back(ClientEvent::Drained);
-                }
+                self.events.push_back(ClientEvent::Drained);
             }
             // An empty stderr chunk carries nothing and means nothing.
             StreamType::Stderr if chunk.payload.is_empty() => {}

@@ -20,7 +20,7 @@ pub enum Carriage {
 /// The payload of `call.requested`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
-    /// The operation's name, without a leading `/` (one is accepted on the
+    /// The operation's name, without leading `/`s (they are accepted on the
     /// wire and dropped).
     pub operation: String,
     /// The operation's input; `null` when the wire left it out.
@@ -30,8 +30,8 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request for `operation` with `input` on the given carriage. A
-    /// leading `/` on the operation is dropped, as the wire would.
+    /// A request for `operation` with `input` on the given carriage.
+    /// Leading `/`s on the operation are dropped, as the wire would.
     pub fn new(operation: impl Into<String>, input: Value, carriage: Carriage) -> Self {
         Request {
             operation: normalize_operation(operation.into()),
@@ -41,11 +41,15 @@ impl Request {
     }
 }
 
-fn normalize_operation(mut op: String) -> String {
-    if op.starts_with('/') {
-        op.remove(0);
+/// Drops every leading `/`: `/fs/readFile` and `fs/readFile` name the same
+/// operation, and so does `//fs/readFile`, which keeps the name the same
+/// however often it is written and read again.
+fn normalize_operation(op: String) -> String {
+    match op.find(|c| c != '/') {
+        Some(0) => op,
+        Some(start) => op[start..].to_owned(),
+        None => String::new(),
     }
-    op
 }
 
 /// One frame's worth of protocol: which call, and what happened to it.
@@ -299,6 +303,31 @@ mod tests {
             let env = Envelope::new("i", payload);
             assert_eq!(text(&env), want);
             assert_eq!(Envelope::from_json(want.as_bytes()).unwrap(), env);
+        }
+    }
+
+    #[test]
+    fn leading_slashes_are_dropped_so_names_are_stable_across_round_trips() {
+        for (given, name) in [
+            ("x", "x"),
+            ("/x", "x"),
+            ("//x", "x"),
+            ("/a/b/", "a/b/"),
+            ("/", ""),
+        ] {
+            let body = format!(
+                r#"{{"type":"call.requested","id":"r","payload":{{"operationId":"{given}"}}}}"#
+            );
+            let env = Envelope::from_json(body.as_bytes()).unwrap();
+            let Payload::Requested(r) = &env.payload else {
+                panic!()
+            };
+            assert_eq!(r.operation, name, "{given}");
+            assert_eq!(Envelope::from_json(&env.to_json()).unwrap(), env, "{given}");
+            assert_eq!(
+                Request::new(given, Value::Null, Carriage::Json).operation,
+                name
+            );
         }
     }
 

@@ -263,6 +263,24 @@ fn raw_abort_from_the_client_before_and_after_acceptance() {
 }
 
 #[test]
+fn an_exit_that_crosses_the_clients_abort_still_follows_drained() {
+    let mut client = open_client(Carriage::Raw, false);
+    client.abort().unwrap();
+    let wire = [
+        &responded_frame("call-1", json!({}))[..],
+        &chunk(StreamType::Stdout, b"dropped")[..],
+        &chunk(StreamType::Stdout, b"")[..],
+        &control(&Control::Exit { code: 0 })[..],
+    ]
+    .concat();
+    client.handle_input(&wire);
+    assert_eq!(
+        drain_client(&mut client).0,
+        [ClientEvent::Drained, ClientEvent::Exit(0)]
+    );
+}
+
+#[test]
 fn raw_abort_from_the_server() {
     let mut p = Pair::new("test/op", json!(null), Carriage::Raw);
     p.server.accept(json!(null)).unwrap();

@@ -9,14 +9,6 @@ use dockwire_core::{
 };
 use serde_json::Value;
 
-/// Whether the known issues of dockwire-core that the targets tolerate
-/// (see fuzz/README.md) should fail instead: set `DOCKWIRE_FUZZ_STRICT=1`
-/// to reproduce the inputs in fuzz/artifacts-found/.
-pub fn strict() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("DOCKWIRE_FUZZ_STRICT").is_some_and(|v| v != "0"))
-}
-
 /// Whether `v` holds a number that serde_json keeps as an `f64`. Such a
 /// number may come back one ULP off after a trip through text (serde_json
 /// without its `float_roundtrip` feature parses on a best-effort basis), so

@@ -265,14 +265,23 @@ pub struct Harness {
     /// The Unix socket's path, when the transport is Unix.
     pub socket: Option<PathBuf>,
     server_endpoint: Option<quinn::Endpoint>,
+    server_tasks: ServerTasks,
     socket_dir: Option<PathBuf>,
 }
 
+/// The in-memory server's call tasks, so that a test can kill them.
+type ServerTasks = Arc<Mutex<Vec<futures::future::AbortHandle>>>;
+
 impl Harness {
-    /// Closes the server's side of everything (QUIC: its endpoint).
+    /// Drops the server's side of every call: QUIC closes its endpoint; the
+    /// in-memory server's call tasks are aborted, dropping their stream
+    /// ends. (A Unix server goes away with its process: the crash tests.)
     pub fn close_server(&self) {
         if let Some(endpoint) = &self.server_endpoint {
             endpoint.close(0u32.into(), b"server gone");
+        }
+        for task in self.server_tasks.lock().unwrap().drain(..) {
+            task.abort();
         }
     }
 }
@@ -299,11 +308,13 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
     let mut server_endpoint = None;
     let mut socket_dir = None;
     let mut socket = None;
+    let server_tasks = ServerTasks::default();
     let connect: Arc<dyn Connect> = match transport {
         Transport::Duplex => Arc::new(DuplexConnect {
             client_rt,
             server: server_rt.spawner(),
             service,
+            tasks: server_tasks.clone(),
         }),
         Transport::Unix => {
             let dir = unique_dir();
@@ -390,6 +401,7 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
         quic,
         socket,
         server_endpoint,
+        server_tasks,
         socket_dir,
     }
 }
@@ -427,6 +439,7 @@ struct DuplexConnect {
     client_rt: Rt,
     server: Arc<dyn Spawn>,
     service: Arc<dyn Service>,
+    tasks: ServerTasks,
 }
 
 impl Connect for DuplexConnect {
@@ -442,6 +455,8 @@ impl Connect for DuplexConnect {
             far_write,
             limits(),
         );
+        let (call, handle) = futures::future::abortable(call);
+        self.tasks.lock().unwrap().push(handle);
         self.server.spawn(call.map(drop).boxed());
         futures::future::ready(Ok(near)).boxed()
     }

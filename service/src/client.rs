@@ -340,7 +340,8 @@ impl AsyncRead for OutputReader {
     }
 }
 
-/// Sends controls to the session.
+/// Sends controls to the session. A control is never overtaken by stdin
+/// written (or a close) after it; it may overtake stdin written before it.
 #[derive(Clone)]
 pub struct Control {
     tx: mpsc::Sender<Command>,
@@ -511,10 +512,18 @@ impl Driver {
         if self.machine.is_finished() {
             return;
         }
-        while self.machine.transmit_len() + self.out.len() < HIGH_WATER {
-            let Some(stdin) = &mut self.stdin else { break };
+        loop {
+            // Controls before each stdin item: a control sent before a
+            // stdin write or close is visible by the time that item is, so
+            // it is never overtaken by it (it may overtake stdin queued
+            // before it, as a signal does).
+            self.poll_controls(cx, progress);
+            if self.machine.transmit_len() + self.out.len() >= HIGH_WATER {
+                return;
+            }
+            let Some(stdin) = &mut self.stdin else { return };
             match stdin.poll_next_unpin(cx) {
-                Poll::Pending => break,
+                Poll::Pending => return,
                 Poll::Ready(Some(bytes)) => {
                     let _ = self.machine.send_stdin(bytes);
                 }
@@ -525,9 +534,12 @@ impl Driver {
             }
             *progress = true;
         }
+    }
+
+    fn poll_controls(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
         while let Some(control) = &mut self.control {
             match control.poll_next_unpin(cx) {
-                Poll::Pending => break,
+                Poll::Pending => return,
                 Poll::Ready(Some(Command::Resize(cols, rows))) => {
                     let _ = self.machine.resize(cols, rows);
                 }

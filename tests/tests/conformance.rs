@@ -5,7 +5,7 @@
 
 use dockwire_core::ErrorCode;
 use dockwire_service::{ClientError, RawSession};
-use dockwire_tests::{Harness, Prng, Rt, Transport, run, sleep_ms};
+use dockwire_tests::{Harness, Prng, Rt, Transport, run};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -216,9 +216,7 @@ async fn resize_and_signal_reach_the_handler(h: Harness) {
     s.control.resize(132, 43).await.unwrap();
     s.control.signal("INT").await.unwrap();
     s.control.resize(80, 24).await.unwrap();
-    // Controls and stdin are separate queues; give the controls time to
-    // go out before stdin closes the session.
-    sleep_ms(100).await;
+    // No pause: a control is never overtaken by stdin sent after it.
     s.stdin.close().await.unwrap();
     assert_eq!(s.exit.await.unwrap(), 0);
     assert_eq!(

@@ -9,7 +9,7 @@ use dockwire_core::{
     CallError, Carriage, ClientCall, ClientEvent, ClientState, CommandError, Control,
     DEFAULT_MAX_CHUNK_RECV, Envelope, ErrorCode, Limits, Payload, Request, StreamType,
 };
-use dockwire_fuzz::{JsonSel, OutItem, OutParser, chunk_bytes, frame_bytes};
+use dockwire_fuzz::{JsonSel, OutItem, OutParser, chunk_bytes, drain_transmit, frame_bytes};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -153,35 +153,7 @@ impl Harness {
     }
 
     fn drain(&mut self) -> (usize, usize) {
-        let c = &mut self.client;
-        let queued = c.transmit_len();
-        let mut sent = BytesMut::new();
-        if self.pop_mode {
-            while let Some(piece) = c.poll_transmit_bytes() {
-                assert!(!piece.is_empty(), "poll_transmit_bytes gave an empty piece");
-                sent.extend_from_slice(&piece);
-                assert_eq!(c.transmit_len(), queued - sent.len());
-            }
-        } else {
-            let n = c.poll_transmit(&mut sent);
-            assert_eq!(
-                n,
-                sent.len(),
-                "poll_transmit's count is not what it appended"
-            );
-            let mut again = BytesMut::new();
-            assert_eq!(
-                c.poll_transmit(&mut again),
-                0,
-                "second poll_transmit gave bytes"
-            );
-        }
-        assert_eq!(
-            sent.len(),
-            queued,
-            "transmit_len was not what was transmitted"
-        );
-        assert_eq!(c.transmit_len(), 0);
+        let sent = drain_transmit(&mut self.client, self.pop_mode);
         self.out.push(&sent);
         self.check_output();
 

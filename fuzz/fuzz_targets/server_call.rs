@@ -9,7 +9,9 @@ use dockwire_core::{
     CallError, Carriage, CommandError, Control, DEFAULT_MAX_CHUNK_RECV, Envelope, ErrorCode,
     Limits, Payload, Request, ServerCall, ServerEvent, ServerState, StreamType,
 };
-use dockwire_fuzz::{JsonSel, OutItem, OutParser, chunk_bytes, frame_bytes, is_terminal_item};
+use dockwire_fuzz::{
+    JsonSel, OutItem, OutParser, chunk_bytes, drain_transmit, frame_bytes, is_terminal_item,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -162,35 +164,7 @@ impl Harness {
     /// Drains both outputs and checks everything that came out. Returns the
     /// number of events and of transmitted bytes.
     fn drain(&mut self) -> (usize, usize) {
-        let s = &mut self.server;
-        let queued = s.transmit_len();
-        let mut sent = BytesMut::new();
-        if self.pop_mode {
-            while let Some(piece) = s.poll_transmit_bytes() {
-                assert!(!piece.is_empty(), "poll_transmit_bytes gave an empty piece");
-                sent.extend_from_slice(&piece);
-                assert_eq!(s.transmit_len(), queued - sent.len());
-            }
-        } else {
-            let n = s.poll_transmit(&mut sent);
-            assert_eq!(
-                n,
-                sent.len(),
-                "poll_transmit's count is not what it appended"
-            );
-            let mut again = BytesMut::new();
-            assert_eq!(
-                s.poll_transmit(&mut again),
-                0,
-                "second poll_transmit gave bytes"
-            );
-        }
-        assert_eq!(
-            sent.len(),
-            queued,
-            "transmit_len was not what was transmitted"
-        );
-        assert_eq!(s.transmit_len(), 0);
+        let sent = drain_transmit(&mut self.server, self.pop_mode);
         self.out.push(&sent);
         self.check_output();
 

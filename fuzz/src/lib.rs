@@ -3,9 +3,10 @@
 //! from fuzzer input, and a parser for what a machine transmits.
 
 use arbitrary::Arbitrary;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use dockwire_core::{
-    CallError, Chunk, ChunkCodec, Control, Envelope, FrameCodec, Payload, Request, StreamType,
+    CallError, Chunk, ChunkCodec, ClientCall, Control, Envelope, FrameCodec, Payload, Request,
+    ServerCall, StreamType,
 };
 use serde_json::Value;
 
@@ -237,4 +238,69 @@ pub fn chunk_bytes(stream: StreamType, payload: &[u8]) -> Vec<u8> {
 /// A `call.requested` frame.
 pub fn request_frame(id: &str, request: Request) -> Vec<u8> {
     frame_bytes(&Envelope::new(id, Payload::Requested(request)))
+}
+
+/// The transmit side both call machines share, so that one check serves
+/// both targets.
+pub trait Transmit {
+    /// See `ClientCall::transmit_len`.
+    fn transmit_len(&self) -> usize;
+    /// See `ClientCall::poll_transmit`.
+    fn poll_transmit(&mut self, buf: &mut BytesMut) -> usize;
+    /// See `ClientCall::poll_transmit_bytes`.
+    fn poll_transmit_bytes(&mut self) -> Option<Bytes>;
+}
+
+macro_rules! impl_transmit {
+    ($machine:ty) => {
+        impl Transmit for $machine {
+            fn transmit_len(&self) -> usize {
+                <$machine>::transmit_len(self)
+            }
+            fn poll_transmit(&mut self, buf: &mut BytesMut) -> usize {
+                <$machine>::poll_transmit(self, buf)
+            }
+            fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
+                <$machine>::poll_transmit_bytes(self)
+            }
+        }
+    };
+}
+
+impl_transmit!(ClientCall);
+impl_transmit!(ServerCall);
+
+/// Takes everything a machine has queued, piece by piece (`pop_mode`) or
+/// into one buffer, checking that `transmit_len` announced exactly that,
+/// that no piece is empty, and that nothing is left afterwards.
+pub fn drain_transmit(m: &mut impl Transmit, pop_mode: bool) -> BytesMut {
+    let queued = m.transmit_len();
+    let mut sent = BytesMut::new();
+    if pop_mode {
+        while let Some(piece) = m.poll_transmit_bytes() {
+            assert!(!piece.is_empty(), "poll_transmit_bytes gave an empty piece");
+            sent.extend_from_slice(&piece);
+            assert_eq!(m.transmit_len(), queued - sent.len());
+        }
+    } else {
+        let n = m.poll_transmit(&mut sent);
+        assert_eq!(
+            n,
+            sent.len(),
+            "poll_transmit's count is not what it appended"
+        );
+        let mut again = BytesMut::new();
+        assert_eq!(
+            m.poll_transmit(&mut again),
+            0,
+            "second poll_transmit gave bytes"
+        );
+    }
+    assert_eq!(
+        sent.len(),
+        queued,
+        "transmit_len was not what was transmitted"
+    );
+    assert_eq!(m.transmit_len(), 0);
+    sent
 }

@@ -254,10 +254,6 @@ pub struct Harness {
     pub client: Client,
     /// What the server's handlers saw.
     pub probe: Probe,
-    /// The runtimes and transport of this run.
-    pub client_rt: Rt,
-    /// The server's runtime.
-    pub server_rt: Rt,
     /// The transport.
     pub transport: Transport,
     /// The QUIC connection, when the transport is QUIC.
@@ -367,18 +363,15 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
                 Rt::Smol => dockwire_smol::quic_endpoint(local, Some(config)).unwrap(),
             };
             let addr = endpoint.local_addr().unwrap();
-            let serving = endpoint.clone();
+            let spawn = server_rt.spawner();
             let serve = serve_quic(
-                serving,
+                endpoint.clone(),
                 service,
-                server_rt.spawner(),
+                spawn.clone(),
                 limits(),
                 peer_by_address(),
             );
-            match server_rt {
-                Rt::Tokio => drop(tokio_rt().spawn(serve)),
-                Rt::Smol => smol::spawn(serve).detach(),
-            }
+            spawn.spawn(serve.boxed());
             server_endpoint = Some(endpoint);
             let mut client_endpoint = match client_rt {
                 Rt::Tokio => dockwire_tokio::quic_endpoint(local, None).unwrap(),
@@ -395,8 +388,6 @@ pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harn
     Harness {
         client: Client::new(connect, client_rt.spawner(), limits()),
         probe,
-        client_rt,
-        server_rt,
         transport,
         quic,
         socket,

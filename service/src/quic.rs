@@ -50,9 +50,17 @@ pub fn client_config(
     Ok(config)
 }
 
+/// How often each side sends a keep-alive on an otherwise silent
+/// connection: well inside quinn's default 30 s idle timeout, so that a
+/// call that is quiet for long (a `sleep` exec, a followed log of an idle
+/// container) keeps its connection, while a peer that is really gone is
+/// still noticed within the idle timeout.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn transport() -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_CONCURRENT_CALLS));
+    t.keep_alive_interval(Some(KEEP_ALIVE));
     t
 }
 

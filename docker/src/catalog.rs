@@ -1,0 +1,889 @@
+//! The Docker operation catalog: each operation's name, its typed input
+//! and its typed output, shared by the server and by clients on any runtime.
+//!
+//! An input type names its operation through [`Operation`]; the marker
+//! traits [`Query`], [`Subscription`] and [`RawOperation`] say which
+//! carriages it answers on. Outputs that are Docker's own objects (inspect,
+//! list, version, events, stats) are bollard's model types, serialized as
+//! the engine writes them; everything dockwire adds (log and exec items,
+//! progress, exit codes) is defined here in camelCase.
+//!
+//! ```
+//! use dockwire_docker::catalog::{ExecInput, Operation};
+//!
+//! let input = ExecInput::new("web", ["echo", "hi"]);
+//! assert_eq!(ExecInput::NAME, "container/exec");
+//! assert_eq!(
+//!     serde_json::to_value(&input).unwrap(),
+//!     serde_json::json!({"id": "web", "cmd": ["echo", "hi"]}),
+//! );
+//! ```
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use dockwire_core::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use bollard::models;
+
+/// A container or image (or network, volume) the engine does not have.
+pub const CONTAINER_NOT_FOUND: ErrorCode = ErrorCode::from_static("CONTAINER_NOT_FOUND");
+/// An image the engine does not have.
+pub const IMAGE_NOT_FOUND: ErrorCode = ErrorCode::from_static("IMAGE_NOT_FOUND");
+/// A network the engine does not have.
+pub const NETWORK_NOT_FOUND: ErrorCode = ErrorCode::from_static("NETWORK_NOT_FOUND");
+/// A volume the engine does not have.
+pub const VOLUME_NOT_FOUND: ErrorCode = ErrorCode::from_static("VOLUME_NOT_FOUND");
+/// The engine refused because of the object's state (HTTP 409): a name in
+/// use, a running container removed without `force`, …
+pub const CONFLICT: ErrorCode = ErrorCode::from_static("CONFLICT");
+/// An image pull failed (unknown image, unreachable registry).
+pub const IMAGE_PULL_FAILED: ErrorCode = ErrorCode::from_static("IMAGE_PULL_FAILED");
+/// Any other failure the engine reported.
+pub const DOCKER_ERROR: ErrorCode = ErrorCode::from_static("DOCKER_ERROR");
+
+/// The label every container created through dockwire carries.
+pub const LABEL_MANAGED: &str = "dockwire.managed";
+/// The label naming the peer that created the container.
+pub const LABEL_OWNER: &str = "dockwire.owner";
+/// Set on containers a `container/run` with `autoRemove` created: whoever
+/// finds one whose call is gone may remove it.
+pub const LABEL_AUTO_REMOVE: &str = "dockwire.auto-remove";
+/// The prefix reserved to dockwire: callers' labels under it are replaced.
+pub const LABEL_PREFIX: &str = "dockwire.";
+
+/// An operation of the catalog, named by its input type.
+pub trait Operation: Serialize {
+    /// The operation's name on the wire.
+    const NAME: &'static str;
+}
+
+/// Answers exactly one output on the json carriage.
+pub trait Query: Operation {
+    /// The output.
+    type Output: DeserializeOwned;
+}
+
+/// Answers a stream of items on the json carriage.
+pub trait Subscription: Operation {
+    /// One item.
+    type Item: DeserializeOwned;
+}
+
+/// Opens a session on the raw carriage.
+pub trait RawOperation: Operation {}
+
+macro_rules! operation {
+    ($input:ty, $name:literal) => {
+        impl Operation for $input {
+            const NAME: &'static str = $name;
+        }
+    };
+    ($input:ty, $name:literal, query $output:ty) => {
+        operation!($input, $name);
+        impl Query for $input {
+            type Output = $output;
+        }
+    };
+    ($input:ty, $name:literal, subscription $item:ty) => {
+        operation!($input, $name);
+        impl Subscription for $input {
+            type Item = $item;
+        }
+    };
+    ($input:ty, $name:literal, raw) => {
+        operation!($input, $name);
+        impl RawOperation for $input {}
+    };
+}
+
+/// An empty answer: the operation was done.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// Which output stream bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamName {
+    /// Standard output (and a TTY's output).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Bytes in a json item: text when they are UTF-8, base64 otherwise, so
+/// that nothing is lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Data {
+    /// The bytes were valid UTF-8.
+    Text(String),
+    /// The bytes, base64-encoded (standard alphabet, padded).
+    Base64(String),
+}
+
+impl Data {
+    /// Text if `bytes` are UTF-8, base64 otherwise.
+    pub fn from_bytes(bytes: &[u8]) -> Data {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Data::Text(text.to_owned()),
+            Err(_) => Data::Base64(BASE64.encode(bytes)),
+        }
+    }
+
+    /// The bytes. `None` only for base64 that does not decode.
+    pub fn to_bytes(&self) -> Option<Bytes> {
+        match self {
+            Data::Text(text) => Some(Bytes::copy_from_slice(text.as_bytes())),
+            Data::Base64(b64) => BASE64.decode(b64).ok().map(Bytes::from),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- system
+
+/// `system/ping`: is the engine there?
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ping {}
+operation!(Ping, "system/ping", query Pong);
+
+/// The answer to [`Ping`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pong {
+    /// The engine's API version, as negotiated.
+    pub api_version: String,
+}
+
+/// `system/version`: the engine's version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {}
+operation!(Version, "system/version", query models::SystemVersion);
+
+/// `system/events`: the engine's events, as they happen (or between
+/// `since` and `until`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Events {
+    /// Unix time or RFC 3339 timestamp to start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Unix time or RFC 3339 timestamp to stop at (the stream then ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Docker's event filters (`type`, `container`, `label`, …).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub filters: HashMap<String, Vec<String>>,
+}
+operation!(Events, "system/events", subscription models::EventMessage);
+
+// ------------------------------------------------------------ containers
+
+/// `container/list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerList {
+    /// Stopped containers too.
+    #[serde(default)]
+    pub all: bool,
+    /// Docker's list filters (`label`, `status`, `name`, …).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub filters: HashMap<String, Vec<String>>,
+}
+operation!(ContainerList, "container/list", query Vec<models::ContainerSummary>);
+
+/// A container, by id or name: the input of inspect, start, remove, …
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerRef {
+    /// Id (or unique prefix) or name.
+    pub id: String,
+}
+
+impl ContainerRef {
+    /// The container `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerRef { id: id.into() }
+    }
+}
+
+/// `container/inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerInspect(pub ContainerRef);
+operation!(ContainerInspect, "container/inspect", query models::ContainerInspectResponse);
+
+/// `container/start`. Starting a running container is not an error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerStart(pub ContainerRef);
+operation!(ContainerStart, "container/start", query Done);
+
+/// `container/stop` and `container/restart`: stop with a grace period,
+/// then kill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerStop {
+    /// The container.
+    pub id: String,
+    /// Seconds to wait after the stop signal before killing; the
+    /// container's own default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i32>,
+}
+operation!(ContainerStop, "container/stop", query Done);
+
+/// `container/restart`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerRestart(pub ContainerStop);
+operation!(ContainerRestart, "container/restart", query Done);
+
+/// `container/kill`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerKill {
+    /// The container.
+    pub id: String,
+    /// Signal name (`KILL`, `TERM`, `SIGHUP`…) or number; `KILL` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+operation!(ContainerKill, "container/kill", query Done);
+
+/// `container/remove`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerRemove {
+    /// The container.
+    pub id: String,
+    /// Kill it first if it runs.
+    #[serde(default)]
+    pub force: bool,
+    /// Remove its anonymous volumes too.
+    #[serde(default)]
+    pub volumes: bool,
+}
+operation!(ContainerRemove, "container/remove", query Done);
+
+/// `container/wait`: answers once the container has exited.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerWait(pub ContainerRef);
+operation!(ContainerWait, "container/wait", query Exited);
+
+/// How a process or container ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exited {
+    /// Its exit code (128 + N for a process killed by signal N).
+    pub exit_code: i64,
+}
+
+/// `container/top`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerTop {
+    /// The container.
+    pub id: String,
+    /// `ps` arguments (`-ef` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ps_args: Option<String>,
+}
+operation!(ContainerTop, "container/top", query models::ContainerTopResponse);
+
+/// `container/stats`: resource usage samples, about one a second; with
+/// `stream: false`, one sample and the end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerStats {
+    /// The container.
+    pub id: String,
+    /// Keep sampling (the default) or answer once.
+    #[serde(default = "yes")]
+    pub stream: bool,
+}
+operation!(ContainerStats, "container/stats", subscription models::ContainerStatsResponse);
+
+fn yes() -> bool {
+    true
+}
+
+/// A bind mount of a host path into a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mount {
+    /// Host path (or volume name).
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// What to create: the input of `container/create` and `container/run`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// The image.
+    pub image: String,
+    /// The command; the image's own when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    /// Replaces the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment, `KEY=value` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User (`name`, `uid`, `uid:gid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Bind mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// Network mode: `none`, `host`, `bridge`, or a network's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Labels; `dockwire.*` ones are replaced by the server's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Allocate a terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open (and, for `run` on the raw carriage, attach it).
+    #[serde(default)]
+    pub stdin: bool,
+    /// The container's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Remove the container once it has exited. For `run`, dockwire
+    /// removes it after reading the exit code (and when the call is
+    /// cancelled); for `create`, the engine's own auto-remove is set.
+    #[serde(default)]
+    pub auto_remove: bool,
+}
+
+impl ContainerSpec {
+    /// A container of `image` running `cmd`.
+    pub fn new<I, S>(image: impl Into<String>, cmd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ContainerSpec {
+            image: image.into(),
+            cmd: cmd.into_iter().map(Into::into).collect(),
+            ..ContainerSpec::default()
+        }
+    }
+}
+
+/// `container/create`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerCreate(pub ContainerSpec);
+operation!(ContainerCreate, "container/create", query Created);
+
+/// A new container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+    /// The engine's warnings.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// `container/logs`: one item per log line, ending (with `follow`) when
+/// the container exits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerLogs {
+    /// The container.
+    pub id: String,
+    /// Keep streaming new lines until the container exits.
+    #[serde(default)]
+    pub follow: bool,
+    /// Only the last N lines (`all` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u64>,
+    /// Only lines since this Unix time (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Only lines before this Unix time (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+}
+operation!(ContainerLogs, "container/logs", subscription LogItem);
+
+impl ContainerLogs {
+    /// All logs of `id`, not followed.
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerLogs {
+            id: id.into(),
+            follow: false,
+            tail: None,
+            since: None,
+            until: None,
+        }
+    }
+}
+
+/// One log line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogItem {
+    /// Where the line was written.
+    pub stream: StreamName,
+    /// The engine's timestamp of the line (RFC 3339, nanoseconds).
+    pub timestamp: String,
+    /// The line, with its newline.
+    #[serde(flatten)]
+    pub data: Data,
+}
+
+/// `container/exec`: a command in a running container.
+///
+/// On the json carriage the items are [`ExecItem`]s: output, then the exit
+/// code. On the raw carriage the session carries stdin (when `stdin`),
+/// stdout, stderr, resize and signal, and the exit code ends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecInput {
+    /// The container.
+    pub id: String,
+    /// The command.
+    pub cmd: Vec<String>,
+    /// Extra environment, `KEY=value` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Allocate a terminal (stdout and stderr are then one stream).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Attach stdin (raw carriage only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin: bool,
+}
+operation!(ExecInput, "container/exec", subscription ExecItem);
+impl RawOperation for ExecInput {}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+impl ExecInput {
+    /// `cmd` in container `id`, no terminal, no stdin.
+    pub fn new<I, S>(id: impl Into<String>, cmd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ExecInput {
+            id: id.into(),
+            cmd: cmd.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            tty: false,
+            stdin: false,
+        }
+    }
+}
+
+/// An item of a json-carriage exec or run: output, and last the exit code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExecItem {
+    /// The process ended; always the last item.
+    Exit {
+        /// Its exit code.
+        #[serde(rename = "exitCode")]
+        exit_code: i64,
+        /// Always `true`: marks the item as the last.
+        terminal: bool,
+    },
+    /// Output bytes.
+    Output {
+        /// stdout or stderr.
+        stream: StreamName,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
+    },
+}
+
+/// `container/attach`: the raw carriage to a container's stdio.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachInput {
+    /// The container.
+    pub id: String,
+    /// Attach stdin too (the container must have been created with it).
+    #[serde(default = "yes")]
+    pub stdin: bool,
+}
+operation!(AttachInput, "container/attach", raw);
+
+/// `container/run`: create, attach, start, wait (and remove when
+/// `autoRemove`), in one call. On the json carriage the items are
+/// [`ExecItem`]s; on the raw carriage, a session whose exit code ends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunInput(pub ContainerSpec);
+operation!(RunInput, "container/run", subscription ExecItem);
+impl RawOperation for RunInput {}
+
+/// `container/archive-get`: a tar of `path` from the container, as the
+/// session's stdout; accepted with the path's [`PathStat`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchiveGet {
+    /// The container.
+    pub id: String,
+    /// A file or directory in it.
+    pub path: String,
+}
+operation!(ArchiveGet, "container/archive-get", raw);
+
+/// What `archive-get` found at its path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathStat {
+    /// Base name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Go's `os.FileMode` bits (a directory has bit 31 set).
+    pub mode: u32,
+    /// Modification time, RFC 3339.
+    pub mtime: String,
+    /// Where a symbolic link points.
+    #[serde(default)]
+    pub link_target: String,
+}
+
+/// `container/archive-put`: the session's stdin is a tar, unpacked into
+/// the directory `path` of the container once stdin is closed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchivePut {
+    /// The container.
+    pub id: String,
+    /// An existing directory in it.
+    pub path: String,
+}
+operation!(ArchivePut, "container/archive-put", raw);
+
+// ---------------------------------------------------------------- images
+
+/// `image/list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageList {
+    /// Intermediate images too.
+    #[serde(default)]
+    pub all: bool,
+    /// Docker's image filters.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub filters: HashMap<String, Vec<String>>,
+}
+operation!(ImageList, "image/list", query Vec<models::ImageSummary>);
+
+/// An image by name or id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageRef {
+    /// Name (`repo:tag`) or id.
+    pub image: String,
+}
+
+/// `image/inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageInspect(pub ImageRef);
+operation!(ImageInspect, "image/inspect", query models::ImageInspect);
+
+/// `image/pull`: progress items until the image is there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagePull {
+    /// `repo[:tag]` (the tag defaults to `latest`) or `repo@digest`.
+    pub image: String,
+}
+operation!(ImagePull, "image/pull", subscription PullProgress);
+
+/// One progress message of a pull, as the engine sends it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullProgress {
+    /// The layer it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What happens (`Pulling fs layer`, `Downloading`, `Pull complete`…).
+    pub status: String,
+    /// Bytes done, for downloads and extractions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// Bytes in all, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+/// `image/remove`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageRemove {
+    /// Name or id.
+    pub image: String,
+    /// Remove even when containers use it.
+    #[serde(default)]
+    pub force: bool,
+}
+operation!(ImageRemove, "image/remove", query Vec<models::ImageDeleteResponseItem>);
+
+// -------------------------------------------------------------- networks
+
+/// `network/list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkList {
+    /// Docker's network filters.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub filters: HashMap<String, Vec<String>>,
+}
+operation!(NetworkList, "network/list", query Vec<models::Network>);
+
+/// `network/create`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkCreate {
+    /// Its name.
+    pub name: String,
+    /// Driver (`bridge` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// No outside connectivity.
+    #[serde(default)]
+    pub internal: bool,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+operation!(NetworkCreate, "network/create", query NetworkCreated);
+
+/// A new network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkCreated {
+    /// Its id.
+    pub id: String,
+}
+
+/// A container joining or leaving a network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkMember {
+    /// The network (name or id).
+    pub network: String,
+    /// The container.
+    pub container: String,
+    /// Disconnect even if the container is not running well (disconnect only).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `network/connect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NetworkConnect(pub NetworkMember);
+operation!(NetworkConnect, "network/connect", query Done);
+
+/// `network/disconnect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NetworkDisconnect(pub NetworkMember);
+operation!(NetworkDisconnect, "network/disconnect", query Done);
+
+/// `network/remove`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkRemove {
+    /// Name or id.
+    pub network: String,
+}
+operation!(NetworkRemove, "network/remove", query Done);
+
+// --------------------------------------------------------------- volumes
+
+/// `volume/list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeList {
+    /// Docker's volume filters.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub filters: HashMap<String, Vec<String>>,
+}
+operation!(VolumeList, "volume/list", query models::VolumeListResponse);
+
+/// `volume/create`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeCreate {
+    /// Its name (the engine picks one when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Driver (`local` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+operation!(VolumeCreate, "volume/create", query models::Volume);
+
+/// `volume/remove`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeRemove {
+    /// Its name.
+    pub volume: String,
+    /// Remove even if in use.
+    #[serde(default)]
+    pub force: bool,
+}
+operation!(VolumeRemove, "volume/remove", query Done);
+
+/// Every operation name of the catalog, in catalog order.
+pub const OPERATIONS: &[&str] = &[
+    Ping::NAME,
+    Version::NAME,
+    Events::NAME,
+    ContainerList::NAME,
+    ContainerInspect::NAME,
+    ContainerCreate::NAME,
+    ContainerStart::NAME,
+    ContainerStop::NAME,
+    ContainerRestart::NAME,
+    ContainerKill::NAME,
+    ContainerRemove::NAME,
+    ContainerWait::NAME,
+    ContainerTop::NAME,
+    ContainerStats::NAME,
+    ContainerLogs::NAME,
+    ExecInput::NAME,
+    AttachInput::NAME,
+    RunInput::NAME,
+    ArchiveGet::NAME,
+    ArchivePut::NAME,
+    ImageList::NAME,
+    ImageInspect::NAME,
+    ImagePull::NAME,
+    ImageRemove::NAME,
+    NetworkList::NAME,
+    NetworkCreate::NAME,
+    NetworkConnect::NAME,
+    NetworkDisconnect::NAME,
+    NetworkRemove::NAME,
+    VolumeList::NAME,
+    VolumeCreate::NAME,
+    VolumeRemove::NAME,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_is_text_when_utf8_and_base64_otherwise() {
+        assert_eq!(Data::from_bytes(b"hi\n"), Data::Text("hi\n".into()));
+        let binary = [0u8, 0xff, 0xfe, 1];
+        let data = Data::from_bytes(&binary);
+        assert_eq!(data, Data::Base64("AP/+AQ==".into()));
+        assert_eq!(data.to_bytes().unwrap().as_ref(), &binary);
+    }
+
+    #[test]
+    fn exec_items_have_the_catalog_shape() {
+        let out = ExecItem::Output {
+            stream: StreamName::Stderr,
+            data: Data::Text("x".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&out).unwrap(),
+            json!({"stream": "stderr", "text": "x"})
+        );
+        let exit = ExecItem::Exit {
+            exit_code: 7,
+            terminal: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&exit).unwrap(),
+            json!({"exitCode": 7, "terminal": true})
+        );
+        let back: ExecItem =
+            serde_json::from_value(json!({"exitCode": 7, "terminal": true})).unwrap();
+        assert_eq!(back, exit);
+        let back: ExecItem =
+            serde_json::from_value(json!({"stream": "stdout", "base64": "AA=="})).unwrap();
+        assert_eq!(
+            back,
+            ExecItem::Output {
+                stream: StreamName::Stdout,
+                data: Data::Base64("AA==".into())
+            }
+        );
+    }
+
+    #[test]
+    fn log_items_split_the_timestamp_out() {
+        let item = LogItem {
+            stream: StreamName::Stdout,
+            timestamp: "2026-11-23T10:00:00.000000001Z".into(),
+            data: Data::Text("line1\n".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&item).unwrap(),
+            json!({"stream": "stdout", "timestamp": "2026-11-23T10:00:00.000000001Z", "text": "line1\n"})
+        );
+    }
+
+    #[test]
+    fn inputs_reject_unknown_fields() {
+        let err = serde_json::from_value::<RunInput>(json!({"image": "x", "autoremove": true}));
+        assert!(err.is_err(), "a misspelt field must not be ignored");
+        let ok: RunInput =
+            serde_json::from_value(json!({"image": "x", "autoRemove": true, "mounts": [{"source": "/a", "target": "/b", "readOnly": true}]}))
+                .unwrap();
+        assert!(ok.0.auto_remove);
+        assert!(ok.0.mounts[0].read_only);
+    }
+
+    #[test]
+    fn operation_names_are_unique() {
+        let mut names = OPERATIONS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len());
+        assert_eq!(OPERATIONS.len(), 32);
+    }
+}

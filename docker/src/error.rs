@@ -1,0 +1,162 @@
+//! Engine errors as the protocol's typed errors.
+
+use bollard::errors::Error as Engine;
+use dockwire_core::{CallError, ErrorCode};
+
+use crate::catalog::{
+    CONFLICT, CONTAINER_NOT_FOUND, DOCKER_ERROR, IMAGE_NOT_FOUND, IMAGE_PULL_FAILED,
+    NETWORK_NOT_FOUND, VOLUME_NOT_FOUND,
+};
+
+/// What an operation acts on: decides which `*_NOT_FOUND` a 404 becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Container,
+    Image,
+    Network,
+    Volume,
+    /// An image pull: every engine failure is `IMAGE_PULL_FAILED`.
+    Pull,
+    /// No object (system operations).
+    Engine,
+}
+
+/// The typed error for an engine failure, keeping the engine's message.
+pub(crate) fn engine_error(subject: Subject, e: Engine) -> CallError {
+    if is_unreachable(&e) {
+        return CallError::new(
+            ErrorCode::UNAVAILABLE,
+            format!("the Docker engine cannot be reached: {e}"),
+        )
+        .with_retryable(true);
+    }
+    if subject == Subject::Pull {
+        return CallError::new(IMAGE_PULL_FAILED, message(&e));
+    }
+    let Engine::DockerResponseServerError {
+        status_code,
+        message,
+    } = &e
+    else {
+        return CallError::new(DOCKER_ERROR, e.to_string());
+    };
+    let code = match status_code {
+        400 => ErrorCode::INVALID_INPUT,
+        404 => not_found(subject, message),
+        409 => CONFLICT,
+        _ => DOCKER_ERROR,
+    };
+    CallError::new(code, message.clone())
+}
+
+/// Shorthand for `map_err` on container operations.
+pub(crate) fn container(e: Engine) -> CallError {
+    engine_error(Subject::Container, e)
+}
+
+/// A 404's code: the engine's message names the missing kind of object
+/// (`No such image`, `No such container`), which beats the operation's
+/// subject (creating a container from a missing image is an image error).
+fn not_found(subject: Subject, message: &str) -> ErrorCode {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("no such image") {
+        return IMAGE_NOT_FOUND;
+    }
+    if lower.contains("no such container") {
+        return CONTAINER_NOT_FOUND;
+    }
+    match subject {
+        Subject::Image | Subject::Pull => IMAGE_NOT_FOUND,
+        Subject::Network => NETWORK_NOT_FOUND,
+        Subject::Volume => VOLUME_NOT_FOUND,
+        Subject::Container | Subject::Engine => CONTAINER_NOT_FOUND,
+    }
+}
+
+fn message(e: &Engine) -> String {
+    match e {
+        Engine::DockerResponseServerError { message, .. } => message.clone(),
+        Engine::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Failures to reach the engine at all (no socket, refused, reset), as
+/// opposed to the engine answering with an error.
+fn is_unreachable(e: &Engine) -> bool {
+    matches!(
+        e,
+        Engine::SocketNotFoundError(_)
+            | Engine::IOError { .. }
+            | Engine::HyperLegacyError { .. }
+            | Engine::HyperResponseError { .. }
+            | Engine::RequestTimeoutError
+    )
+}
+
+/// An input that does not fit the operation.
+pub(crate) fn invalid_input(message: impl Into<String>) -> CallError {
+    CallError::new(ErrorCode::INVALID_INPUT, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status_code: u16, message: &str) -> Engine {
+        Engine::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_404_names_the_missing_object_never_the_operation() {
+        let e = engine_error(Subject::Container, server(404, "No such container: x"));
+        assert_eq!(e.code, CONTAINER_NOT_FOUND);
+        assert_eq!(e.message, "No such container: x");
+        let e = engine_error(Subject::Container, server(404, "No such image: busybox:1"));
+        assert_eq!(e.code, IMAGE_NOT_FOUND);
+        let e = engine_error(Subject::Network, server(404, "network n not found"));
+        assert_eq!(e.code, NETWORK_NOT_FOUND);
+        let e = engine_error(Subject::Volume, server(404, "get v: no such volume"));
+        assert_eq!(e.code, VOLUME_NOT_FOUND);
+    }
+
+    #[test]
+    fn conflicts_bad_input_and_the_rest_keep_the_engine_message() {
+        let e = engine_error(Subject::Container, server(409, "name in use"));
+        assert_eq!((e.code, e.message.as_str()), (CONFLICT, "name in use"));
+        let e = engine_error(Subject::Container, server(400, "bad mount"));
+        assert_eq!(e.code, ErrorCode::INVALID_INPUT);
+        let e = engine_error(Subject::Engine, server(500, "boom"));
+        assert_eq!((e.code, e.message.as_str()), (DOCKER_ERROR, "boom"));
+        assert!(!e.retryable);
+    }
+
+    #[test]
+    fn an_unreachable_engine_is_unavailable_and_retryable() {
+        let e = engine_error(
+            Subject::Container,
+            Engine::SocketNotFoundError("/nowhere".into()),
+        );
+        assert_eq!(e.code, ErrorCode::UNAVAILABLE);
+        assert!(e.retryable);
+    }
+
+    #[test]
+    fn every_pull_failure_is_image_pull_failed() {
+        let e = engine_error(Subject::Pull, server(404, "manifest unknown"));
+        assert_eq!(e.code, IMAGE_PULL_FAILED);
+        let e = engine_error(
+            Subject::Pull,
+            Engine::DockerStreamError {
+                error: "not found".into(),
+            },
+        );
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (IMAGE_PULL_FAILED, "not found")
+        );
+    }
+}

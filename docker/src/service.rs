@@ -1,0 +1,857 @@
+//! The bollard-backed [`Service`]: every operation of the catalog.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use async_compat::Compat;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount as EngineMount, MountType};
+use bollard::query_parameters as q;
+use dockwire_core::{CallError, Carriage, ErrorCode, Request};
+use dockwire_service::{CallContext, RawIo, Reply, Service};
+use futures::stream::BoxStream;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::catalog::*;
+use crate::error::{self, Subject, engine_error, invalid_input};
+use crate::session;
+
+/// How a `signal` control reaches an exec'd process, for which Docker has
+/// no API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecSignals {
+    /// The server shares the engine's host (and pid namespace): it signals
+    /// the exec's host pid, which `inspect_exec` reports, directly. Also
+    /// how a cancelled exec's process is killed.
+    HostPid,
+    /// The engine is elsewhere: signals to an exec are dropped (logged by
+    /// nobody, answered by nothing), and a cancelled exec only loses its
+    /// stdio. Signals to `attach` and `run` still work: they go to the
+    /// container through the engine's API.
+    Unsupported,
+}
+
+/// The service's settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The owner written on created containers. `None`: the calling peer's
+    /// name as the transport identified it.
+    pub owner: Option<String>,
+    /// How exec'd processes are signalled.
+    pub exec_signals: ExecSignals,
+}
+
+impl Config {
+    /// The defaults for an engine reached at `DOCKER_HOST` (or the local
+    /// socket): host pids when the engine is on a Unix socket.
+    pub fn from_env() -> Self {
+        let local = match std::env::var("DOCKER_HOST") {
+            Ok(host) => host.is_empty() || host.starts_with("unix://"),
+            Err(_) => true,
+        };
+        Config {
+            owner: None,
+            exec_signals: if local {
+                ExecSignals::HostPid
+            } else {
+                ExecSignals::Unsupported
+            },
+        }
+    }
+
+    /// Writes `owner` on created containers instead of the peer's name.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets how exec'd processes are signalled.
+    pub fn with_exec_signals(mut self, exec_signals: ExecSignals) -> Self {
+        self.exec_signals = exec_signals;
+        self
+    }
+}
+
+/// Serves the Docker operation catalog with a bollard client.
+///
+/// Runs on any executor: every reply is wrapped in `async_compat::Compat`,
+/// which polls it inside the current tokio runtime when there is one and
+/// otherwise inside a tokio runtime of its own, on its own thread, where
+/// bollard's connection tasks then run.
+#[derive(Clone)]
+pub struct DockerService {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    connect: Box<dyn Fn() -> Result<Docker, bollard::errors::Error> + Send + Sync>,
+    /// The client once made, and whether its version has been negotiated.
+    docker: Mutex<Option<(Docker, bool)>>,
+    pub(crate) config: Config,
+}
+
+impl DockerService {
+    /// A service over `docker`, whose API version is negotiated on the
+    /// first call (and again on later ones until that succeeds, so that a
+    /// server started before its engine works once the engine is up).
+    pub fn new(docker: Docker, config: Config) -> Self {
+        DockerService::connecting(move || Ok(docker.clone()), config)
+    }
+
+    /// A service for the engine at `DOCKER_HOST`, or the local socket. The
+    /// engine need not be up yet: until it is, calls fail `UNAVAILABLE`.
+    pub fn from_env() -> Self {
+        DockerService::connecting(Docker::connect_with_local_defaults, Config::from_env())
+    }
+
+    /// A service for the engine listening on the Unix socket at `path`
+    /// (which need not exist yet).
+    pub fn unix(path: impl Into<String>, config: Config) -> Self {
+        let path = path.into();
+        DockerService::connecting(
+            move || Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION),
+            config,
+        )
+    }
+
+    /// A service that makes its client with `connect` on its first call,
+    /// and again on each later call until that succeeds.
+    fn connecting(
+        connect: impl Fn() -> Result<Docker, bollard::errors::Error> + Send + Sync + 'static,
+        config: Config,
+    ) -> Self {
+        DockerService {
+            inner: Arc::new(Inner {
+                connect: Box::new(connect),
+                docker: Mutex::new(None),
+                config,
+            }),
+        }
+    }
+}
+
+impl Inner {
+    /// The client, with its API version negotiated if the engine answers.
+    pub(crate) async fn docker(&self) -> Result<Docker, CallError> {
+        let made = self
+            .docker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let docker = match made {
+            Some((docker, true)) => return Ok(docker),
+            Some((docker, false)) => docker,
+            None => (self.connect)().map_err(|e| engine_error(Subject::Engine, e))?,
+        };
+        let (docker, negotiated) = match docker.clone().negotiate_version().await {
+            Ok(negotiated) => (negotiated, true),
+            // The call itself fails with the engine's error, or works if
+            // the engine answers by then.
+            Err(_) => (docker, false),
+        };
+        *self.docker.lock().unwrap_or_else(|p| p.into_inner()) = Some((docker.clone(), negotiated));
+        Ok(docker)
+    }
+
+    /// The labels a created container gets: the caller's, minus any
+    /// `dockwire.*`, plus dockwire's own.
+    pub(crate) fn labels(
+        &self,
+        ctx: &CallContext,
+        caller: &BTreeMap<String, String>,
+        auto_remove: bool,
+    ) -> HashMap<String, String> {
+        let mut labels: HashMap<String, String> = caller
+            .iter()
+            .filter(|(k, _)| !k.starts_with(LABEL_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
+        labels.insert(LABEL_MANAGED.into(), "true".into());
+        labels.insert(LABEL_OWNER.into(), owner.into());
+        if auto_remove {
+            labels.insert(LABEL_AUTO_REMOVE.into(), "true".into());
+        }
+        labels
+    }
+
+    /// The engine's create body for `spec`. `engine_auto_remove` asks the
+    /// engine itself to remove the container when it exits.
+    pub(crate) fn create_body(
+        &self,
+        ctx: &CallContext,
+        spec: &ContainerSpec,
+        engine_auto_remove: bool,
+    ) -> Result<ContainerCreateBody, CallError> {
+        if spec.image.is_empty() {
+            return Err(invalid_input("`image` is empty"));
+        }
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                if m.source.is_empty() || !m.target.starts_with('/') {
+                    return Err(invalid_input(format!(
+                        "a mount needs a source and an absolute target, got {:?} -> {:?}",
+                        m.source, m.target
+                    )));
+                }
+                Ok(EngineMount {
+                    source: Some(m.source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: Some(m.read_only),
+                    typ: Some(if m.source.starts_with('/') {
+                        MountType::BIND
+                    } else {
+                        MountType::VOLUME
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            working_dir: spec.workdir.clone(),
+            user: spec.user.clone(),
+            labels: Some(self.labels(ctx, &spec.labels, spec.auto_remove)),
+            tty: Some(spec.tty),
+            open_stdin: Some(spec.stdin),
+            stdin_once: Some(spec.stdin),
+            attach_stdin: Some(spec.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                mounts: (!mounts.is_empty()).then_some(mounts),
+                network_mode: spec.network.clone(),
+                auto_remove: Some(engine_auto_remove),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+}
+
+impl Service for DockerService {
+    fn call(&self, ctx: CallContext, request: Request) -> Reply {
+        let inner = self.inner.clone();
+        let input = request.input;
+        match (request.operation.as_str(), request.carriage) {
+            (Ping::NAME, Carriage::Json) => query(input, move |_: Ping| async move {
+                let docker = inner.docker().await?;
+                docker
+                    .ping()
+                    .await
+                    .map_err(|e| engine_error(Subject::Engine, e))?;
+                Ok(Pong {
+                    api_version: docker.client_version().to_string(),
+                })
+            }),
+            (Version::NAME, Carriage::Json) => query(input, move |_: Version| async move {
+                let docker = inner.docker().await?;
+                docker
+                    .version()
+                    .await
+                    .map_err(|e| engine_error(Subject::Engine, e))
+            }),
+            (Events::NAME, Carriage::Json) => subscription(input, move |i: Events| {
+                engine_stream(inner, move |docker| {
+                    let options = q::EventsOptions {
+                        since: i.since,
+                        until: i.until,
+                        filters: (!i.filters.is_empty()).then_some(i.filters),
+                    };
+                    docker
+                        .events(Some(options))
+                        .map_err(|e| engine_error(Subject::Engine, e))
+                })
+            }),
+            (ContainerList::NAME, Carriage::Json) => {
+                query(input, move |i: ContainerList| async move {
+                    let options = q::ListContainersOptions {
+                        all: i.all,
+                        filters: (!i.filters.is_empty()).then_some(i.filters),
+                        ..Default::default()
+                    };
+                    let docker = inner.docker().await?;
+                    docker
+                        .list_containers(Some(options))
+                        .await
+                        .map_err(error::container)
+                })
+            }
+            (ContainerInspect::NAME, Carriage::Json) => {
+                query(input, move |ContainerInspect(i)| async move {
+                    let docker = inner.docker().await?;
+                    docker
+                        .inspect_container(&i.id, None)
+                        .await
+                        .map_err(error::container)
+                })
+            }
+            (ContainerCreate::NAME, Carriage::Json) => {
+                query(input, move |ContainerCreate(spec)| async move {
+                    let body = inner.create_body(&ctx, &spec, spec.auto_remove)?;
+                    let options = q::CreateContainerOptions {
+                        name: spec.name.clone(),
+                        ..Default::default()
+                    };
+                    let docker = inner.docker().await?;
+                    let created = docker
+                        .create_container(Some(options), body)
+                        .await
+                        .map_err(error::container)?;
+                    Ok(Created {
+                        id: created.id,
+                        warnings: created.warnings,
+                    })
+                })
+            }
+            (ContainerStart::NAME, Carriage::Json) => {
+                query(input, move |ContainerStart(i)| async move {
+                    let docker = inner.docker().await?;
+                    not_modified_is_done(docker.start_container(&i.id, None).await)
+                })
+            }
+            (ContainerStop::NAME, Carriage::Json) => {
+                query(input, move |i: ContainerStop| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::StopContainerOptions {
+                        t: i.timeout,
+                        signal: None,
+                    };
+                    not_modified_is_done(docker.stop_container(&i.id, Some(options)).await)
+                })
+            }
+            (ContainerRestart::NAME, Carriage::Json) => {
+                query(input, move |ContainerRestart(i)| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::RestartContainerOptions {
+                        t: i.timeout,
+                        signal: None,
+                    };
+                    not_modified_is_done(docker.restart_container(&i.id, Some(options)).await)
+                })
+            }
+            (ContainerKill::NAME, Carriage::Json) => {
+                query(input, move |i: ContainerKill| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::KillContainerOptions {
+                        signal: i.signal.unwrap_or_else(|| "KILL".into()),
+                    };
+                    docker
+                        .kill_container(&i.id, Some(options))
+                        .await
+                        .map_err(error::container)?;
+                    Ok(Done {})
+                })
+            }
+            (ContainerRemove::NAME, Carriage::Json) => {
+                query(input, move |i: ContainerRemove| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::RemoveContainerOptions {
+                        force: i.force,
+                        v: i.volumes,
+                        link: false,
+                    };
+                    docker
+                        .remove_container(&i.id, Some(options))
+                        .await
+                        .map_err(error::container)?;
+                    Ok(Done {})
+                })
+            }
+            (ContainerWait::NAME, Carriage::Json) => {
+                query(input, move |ContainerWait(i)| async move {
+                    let docker = inner.docker().await?;
+                    let exit_code = session::wait_exit(&docker, &i.id).await?;
+                    Ok(Exited { exit_code })
+                })
+            }
+            (ContainerTop::NAME, Carriage::Json) => {
+                query(input, move |i: ContainerTop| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::TopOptions {
+                        ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),
+                    };
+                    docker
+                        .top_processes(&i.id, Some(options))
+                        .await
+                        .map_err(error::container)
+                })
+            }
+            (ContainerStats::NAME, Carriage::Json) => {
+                subscription(input, move |i: ContainerStats| {
+                    engine_stream(inner, move |docker| {
+                        let options = q::StatsOptions {
+                            stream: i.stream,
+                            one_shot: false,
+                        };
+                        docker.stats(&i.id, Some(options)).map_err(error::container)
+                    })
+                })
+            }
+            (ContainerLogs::NAME, Carriage::Json) => {
+                subscription(input, move |i: ContainerLogs| {
+                    engine_stream(inner, move |docker| logs(&docker, i))
+                })
+            }
+            (ExecInput::NAME, Carriage::Json) => {
+                subscription(input, move |i: ExecInput| session::exec_json(inner, i))
+            }
+            (ExecInput::NAME, Carriage::Raw) => raw(input, move |i: ExecInput, io| {
+                session::exec_raw(inner, i, io)
+            }),
+            (AttachInput::NAME, Carriage::Raw) => raw(input, move |i: AttachInput, io| {
+                session::attach(inner, i, io)
+            }),
+            (RunInput::NAME, Carriage::Json) => subscription(input, move |RunInput(spec)| {
+                session::run_json(inner, ctx, spec)
+            }),
+            (RunInput::NAME, Carriage::Raw) => raw(input, move |RunInput(spec), io| {
+                session::run_raw(inner, ctx, spec, io)
+            }),
+            (ArchiveGet::NAME, Carriage::Raw) => raw(input, move |i: ArchiveGet, io| {
+                session::archive_get(inner, i, io)
+            }),
+            (ArchivePut::NAME, Carriage::Raw) => raw(input, move |i: ArchivePut, io| {
+                session::archive_put(inner, i, io)
+            }),
+            (ImageList::NAME, Carriage::Json) => query(input, move |i: ImageList| async move {
+                let docker = inner.docker().await?;
+                let options = q::ListImagesOptions {
+                    all: i.all,
+                    filters: (!i.filters.is_empty()).then_some(i.filters),
+                    ..Default::default()
+                };
+                docker
+                    .list_images(Some(options))
+                    .await
+                    .map_err(|e| engine_error(Subject::Image, e))
+            }),
+            (ImageInspect::NAME, Carriage::Json) => {
+                query(input, move |ImageInspect(i)| async move {
+                    let docker = inner.docker().await?;
+                    docker
+                        .inspect_image(&i.image)
+                        .await
+                        .map_err(|e| engine_error(Subject::Image, e))
+                })
+            }
+            (ImagePull::NAME, Carriage::Json) => subscription(input, move |i: ImagePull| {
+                engine_stream(inner, move |docker| pull(&docker, i))
+            }),
+            (ImageRemove::NAME, Carriage::Json) => query(input, move |i: ImageRemove| async move {
+                let docker = inner.docker().await?;
+                let options = q::RemoveImageOptions {
+                    force: i.force,
+                    ..Default::default()
+                };
+                docker
+                    .remove_image(&i.image, Some(options), None)
+                    .await
+                    .map_err(|e| engine_error(Subject::Image, e))
+            }),
+            (NetworkList::NAME, Carriage::Json) => query(input, move |i: NetworkList| async move {
+                let docker = inner.docker().await?;
+                let options = q::ListNetworksOptions {
+                    filters: (!i.filters.is_empty()).then_some(i.filters),
+                };
+                docker
+                    .list_networks(Some(options))
+                    .await
+                    .map_err(|e| engine_error(Subject::Network, e))
+            }),
+            (NetworkCreate::NAME, Carriage::Json) => {
+                query(input, move |i: NetworkCreate| async move {
+                    let docker = inner.docker().await?;
+                    let request = bollard::models::NetworkCreateRequest {
+                        name: i.name,
+                        driver: i.driver,
+                        internal: Some(i.internal),
+                        labels: Some(i.labels.into_iter().collect()),
+                        ..Default::default()
+                    };
+                    let created = docker
+                        .create_network(request)
+                        .await
+                        .map_err(|e| engine_error(Subject::Network, e))?;
+                    Ok(NetworkCreated { id: created.id })
+                })
+            }
+            (NetworkConnect::NAME, Carriage::Json) => {
+                query(input, move |NetworkConnect(i)| async move {
+                    let docker = inner.docker().await?;
+                    let request = bollard::models::NetworkConnectRequest {
+                        container: i.container,
+                        ..Default::default()
+                    };
+                    docker
+                        .connect_network(&i.network, request)
+                        .await
+                        .map_err(|e| engine_error(Subject::Network, e))?;
+                    Ok(Done {})
+                })
+            }
+            (NetworkDisconnect::NAME, Carriage::Json) => {
+                query(input, move |NetworkDisconnect(i)| async move {
+                    let docker = inner.docker().await?;
+                    let request = bollard::models::NetworkDisconnectRequest {
+                        container: i.container,
+                        force: Some(i.force),
+                    };
+                    docker
+                        .disconnect_network(&i.network, request)
+                        .await
+                        .map_err(|e| engine_error(Subject::Network, e))?;
+                    Ok(Done {})
+                })
+            }
+            (NetworkRemove::NAME, Carriage::Json) => {
+                query(input, move |i: NetworkRemove| async move {
+                    let docker = inner.docker().await?;
+                    docker
+                        .remove_network(&i.network)
+                        .await
+                        .map_err(|e| engine_error(Subject::Network, e))?;
+                    Ok(Done {})
+                })
+            }
+            (VolumeList::NAME, Carriage::Json) => query(input, move |i: VolumeList| async move {
+                let docker = inner.docker().await?;
+                let options = q::ListVolumesOptions {
+                    filters: (!i.filters.is_empty()).then_some(i.filters),
+                };
+                docker
+                    .list_volumes(Some(options))
+                    .await
+                    .map_err(|e| engine_error(Subject::Volume, e))
+            }),
+            (VolumeCreate::NAME, Carriage::Json) => {
+                query(input, move |i: VolumeCreate| async move {
+                    let docker = inner.docker().await?;
+                    let request = bollard::models::VolumeCreateRequest {
+                        name: i.name,
+                        driver: i.driver,
+                        labels: Some(i.labels.into_iter().collect()),
+                        ..Default::default()
+                    };
+                    docker
+                        .create_volume(request)
+                        .await
+                        .map_err(|e| engine_error(Subject::Volume, e))
+                })
+            }
+            (VolumeRemove::NAME, Carriage::Json) => {
+                query(input, move |i: VolumeRemove| async move {
+                    let docker = inner.docker().await?;
+                    let options = q::RemoveVolumeOptions { force: i.force };
+                    docker
+                        .remove_volume(&i.volume, Some(options))
+                        .await
+                        .map_err(|e| engine_error(Subject::Volume, e))?;
+                    Ok(Done {})
+                })
+            }
+            (operation, carriage) if OPERATIONS.contains(&operation) => {
+                Reply::Refuse(invalid_input(format!(
+                    "operation {operation:?} does not use the {carriage:?} carriage"
+                )))
+            }
+            (operation, _) => Reply::Refuse(CallError::new(
+                ErrorCode::NOT_FOUND,
+                format!("unknown operation {operation:?}"),
+            )),
+        }
+    }
+}
+
+/// Start and stop of a container already in that state answer 304: done.
+fn not_modified_is_done(result: Result<(), bollard::errors::Error>) -> Result<Done, CallError> {
+    match result {
+        Ok(()) => Ok(Done {}),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(Done {}),
+        Err(e) => Err(error::container(e)),
+    }
+}
+
+/// Parses the input, or refuses the call with `INVALID_INPUT`.
+fn parse<I: DeserializeOwned>(input: Value) -> Result<I, CallError> {
+    serde_json::from_value(input).map_err(|e| invalid_input(format!("invalid input: {e}")))
+}
+
+fn to_value(output: impl Serialize) -> Result<Value, CallError> {
+    serde_json::to_value(output).map_err(|e| {
+        CallError::new(
+            ErrorCode::INTERNAL,
+            format!("cannot encode the output: {e}"),
+        )
+    })
+}
+
+/// A json operation answering once.
+fn query<I, O, F, Fut>(input: Value, handler: F) -> Reply
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: FnOnce(I) -> Fut,
+    Fut: Future<Output = Result<O, CallError>> + Send + 'static,
+{
+    let input = match parse(input) {
+        Ok(input) => input,
+        Err(e) => return Reply::Refuse(e),
+    };
+    let answer = handler(input);
+    let output = stream::once(async move { to_value(answer.await?) });
+    Reply::Json(InRuntime::new(output).boxed())
+}
+
+/// A json operation answering a stream of items.
+fn subscription<I, T, F, S>(input: Value, handler: F) -> Reply
+where
+    I: DeserializeOwned,
+    T: Serialize,
+    F: FnOnce(I) -> S,
+    S: Stream<Item = Result<T, CallError>> + Send + 'static,
+{
+    let input = match parse(input) {
+        Ok(input) => input,
+        Err(e) => return Reply::Refuse(e),
+    };
+    let items = handler(input).map(|item| to_value(item?));
+    Reply::Json(InRuntime::new(items).boxed())
+}
+
+/// A raw-carriage operation.
+fn raw<I, F, Fut>(input: Value, handler: F) -> Reply
+where
+    I: DeserializeOwned + Send + 'static,
+    F: FnOnce(I, RawIo) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<i32, CallError>> + Send + 'static,
+{
+    let input = match parse(input) {
+        Ok(input) => input,
+        Err(e) => return Reply::Refuse(e),
+    };
+    Reply::Raw(Box::new(move |io| Compat::new(handler(input, io)).boxed()))
+}
+
+/// A stream polled and dropped inside a tokio runtime: the caller's when
+/// there is one, async-compat's otherwise (async-compat's `Compat` does this
+/// for futures, not streams).
+struct InRuntime {
+    runtime: tokio::runtime::Handle,
+    inner: Option<BoxStream<'static, Result<Value, CallError>>>,
+}
+
+impl InRuntime {
+    fn new(inner: impl Stream<Item = Result<Value, CallError>> + Send + 'static) -> Self {
+        // Compat polls in the current runtime or its own: ask it which.
+        let runtime = Compat::new(async { tokio::runtime::Handle::current() })
+            .now_or_never()
+            .expect("an async block without awaits is ready at once");
+        InRuntime {
+            runtime,
+            inner: Some(inner.boxed()),
+        }
+    }
+}
+
+impl Stream for InRuntime {
+    type Item = Result<Value, CallError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let _entered = self.runtime.enter();
+        match self.inner.as_mut() {
+            Some(inner) => inner.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for InRuntime {
+    fn drop(&mut self) {
+        // Guards in the stream spawn their cleanups on the current runtime.
+        let _entered = self.runtime.enter();
+        self.inner = None;
+    }
+}
+
+/// A stream made from the negotiated client.
+pub(crate) fn engine_stream<S, T>(
+    inner: Arc<Inner>,
+    make: impl FnOnce(Docker) -> S + Send + 'static,
+) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
+where
+    S: Stream<Item = Result<T, CallError>> + Send + 'static,
+    T: Send + 'static,
+{
+    session::one_then_many(async move { Ok(make(inner.docker().await?)) })
+}
+
+/// `container/logs`: one item per line, the timestamp split out.
+fn logs(
+    docker: &Docker,
+    i: ContainerLogs,
+) -> impl Stream<Item = Result<LogItem, CallError>> + use<> {
+    let options = q::LogsOptions {
+        follow: i.follow,
+        stdout: true,
+        stderr: true,
+        since: clamp_time(i.since),
+        until: clamp_time(i.until),
+        timestamps: true,
+        tail: i.tail.map_or_else(|| "all".into(), |n| n.to_string()),
+    };
+    docker
+        .logs(&i.id, Some(options))
+        .map_err(error::container)
+        .map_ok(log_item)
+}
+
+/// Docker's log times are 32-bit Unix seconds; 0 means "no bound".
+fn clamp_time(t: Option<i64>) -> i32 {
+    t.map_or(0, |t| t.clamp(0, i64::from(i32::MAX)) as i32)
+}
+
+/// Splits `<timestamp> <text>`, as the engine writes each line when asked
+/// for timestamps.
+pub(crate) fn log_item(output: LogOutput) -> LogItem {
+    let (stream, bytes) = match output {
+        LogOutput::StdErr { message } => (StreamName::Stderr, message),
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => (StreamName::Stdout, message),
+    };
+    let (timestamp, text) = match bytes.iter().position(|&b| b == b' ') {
+        Some(space) => (&bytes[..space], &bytes[space + 1..]),
+        None => (&bytes[..0], &bytes[..]),
+    };
+    LogItem {
+        stream,
+        timestamp: String::from_utf8_lossy(timestamp).into_owned(),
+        data: Data::from_bytes(text),
+    }
+}
+
+/// `image/pull`: progress until done; an error item from the engine ends
+/// the call with `IMAGE_PULL_FAILED`.
+fn pull(
+    docker: &Docker,
+    i: ImagePull,
+) -> impl Stream<Item = Result<PullProgress, CallError>> + use<> {
+    let (from_image, tag) = split_tag(&i.image);
+    let options = q::CreateImageOptions {
+        from_image: Some(from_image),
+        tag,
+        ..Default::default()
+    };
+    docker
+        .create_image(Some(options), None, None)
+        .map_err(|e| engine_error(Subject::Pull, e))
+        .and_then(|info| async move {
+            if let Some(detail) = info.error_detail {
+                let message = detail.message.unwrap_or_else(|| "the pull failed".into());
+                return Err(CallError::new(IMAGE_PULL_FAILED, message));
+            }
+            let progress = info.progress_detail.unwrap_or_default();
+            Ok(PullProgress {
+                id: info.id,
+                status: info.status.unwrap_or_default(),
+                current: progress.current,
+                total: progress.total,
+            })
+        })
+}
+
+/// `repo:tag` → (`repo`, `tag`); a registry's port is not a tag, and a
+/// digest reference is passed whole.
+fn split_tag(image: &str) -> (String, Option<String>) {
+    if image.contains('@') {
+        return (image.to_owned(), None);
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(colon) => {
+            let at = name_start + colon;
+            (image[..at].to_owned(), Some(image[at + 1..].to_owned()))
+        }
+        None => (image.to_owned(), Some("latest".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_tag_is_split_but_a_registry_port_is_not() {
+        assert_eq!(
+            split_tag("busybox"),
+            ("busybox".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/dockwire/testbox:v1"),
+            ("127.0.0.1:5000/dockwire/testbox".into(), Some("v1".into()))
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/testbox"),
+            ("127.0.0.1:5000/testbox".into(), Some("latest".into()))
+        );
+        assert_eq!(split_tag("x@sha256:ab"), ("x@sha256:ab".into(), None));
+    }
+
+    #[test]
+    fn a_log_line_gives_its_timestamp_apart_from_its_text() {
+        let item = log_item(LogOutput::StdErr {
+            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z hello world\n"),
+        });
+        assert_eq!(item.stream, StreamName::Stderr);
+        assert_eq!(item.timestamp, "2026-11-23T10:00:00.1Z");
+        assert_eq!(item.data, Data::Text("hello world\n".into()));
+        let binary = log_item(LogOutput::StdOut {
+            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z \xff\n"),
+        });
+        assert_eq!(binary.data.to_bytes().unwrap().as_ref(), b"\xff\n");
+    }
+
+    #[test]
+    fn callers_cannot_forge_dockwire_labels() {
+        let service = DockerService::unix("/nonexistent", Config::from_env());
+        let ctx = CallContext {
+            peer: "alice".into(),
+            call_id: "1".into(),
+        };
+        let caller = BTreeMap::from([
+            ("dockwire.owner".to_owned(), "mallory".to_owned()),
+            ("dockwire.anything".to_owned(), "x".to_owned()),
+            ("app".to_owned(), "web".to_owned()),
+        ]);
+        let labels = service.inner.labels(&ctx, &caller, false);
+        assert_eq!(
+            labels.get("dockwire.owner").map(String::as_str),
+            Some("alice")
+        );
+        assert_eq!(
+            labels.get("dockwire.managed").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(labels.get("app").map(String::as_str), Some("web"));
+        assert!(!labels.contains_key("dockwire.anything"));
+        assert!(!labels.contains_key(LABEL_AUTO_REMOVE));
+    }
+}

@@ -1,0 +1,704 @@
+//! The streaming operations: exec, attach, run and the archives, and the
+//! guards that clean up after a call that is cancelled.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as Engine;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters as q;
+use bytes::Bytes;
+use dockwire_core::CallError;
+use dockwire_service::{CallContext, Input, RawInput, RawIo, RawOutput};
+use futures::future::{self, Either};
+use futures::{Stream, StreamExt};
+use serde_json::json;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::catalog::*;
+use crate::error::{self, invalid_input};
+use crate::service::{ExecSignals, Inner};
+use crate::signal;
+
+type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, Engine>> + Send>>;
+type Stdin = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The read buffer of an exec's output: one read takes up to this much
+/// (bollard's default is 8 KiB, which costs throughput).
+const OUTPUT_CAPACITY: usize = 256 * 1024;
+
+/// How long to wait for the engine to report an ended exec's exit code.
+const EXIT_CODE_PATIENCE: Duration = Duration::from_secs(30);
+
+// ------------------------------------------------------------------ exec
+
+struct Exec {
+    id: String,
+    output: Output,
+    stdin: Stdin,
+}
+
+/// Creates and starts an exec. A TTY exec is started without a TTY on the
+/// wire: the process still gets its terminal, but the output keeps
+/// Docker's 8-byte framing, so that bollard never has to guess whether a
+/// chunk is framed (it guesses wrong when a TTY chunk starts with 0x01 or
+/// 0x02).
+async fn start_exec(docker: &Docker, i: &ExecInput, stdin: bool) -> Result<Exec, CallError> {
+    if i.cmd.is_empty() {
+        return Err(invalid_input("`cmd` is empty"));
+    }
+    let options = CreateExecOptions {
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(i.tty),
+        env: Some(i.env.clone()),
+        cmd: Some(i.cmd.clone()),
+        user: i.user.clone(),
+        working_dir: i.workdir.clone(),
+        ..Default::default()
+    };
+    let created = docker
+        .create_exec(&i.id, options)
+        .await
+        .map_err(error::container)?;
+    let start = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: Some(OUTPUT_CAPACITY),
+    };
+    match docker
+        .start_exec(&created.id, Some(start))
+        .await
+        .map_err(error::container)?
+    {
+        StartExecResults::Attached { output, input } => Ok(Exec {
+            id: created.id,
+            output,
+            stdin: input,
+        }),
+        StartExecResults::Detached => Err(CallError::new(
+            DOCKER_ERROR,
+            "the engine started the exec detached",
+        )),
+    }
+}
+
+/// The exit code of an exec whose output has ended. The engine can report
+/// the exec as still running for a moment after its output ends.
+async fn exec_exit(docker: &Docker, exec_id: &str) -> Result<i64, CallError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let info = docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(error::container)?;
+        if info.running != Some(true) {
+            if let Some(code) = info.exit_code {
+                return Ok(code);
+            }
+        }
+        if started.elapsed() > EXIT_CODE_PATIENCE {
+            return Err(CallError::new(
+                DOCKER_ERROR,
+                format!("the engine reported no exit code for exec {exec_id}"),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills an exec's processes if its call ends before the exec does, and
+/// delivers signals to it.
+struct ExecGuard {
+    docker: Docker,
+    exec_id: String,
+    signals: ExecSignals,
+    armed: bool,
+}
+
+impl ExecGuard {
+    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals) -> Self {
+        ExecGuard {
+            docker: docker.clone(),
+            exec_id: exec_id.to_owned(),
+            signals,
+            armed: true,
+        }
+    }
+
+    async fn signal(&self, name: &str) {
+        let Some(sig) = signal::parse(name) else {
+            tracing::warn!(exec = %self.exec_id, signal = name, "unknown signal, dropped");
+            return;
+        };
+        if self.signals != ExecSignals::HostPid {
+            tracing::warn!(exec = %self.exec_id, signal = name, "exec signals need the engine's host; dropped");
+            return;
+        }
+        // Right after the start the engine may not report the process
+        // as running yet: a signal sent that early waits for it (briefly).
+        for _ in 0..100 {
+            match self.docker.inspect_exec(&self.exec_id).await {
+                Ok(info) if info.running == Some(true) && info.pid.unwrap_or(0) > 0 => {
+                    signal::send(info.pid.unwrap_or(0), sig);
+                    return;
+                }
+                // Ended: nothing to signal.
+                Ok(info) if info.exit_code.is_some() => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => {
+                    tracing::warn!(exec = %self.exec_id, "cannot find the exec's pid: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        if !self.armed || self.signals != ExecSignals::HostPid {
+            return;
+        }
+        let docker = self.docker.clone();
+        let exec_id = std::mem::take(&mut self.exec_id);
+        spawn_cleanup(async move {
+            // An exec cancelled right after its start may not run yet.
+            for _ in 0..100 {
+                match docker.inspect_exec(&exec_id).await {
+                    Ok(info) if info.running == Some(true) && info.pid.unwrap_or(0) > 0 => {
+                        signal::kill_tree(info.pid.unwrap_or(0));
+                        return;
+                    }
+                    Ok(info) if info.exit_code.is_none() => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
+    }
+}
+
+/// `container/exec` on the json carriage: output items, then the exit code.
+pub(crate) fn exec_json(
+    inner: Arc<Inner>,
+    i: ExecInput,
+) -> impl Stream<Item = Result<ExecItem, CallError>> + Send + 'static {
+    let setup = async move {
+        if i.stdin {
+            return Err(invalid_input("stdin needs the raw carriage"));
+        }
+        let docker = inner.docker().await?;
+        let exec = start_exec(&docker, &i, false).await?;
+        let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
+        let exit = async move {
+            let exit_code = exec_exit(&docker, &guard.exec_id).await?;
+            guard.disarm();
+            Ok(ExecItem::Exit {
+                exit_code,
+                terminal: true,
+            })
+        };
+        // The exec's stdin half stays open until the output ends.
+        let stdin = exec.stdin;
+        let output = exec.output.map(move |item| {
+            let _ = &stdin;
+            item.map(exec_item).map_err(error::container)
+        });
+        Ok(output.chain(futures::stream::once(exit)))
+    };
+    one_then_many(setup)
+}
+
+/// `container/exec` on the raw carriage.
+pub(crate) async fn exec_raw(inner: Arc<Inner>, i: ExecInput, io: RawIo) -> Result<i32, CallError> {
+    let docker = inner.docker().await?;
+    let exec = start_exec(&docker, &i, i.stdin).await?;
+    let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
+    let (input, mut out) = io.split();
+    out.accept(json!({"execId": exec.id, "tty": i.tty})).await?;
+    let controls = Controls::Exec {
+        guard: &guard,
+        docker: &docker,
+    };
+    pump(exec.output, exec.stdin, input, &mut out, i.tty, controls).await?;
+    let code = exec_exit(&docker, &guard.exec_id).await?;
+    guard.disarm();
+    Ok(exit_code_i32(code))
+}
+
+fn exec_item(output: LogOutput) -> ExecItem {
+    let (stream, bytes) = split_output(output);
+    ExecItem::Output {
+        stream,
+        data: Data::from_bytes(&bytes),
+    }
+}
+
+fn split_output(output: LogOutput) -> (StreamName, Bytes) {
+    match output {
+        LogOutput::StdErr { message } => (StreamName::Stderr, message),
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => (StreamName::Stdout, message),
+    }
+}
+
+fn exit_code_i32(code: i64) -> i32 {
+    i32::try_from(code).unwrap_or(i32::MAX)
+}
+
+// -------------------------------------------------------- attach and run
+
+/// Where resize and signal go.
+enum Controls<'a> {
+    Exec {
+        guard: &'a ExecGuard,
+        docker: &'a Docker,
+    },
+    Container {
+        docker: &'a Docker,
+        id: &'a str,
+    },
+}
+
+impl Controls<'_> {
+    async fn resize(&self, cols: u16, rows: u16) {
+        let (w, h) = (i32::from(cols), i32::from(rows));
+        let result = match self {
+            Controls::Exec { guard, docker } => {
+                let size = q::ResizeExecOptions { w, h };
+                docker.resize_exec(&guard.exec_id, size).await
+            }
+            Controls::Container { docker, id } => {
+                let size = q::ResizeContainerTTYOptions { w, h };
+                docker.resize_container_tty(id, size).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("resize to {cols}x{rows} failed: {e}");
+        }
+    }
+
+    async fn signal(&self, name: &str) {
+        match self {
+            Controls::Exec { guard, .. } => guard.signal(name).await,
+            Controls::Container { docker, id } => {
+                let Some(sig) = signal::parse(name) else {
+                    tracing::warn!(container = id, signal = name, "unknown signal, dropped");
+                    return;
+                };
+                let options = q::KillContainerOptions {
+                    signal: sig.as_raw().to_string(),
+                };
+                if let Err(e) = docker.kill_container(id, Some(options)).await {
+                    tracing::warn!(container = id, "signal {name} failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Moves a session's bytes both ways until the output ends: stdin,
+/// resize and signal from the client to the engine, stdout and stderr
+/// back. Closing stdin is an in-band `^D` on a terminal (a shutdown would
+/// cut the whole stream there) and a shutdown of the write half otherwise.
+async fn pump(
+    mut output: Output,
+    mut stdin: Stdin,
+    mut input: RawInput,
+    out: &mut RawOutput,
+    tty: bool,
+    controls: Controls<'_>,
+) -> Result<(), CallError> {
+    let forward_out = async {
+        while let Some(item) = output.next().await {
+            let (stream, bytes) = split_output(item.map_err(error::container)?);
+            match stream {
+                StreamName::Stdout => out.stdout(bytes).await?,
+                StreamName::Stderr => out.stderr(bytes).await?,
+            }
+        }
+        Ok::<(), CallError>(())
+    };
+    let forward_in = async {
+        let mut open = true;
+        while let Some(item) = input.next().await {
+            match item {
+                // Writes fail once the process has closed its stdin or
+                // exited; the rest of the input has nowhere to go.
+                Input::Stdin(bytes) if open => open = stdin.write_all(&bytes).await.is_ok(),
+                Input::Stdin(_) => {}
+                Input::StdinClosed if tty => {
+                    let _ = stdin.write_all(b"\x04").await;
+                }
+                Input::StdinClosed => {
+                    let _ = stdin.shutdown().await;
+                    open = false;
+                }
+                Input::Resize { cols, rows } => controls.resize(cols, rows).await,
+                Input::Signal(name) => controls.signal(&name).await,
+            }
+        }
+        future::pending::<()>().await
+    };
+    futures::pin_mut!(forward_out, forward_in);
+    match future::select(forward_out, forward_in).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Ok(()),
+    }
+}
+
+/// The exit code of a container, once it has stopped.
+pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, CallError> {
+    let options = q::WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    match docker.wait_container(id, Some(options)).next().await {
+        Some(Ok(answer)) => Ok(answer.status_code),
+        // bollard reports a non-zero exit as an error.
+        Some(Err(Engine::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(error::container(e)),
+        None => Err(CallError::new(
+            DOCKER_ERROR,
+            format!("the engine ended the wait for {id} without an answer"),
+        )),
+    }
+}
+
+/// `container/attach`: the container's stdio; ends with its exit code.
+pub(crate) async fn attach(inner: Arc<Inner>, i: AttachInput, io: RawIo) -> Result<i32, CallError> {
+    let docker = inner.docker().await?;
+    let info = docker
+        .inspect_container(&i.id, None)
+        .await
+        .map_err(error::container)?;
+    let config = info.config.unwrap_or_default();
+    let tty = config.tty.unwrap_or(false);
+    let stdin = i.stdin && config.open_stdin.unwrap_or(false);
+    let id = info.id.unwrap_or(i.id);
+    let options = q::AttachContainerOptions {
+        stream: true,
+        stdin,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = docker
+        .attach_container(&id, Some(options))
+        .await
+        .map_err(error::container)?;
+    let (input, mut out) = io.split();
+    out.accept(json!({"id": id, "tty": tty, "stdin": stdin}))
+        .await?;
+    let controls = Controls::Container {
+        docker: &docker,
+        id: &id,
+    };
+    pump(
+        attached.output,
+        attached.input,
+        input,
+        &mut out,
+        tty,
+        controls,
+    )
+    .await?;
+    Ok(exit_code_i32(wait_exit(&docker, &id).await?))
+}
+
+/// Kills (and with `remove`, removes) a container whose `run` call ended
+/// before it did.
+struct ContainerGuard {
+    docker: Docker,
+    id: String,
+    remove: bool,
+    armed: bool,
+}
+
+impl ContainerGuard {
+    /// Reads the exit code, removes the container when asked, and disarms.
+    async fn finish(mut self) -> Result<i64, CallError> {
+        let code = wait_exit(&self.docker, &self.id).await?;
+        if self.remove {
+            let options = q::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            match self.docker.remove_container(&self.id, Some(options)).await {
+                Ok(()) => {}
+                // Already gone (removed by someone else): what was asked.
+                Err(Engine::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => return Err(error::container(e)),
+            }
+        }
+        self.armed = false;
+        Ok(code)
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let docker = self.docker.clone();
+        let id = std::mem::take(&mut self.id);
+        let remove = self.remove;
+        spawn_cleanup(async move {
+            let options = q::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            let result = if remove {
+                docker.remove_container(&id, Some(options)).await
+            } else {
+                docker
+                    .kill_container(&id, None::<q::KillContainerOptions>)
+                    .await
+            };
+            if let Err(e) = result {
+                tracing::warn!(container = %id, "cleanup after a cancelled run failed: {e}");
+            }
+        });
+    }
+}
+
+struct Started {
+    docker: Docker,
+    guard: ContainerGuard,
+    tty: bool,
+    output: Output,
+    stdin: Stdin,
+}
+
+/// Creates, attaches and starts `spec`'s container.
+async fn start_run(
+    inner: &Inner,
+    ctx: &CallContext,
+    spec: &ContainerSpec,
+) -> Result<Started, CallError> {
+    let docker = inner.docker().await?;
+    // dockwire removes the container itself after reading its exit code;
+    // the engine's auto-remove would race with that read.
+    let body = inner.create_body(ctx, spec, false)?;
+    let options = q::CreateContainerOptions {
+        name: spec.name.clone(),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(error::container)?;
+    let guard = ContainerGuard {
+        docker: docker.clone(),
+        id: created.id,
+        remove: spec.auto_remove,
+        armed: true,
+    };
+    let options = q::AttachContainerOptions {
+        stream: true,
+        stdin: spec.stdin,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = docker
+        .attach_container(&guard.id, Some(options))
+        .await
+        .map_err(error::container)?;
+    docker
+        .start_container(&guard.id, None::<q::StartContainerOptions>)
+        .await
+        .map_err(error::container)?;
+    Ok(Started {
+        docker,
+        guard,
+        tty: spec.tty,
+        output: attached.output,
+        stdin: attached.input,
+    })
+}
+
+/// `container/run` on the json carriage.
+pub(crate) fn run_json(
+    inner: Arc<Inner>,
+    ctx: CallContext,
+    spec: ContainerSpec,
+) -> impl Stream<Item = Result<ExecItem, CallError>> + Send + 'static {
+    let setup = async move {
+        if spec.stdin {
+            return Err(invalid_input("stdin needs the raw carriage"));
+        }
+        let started = start_run(&inner, &ctx, &spec).await?;
+        let guard = started.guard;
+        let exit = async move {
+            let exit_code = guard.finish().await?;
+            Ok(ExecItem::Exit {
+                exit_code,
+                terminal: true,
+            })
+        };
+        let stdin = started.stdin;
+        let output = started.output.map(move |item| {
+            let _ = &stdin;
+            item.map(exec_item).map_err(error::container)
+        });
+        Ok(output.chain(futures::stream::once(exit)))
+    };
+    one_then_many(setup)
+}
+
+/// `container/run` on the raw carriage.
+pub(crate) async fn run_raw(
+    inner: Arc<Inner>,
+    ctx: CallContext,
+    spec: ContainerSpec,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let started = start_run(&inner, &ctx, &spec).await?;
+    let (input, mut out) = io.split();
+    out.accept(json!({"id": started.guard.id, "tty": started.tty}))
+        .await?;
+    let controls = Controls::Container {
+        docker: &started.docker,
+        id: &started.guard.id,
+    };
+    pump(
+        started.output,
+        started.stdin,
+        input,
+        &mut out,
+        started.tty,
+        controls,
+    )
+    .await?;
+    Ok(exit_code_i32(started.guard.finish().await?))
+}
+
+// -------------------------------------------------------------- archives
+
+/// `container/archive-get`: accepted with the path's stat, then the tar
+/// as stdout.
+pub(crate) async fn archive_get(
+    inner: Arc<Inner>,
+    i: ArchiveGet,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let docker = inner.docker().await?;
+    let stat = docker
+        .get_container_archive_info(
+            &i.id,
+            Some(q::ContainerArchiveInfoOptions {
+                path: i.path.clone(),
+            }),
+        )
+        .await
+        .map_err(error::container)?;
+    let (_input, mut out) = io.split();
+    let stat = PathStat {
+        name: stat.name,
+        size: stat.size,
+        mode: stat.file_mode,
+        mtime: stat.modification_time.unwrap_or_default(),
+        link_target: stat.link_target,
+    };
+    out.accept(json!(stat)).await?;
+    let options = q::DownloadFromContainerOptions { path: i.path };
+    let mut tar = docker.download_from_container(&i.id, Some(options));
+    while let Some(chunk) = tar.next().await {
+        out.stdout(chunk.map_err(error::container)?).await?;
+    }
+    Ok(0)
+}
+
+/// `container/archive-put`: stdin is a tar, unpacked into `path` when
+/// stdin closes. A session that ends without closing stdin uploads
+/// nothing whole: the request to the engine is dropped unfinished.
+pub(crate) async fn archive_put(
+    inner: Arc<Inner>,
+    i: ArchivePut,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let docker = inner.docker().await?;
+    // Check the container and the directory before accepting any bytes.
+    let stat = docker
+        .get_container_archive_info(
+            &i.id,
+            Some(q::ContainerArchiveInfoOptions {
+                path: i.path.clone(),
+            }),
+        )
+        .await
+        .map_err(error::container)?;
+    const GO_MODE_DIR: u32 = 1 << 31;
+    if stat.file_mode & GO_MODE_DIR == 0 {
+        return Err(invalid_input(format!("{} is not a directory", i.path)));
+    }
+    let (input, mut out) = io.split();
+    out.accept(json!({})).await?;
+    let tar = input
+        .take_while(|item| future::ready(*item != Input::StdinClosed))
+        .filter_map(|item| {
+            future::ready(match item {
+                Input::Stdin(bytes) => Some(bytes),
+                _ => None,
+            })
+        });
+    let options = q::UploadToContainerOptions {
+        path: i.path,
+        ..Default::default()
+    };
+    docker
+        .upload_to_container(&i.id, Some(options), bollard::body_stream(tar))
+        .await
+        .map_err(error::container)?;
+    Ok(0)
+}
+
+// ----------------------------------------------------------------- helpers
+
+/// A stream that first sets up (one fallible step), then yields what the
+/// setup made; a failed setup is the stream's one item.
+pub(crate) fn one_then_many<S, T>(
+    setup: impl Future<Output = Result<S, CallError>> + Send + 'static,
+) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
+where
+    S: Stream<Item = Result<T, CallError>> + Send + 'static,
+    T: Send + 'static,
+{
+    futures::stream::once(setup)
+        .map(|made| match made {
+            Ok(items) => Either::Left(items),
+            Err(e) => Either::Right(futures::stream::once(future::ready(Err(e)))),
+        })
+        .flatten()
+}
+
+/// Runs a cleanup on the tokio runtime the call ran on (the caller's, or
+/// async-compat's), so that it outlives the dropped call.
+fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(cleanup);
+        }
+        Err(_) => {
+            tracing::warn!("no runtime to run a cleanup on; the engine keeps what the call made");
+        }
+    }
+}
+
+use std::future::Future;

@@ -1,0 +1,123 @@
+//! Signals by name, and delivering them to host pids (exec'd processes,
+//! which Docker has no API to signal).
+
+use std::collections::HashMap;
+
+use rustix::process::{Pid, Signal, kill_process};
+
+/// `TERM`, `SIGTERM`, `term` or `15` → SIGTERM. `None` for anything else.
+pub(crate) fn parse(name: &str) -> Option<Signal> {
+    if let Ok(number) = name.parse::<i32>() {
+        return Signal::from_named_raw(number);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Some(match bare {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "ILL" => Signal::ILL,
+        "TRAP" => Signal::TRAP,
+        "ABRT" | "IOT" => Signal::ABORT,
+        "BUS" => Signal::BUS,
+        "FPE" => Signal::FPE,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "SEGV" => Signal::SEGV,
+        "USR2" => Signal::USR2,
+        "PIPE" => Signal::PIPE,
+        "ALRM" => Signal::ALARM,
+        "TERM" => Signal::TERM,
+        "CHLD" => Signal::CHILD,
+        "CONT" => Signal::CONT,
+        "STOP" => Signal::STOP,
+        "TSTP" => Signal::TSTP,
+        "TTIN" => Signal::TTIN,
+        "TTOU" => Signal::TTOU,
+        "URG" => Signal::URG,
+        "XCPU" => Signal::XCPU,
+        "XFSZ" => Signal::XFSZ,
+        "VTALRM" => Signal::VTALARM,
+        "PROF" => Signal::PROF,
+        "WINCH" => Signal::WINCH,
+        "IO" | "POLL" => Signal::IO,
+        "SYS" => Signal::SYS,
+        _ => return None,
+    })
+}
+
+/// Sends `sig` to host pid `pid`; a process that is already gone is not
+/// an error.
+pub(crate) fn send(pid: i64, sig: Signal) {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    if let Err(e) = kill_process(pid, sig) {
+        if e != rustix::io::Errno::SRCH {
+            tracing::warn!(pid = pid.as_raw_nonzero().get(), "cannot signal: {e}");
+        }
+    }
+}
+
+/// SIGKILLs `pid` and every process descending from it, found through
+/// `/proc`: killing only a shell would leave what it started running in
+/// the container.
+pub(crate) fn kill_tree(pid: i64) {
+    let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if let Some(parent) = parent_of(child) {
+                children.entry(parent).or_default().push(child);
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        if let Some(kids) = children.get(&tree[next]) {
+            tree.extend(kids);
+        }
+        next += 1;
+    }
+    for pid in tree {
+        send(pid, Signal::KILL);
+    }
+}
+
+/// The parent pid in `/proc/PID/stat` (the field after the parenthesized
+/// command name, which may itself contain spaces and parentheses).
+fn parent_of(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_with_or_without_sig_and_by_number() {
+        assert_eq!(parse("TERM"), Some(Signal::TERM));
+        assert_eq!(parse("SIGterm"), Some(Signal::TERM));
+        assert_eq!(parse("9"), Some(Signal::KILL));
+        assert_eq!(parse("WINCH"), Some(Signal::WINCH));
+        assert_eq!(parse("NOPE"), None);
+        assert_eq!(parse("0"), None);
+        assert_eq!(parse("-3"), None);
+    }
+
+    #[test]
+    fn the_parent_of_this_process_is_read_from_proc() {
+        let me = i64::from(std::process::id());
+        let parent = parent_of(me).expect("own stat");
+        assert_eq!(parent, i64::from(std::os::unix::process::parent_id()));
+    }
+}

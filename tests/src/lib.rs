@@ -26,6 +26,8 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
+pub mod docker;
+
 // README.md's examples are compiled and run with this crate's doc tests,
 // which can reach every crate they use.
 #[doc = include_str!("../../README.md")]
@@ -74,7 +76,8 @@ impl Rt {
         }
     }
 
-    fn spawner(self) -> Arc<dyn Spawn> {
+    /// Spawns through this runtime's shell.
+    pub fn spawner(self) -> Arc<dyn Spawn> {
         match self {
             Rt::Tokio => Arc::new(dockwire_tokio::TokioSpawn(tokio_rt().handle().clone())),
             Rt::Smol => Arc::new(dockwire_smol::SmolSpawn),
@@ -300,6 +303,19 @@ pub fn limits() -> Limits {
 pub async fn harness(client_rt: Rt, server_rt: Rt, transport: Transport) -> Harness {
     let probe = Probe::default();
     let service: Arc<dyn Service> = Arc::new(test_service(probe.clone()));
+    let mut h = harness_for(service, client_rt, server_rt, transport).await;
+    h.probe = probe;
+    h
+}
+
+/// Builds a harness around any service; call it on the client's runtime.
+pub async fn harness_for(
+    service: Arc<dyn Service>,
+    client_rt: Rt,
+    server_rt: Rt,
+    transport: Transport,
+) -> Harness {
+    let probe = Probe::default();
     let mut quic = None;
     let mut server_endpoint = None;
     let mut socket_dir = None;

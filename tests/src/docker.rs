@@ -64,7 +64,7 @@ pub struct Rig {
     pub docker: DockerClient,
     /// Containers to remove when the test ends.
     pub cleanup: Cleanup,
-    _harness: Harness,
+    harness: Harness,
 }
 
 /// Serves `service` over QUIC on `rt` and connects to it.
@@ -74,7 +74,7 @@ pub async fn rig_for(rt: Rt, service: DockerService) -> Rig {
     Rig {
         docker: DockerClient::new(harness.client.clone()),
         cleanup: Cleanup::default(),
-        _harness: harness,
+        harness,
     }
 }
 
@@ -340,7 +340,7 @@ pub async fn attach_to_an_interactive_shell(rig: &Rig) {
         spec.stdin = true;
         spec.tty = tty;
         let id = rig.container(spec).await;
-        let session = rig
+        let mut session = rig
             .docker
             .open(&AttachInput {
                 id: id.clone(),
@@ -349,6 +349,11 @@ pub async fn attach_to_an_interactive_shell(rig: &Rig) {
             .await
             .unwrap();
         assert_eq!(session.accepted["tty"], tty);
+        if tty {
+            session.control.resize(99, 33).await.unwrap();
+            session.stdin.write_all(b"stty size\n").await.unwrap();
+            read_until(&mut session, &mut Vec::new(), "33 99").await;
+        }
         shell_round_trip(session, tty).await;
     }
 }
@@ -515,6 +520,26 @@ pub async fn run_raw_with_stdin(rig: &Rig) {
     assert_eq!(session.exit.await.unwrap(), 4);
 }
 
+/// A `signal` on a `run` session goes to the container.
+pub async fn run_signal_reaches_the_container(rig: &Rig) {
+    let mut spec = ContainerSpec::new(
+        IMAGE,
+        [
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    spec.auto_remove = true;
+    let mut session = rig.docker.open(&RunInput(spec)).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut session, &mut seen, "ready\n").await;
+    session.control.signal("TERM").await.unwrap();
+    session.stdout.read_to_end(&mut seen).await.unwrap();
+    assert_eq!(String::from_utf8(seen).unwrap(), "ready\ngot-term\n");
+    assert_eq!(session.exit.await.unwrap(), 7);
+}
+
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
@@ -661,8 +686,8 @@ fn processes(id: &str) -> Vec<String> {
         .collect()
 }
 
-/// Aborting an exec kills its process; aborting a `run` with auto-remove
-/// kills and removes its container.
+/// Aborting an exec, dropping its subscription or losing the connection
+/// kills its process.
 pub async fn cancellation_leaves_nothing_behind(rig: &Rig) {
     let id = rig.sleeper().await;
     let mut session = rig
@@ -697,6 +722,26 @@ pub async fn cancellation_leaves_nothing_behind(rig: &Rig) {
     })
     .await;
 
+    // A client that vanishes: its connection closes mid-exec.
+    let _session = rig
+        .docker
+        .open(&ExecInput::new(&id, ["sleep", "1003"]))
+        .await
+        .unwrap();
+    eventually("the exec runs", || {
+        processes(&id).iter().any(|p| p.contains("sleep 1003"))
+    })
+    .await;
+    let connection = rig.harness.quic.as_ref().expect("a QUIC rig");
+    connection.close(0u32.into(), b"client gone");
+    eventually("the disconnected exec's process is gone", || {
+        !processes(&id).iter().any(|p| p.contains("sleep 1003"))
+    })
+    .await;
+}
+
+/// Aborting a `run` with auto-remove kills and removes its container.
+pub async fn cancelled_run_removes_its_container(rig: &Rig) {
     let label = unique("cancel");
     let mut spec = ContainerSpec::new(IMAGE, ["sleep", "1000"]);
     spec.auto_remove = true;

@@ -26,7 +26,9 @@ on_smol!(
     exec_resize_and_signal_reach_the_process,
     run_with_mount_env_workdir_and_auto_remove,
     run_raw_with_stdin,
+    run_signal_reaches_the_container,
     cancellation_leaves_nothing_behind,
+    cancelled_run_removes_its_container,
 );
 
 #[test]

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
 use dockwire_core::{CallError, CommandError, ErrorCode, Limits, ServerCall, ServerEvent};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
@@ -43,8 +42,6 @@ pub enum Outcome {
 /// Bytes queued toward the client above which the driver stops taking
 /// outputs from the handler until the transport has taken them.
 const HIGH_WATER: usize = 256 * 1024;
-/// Bytes read from the transport at once.
-const READ_SIZE: usize = 64 * 1024;
 /// Loop turns before the driver yields to its executor, so that a busy
 /// stream cannot starve other tasks.
 const BUDGET: usize = 64;
@@ -72,7 +69,6 @@ where
         machine: ServerCall::new(limits),
         reader,
         writer,
-        read_buf: vec![0; READ_SIZE],
         out: Outgoing::default(),
         reading: true,
         handler: Handler::Waiting,
@@ -100,7 +96,6 @@ pub struct ServeCall<R, W> {
     machine: ServerCall,
     reader: R,
     writer: W,
-    read_buf: Vec<u8>,
     out: Outgoing,
     reading: bool,
     handler: Handler,
@@ -116,7 +111,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
         for _ in 0..BUDGET {
             let mut progress = false;
             let machine = &mut this.machine;
-            let pulled = |buf: &mut BytesMut| machine.poll_transmit(buf);
+            let pulled = || machine.poll_transmit_bytes();
             if let Err(e) = this
                 .out
                 .poll_write(&mut this.writer, pulled, cx, &mut progress)
@@ -153,7 +148,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
         if !self.reading || self.machine.is_finished() || !self.inputs.is_empty() {
             return;
         }
-        match Pin::new(&mut self.reader).poll_read(cx, &mut self.read_buf) {
+        match Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer()) {
             Poll::Pending => {}
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                 // End of stream or a reset: the machine decides whether it
@@ -163,7 +158,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
                 *progress = true;
             }
             Poll::Ready(Ok(n)) => {
-                self.machine.handle_input(&self.read_buf[..n]);
+                self.machine.handle_read(n);
                 *progress = true;
             }
         }

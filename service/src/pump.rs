@@ -61,3 +61,57 @@ impl Outgoing {
         Ok(())
     }
 }
+
+/// Where a server driver writes its machine's pieces: a stream and what it
+/// has not yet taken.
+pub(crate) trait Transmit {
+    /// Bytes taken from the machine and not yet accepted by the stream.
+    fn len(&self) -> usize;
+
+    /// Writes what is waiting, refilling from `pull` (the machine's
+    /// `poll_transmit_bytes`) until the stream would block or nothing is
+    /// left. Sets `progress` when any byte moved.
+    fn poll_transmit(
+        &mut self,
+        pull: impl FnMut() -> Option<Bytes>,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> io::Result<()>;
+
+    /// Closes the stream's write side.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// Any `AsyncWrite`, written a piece at a time.
+pub(crate) struct Plain<W> {
+    writer: W,
+    out: Outgoing,
+}
+
+impl<W> Plain<W> {
+    pub(crate) fn new(writer: W) -> Self {
+        Plain {
+            writer,
+            out: Outgoing::default(),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> Transmit for Plain<W> {
+    fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    fn poll_transmit(
+        &mut self,
+        pull: impl FnMut() -> Option<Bytes>,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> io::Result<()> {
+        self.out.poll_write(&mut self.writer, pull, cx, progress)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.writer).poll_close(cx)
+    }
+}

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, StreamExt};
 
-use crate::pump::Outgoing;
+use crate::pump::{Plain, Transmit};
 use crate::service::{CallContext, Input, Output, Outputs, RawIo, Reply, Service};
 
 /// How a served call ended.
@@ -64,16 +64,20 @@ where
     W: AsyncWrite + Unpin,
 {
     ServeCall {
-        service,
-        peer,
-        machine: ServerCall::new(limits),
-        reader,
-        writer,
-        out: Outgoing::default(),
-        reading: true,
-        handler: Handler::Waiting,
-        inputs: VecDeque::new(),
-        outcome: None,
+        inner: Serve::new(service, peer, reader, Plain::new(writer), limits),
+    }
+}
+
+/// The future [`serve_call`] returns.
+pub struct ServeCall<R, W> {
+    inner: Serve<R, Plain<W>>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 
@@ -89,21 +93,43 @@ enum Handler {
     Done,
 }
 
-/// The future [`serve_call`] returns.
-pub struct ServeCall<R, W> {
+/// [`serve_call`] over any [`Transmit`]: a plain `AsyncWrite`, or a
+/// transport that takes the machine's pieces as they are.
+pub(crate) struct Serve<R, T> {
     service: Arc<dyn Service>,
     peer: Arc<str>,
     machine: ServerCall,
     reader: R,
-    writer: W,
-    out: Outgoing,
+    out: T,
     reading: bool,
     handler: Handler,
     inputs: VecDeque<Input>,
     outcome: Option<Outcome>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
+impl<R, T> Serve<R, T> {
+    pub(crate) fn new(
+        service: Arc<dyn Service>,
+        peer: Arc<str>,
+        reader: R,
+        out: T,
+        limits: Limits,
+    ) -> Self {
+        Serve {
+            service,
+            peer,
+            machine: ServerCall::new(limits),
+            reader,
+            out,
+            reading: true,
+            handler: Handler::Waiting,
+            inputs: VecDeque::new(),
+            outcome: None,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin, T: Transmit + Unpin> Future for Serve<R, T> {
     type Output = Outcome;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
@@ -112,10 +138,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
             let mut progress = false;
             let machine = &mut this.machine;
             let pulled = || machine.poll_transmit_bytes();
-            if let Err(e) = this
-                .out
-                .poll_write(&mut this.writer, pulled, cx, &mut progress)
-            {
+            if let Err(e) = this.out.poll_transmit(pulled, cx, &mut progress) {
                 this.handler = Handler::Done;
                 return Poll::Ready(Outcome::Io(e));
             }
@@ -127,7 +150,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
             if this.machine.is_finished() && this.out.len() == 0 && this.machine.transmit_len() == 0
             {
                 // Best effort: a peer that is gone cannot be told more.
-                return match Pin::new(&mut this.writer).poll_close(cx) {
+                return match this.out.poll_close(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(_) => Poll::Ready(this.outcome.take().unwrap_or(Outcome::NoCall)),
                 };
@@ -141,7 +164,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
+impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
         // Stop reading while a raw handler has not taken its input: the
         // transport's flow control then holds the client back.
@@ -280,7 +303,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
 
 /// How a handler's turn ended the call: `Ok(exit)` completed it (exit code
 /// for raw), `Err` failed it. The machine has already been told of a
-/// completion; a failure is sent by [`ServeCall::fail`].
+/// completion; a failure is sent by [`Serve::fail`].
 type Ending = Result<Option<i32>, CallError>;
 
 fn poll_json(

@@ -160,6 +160,33 @@ impl ClientCall {
         self.process();
     }
 
+    /// Room for the next read from the server, in the machine's own input
+    /// buffer: read into it, then tell [`handle_read`](Self::handle_read)
+    /// how many bytes came. Never empty. The bytes are decoded where they
+    /// landed and stdout and stderr payloads are split out without a copy; the
+    /// memory is reused once the application has dropped them.
+    ///
+    /// The alternative to [`handle_input`](Self::handle_input) for shells
+    /// that read into a buffer: it saves copying every byte once more.
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        let chunks = self.carriage == Carriage::Raw && self.accepted;
+        self.wire.input_buffer(chunks)
+    }
+
+    /// Feeds the first `n` bytes of the slice
+    /// [`input_buffer`](Self::input_buffer) returned, just read from the
+    /// server: the same as [`handle_input`](Self::handle_input) with them.
+    /// `n` is at most that slice's length (any excess is ignored); 0 feeds
+    /// nothing (the end of the stream is [`handle_eof`](Self::handle_eof)).
+    /// Ignored once finished.
+    pub fn handle_read(&mut self, n: usize) {
+        if self.is_finished() {
+            return;
+        }
+        self.wire.push_read(n);
+        self.process();
+    }
+
     /// The server's side of the stream ended. Before a terminal event that
     /// is an error, except while aborting, where it counts as the answer.
     pub fn handle_eof(&mut self) {

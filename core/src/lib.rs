@@ -25,9 +25,12 @@
 //! # Driving a call
 //!
 //! A machine has one door in and one door out. In: `handle_input` with
-//! bytes from the peer, `handle_eof` when the peer's side of the stream
-//! ends, and commands (`respond`, `send_stdin`, `exit`, `abort`, …). Out:
-//! `poll_transmit` (bytes for the peer) and `poll_event` (what happened).
+//! bytes from the peer (or `handle_read` after reading them straight into
+//! the slice `input_buffer` lends, which saves a copy), `handle_eof` when
+//! the peer's side of the stream ends, and commands (`respond`,
+//! `send_stdin`, `exit`, `abort`, …). Out: `poll_transmit` (bytes for the
+//! peer; `poll_transmit_bytes` hands them over piece by piece without
+//! copying payloads) and `poll_event` (what happened).
 //!
 //! **After every input or command, drain both outputs** before waiting on
 //! anything else. The machine never blocks, never reads a clock, and keeps

@@ -151,6 +151,33 @@ impl ServerCall {
         self.process();
     }
 
+    /// Room for the next read from the client, in the machine's own input
+    /// buffer: read into it, then tell [`handle_read`](Self::handle_read)
+    /// how many bytes came. Never empty. The bytes are decoded where they
+    /// landed and stdin payloads are split out without a copy; the
+    /// memory is reused once the application has dropped them.
+    ///
+    /// The alternative to [`handle_input`](Self::handle_input) for shells
+    /// that read into a buffer: it saves copying every byte once more.
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        let chunks = self.state == ServerState::Open && self.carriage == Carriage::Raw;
+        self.wire.input_buffer(chunks)
+    }
+
+    /// Feeds the first `n` bytes of the slice
+    /// [`input_buffer`](Self::input_buffer) returned, just read from the
+    /// client: the same as [`handle_input`](Self::handle_input) with them.
+    /// `n` is at most that slice's length (any excess is ignored); 0 feeds
+    /// nothing (the end of the stream is [`handle_eof`](Self::handle_eof)).
+    /// Ignored once finished.
+    pub fn handle_read(&mut self, n: usize) {
+        if self.is_finished() {
+            return;
+        }
+        self.wire.push_read(n);
+        self.process();
+    }
+
     /// The client's side of the stream ended. Before the call's end that is
     /// a cancellation ([`ServerEvent::Aborted`]); a stream that ends in the
     /// middle of its first frame gets a `PROTOCOL` error; one that ends

@@ -10,7 +10,7 @@ use dockwire_core::{
     CHUNK_HEADER_LEN, CallError, Carriage, ChunkCodec, ChunkError, ClientCall, ClientEvent,
     ClientState, CommandError, Control, ControlError, Envelope, EnvelopeError, ErrorCode,
     FrameError, Limits, Payload, ProtocolError, Request, ServerCall, ServerEvent, ServerState,
-    StreamType,
+    StreamType, chunk_header,
 };
 use serde_json::json;
 
@@ -1130,4 +1130,150 @@ fn protocol_md_example_session_is_what_the_machines_send() {
     want.extend_from_slice(&[3, 0, 0, 0, 0x18]);
     want.extend_from_slice(br#"{"type":"exit","code":0}"#);
     assert_eq!(&to_client[..], &want[..]);
+}
+
+// ---- reading in place ------------------------------------------------------
+
+/// Feeds `data` through `input_buffer`/`handle_read` as a shell reading
+/// from a stream does: pieces of at most `piece` bytes, each read in as
+/// many reads as the offered room takes.
+fn read_client(client: &mut ClientCall, data: &[u8], piece: usize) -> Vec<ClientEvent> {
+    let mut events = Vec::new();
+    for part in data.chunks(piece.max(1)) {
+        let mut part = part;
+        while !part.is_empty() {
+            let room = client.input_buffer();
+            assert!(!room.is_empty());
+            let n = room.len().min(part.len());
+            room[..n].copy_from_slice(&part[..n]);
+            client.handle_read(n);
+            part = &part[n..];
+        }
+        events.extend(std::iter::from_fn(|| client.poll_event()));
+    }
+    events
+}
+
+fn read_server(server: &mut ServerCall, data: &[u8], cut: usize) -> Vec<ServerEvent> {
+    let mut events = Vec::new();
+    for part in [&data[..cut], &data[cut..]] {
+        let mut part = part;
+        while !part.is_empty() {
+            let room = server.input_buffer();
+            let n = room.len().min(part.len());
+            room[..n].copy_from_slice(&part[..n]);
+            server.handle_read(n);
+            part = &part[n..];
+        }
+        events.extend(std::iter::from_fn(|| server.poll_event()));
+    }
+    events
+}
+
+/// What a server sends in a raw session: the acceptance, then stdout and
+/// stderr of sizes 0 (stderr), 1, 4 KiB and 70 KiB, the drained sentinel
+/// and the exit code.
+fn raw_session_from_the_server() -> (BytesMut, Vec<ClientEvent>) {
+    let mut wire = responded_frame("call-1", json!({"session": 1}));
+    let mut events = vec![ClientEvent::Accepted(json!({"session": 1}))];
+    wire.extend_from_slice(&chunk(StreamType::Stderr, b""));
+    for (i, size) in [1usize, 4096, 70_000].into_iter().enumerate() {
+        let payload = Bytes::from(vec![i as u8 + 1; size]);
+        let stream = if i % 2 == 0 {
+            StreamType::Stdout
+        } else {
+            StreamType::Stderr
+        };
+        wire.extend_from_slice(&chunk(stream, &payload));
+        events.push(if i % 2 == 0 {
+            ClientEvent::Stdout(payload)
+        } else {
+            ClientEvent::Stderr(payload)
+        });
+    }
+    wire.extend_from_slice(&chunk(StreamType::Stdout, b""));
+    wire.extend_from_slice(&control(&Control::Exit { code: 7 }));
+    events.extend([ClientEvent::Drained, ClientEvent::Exit(7)]);
+    (wire, events)
+}
+
+#[test]
+fn reading_in_place_gives_the_same_events_at_every_split_point() {
+    let (wire, want) = raw_session_from_the_server();
+    // Every cut within the first frame and the small chunks, then a
+    // stride through the large one, and the last bytes one by one.
+    let small = wire.len() - 70_000;
+    let cuts = (0..small + 64)
+        .chain((small + 64..wire.len() - 64).step_by(997))
+        .chain(wire.len() - 64..wire.len());
+    for cut in cuts {
+        let mut client = open_client(Carriage::Raw, false);
+        let mut events = read_client(&mut client, &wire[..cut], usize::MAX);
+        events.extend(read_client(&mut client, &wire[cut..], usize::MAX));
+        assert_eq!(events, want, "cut {cut}");
+        assert!(client.is_finished());
+    }
+    // Many small reads, as from a slow stream.
+    let mut client = open_client(Carriage::Raw, false);
+    assert_eq!(read_client(&mut client, &wire, 1000), want);
+}
+
+#[test]
+fn server_reads_stdin_in_place_at_every_split_point() {
+    let mut wire = request_frame("call-1", Carriage::Raw);
+    for payload in [&b"x"[..], &[3; 5000][..]] {
+        wire.extend_from_slice(&chunk(StreamType::Stdin, payload));
+    }
+    wire.extend_from_slice(&chunk(StreamType::Stdin, b""));
+    for cut in 0..=wire.len() {
+        let mut server = ServerCall::new(Limits::default());
+        let events = read_server(&mut server, &wire, cut);
+        assert_eq!(events.len(), 4, "cut {cut}");
+        assert_eq!(events[1], ServerEvent::Stdin(bytes(b"x")), "cut {cut}");
+        assert_eq!(events[2], ServerEvent::Stdin(Bytes::from(vec![3; 5000])));
+        assert_eq!(events[3], ServerEvent::StdinClosed);
+    }
+}
+
+#[test]
+fn payloads_read_in_place_are_not_copied() {
+    let mut client = open_client(Carriage::Raw, true);
+    let wire = chunk(StreamType::Stdout, &[9; 1000]);
+    let room = client.input_buffer();
+    let start = room.as_ptr() as usize;
+    room[..wire.len()].copy_from_slice(&wire);
+    client.handle_read(wire.len());
+    let Some(ClientEvent::Stdout(payload)) = client.poll_event() else {
+        panic!("no stdout");
+    };
+    assert_eq!(payload.as_ptr() as usize, start + CHUNK_HEADER_LEN);
+}
+
+#[test]
+fn a_chunk_at_the_receive_limit_is_read_in_place_and_one_more_byte_is_refused() {
+    let max = Limits::default().max_chunk_recv() as usize;
+    let mut client = open_client(Carriage::Raw, true);
+    let payload = Bytes::from(vec![4u8; max]);
+    let events = read_client(&mut client, &chunk(StreamType::Stdout, &payload), 1 << 20);
+    assert_eq!(events, [ClientEvent::Stdout(payload)]);
+
+    let mut client = open_client(Carriage::Raw, true);
+    let header = chunk_header(StreamType::Stdout, max as u32 + 1);
+    let events = read_client(&mut client, &header, usize::MAX);
+    assert!(matches!(&events[..], [ClientEvent::Error(e)] if e.code == ErrorCode::PROTOCOL));
+    assert!(matches!(
+        client.protocol_error(),
+        Some(ProtocolError::Chunk(ChunkError::TooLarge { .. }))
+    ));
+}
+
+#[test]
+fn reads_after_the_end_are_ignored() {
+    let mut client = open_client(Carriage::Raw, true);
+    client.handle_eof();
+    let _ = drain_client(&mut client);
+    let room = client.input_buffer();
+    room[0] = 9;
+    client.handle_read(1);
+    assert_eq!(client.poll_event(), None);
 }

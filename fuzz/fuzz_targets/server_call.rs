@@ -33,8 +33,20 @@ impl LimitSel {
     }
 }
 
-/// Client input (`how`: bit 0 picks `handle_input_buf`, the rest a point
-/// at which the bytes are cut into two deliveries) and server commands.
+/// Client input (`how`: bit 0 picks `handle_input_buf`, else bit 1 reading
+/// in place with `input_buffer`/`handle_read`; `how >> 1` is a point at
+/// which the bytes are cut into two deliveries) and server commands.
+/// How input bytes reach the machine.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// `handle_input`.
+    Slice,
+    /// `handle_input_buf`.
+    Buf,
+    /// Reads into `input_buffer`, then `handle_read`.
+    InPlace,
+}
+
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// Arbitrary bytes from the client.
@@ -271,21 +283,35 @@ impl Harness {
     /// Feeds client bytes.
     fn input(&mut self, bytes: &[u8], how: u8) {
         let cut = usize::from(how >> 1) % (bytes.len() + 1);
-        let by_buf = how & 1 == 1;
+        let feed = match how & 3 {
+            1 | 3 => Feed::Buf,
+            2 => Feed::InPlace,
+            _ => Feed::Slice,
+        };
         if cut > 0 && cut < bytes.len() {
-            self.input_once(&bytes[..cut], by_buf);
-            self.input_once(&bytes[cut..], by_buf);
+            self.input_once(&bytes[..cut], feed);
+            self.input_once(&bytes[cut..], feed);
         } else {
-            self.input_once(bytes, by_buf);
+            self.input_once(bytes, feed);
         }
     }
 
-    fn input_once(&mut self, bytes: &[u8], by_buf: bool) {
+    fn input_once(&mut self, bytes: &[u8], feed: Feed) {
         let b = self.before();
-        if by_buf {
-            self.server.handle_input_buf(BytesMut::from(bytes));
-        } else {
-            self.server.handle_input(bytes);
+        match feed {
+            Feed::Slice => self.server.handle_input(bytes),
+            Feed::Buf => self.server.handle_input_buf(BytesMut::from(bytes)),
+            Feed::InPlace => {
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    let room = self.server.input_buffer();
+                    assert!(!room.is_empty(), "input_buffer gave no room");
+                    let n = room.len().min(rest.len());
+                    room[..n].copy_from_slice(&rest[..n]);
+                    self.server.handle_read(n);
+                    rest = &rest[n..];
+                }
+            }
         }
         let (events, sent) = self.drain();
         if b.finished {

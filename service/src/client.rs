@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dockwire_core::{CallError, Carriage, ClientCall, ClientEvent, CommandError, Limits, Request};
 use futures::channel::{mpsc, oneshot};
 use futures::io::{AsyncRead, AsyncWrite};
@@ -48,7 +48,6 @@ const STDIN_WRITE: usize = 256 * 1024;
 /// Queued items between the driver and each of the caller's handles.
 const QUEUE: usize = 8;
 const HIGH_WATER: usize = 256 * 1024;
-const READ_SIZE: usize = 64 * 1024;
 const BUDGET: usize = 64;
 
 /// A client of a dockwire server: each call opens a stream through its
@@ -180,7 +179,6 @@ impl Client {
             machine,
             reader,
             writer,
-            read_buf: vec![0; READ_SIZE],
             out: Outgoing::default(),
             reading: true,
             stdin,
@@ -414,7 +412,6 @@ struct Driver {
     machine: ClientCall,
     reader: BoxRead,
     writer: BoxWrite,
-    read_buf: Vec<u8>,
     out: Outgoing,
     reading: bool,
     stdin: Option<mpsc::Receiver<Bytes>>,
@@ -432,7 +429,7 @@ impl Future for Driver {
         for _ in 0..BUDGET {
             let mut progress = false;
             let machine = &mut this.machine;
-            let pulled = |buf: &mut BytesMut| machine.poll_transmit(buf);
+            let pulled = || machine.poll_transmit_bytes();
             if let Err(e) = this
                 .out
                 .poll_write(&mut this.writer, pulled, cx, &mut progress)
@@ -485,7 +482,7 @@ impl Driver {
         if !self.reading || self.pending.is_some() || self.machine.is_finished() {
             return;
         }
-        match Pin::new(&mut self.reader).poll_read(cx, &mut self.read_buf) {
+        match Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer()) {
             Poll::Pending => {}
             Poll::Ready(Ok(0)) => {
                 self.reading = false;
@@ -493,7 +490,7 @@ impl Driver {
                 *progress = true;
             }
             Poll::Ready(Ok(n)) => {
-                self.machine.handle_input(&self.read_buf[..n]);
+                self.machine.handle_read(n);
                 *progress = true;
             }
             Poll::Ready(Err(e)) => {

@@ -8,19 +8,25 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 
 use dockwire_core::Limits;
-use futures::FutureExt;
 use futures::future::BoxFuture;
-use quinn::{Connection, Endpoint, TransportConfig, VarInt};
+use futures::{Future, FutureExt};
+use quinn::{Connection, Endpoint, SendStream, TransportConfig, VarInt};
 
 /// quinn, as this module uses it (endpoints, connections, configs).
 pub use quinn;
 /// The certificate and key types [`server_config`] and [`client_config`] take.
 pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::{BoxRead, BoxWrite, Connect, Service, Spawn, serve_call};
+use crate::pump::Transmit;
+use crate::server::Serve;
+use crate::{BoxRead, BoxWrite, Connect, Service, Spawn};
 
 /// Concurrent calls (bidirectional streams) a peer may have open on one
 /// connection.
@@ -106,7 +112,8 @@ pub async fn serve_quic(
                 // Ends when the connection does; its calls see their
                 // streams fail and cancel.
                 while let Ok((send, recv)) = connection.accept_bi().await {
-                    let call = serve_call(service.clone(), name.clone(), recv, send, limits);
+                    let out = QuicSend::new(send);
+                    let call = Serve::new(service.clone(), name.clone(), recv, out, limits);
                     inner_spawn.spawn(call.map(drop).boxed());
                 }
             }
@@ -155,5 +162,66 @@ impl Connect for QuicConnect {
             Ok((Box::pin(recv) as BoxRead, Box::pin(send) as BoxWrite))
         }
         .boxed()
+    }
+}
+
+/// Pieces a server driver takes from its machine at most per write.
+const PIECES: usize = 16;
+
+/// A call stream's send side for the server driver: the machine's pieces
+/// go to quinn as the `Bytes` they are (`write_chunks`), where its
+/// `AsyncWrite` would copy every payload into its send buffer.
+struct QuicSend {
+    send: SendStream,
+    /// Taken from the machine, not yet accepted by quinn; fully written
+    /// ones are empty until removed.
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl QuicSend {
+    fn new(send: SendStream) -> Self {
+        QuicSend {
+            send,
+            pieces: Vec::with_capacity(PIECES),
+            len: 0,
+        }
+    }
+}
+
+impl Transmit for QuicSend {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn poll_transmit(
+        &mut self,
+        mut pull: impl FnMut() -> Option<Bytes>,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> io::Result<()> {
+        loop {
+            while self.pieces.len() < PIECES {
+                let Some(piece) = pull() else { break };
+                self.len += piece.len();
+                self.pieces.push(piece);
+            }
+            if self.pieces.is_empty() {
+                return Ok(());
+            }
+            // Cancel-safe: a write that does not resolve wrote nothing, and
+            // leaves the task registered for the stream's credit.
+            let written = match pin!(self.send.write_chunks(&mut self.pieces)).poll(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(result) => result?,
+            };
+            self.pieces.drain(..written.chunks);
+            self.len -= written.bytes;
+            *progress = true;
+        }
+    }
+
+    fn poll_close(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.send.finish().map_err(io::Error::from))
     }
 }

@@ -8,14 +8,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
 use dockwire_core::{CallError, CommandError, ErrorCode, Limits, ServerCall, ServerEvent};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, StreamExt};
 
-use crate::pump::Outgoing;
+use crate::pump::{Plain, Transmit};
 use crate::service::{CallContext, Input, Output, Outputs, RawIo, Reply, Service};
 
 /// How a served call ended.
@@ -43,8 +42,6 @@ pub enum Outcome {
 /// Bytes queued toward the client above which the driver stops taking
 /// outputs from the handler until the transport has taken them.
 const HIGH_WATER: usize = 256 * 1024;
-/// Bytes read from the transport at once.
-const READ_SIZE: usize = 64 * 1024;
 /// Loop turns before the driver yields to its executor, so that a busy
 /// stream cannot starve other tasks.
 const BUDGET: usize = 64;
@@ -67,17 +64,20 @@ where
     W: AsyncWrite + Unpin,
 {
     ServeCall {
-        service,
-        peer,
-        machine: ServerCall::new(limits),
-        reader,
-        writer,
-        read_buf: vec![0; READ_SIZE],
-        out: Outgoing::default(),
-        reading: true,
-        handler: Handler::Waiting,
-        inputs: VecDeque::new(),
-        outcome: None,
+        inner: Serve::new(service, peer, reader, Plain::new(writer), limits),
+    }
+}
+
+/// The future [`serve_call`] returns.
+pub struct ServeCall<R, W> {
+    inner: Serve<R, Plain<W>>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 
@@ -93,22 +93,43 @@ enum Handler {
     Done,
 }
 
-/// The future [`serve_call`] returns.
-pub struct ServeCall<R, W> {
+/// [`serve_call`] over any [`Transmit`]: a plain `AsyncWrite`, or a
+/// transport that takes the machine's pieces as they are.
+pub(crate) struct Serve<R, T> {
     service: Arc<dyn Service>,
     peer: Arc<str>,
     machine: ServerCall,
     reader: R,
-    writer: W,
-    read_buf: Vec<u8>,
-    out: Outgoing,
+    out: T,
     reading: bool,
     handler: Handler,
     inputs: VecDeque<Input>,
     outcome: Option<Outcome>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
+impl<R, T> Serve<R, T> {
+    pub(crate) fn new(
+        service: Arc<dyn Service>,
+        peer: Arc<str>,
+        reader: R,
+        out: T,
+        limits: Limits,
+    ) -> Self {
+        Serve {
+            service,
+            peer,
+            machine: ServerCall::new(limits),
+            reader,
+            out,
+            reading: true,
+            handler: Handler::Waiting,
+            inputs: VecDeque::new(),
+            outcome: None,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin, T: Transmit + Unpin> Future for Serve<R, T> {
     type Output = Outcome;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
@@ -116,11 +137,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
         for _ in 0..BUDGET {
             let mut progress = false;
             let machine = &mut this.machine;
-            let pulled = |buf: &mut BytesMut| machine.poll_transmit(buf);
-            if let Err(e) = this
-                .out
-                .poll_write(&mut this.writer, pulled, cx, &mut progress)
-            {
+            let pulled = || machine.poll_transmit_bytes();
+            if let Err(e) = this.out.poll_transmit(pulled, cx, &mut progress) {
                 this.handler = Handler::Done;
                 return Poll::Ready(Outcome::Io(e));
             }
@@ -132,7 +150,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
             if this.machine.is_finished() && this.out.len() == 0 && this.machine.transmit_len() == 0
             {
                 // Best effort: a peer that is gone cannot be told more.
-                return match Pin::new(&mut this.writer).poll_close(cx) {
+                return match this.out.poll_close(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(_) => Poll::Ready(this.outcome.take().unwrap_or(Outcome::NoCall)),
                 };
@@ -146,14 +164,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Future for ServeCall<R, W> {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
+impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
         // Stop reading while a raw handler has not taken its input: the
         // transport's flow control then holds the client back.
         if !self.reading || self.machine.is_finished() || !self.inputs.is_empty() {
             return;
         }
-        match Pin::new(&mut self.reader).poll_read(cx, &mut self.read_buf) {
+        match Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer()) {
             Poll::Pending => {}
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                 // End of stream or a reset: the machine decides whether it
@@ -163,7 +181,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
                 *progress = true;
             }
             Poll::Ready(Ok(n)) => {
-                self.machine.handle_input(&self.read_buf[..n]);
+                self.machine.handle_read(n);
                 *progress = true;
             }
         }
@@ -285,7 +303,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ServeCall<R, W> {
 
 /// How a handler's turn ended the call: `Ok(exit)` completed it (exit code
 /// for raw), `Err` failed it. The machine has already been told of a
-/// completion; a failure is sent by [`ServeCall::fail`].
+/// completion; a failure is sent by [`Serve::fail`].
 type Ending = Result<Option<i32>, CallError>;
 
 fn poll_json(

@@ -1,0 +1,776 @@
+//! dockwire's Docker service against the real engine: exec stdout
+//! throughput and `exec true` latency, each against bollard used directly
+//! and the docker CLI, measured in the same run, runs alternating.
+//!
+//! ```text
+//! cargo run --release -p dockwire-benches --bin docker
+//! cargo run --release -p dockwire-benches --bin docker -- --mib 256 --reps 5 --only stream
+//! ```
+//!
+//! Needs the engine and the test image `dockwire/testbox:latest` that
+//! `scripts/engine` brings up. The bench starts one container of that
+//! image (`sleep 3600`), runs every exec in it, and removes it at the end.
+//!
+//! - `stream`: `head -c N /dev/zero` exec'd in the container, its stdout
+//!   read to the end, three ways, the order rotating from run to run:
+//!   - dockwire: `dockwire_docker::DockerService` served over QUIC on
+//!     127.0.0.1 (tokio), the raw-carriage exec opened through
+//!     `DockerClient::open`, `RawSession::stdout` read into a 64 KiB
+//!     buffer, then the exit code awaited;
+//!   - bollard: `create_exec` + `start_exec` with the options the service
+//!     uses (256 KiB output capacity), the output stream consumed, then
+//!     `inspect_exec` polled for the exit code as the service does;
+//!   - CLI: `docker exec <id> head -c N /dev/zero` (the Debian client at
+//!     `/usr/bin/docker`, else `docker` on the `PATH`), its stdout piped to
+//!     this process and read into a 64 KiB buffer.
+//!
+//!   Each run is timed from the exec's creation to its exit code (the
+//!   CLI's: to its exit). Targets: dockwire at least 0.95 of bollard's
+//!   throughput, and at least the CLI's.
+//! - `latency`: `exec true`, dockwire (the json-carriage exec through the
+//!   same QUIC client, drained to its exit code) against bollard
+//!   (`create_exec` + `start_exec` + drain + `inspect_exec`), alternating;
+//!   the CLI's `docker exec <id> true`, interleaved with the first runs, for
+//!   reference. Target: dockwire's median at most bollard's + 2 ms. Before
+//!   them, 40 alternating pings (the catalog's `Ping` through dockwire,
+//!   bollard's `ping`) show what a call costs each side without the exec.
+//!
+//! The byte count defaults to 1024 MiB (`--mib N`), the throughput
+//! repetitions to 3 (`--reps N`, at least 3), the latency runs to 50
+//! (`--execs N`) of which the CLI joins the first 20 (`--cli-execs N`).
+//! Exits with 1 on an error (no engine, a wrong byte count, a non-zero
+//! exit code), never because a target is missed: benchmarks are reported,
+//! not asserted.
+
+use std::env;
+use std::error::Error;
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters as q;
+use dockwire_core::Limits;
+use dockwire_docker::catalog::{ExecInput, ExecItem, Ping};
+use dockwire_docker::{DockerClient, DockerService};
+use dockwire_service::Service;
+use dockwire_service::quic::{
+    QuicConnect, client_config, peer_by_address, serve_quic, server_config,
+};
+use futures::{AsyncReadExt as _, StreamExt as _};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+/// The image `scripts/engine` builds from the static busybox.
+const IMAGE: &str = "dockwire/testbox:latest";
+/// What the engine-side errors tell the reader to do.
+const ENGINE_HINT: &str = "run `scripts/engine` as root (it installs and starts the engine and \
+                           builds the test image), or point DOCKER_HOST at an engine that has it";
+
+/// The reading side's buffer: dockwire's caller and the CLI's pipe.
+const READ_BUF: usize = 64 * 1024;
+/// bollard's read buffer for an exec's output: what dockwire-docker's
+/// `start_exec` asks for (`OUTPUT_CAPACITY` in its session.rs).
+const OUTPUT_CAPACITY: usize = 256 * 1024;
+/// How long an ended exec may take to report its exit code.
+const EXIT_CODE_PATIENCE: Duration = Duration::from_secs(30);
+
+const DEFAULT_MIB: u64 = 1024;
+const DEFAULT_REPS: usize = 3;
+const MIN_REPS: usize = 3;
+const DEFAULT_EXECS: usize = 50;
+const DEFAULT_CLI_EXECS: usize = 20;
+/// Bytes of the untimed warm-up stream of each side before the timed ones.
+const WARMUP_BYTES: u64 = 16 << 20;
+/// Untimed `exec true` of each side before the timed ones.
+const WARMUP_EXECS: usize = 3;
+/// Pings of each side, alternating, before the timed `exec true`.
+const PINGS: usize = 40;
+
+/// dockwire's throughput against bollard's: at least this fraction.
+const TARGET_VS_BOLLARD: f64 = 0.95;
+/// dockwire's throughput against the CLI's: at least this fraction.
+const TARGET_VS_CLI: f64 = 1.0;
+/// dockwire's `exec true` median: at most bollard's plus this.
+const TARGET_LATENCY_SLACK: Duration = Duration::from_millis(2);
+
+const USAGE: &str = concat!(
+    "usage: docker [--mib N] [--reps N] [--execs N] [--cli-execs N] [--only stream,latency]\n",
+    "  --mib N         MiB of exec stdout per run (default 1024)\n",
+    "  --reps N        stream runs of each side, rotating (default 3, at least 3)\n",
+    "  --execs N       `exec true` runs of dockwire and of bollard (default 50)\n",
+    "  --cli-execs N   of which the CLI joins the first N (default 20, 0 for none)\n",
+    "  --only L        the measurements, comma-separated (default both)",
+);
+
+struct Args {
+    bytes: u64,
+    reps: usize,
+    execs: usize,
+    cli_execs: usize,
+    stream: bool,
+    latency: bool,
+}
+
+/// The arguments, or `None` when help was asked for.
+fn parse_args() -> Result<Option<Args>, String> {
+    let number = |what: &str, text: Option<String>, zero: bool| -> Result<u64, String> {
+        let text = text.ok_or_else(|| format!("{what} needs a number; {USAGE}"))?;
+        text.parse::<u64>()
+            .ok()
+            .filter(|&n| zero || n > 0)
+            .ok_or_else(|| format!("{what}: {text:?} is not a positive number; {USAGE}"))
+    };
+    let size = |n: u64| usize::try_from(n).map_err(|e| e.to_string());
+    let mut mib = DEFAULT_MIB;
+    let mut reps = DEFAULT_REPS;
+    let mut execs = DEFAULT_EXECS;
+    let mut cli_execs = DEFAULT_CLI_EXECS;
+    let (mut stream, mut latency) = (true, true);
+    let mut args = env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--mib" => mib = number("--mib", args.next(), false)?,
+            "--reps" => reps = size(number("--reps", args.next(), false)?)?,
+            "--execs" => execs = size(number("--execs", args.next(), false)?)?,
+            "--cli-execs" => cli_execs = size(number("--cli-execs", args.next(), true)?)?,
+            "--only" => {
+                let list = args.next().ok_or_else(|| USAGE.to_owned())?;
+                (stream, latency) = (false, false);
+                for name in list.split(',') {
+                    match name {
+                        "stream" => stream = true,
+                        "latency" => latency = true,
+                        other => return Err(format!("unknown measurement {other:?}; {USAGE}")),
+                    }
+                }
+            }
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    if reps < MIN_REPS {
+        return Err(format!("--reps: at least {MIN_REPS}"));
+    }
+    let bytes = mib
+        .checked_mul(1 << 20)
+        .ok_or_else(|| format!("--mib {mib} is too large"))?;
+    Ok(Some(Args {
+        bytes,
+        reps,
+        execs,
+        cli_execs: cli_execs.min(execs),
+        stream,
+        latency,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("docker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("docker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    // The default worker count: one per core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let docker = rt.block_on(engine())?;
+    let cli = docker_cli();
+    let id = rt.block_on(start_container(&docker))?;
+    let measured = measure(args, &rt, &docker, &cli, &id);
+    let removed = rt.block_on(remove_container(&docker, &id));
+    measured?;
+    removed
+}
+
+/// bollard connected to the engine, its version negotiated, the test image
+/// there; or an error saying what to do.
+async fn engine() -> Result<Docker> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        format!("the Docker engine is not reachable ({e}): {ENGINE_HINT}")
+    };
+    let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable(&e))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    docker.ping().await.map_err(|e| unreachable(&e))?;
+    docker
+        .inspect_image(IMAGE)
+        .await
+        .map_err(|e| format!("the test image {IMAGE} is missing ({e}): {ENGINE_HINT}"))?;
+    Ok(docker)
+}
+
+/// The docker CLI: the Debian client `scripts/engine` installs, which
+/// matches its engine, else whatever `docker` the `PATH` has.
+fn docker_cli() -> String {
+    const DEBIAN: &str = "/usr/bin/docker";
+    if Path::new(DEBIAN).exists() {
+        DEBIAN.to_owned()
+    } else {
+        "docker".to_owned()
+    }
+}
+
+/// Creates and starts the container every exec runs in.
+async fn start_container(docker: &Docker) -> Result<String> {
+    let name = format!("dockwire-bench-{}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(IMAGE.to_owned()),
+        cmd: Some(vec!["sleep".to_owned(), "3600".to_owned()]),
+        labels: Some([("dockwire.bench".to_owned(), "docker".to_owned())].into()),
+        host_config: Some(HostConfig {
+            auto_remove: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = q::CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| format!("cannot create the container {name} ({e}): {ENGINE_HINT}"))?;
+    if let Err(e) = docker
+        .start_container(&created.id, None::<q::StartContainerOptions>)
+        .await
+    {
+        let _ = remove_container(docker, &created.id).await;
+        return Err(format!("cannot start the container {name}: {e}").into());
+    }
+    Ok(created.id)
+}
+
+async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
+    let options = q::RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    docker
+        .remove_container(id, Some(options))
+        .await
+        .map_err(|e| format!("cannot remove the bench's container {id}: {e}").into())
+}
+
+fn measure(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    cli: &str,
+    id: &str,
+) -> Result<()> {
+    println!(
+        "docker: engine API {}, CLI {cli}, container {}; load average before: {}",
+        docker.client_version(),
+        &id[..12.min(id.len())],
+        load_average()
+    );
+    let quic = rt.block_on(Quic::start())?;
+    let result = (|| {
+        let stream = if args.stream {
+            Some(stream(args, rt, &quic.client, docker, cli, id)?)
+        } else {
+            None
+        };
+        let latency = if args.latency {
+            Some(latency(args, rt, &quic.client, docker, cli, id)?)
+        } else {
+            None
+        };
+        println!();
+        if let Some(stream) = &stream {
+            println!("{}", stream.table(args.bytes));
+        }
+        if let Some(latency) = &latency {
+            println!("{}", latency.table());
+        }
+        Ok(())
+    })();
+    quic.close();
+    println!("load average after: {}", load_average());
+    result
+}
+
+// ------------------------------------------------------------- the sides
+
+/// dockwire-docker served over QUIC on 127.0.0.1, and a typed client of it.
+struct Quic {
+    client: DockerClient,
+    endpoints: [quinn::Endpoint; 2],
+}
+
+impl Quic {
+    /// Call on the tokio runtime.
+    async fn start() -> Result<Quic> {
+        let service: Arc<dyn Service> = Arc::new(DockerService::from_env());
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let cert_der = cert.cert.der().clone();
+        let key =
+            quinn::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+        let server = dockwire_tokio::quic_endpoint(
+            local,
+            Some(server_config(vec![cert_der.clone()], key)?),
+        )?;
+        tokio::spawn(serve_quic(
+            server.clone(),
+            service,
+            Arc::new(dockwire_tokio::TokioSpawn::current()),
+            Limits::default(),
+            peer_by_address(),
+        ));
+        let mut client_endpoint = dockwire_tokio::quic_endpoint(local, None)?;
+        client_endpoint.set_default_client_config(client_config(&[cert_der])?);
+        let connect =
+            QuicConnect::connect(&client_endpoint, server.local_addr()?, "localhost").await?;
+        let client = DockerClient::new(dockwire_tokio::client(connect, Limits::default()));
+        Ok(Quic {
+            client,
+            endpoints: [server, client_endpoint],
+        })
+    }
+
+    fn close(&self) {
+        for endpoint in &self.endpoints {
+            endpoint.close(0u32.into(), b"done");
+        }
+    }
+}
+
+fn head_cmd(bytes: u64) -> Vec<String> {
+    ["head", "-c", &bytes.to_string(), "/dev/zero"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn expect_bytes(what: &str, got: u64, want: u64) -> Result<()> {
+    if got != want {
+        return Err(format!("{what}: received {got} bytes of stdout, expected {want}").into());
+    }
+    Ok(())
+}
+
+fn expect_exit(what: &str, code: i64) -> Result<()> {
+    if code != 0 {
+        return Err(format!("{what}: the exec exited with {code}, expected 0").into());
+    }
+    Ok(())
+}
+
+/// dockwire's raw carriage: the exec's stdout read into a 64 KiB buffer,
+/// then its exit code; timed from the call's start to the exit code.
+async fn dockwire_stream(client: &DockerClient, id: &str, bytes: u64) -> Result<Duration> {
+    let mut buf = vec![0u8; READ_BUF];
+    let start = Instant::now();
+    let mut session = client.open(&ExecInput::new(id, head_cmd(bytes))).await?;
+    let mut got = 0u64;
+    loop {
+        let n = session.stdout.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let code = session.exit.await?;
+    let elapsed = start.elapsed();
+    expect_bytes("dockwire", got, bytes)?;
+    expect_exit("dockwire", code.into())?;
+    Ok(elapsed)
+}
+
+/// dockwire's json carriage: `cmd`'s items drained, the last the exit
+/// code (which must be 0); timed from the call's start to its end.
+async fn dockwire_items(client: &DockerClient, id: &str, cmd: &[&str]) -> Result<Duration> {
+    let start = Instant::now();
+    let mut items = client
+        .subscribe(&ExecInput::new(id, cmd.iter().copied()))
+        .await?;
+    let mut exit = None;
+    while let Some(item) = items.next().await {
+        match item? {
+            ExecItem::Exit { exit_code, .. } => exit = Some(exit_code),
+            ExecItem::Output { .. } if exit.is_some() => {
+                return Err("dockwire: output after the exit code".into());
+            }
+            ExecItem::Output { .. } => {}
+        }
+    }
+    let elapsed = start.elapsed();
+    expect_exit(
+        "dockwire",
+        exit.ok_or("dockwire: the exec ended without an exit code")?,
+    )?;
+    Ok(elapsed)
+}
+
+/// bollard directly, the way dockwire-docker's `start_exec` and
+/// `exec_exit` use it: create, start attached with a 256 KiB output
+/// buffer, consume the output, poll `inspect_exec` for the exit code.
+/// Returns the stdout byte count and the time from the creation to the
+/// exit code.
+async fn bollard_exec(docker: &Docker, id: &str, cmd: Vec<String>) -> Result<(u64, Duration)> {
+    let start = Instant::now();
+    let options = CreateExecOptions {
+        attach_stdin: Some(false),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        env: Some(Vec::new()),
+        cmd: Some(cmd),
+        ..Default::default()
+    };
+    let created = docker.create_exec(id, options).await?;
+    let options = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: Some(OUTPUT_CAPACITY),
+    };
+    let StartExecResults::Attached { mut output, input } =
+        docker.start_exec(&created.id, Some(options)).await?
+    else {
+        return Err("bollard: the engine started the exec detached".into());
+    };
+    let mut got = 0u64;
+    while let Some(item) = output.next().await {
+        if let LogOutput::StdOut { message } = item? {
+            got += message.len() as u64;
+        }
+    }
+    // Like the service, the stdin half stays open until the output ends.
+    drop(input);
+    let code = exit_code(docker, &created.id).await?;
+    let elapsed = start.elapsed();
+    expect_exit("bollard", code)?;
+    Ok((got, elapsed))
+}
+
+/// The exit code of an ended exec, polled as dockwire-docker's `exec_exit`
+/// does: 1 ms pauses, doubling up to 50 ms.
+async fn exit_code(docker: &Docker, exec_id: &str) -> Result<i64> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let info = docker.inspect_exec(exec_id).await?;
+        if info.running != Some(true) {
+            if let Some(code) = info.exit_code {
+                return Ok(code);
+            }
+        }
+        if started.elapsed() > EXIT_CODE_PATIENCE {
+            return Err(format!("bollard: no exit code for exec {exec_id}").into());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn bollard_stream(docker: &Docker, id: &str, bytes: u64) -> Result<Duration> {
+    let (got, elapsed) = bollard_exec(docker, id, head_cmd(bytes)).await?;
+    expect_bytes("bollard", got, bytes)?;
+    Ok(elapsed)
+}
+
+/// `docker exec <id> <cmd>`, its stdout piped here and read into a 64 KiB
+/// buffer; timed from the spawn to the exit. Returns the stdout byte
+/// count and the time.
+fn cli_exec(cli: &str, id: &str, cmd: &[String]) -> Result<(u64, Duration)> {
+    let mut buf = vec![0u8; READ_BUF];
+    let start = Instant::now();
+    let mut child = Command::new(cli)
+        .arg("exec")
+        .arg(id)
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run the docker CLI {cli:?}: {e}"))?;
+    let mut stdout = child.stdout.take().ok_or("the CLI's stdout is not piped")?;
+    let mut got = 0u64;
+    loop {
+        let n = stdout.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let status = child.wait()?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        return Err(format!("docker CLI: `docker exec` ended with {status}").into());
+    }
+    Ok((got, elapsed))
+}
+
+fn cli_stream(cli: &str, id: &str, bytes: u64) -> Result<Duration> {
+    let (got, elapsed) = cli_exec(cli, id, &head_cmd(bytes))?;
+    expect_bytes("docker CLI", got, bytes)?;
+    Ok(elapsed)
+}
+
+// -------------------------------------------------------- the measurements
+
+/// Per-run MiB/s of each side, in run order.
+struct Stream {
+    dockwire: Vec<f64>,
+    bollard: Vec<f64>,
+    cli: Vec<f64>,
+}
+
+fn stream(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    client: &DockerClient,
+    docker: &Docker,
+    cli: &str,
+    id: &str,
+) -> Result<Stream> {
+    println!(
+        "stream: `head -c {} /dev/zero` ({} MiB), {} runs of each side, the order rotating \
+         (dockwire, bollard, CLI; then bollard, CLI, dockwire; ...) after an untimed {} MiB \
+         warm-up of each",
+        args.bytes,
+        args.bytes >> 20,
+        args.reps,
+        WARMUP_BYTES.min(args.bytes) >> 20
+    );
+    let side = |which: usize, bytes: u64| -> Result<Duration> {
+        match which {
+            0 => rt.block_on(dockwire_stream(client, id, bytes)),
+            1 => rt.block_on(bollard_stream(docker, id, bytes)),
+            _ => cli_stream(cli, id, bytes),
+        }
+    };
+    let warmup = WARMUP_BYTES.min(args.bytes);
+    for which in 0..3 {
+        side(which, warmup)?;
+    }
+    let mut runs: [Vec<f64>; 3] = Default::default();
+    for rep in 0..args.reps {
+        let mut line = format!("  run {}:", rep + 1);
+        for k in 0..3 {
+            let which = (rep + k) % 3;
+            let mib_s = mib_per_s(args.bytes, side(which, args.bytes)?);
+            line.push_str(&format!(
+                " {} {mib_s:.0}",
+                ["dockwire", "bollard", "CLI"][which]
+            ));
+            runs[which].push(mib_s);
+        }
+        println!("{line} MiB/s");
+    }
+    let [dockwire, bollard, cli] = runs;
+    Ok(Stream {
+        dockwire,
+        bollard,
+        cli,
+    })
+}
+
+impl Stream {
+    fn table(&self, bytes: u64) -> String {
+        let (d, b, c) = (
+            median(&self.dockwire),
+            median(&self.bollard),
+            median(&self.cli),
+        );
+        let paired = |other: &[f64]| {
+            let ratios: Vec<f64> = self
+                .dockwire
+                .iter()
+                .zip(other)
+                .map(|(d, o)| d / o)
+                .collect();
+            median(&ratios)
+        };
+        let verdict = |ratio: f64, target: f64| if ratio >= target { "PASS" } else { "MISS" };
+        let mut out = format!(
+            "exec stdout, {} MiB, medians: dockwire {d:.0} MiB/s, bollard {b:.0} MiB/s, \
+             docker CLI {c:.0} MiB/s\n",
+            bytes >> 20
+        );
+        out.push_str(&format!(
+            "{:<20}  {:>7}  {:>14}  {:>8}  {:>7}\n",
+            "ratio", "medians", "per-run median", "target", "verdict"
+        ));
+        for (name, other, target) in [
+            ("dockwire / bollard", &self.bollard, TARGET_VS_BOLLARD),
+            ("dockwire / CLI", &self.cli, TARGET_VS_CLI),
+        ] {
+            let ratio = d / median(other);
+            out.push_str(&format!(
+                "{name:<20}  {ratio:>7.3}  {:>14.3}  {:>8}  {:>7}\n",
+                paired(other),
+                format!(">= {target:.2}"),
+                verdict(ratio, target)
+            ));
+        }
+        out
+    }
+}
+
+/// Per-run milliseconds of each side, in run order.
+struct Latency {
+    dockwire: Vec<f64>,
+    bollard: Vec<f64>,
+    cli: Vec<f64>,
+    /// `Ping` through dockwire and bollard's `ping`: what one call costs
+    /// each without the exec, for reading the difference.
+    dockwire_ping: Vec<f64>,
+    bollard_ping: Vec<f64>,
+}
+
+fn latency(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    client: &DockerClient,
+    docker: &Docker,
+    cli: &str,
+    id: &str,
+) -> Result<Latency> {
+    println!(
+        "latency: `exec true`, {} runs of dockwire (json carriage) and of bollard alternating, the \
+         CLI interleaved with the first {}, after {} untimed runs of each",
+        args.execs, args.cli_execs, WARMUP_EXECS
+    );
+    let truth = vec!["true".to_owned()];
+    let dockwire = || rt.block_on(dockwire_items(client, id, &["true"]));
+    let bollard = || {
+        rt.block_on(bollard_exec(docker, id, truth.clone()))
+            .map(|(_, t)| t)
+    };
+    let cli_true = || cli_exec(cli, id, &truth).map(|(_, t)| t);
+    for _ in 0..WARMUP_EXECS {
+        dockwire()?;
+        bollard()?;
+        if args.cli_execs > 0 {
+            cli_true()?;
+        }
+    }
+    let ms = |t: Duration| t.as_secs_f64() * 1e3;
+    let mut out = Latency {
+        dockwire: Vec::with_capacity(args.execs),
+        bollard: Vec::with_capacity(args.execs),
+        cli: Vec::with_capacity(args.cli_execs),
+        dockwire_ping: Vec::with_capacity(PINGS),
+        bollard_ping: Vec::with_capacity(PINGS),
+    };
+    for _ in 0..PINGS {
+        let start = Instant::now();
+        rt.block_on(client.query(&Ping {}))?;
+        out.dockwire_ping.push(ms(start.elapsed()));
+        let start = Instant::now();
+        rt.block_on(docker.ping())?;
+        out.bollard_ping.push(ms(start.elapsed()));
+    }
+    for run in 0..args.execs {
+        if run % 2 == 0 {
+            out.dockwire.push(ms(dockwire()?));
+            out.bollard.push(ms(bollard()?));
+        } else {
+            out.bollard.push(ms(bollard()?));
+            out.dockwire.push(ms(dockwire()?));
+        }
+        if run < args.cli_execs {
+            out.cli.push(ms(cli_true()?));
+        }
+    }
+    Ok(out)
+}
+
+impl Latency {
+    fn table(&self) -> String {
+        let slack = TARGET_LATENCY_SLACK.as_secs_f64() * 1e3;
+        let (d, b) = (median(&self.dockwire), median(&self.bollard));
+        let quartiles = |v: &[f64]| format!("{:.2}..{:.2}", quantile(v, 0.25), quantile(v, 0.75));
+        let mut out = format!(
+            "exec true, median ms (interquartile range): dockwire {d:.2} ({}), bollard {b:.2} \
+             ({})",
+            quartiles(&self.dockwire),
+            quartiles(&self.bollard)
+        );
+        if !self.cli.is_empty() {
+            out.push_str(&format!(
+                ", docker CLI {:.2} ({}, {} runs, for reference)",
+                median(&self.cli),
+                quartiles(&self.cli),
+                self.cli.len()
+            ));
+        }
+        out.push_str(&format!(
+            "\nping, median ms: dockwire {:.2}, bollard {:.2} (one call's cost without the exec)",
+            median(&self.dockwire_ping),
+            median(&self.bollard_ping)
+        ));
+        out.push_str(&format!(
+            "\ndockwire - bollard = {:+.2} ms; target <= +{slack:.0} ms: {}",
+            d - b,
+            if d <= b + slack { "PASS" } else { "MISS" }
+        ));
+        out
+    }
+}
+
+// ----------------------------------------------------------------- helpers
+
+fn mib_per_s(bytes: u64, time: Duration) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20) / time.as_secs_f64()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[mid],
+        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
+    }
+}
+
+/// The `q` quantile, by linear interpolation between the nearest ranks.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = q * (sorted.len() - 1) as f64;
+    let (low, high) = (at.floor() as usize, at.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (at - low as f64)
+}
+
+/// The 1, 5 and 15 minute load averages, where Linux tells them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,6 +1,7 @@
 //! The streaming operations: exec, attach, run and the archives, and the
 //! guards that clean up after a call that is cancelled.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -591,6 +592,27 @@ pub(crate) async fn run_raw(
 
 // -------------------------------------------------------------- archives
 
+/// Go's `os.ModeDir`, as the engine reports a path's mode.
+const GO_MODE_DIR: u32 = 1 << 31;
+
+/// What is at `path` in container `id`.
+async fn path_stat(docker: &Docker, id: &str, path: &str) -> Result<PathStat, CallError> {
+    let options = q::ContainerArchiveInfoOptions {
+        path: path.to_owned(),
+    };
+    let stat = docker
+        .get_container_archive_info(id, Some(options))
+        .await
+        .map_err(error::container)?;
+    Ok(PathStat {
+        name: stat.name,
+        size: stat.size,
+        mode: stat.file_mode,
+        mtime: stat.modification_time.unwrap_or_default(),
+        link_target: stat.link_target,
+    })
+}
+
 /// `container/archive-get`: accepted with the path's stat, then the tar
 /// as stdout.
 pub(crate) async fn archive_get(
@@ -599,23 +621,8 @@ pub(crate) async fn archive_get(
     io: RawIo,
 ) -> Result<i32, CallError> {
     let docker = inner.docker().await?;
-    let stat = docker
-        .get_container_archive_info(
-            &i.id,
-            Some(q::ContainerArchiveInfoOptions {
-                path: i.path.clone(),
-            }),
-        )
-        .await
-        .map_err(error::container)?;
+    let stat = path_stat(&docker, &i.id, &i.path).await?;
     let (_input, mut out) = io.split();
-    let stat = PathStat {
-        name: stat.name,
-        size: stat.size,
-        mode: stat.file_mode,
-        mtime: stat.modification_time.unwrap_or_default(),
-        link_target: stat.link_target,
-    };
     out.accept(json!(stat)).await?;
     let options = q::DownloadFromContainerOptions { path: i.path };
     let mut tar = docker.download_from_container(&i.id, Some(options));
@@ -635,17 +642,8 @@ pub(crate) async fn archive_put(
 ) -> Result<i32, CallError> {
     let docker = inner.docker().await?;
     // Check the container and the directory before accepting any bytes.
-    let stat = docker
-        .get_container_archive_info(
-            &i.id,
-            Some(q::ContainerArchiveInfoOptions {
-                path: i.path.clone(),
-            }),
-        )
-        .await
-        .map_err(error::container)?;
-    const GO_MODE_DIR: u32 = 1 << 31;
-    if stat.file_mode & GO_MODE_DIR == 0 {
+    let stat = path_stat(&docker, &i.id, &i.path).await?;
+    if stat.mode & GO_MODE_DIR == 0 {
         return Err(invalid_input(format!("{} is not a directory", i.path)));
     }
     let (input, mut out) = io.split();
@@ -700,5 +698,3 @@ fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
         }
     }
 }
-
-use std::future::Future;

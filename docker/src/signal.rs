@@ -49,7 +49,13 @@ pub(crate) fn parse(name: &str) -> Option<Signal> {
 /// Sends `sig` to host pid `pid`; a process that is already gone is not
 /// an error.
 pub(crate) fn send(pid: i64, sig: Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+    // Only a real process: 0 and negative pids would mean process groups
+    // or every process.
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .filter(|&pid| pid > 0)
+        .and_then(Pid::from_raw)
+    else {
         return;
     };
     if let Err(e) = kill_process(pid, sig) {

@@ -43,7 +43,6 @@
 //! not asserted.
 
 use std::env;
-use std::error::Error;
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -65,8 +64,7 @@ use dockwire_service::quic::{
 };
 use futures::{AsyncReadExt as _, StreamExt as _};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+use dockwire_benches::{Result, expect_bytes, load_average, median, mib_per_s};
 
 /// The image `scripts/engine` builds from the static busybox.
 const IMAGE: &str = "dockwire/testbox:latest";
@@ -173,24 +171,7 @@ fn parse_args() -> Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("docker: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("docker: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    dockwire_benches::main("docker", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -370,13 +351,6 @@ fn head_cmd(bytes: u64) -> Vec<String> {
         .to_vec()
 }
 
-fn expect_bytes(what: &str, got: u64, want: u64) -> Result<()> {
-    if got != want {
-        return Err(format!("{what}: received {got} bytes of stdout, expected {want}").into());
-    }
-    Ok(())
-}
-
 fn expect_exit(what: &str, code: i64) -> Result<()> {
     if code != 0 {
         return Err(format!("{what}: the exec exited with {code}, expected 0").into());
@@ -400,7 +374,7 @@ async fn dockwire_stream(client: &DockerClient, id: &str, bytes: u64) -> Result<
     }
     let code = session.exit.await?;
     let elapsed = start.elapsed();
-    expect_bytes("dockwire", got, bytes)?;
+    expect_bytes("dockwire stdout", got, bytes)?;
     expect_exit("dockwire", code.into())?;
     Ok(elapsed)
 }
@@ -493,7 +467,7 @@ async fn exit_code(docker: &Docker, exec_id: &str) -> Result<i64> {
 
 async fn bollard_stream(docker: &Docker, id: &str, bytes: u64) -> Result<Duration> {
     let (got, elapsed) = bollard_exec(docker, id, head_cmd(bytes)).await?;
-    expect_bytes("bollard", got, bytes)?;
+    expect_bytes("bollard stdout", got, bytes)?;
     Ok(elapsed)
 }
 
@@ -531,7 +505,7 @@ fn cli_exec(cli: &str, id: &str, cmd: &[String]) -> Result<(u64, Duration)> {
 
 fn cli_stream(cli: &str, id: &str, bytes: u64) -> Result<Duration> {
     let (got, elapsed) = cli_exec(cli, id, &head_cmd(bytes))?;
-    expect_bytes("docker CLI", got, bytes)?;
+    expect_bytes("docker CLI stdout", got, bytes)?;
     Ok(elapsed)
 }
 
@@ -740,21 +714,6 @@ impl Latency {
 
 // ----------------------------------------------------------------- helpers
 
-fn mib_per_s(bytes: u64, time: Duration) -> f64 {
-    bytes as f64 / f64::from(1u32 << 20) / time.as_secs_f64()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[mid],
-        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
-    }
-}
-
 /// The `q` quantile, by linear interpolation between the nearest ranks.
 fn quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -765,12 +724,4 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     let at = q * (sorted.len() - 1) as f64;
     let (low, high) = (at.floor() as usize, at.ceil() as usize);
     sorted[low] + (sorted[high] - sorted[low]) * (at - low as f64)
-}
-
-/// The 1, 5 and 15 minute load averages, where Linux tells them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned())
 }

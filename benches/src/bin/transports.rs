@@ -27,7 +27,6 @@
 //! target is missed: benchmarks are reported, not asserted.
 
 use std::env;
-use std::error::Error;
 use std::fmt::Write as _;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,8 +47,7 @@ use dockwire_service::{Client, Router, Service};
 use futures::{AsyncReadExt as _, StreamExt as _};
 use serde_json::{Value, json};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+use dockwire_benches::{Result, expect_bytes, load_average, median, mib_per_s};
 
 /// Bytes per stdout chunk of the raw handler, and per write of the bare
 /// QUIC server.
@@ -183,24 +181,7 @@ fn parse_args() -> Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("transports: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("transports: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    dockwire_benches::main("transports", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -265,8 +246,8 @@ fn run(args: &Args) -> Result<()> {
         };
         let row = Row {
             scenario,
-            dockwire: mib_per_s(args.bytes, &dockwire),
-            baseline: mib_per_s(args.bytes, &baseline),
+            dockwire: mib_per_s_each(args.bytes, &dockwire),
+            baseline: mib_per_s_each(args.bytes, &baseline),
         };
         println!("{}", row.detail());
         rows.push(row);
@@ -365,13 +346,6 @@ fn bench_service(pattern: Bytes) -> Router {
                 Some(Ok(json!({ "base64": STANDARD.encode(&pattern[..n]) })))
             }))
         })
-}
-
-fn expect_bytes(what: &str, got: u64, want: u64) -> Result<()> {
-    if got != want {
-        return Err(format!("{what}: received {got} bytes, expected {want}").into());
-    }
-    Ok(())
 }
 
 /// dockwire's raw carriage: `bytes` of stdout in `chunk`-byte chunks, read
@@ -617,22 +591,8 @@ async fn bare_quic(connection: &quinn::Connection, bytes: u64) -> Result<Duratio
     Ok(elapsed)
 }
 
-fn mib_per_s(bytes: u64, times: &[Duration]) -> Vec<f64> {
-    times
-        .iter()
-        .map(|t| bytes as f64 / f64::from(1u32 << 20) / t.as_secs_f64())
-        .collect()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[mid],
-        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
-    }
+fn mib_per_s_each(bytes: u64, times: &[Duration]) -> Vec<f64> {
+    times.iter().map(|&t| mib_per_s(bytes, t)).collect()
 }
 
 /// One scenario's throughputs (MiB/s per run, in run order).
@@ -725,12 +685,4 @@ fn table(rows: &[Row]) -> String {
          column is the json carriage and the baseline the raw carriage"
     );
     out
-}
-
-/// The 1, 5 and 15 minute load averages, where Linux tells them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned())
 }

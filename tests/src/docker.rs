@@ -703,6 +703,11 @@ pub async fn pull_from_the_local_registry(rig: &Rig) {
     assert_eq!(code(failed), IMAGE_PULL_FAILED);
 }
 
+/// Whether a process whose command line contains `needle` runs in `id`.
+fn runs(id: &str, needle: &str) -> bool {
+    processes(id).iter().any(|p| p.contains(needle))
+}
+
 fn processes(id: &str) -> Vec<String> {
     let top = on_engine(engine().top_processes(id, None::<q::TopOptions>)).unwrap();
     top.processes
@@ -721,30 +726,21 @@ pub async fn cancellation_leaves_nothing_behind(rig: &Rig) {
         .open(&ExecInput::new(&id, ["sh", "-c", "sleep 1001; true"]))
         .await
         .unwrap();
-    eventually("the exec runs", || {
-        processes(&id).iter().any(|p| p.contains("sleep 1001"))
-    })
-    .await;
+    eventually("the exec runs", || runs(&id, "sleep 1001")).await;
     session.control.abort().await.unwrap();
     assert!(session.exit.await.is_err());
-    eventually("the exec's processes are gone", || {
-        !processes(&id).iter().any(|p| p.contains("sleep 1001"))
-    })
-    .await;
+    eventually("the exec's processes are gone", || !runs(&id, "sleep 1001")).await;
 
-    let mut items = rig
+    // Dropping a json exec's subscription aborts it.
+    let items = rig
         .docker
         .subscribe(&ExecInput::new(&id, ["sleep", "1002"]))
         .await
         .unwrap();
-    eventually("the json exec runs", || {
-        processes(&id).iter().any(|p| p.contains("sleep 1002"))
-    })
-    .await;
-    drop(items.next());
+    eventually("the json exec runs", || runs(&id, "sleep 1002")).await;
     drop(items);
     eventually("the json exec's process is gone", || {
-        !processes(&id).iter().any(|p| p.contains("sleep 1002"))
+        !runs(&id, "sleep 1002")
     })
     .await;
 
@@ -754,14 +750,11 @@ pub async fn cancellation_leaves_nothing_behind(rig: &Rig) {
         .open(&ExecInput::new(&id, ["sleep", "1003"]))
         .await
         .unwrap();
-    eventually("the exec runs", || {
-        processes(&id).iter().any(|p| p.contains("sleep 1003"))
-    })
-    .await;
+    eventually("the exec runs", || runs(&id, "sleep 1003")).await;
     let connection = rig.harness.quic.as_ref().expect("a QUIC rig");
     connection.close(0u32.into(), b"client gone");
     eventually("the disconnected exec's process is gone", || {
-        !processes(&id).iter().any(|p| p.contains("sleep 1003"))
+        !runs(&id, "sleep 1003")
     })
     .await;
 }

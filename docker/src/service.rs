@@ -730,12 +730,7 @@ fn clamp_time(t: Option<i64>) -> i32 {
 /// Splits `<timestamp> <text>`, as the engine writes each line when asked
 /// for timestamps.
 pub(crate) fn log_item(output: LogOutput) -> LogItem {
-    let (stream, bytes) = match output {
-        LogOutput::StdErr { message } => (StreamName::Stderr, message),
-        LogOutput::StdOut { message }
-        | LogOutput::Console { message }
-        | LogOutput::StdIn { message } => (StreamName::Stdout, message),
-    };
+    let (stream, bytes) = session::split_output(output);
     let (timestamp, text) = match bytes.iter().position(|&b| b == b' ') {
         Some(space) => (&bytes[..space], &bytes[space + 1..]),
         None => (&bytes[..0], &bytes[..]),

@@ -142,22 +142,11 @@ impl ExecGuard {
             tracing::warn!(exec = %self.exec_id, signal = name, "exec signals need the engine's host; dropped");
             return;
         }
-        // Right after the start the engine may not report the process
-        // as running yet: a signal sent that early waits for it (briefly).
-        for _ in 0..100 {
-            match self.docker.inspect_exec(&self.exec_id).await {
-                Ok(info) if info.running == Some(true) && info.pid.unwrap_or(0) > 0 => {
-                    signal::send(info.pid.unwrap_or(0), sig);
-                    return;
-                }
-                // Ended: nothing to signal.
-                Ok(info) if info.exit_code.is_some() => return,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(e) => {
-                    tracing::warn!(exec = %self.exec_id, "cannot find the exec's pid: {e}");
-                    return;
-                }
-            }
+        match running_pid(&self.docker, &self.exec_id).await {
+            Ok(Some(pid)) => signal::send(pid, sig),
+            // Ended: nothing to signal.
+            Ok(None) => {}
+            Err(e) => tracing::warn!(exec = %self.exec_id, "cannot find the exec's pid: {e}"),
         }
     }
 
@@ -174,21 +163,26 @@ impl Drop for ExecGuard {
         let docker = self.docker.clone();
         let exec_id = std::mem::take(&mut self.exec_id);
         spawn_cleanup(async move {
-            // An exec cancelled right after its start may not run yet.
-            for _ in 0..100 {
-                match docker.inspect_exec(&exec_id).await {
-                    Ok(info) if info.running == Some(true) && info.pid.unwrap_or(0) > 0 => {
-                        signal::kill_tree(info.pid.unwrap_or(0));
-                        return;
-                    }
-                    Ok(info) if info.exit_code.is_none() => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    _ => return,
-                }
+            if let Ok(Some(pid)) = running_pid(&docker, &exec_id).await {
+                signal::kill_tree(pid);
             }
         });
     }
+}
+
+/// The host pid of a running exec; `None` once it has ended. Right after
+/// its start the engine may not report the process as running yet: this
+/// waits for it, briefly (up to about a second).
+async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
+    for _ in 0..100 {
+        let info = docker.inspect_exec(exec_id).await?;
+        match info.pid {
+            Some(pid) if info.running == Some(true) && pid > 0 => return Ok(Some(pid)),
+            _ if info.exit_code.is_some() => return Ok(None),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    Ok(None)
 }
 
 /// `container/exec` on the json carriage: output items, then the exit code.
@@ -211,13 +205,7 @@ pub(crate) fn exec_json(
                 terminal: true,
             })
         };
-        // The exec's stdin half stays open until the output ends.
-        let stdin = exec.stdin;
-        let output = exec.output.map(move |item| {
-            let _ = &stdin;
-            item.map(exec_item).map_err(error::container)
-        });
-        Ok(output.chain(futures::stream::once(exit)))
+        Ok(exec_items(exec.output, exec.stdin, exit))
     };
     one_then_many(setup)
 }
@@ -239,6 +227,22 @@ pub(crate) async fn exec_raw(inner: Arc<Inner>, i: ExecInput, io: RawIo) -> Resu
     Ok(exit_code_i32(code))
 }
 
+/// The json carriage's items of an exec or a run: its output, then what
+/// `exit` resolves to. The engine connection's write half is kept, unused,
+/// until the output ends, so the connection is only taken down with it.
+fn exec_items(
+    output: Output,
+    stdin: Stdin,
+    exit: impl Future<Output = Result<ExecItem, CallError>> + Send + 'static,
+) -> impl Stream<Item = Result<ExecItem, CallError>> + Send + 'static {
+    output
+        .map(move |item| {
+            let _held = &stdin;
+            item.map(exec_item).map_err(error::container)
+        })
+        .chain(futures::stream::once(exit))
+}
+
 fn exec_item(output: LogOutput) -> ExecItem {
     let (stream, bytes) = split_output(output);
     ExecItem::Output {
@@ -247,7 +251,9 @@ fn exec_item(output: LogOutput) -> ExecItem {
     }
 }
 
-fn split_output(output: LogOutput) -> (StreamName, Bytes) {
+/// Which stream a piece of engine output belongs to (a TTY's output, and
+/// stdin echoed back, count as stdout), and its bytes.
+pub(crate) fn split_output(output: LogOutput) -> (StreamName, Bytes) {
     match output {
         LogOutput::StdErr { message } => (StreamName::Stderr, message),
         LogOutput::StdOut { message }
@@ -553,12 +559,7 @@ pub(crate) fn run_json(
                 terminal: true,
             })
         };
-        let stdin = started.stdin;
-        let output = started.output.map(move |item| {
-            let _ = &stdin;
-            item.map(exec_item).map_err(error::container)
-        });
-        Ok(output.chain(futures::stream::once(exit)))
+        Ok(exec_items(started.output, started.stdin, exit))
     };
     one_then_many(setup)
 }

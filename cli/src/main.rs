@@ -1,0 +1,95 @@
+//! `dockwire`: serve a Docker engine over QUIC with mutual TLS, and drive
+//! one (remote, or this machine's, in-process) with docker-like verbs.
+//!
+//! ```text
+//! dockwire serve                                  # on the engine's machine
+//! dockwire trust add <client fingerprint> --name ci
+//! DOCKWIRE_HOST=quic://engine:7447 dockwire run --rm -it dockwire/testbox sh
+//! dockwire ps -a                                  # no host: this machine's engine
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod error;
+mod host;
+mod verbs;
+
+use error::Outcome;
+
+/// Drive a Docker engine over one secure stream.
+#[derive(Parser, Debug)]
+#[command(name = "dockwire", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every verb takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// The server: quic://HOST:PORT or unix://PATH. Without one, dockwire
+    /// serves this machine's engine in-process.
+    #[arg(short = 'H', long, env = "DOCKWIRE_HOST", global = true)]
+    pub host: Option<String>,
+    /// Where this user's identity, trusted peers and known servers live
+    /// [default: $XDG_DATA_HOME/dockwire or ~/.local/share/dockwire].
+    #[arg(long, env = "DOCKWIRE_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// The server's certificate fingerprint to insist on (otherwise the
+    /// first one seen is remembered and insisted on later).
+    #[arg(long, env = "DOCKWIRE_SERVER_FINGERPRINT", global = true)]
+    pub server_fingerprint: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    #[command(flatten)]
+    Docker(verbs::Verb),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // As docker: a usage error is 125; --help and --version are 0.
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dockwire: cannot start the runtime: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli));
+    // A blocked read of the terminal must not hold the exit.
+    runtime.shutdown_background();
+    let code = match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.exit
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(if code < 0 { 1 } else { 255 }))
+}
+
+async fn dispatch(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Docker(verb) => {
+            let docker = host::connect(&cli.global).await?;
+            verbs::run(&docker, verb).await
+        }
+    }
+}

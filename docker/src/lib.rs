@@ -46,6 +46,7 @@
 //! [`ExecSignals`]), and a cancelled `run` kills its container, and
 //! removes it when `autoRemove` was asked.
 
+pub mod access;
 pub mod catalog;
 mod client;
 mod error;
@@ -53,5 +54,6 @@ mod service;
 mod session;
 mod signal;
 
+pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
 pub use service::{Config, DockerService, ExecSignals};

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::access::{Caller, Role, Roles, admin_only, forbidden};
 use crate::catalog::*;
 use crate::error::{self, Subject, engine_error, invalid_input};
 use crate::session;
@@ -48,6 +49,10 @@ pub struct Config {
     pub owner: Option<String>,
     /// How exec'd processes are signalled.
     pub exec_signals: ExecSignals,
+    /// Each peer's role; `None`: every peer is an admin.
+    pub roles: Option<Roles>,
+    /// Whether `user` peers may mount host paths and use host namespaces.
+    pub host_access: bool,
 }
 
 impl Config {
@@ -65,7 +70,22 @@ impl Config {
             } else {
                 ExecSignals::Unsupported
             },
+            roles: None,
+            host_access: false,
         }
+    }
+
+    /// Decides each peer's role with `roles` (see [`crate::access`]):
+    /// users then see and act on only their own containers.
+    pub fn with_roles(mut self, roles: Roles) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// Lets `user` peers mount host paths and use the host's network.
+    pub fn with_host_access(mut self, allowed: bool) -> Self {
+        self.host_access = allowed;
+        self
     }
 
     /// Writes `owner` on created containers instead of the peer's name.
@@ -162,22 +182,57 @@ impl Inner {
         Ok(docker)
     }
 
+    /// Who `ctx`'s peer is to access control; `None` if it has no role.
+    pub(crate) fn caller(&self, ctx: &CallContext) -> Option<Caller> {
+        let role = match &self.config.roles {
+            None => Role::Admin,
+            Some(roles) => roles.role(&ctx.peer)?,
+        };
+        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
+        Some(Caller {
+            owner: owner.to_owned(),
+            role,
+            host_access: self.config.host_access,
+        })
+    }
+
+    /// The client and the id of the container `id` names, once `caller` may
+    /// act on it. An admin's id is passed on as given, with no extra round
+    /// trip; a user's is checked and resolved to the full id, so that a
+    /// name reused in between cannot redirect the call.
+    pub(crate) async fn container(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Docker, String), CallError> {
+        let docker = self.docker().await?;
+        if caller.is_admin() {
+            return Ok((docker, id.to_owned()));
+        }
+        let info = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(error::container)?;
+        caller.check_owner(&info)?;
+        let id = info.id.unwrap_or_else(|| id.to_owned());
+        Ok((docker, id))
+    }
+
     /// The labels a created container gets: the caller's, minus any
     /// `dockwire.*`, plus dockwire's own.
     pub(crate) fn labels(
         &self,
-        ctx: &CallContext,
-        caller: &BTreeMap<String, String>,
+        caller: &Caller,
+        asked: &BTreeMap<String, String>,
         auto_remove: bool,
     ) -> HashMap<String, String> {
-        let mut labels: HashMap<String, String> = caller
+        let mut labels: HashMap<String, String> = asked
             .iter()
             .filter(|(k, _)| !k.starts_with(LABEL_PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
         labels.insert(LABEL_MANAGED.into(), "true".into());
-        labels.insert(LABEL_OWNER.into(), owner.into());
+        labels.insert(LABEL_OWNER.into(), caller.owner.clone());
         if auto_remove {
             labels.insert(LABEL_AUTO_REMOVE.into(), "true".into());
         }
@@ -188,13 +243,14 @@ impl Inner {
     /// engine itself to remove the container when it exits.
     pub(crate) fn create_body(
         &self,
-        ctx: &CallContext,
+        caller: &Caller,
         spec: &ContainerSpec,
         engine_auto_remove: bool,
     ) -> Result<ContainerCreateBody, CallError> {
         if spec.image.is_empty() {
             return Err(invalid_input("`image` is empty"));
         }
+        caller.check_spec(spec)?;
         let mounts = spec
             .mounts
             .iter()
@@ -225,7 +281,7 @@ impl Inner {
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
-            labels: Some(self.labels(ctx, &spec.labels, spec.auto_remove)),
+            labels: Some(self.labels(caller, &spec.labels, spec.auto_remove)),
             tty: Some(spec.tty),
             open_stdin: Some(spec.stdin),
             stdin_once: Some(spec.stdin),
@@ -246,6 +302,15 @@ impl Inner {
 impl Service for DockerService {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
         let inner = self.inner.clone();
+        let Some(caller) = inner.caller(&ctx) else {
+            return Reply::Refuse(forbidden(format!(
+                "peer {} is not authorized on this server",
+                ctx.peer
+            )));
+        };
+        if !caller.is_admin() && admin_only(&request.operation) {
+            return Reply::Refuse(forbidden(format!("{} needs an admin", request.operation)));
+        }
         let input = request.input;
         match (request.operation.as_str(), request.carriage) {
             (Ping::NAME, Carriage::Json) => query(input, move |_: Ping| async move {
@@ -265,7 +330,11 @@ impl Service for DockerService {
                     .await
                     .map_err(|e| engine_error(Subject::Engine, e))
             }),
-            (Events::NAME, Carriage::Json) => subscription(input, move |i: Events| {
+            (Events::NAME, Carriage::Json) => subscription(input, move |mut i: Events| {
+                if !caller.is_admin() {
+                    caller.own_containers(&mut i.filters);
+                    i.filters.insert("type".into(), vec!["container".into()]);
+                }
                 engine_stream(inner, move |docker| {
                     let options = q::EventsOptions {
                         since: i.since,
@@ -278,7 +347,8 @@ impl Service for DockerService {
                 })
             }),
             (ContainerList::NAME, Carriage::Json) => {
-                query(input, move |i: ContainerList| async move {
+                query(input, move |mut i: ContainerList| async move {
+                    caller.own_containers(&mut i.filters);
                     let options = q::ListContainersOptions {
                         all: i.all,
                         filters: (!i.filters.is_empty()).then_some(i.filters),
@@ -294,15 +364,17 @@ impl Service for DockerService {
             (ContainerInspect::NAME, Carriage::Json) => {
                 query(input, move |ContainerInspect(i)| async move {
                     let docker = inner.docker().await?;
-                    docker
+                    let info = docker
                         .inspect_container(&i.id, None)
                         .await
-                        .map_err(error::container)
+                        .map_err(error::container)?;
+                    caller.check_owner(&info)?;
+                    Ok(info)
                 })
             }
             (ContainerCreate::NAME, Carriage::Json) => {
                 query(input, move |ContainerCreate(spec)| async move {
-                    let body = inner.create_body(&ctx, &spec, spec.auto_remove)?;
+                    let body = inner.create_body(&caller, &spec, spec.auto_remove)?;
                     let options = q::CreateContainerOptions {
                         name: spec.name.clone(),
                         ..Default::default()
@@ -320,38 +392,38 @@ impl Service for DockerService {
             }
             (ContainerStart::NAME, Carriage::Json) => {
                 query(input, move |ContainerStart(i)| async move {
-                    let docker = inner.docker().await?;
-                    not_modified_is_done(docker.start_container(&i.id, None).await)
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
+                    not_modified_is_done(docker.start_container(&id, None).await)
                 })
             }
             (ContainerStop::NAME, Carriage::Json) => {
                 query(input, move |i: ContainerStop| async move {
-                    let docker = inner.docker().await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
                     let options = q::StopContainerOptions {
                         t: i.timeout,
                         signal: None,
                     };
-                    not_modified_is_done(docker.stop_container(&i.id, Some(options)).await)
+                    not_modified_is_done(docker.stop_container(&id, Some(options)).await)
                 })
             }
             (ContainerRestart::NAME, Carriage::Json) => {
                 query(input, move |ContainerRestart(i)| async move {
-                    let docker = inner.docker().await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
                     let options = q::RestartContainerOptions {
                         t: i.timeout,
                         signal: None,
                     };
-                    not_modified_is_done(docker.restart_container(&i.id, Some(options)).await)
+                    not_modified_is_done(docker.restart_container(&id, Some(options)).await)
                 })
             }
             (ContainerKill::NAME, Carriage::Json) => {
                 query(input, move |i: ContainerKill| async move {
-                    let docker = inner.docker().await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
                     let options = q::KillContainerOptions {
                         signal: i.signal.unwrap_or_else(|| "KILL".into()),
                     };
                     docker
-                        .kill_container(&i.id, Some(options))
+                        .kill_container(&id, Some(options))
                         .await
                         .map_err(error::container)?;
                     Ok(Done {})
@@ -359,14 +431,14 @@ impl Service for DockerService {
             }
             (ContainerRemove::NAME, Carriage::Json) => {
                 query(input, move |i: ContainerRemove| async move {
-                    let docker = inner.docker().await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
                     let options = q::RemoveContainerOptions {
                         force: i.force,
                         v: i.volumes,
                         link: false,
                     };
                     docker
-                        .remove_container(&i.id, Some(options))
+                        .remove_container(&id, Some(options))
                         .await
                         .map_err(error::container)?;
                     Ok(Done {})
@@ -374,59 +446,61 @@ impl Service for DockerService {
             }
             (ContainerWait::NAME, Carriage::Json) => {
                 query(input, move |ContainerWait(i)| async move {
-                    let docker = inner.docker().await?;
-                    let exit_code = session::wait_exit(&docker, &i.id).await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
+                    let exit_code = session::wait_exit(&docker, &id).await?;
                     Ok(Exited { exit_code })
                 })
             }
             (ContainerTop::NAME, Carriage::Json) => {
                 query(input, move |i: ContainerTop| async move {
-                    let docker = inner.docker().await?;
+                    let (docker, id) = inner.container(&caller, &i.id).await?;
                     let options = q::TopOptions {
                         ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),
                     };
                     docker
-                        .top_processes(&i.id, Some(options))
+                        .top_processes(&id, Some(options))
                         .await
                         .map_err(error::container)
                 })
             }
             (ContainerStats::NAME, Carriage::Json) => {
                 subscription(input, move |i: ContainerStats| {
-                    engine_stream(inner, move |docker| {
+                    container_stream(inner, caller, i.id.clone(), move |docker, id| {
                         let options = q::StatsOptions {
                             stream: i.stream,
                             one_shot: false,
                         };
-                        docker.stats(&i.id, Some(options)).map_err(error::container)
+                        docker.stats(&id, Some(options)).map_err(error::container)
                     })
                 })
             }
             (ContainerLogs::NAME, Carriage::Json) => {
                 subscription(input, move |i: ContainerLogs| {
-                    engine_stream(inner, move |docker| logs(&docker, i))
+                    container_stream(inner, caller, i.id.clone(), move |docker, id| {
+                        logs(&docker, ContainerLogs { id, ..i })
+                    })
                 })
             }
-            (ExecInput::NAME, Carriage::Json) => {
-                subscription(input, move |i: ExecInput| session::exec_json(inner, i))
-            }
+            (ExecInput::NAME, Carriage::Json) => subscription(input, move |i: ExecInput| {
+                session::exec_json(inner, caller, i)
+            }),
             (ExecInput::NAME, Carriage::Raw) => raw(input, move |i: ExecInput, io| {
-                session::exec_raw(inner, i, io)
+                session::exec_raw(inner, caller, i, io)
             }),
             (AttachInput::NAME, Carriage::Raw) => raw(input, move |i: AttachInput, io| {
-                session::attach(inner, i, io)
+                session::attach(inner, caller, i, io)
             }),
             (RunInput::NAME, Carriage::Json) => subscription(input, move |RunInput(spec)| {
-                session::run_json(inner, ctx, spec)
+                session::run_json(inner, caller, spec)
             }),
             (RunInput::NAME, Carriage::Raw) => raw(input, move |RunInput(spec), io| {
-                session::run_raw(inner, ctx, spec, io)
+                session::run_raw(inner, caller, spec, io)
             }),
             (ArchiveGet::NAME, Carriage::Raw) => raw(input, move |i: ArchiveGet, io| {
-                session::archive_get(inner, i, io)
+                session::archive_get(inner, caller, i, io)
             }),
             (ArchivePut::NAME, Carriage::Raw) => raw(input, move |i: ArchivePut, io| {
-                session::archive_put(inner, i, io)
+                session::archive_put(inner, caller, i, io)
             }),
             (ImageList::NAME, Carriage::Json) => query(input, move |i: ImageList| async move {
                 let docker = inner.docker().await?;
@@ -702,6 +776,24 @@ where
     session::one_then_many(async move { Ok(make(inner.docker().await?)) })
 }
 
+/// A stream made once `caller` may act on container `id`, from the client
+/// and the container's resolved id.
+fn container_stream<S, T>(
+    inner: Arc<Inner>,
+    caller: Caller,
+    id: String,
+    make: impl FnOnce(Docker, String) -> S + Send + 'static,
+) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
+where
+    S: Stream<Item = Result<T, CallError>> + Send + 'static,
+    T: Send + 'static,
+{
+    session::one_then_many(async move {
+        let (docker, id) = inner.container(&caller, &id).await?;
+        Ok(make(docker, id))
+    })
+}
+
 /// `container/logs`: one item per line, the timestamp split out.
 fn logs(
     docker: &Docker,
@@ -831,12 +923,16 @@ mod tests {
             peer: "alice".into(),
             call_id: "1".into(),
         };
-        let caller = BTreeMap::from([
+        let asked = BTreeMap::from([
             ("dockwire.owner".to_owned(), "mallory".to_owned()),
             ("dockwire.anything".to_owned(), "x".to_owned()),
             ("app".to_owned(), "web".to_owned()),
         ]);
-        let labels = service.inner.labels(&ctx, &caller, false);
+        let caller = service
+            .inner
+            .caller(&ctx)
+            .expect("without roles every peer is an admin");
+        let labels = service.inner.labels(&caller, &asked, false);
         assert_eq!(
             labels.get("dockwire.owner").map(String::as_str),
             Some("alice")

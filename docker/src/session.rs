@@ -13,12 +13,13 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters as q;
 use bytes::Bytes;
 use dockwire_core::CallError;
-use dockwire_service::{CallContext, Input, RawInput, RawIo, RawOutput};
+use dockwire_service::{Input, RawInput, RawIo, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::access::Caller;
 use crate::catalog::*;
 use crate::error::{self, invalid_input};
 use crate::service::{ExecSignals, Inner};
@@ -188,13 +189,15 @@ async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engi
 /// `container/exec` on the json carriage: output items, then the exit code.
 pub(crate) fn exec_json(
     inner: Arc<Inner>,
-    i: ExecInput,
+    caller: Caller,
+    mut i: ExecInput,
 ) -> impl Stream<Item = Result<ExecItem, CallError>> + Send + 'static {
     let setup = async move {
         if i.stdin {
             return Err(invalid_input("stdin needs the raw carriage"));
         }
-        let docker = inner.docker().await?;
+        let (docker, id) = inner.container(&caller, &i.id).await?;
+        i.id = id;
         let exec = start_exec(&docker, &i, false).await?;
         let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
         let exit = async move {
@@ -211,8 +214,14 @@ pub(crate) fn exec_json(
 }
 
 /// `container/exec` on the raw carriage.
-pub(crate) async fn exec_raw(inner: Arc<Inner>, i: ExecInput, io: RawIo) -> Result<i32, CallError> {
-    let docker = inner.docker().await?;
+pub(crate) async fn exec_raw(
+    inner: Arc<Inner>,
+    caller: Caller,
+    mut i: ExecInput,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let (docker, id) = inner.container(&caller, &i.id).await?;
+    i.id = id;
     let exec = start_exec(&docker, &i, i.stdin).await?;
     let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
     let (input, mut out) = io.split();
@@ -385,12 +394,18 @@ pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, CallErro
 }
 
 /// `container/attach`: the container's stdio; ends with its exit code.
-pub(crate) async fn attach(inner: Arc<Inner>, i: AttachInput, io: RawIo) -> Result<i32, CallError> {
+pub(crate) async fn attach(
+    inner: Arc<Inner>,
+    caller: Caller,
+    i: AttachInput,
+    io: RawIo,
+) -> Result<i32, CallError> {
     let docker = inner.docker().await?;
     let info = docker
         .inspect_container(&i.id, None)
         .await
         .map_err(error::container)?;
+    caller.check_owner(&info)?;
     let config = info.config.unwrap_or_default();
     let tty = config.tty.unwrap_or(false);
     let stdin = i.stdin && config.open_stdin.unwrap_or(false);
@@ -495,13 +510,13 @@ struct Started {
 /// Creates, attaches and starts `spec`'s container.
 async fn start_run(
     inner: &Inner,
-    ctx: &CallContext,
+    caller: &Caller,
     spec: &ContainerSpec,
 ) -> Result<Started, CallError> {
-    let docker = inner.docker().await?;
     // dockwire removes the container itself after reading its exit code;
     // the engine's auto-remove would race with that read.
-    let body = inner.create_body(ctx, spec, false)?;
+    let body = inner.create_body(caller, spec, false)?;
+    let docker = inner.docker().await?;
     let options = q::CreateContainerOptions {
         name: spec.name.clone(),
         ..Default::default()
@@ -543,14 +558,14 @@ async fn start_run(
 /// `container/run` on the json carriage.
 pub(crate) fn run_json(
     inner: Arc<Inner>,
-    ctx: CallContext,
+    caller: Caller,
     spec: ContainerSpec,
 ) -> impl Stream<Item = Result<ExecItem, CallError>> + Send + 'static {
     let setup = async move {
         if spec.stdin {
             return Err(invalid_input("stdin needs the raw carriage"));
         }
-        let started = start_run(&inner, &ctx, &spec).await?;
+        let started = start_run(&inner, &caller, &spec).await?;
         let guard = started.guard;
         let exit = async move {
             let exit_code = guard.finish().await?;
@@ -567,11 +582,11 @@ pub(crate) fn run_json(
 /// `container/run` on the raw carriage.
 pub(crate) async fn run_raw(
     inner: Arc<Inner>,
-    ctx: CallContext,
+    caller: Caller,
     spec: ContainerSpec,
     io: RawIo,
 ) -> Result<i32, CallError> {
-    let started = start_run(&inner, &ctx, &spec).await?;
+    let started = start_run(&inner, &caller, &spec).await?;
     let (input, mut out) = io.split();
     out.accept(json!({"id": started.guard.id, "tty": started.tty}))
         .await?;
@@ -618,10 +633,12 @@ async fn path_stat(docker: &Docker, id: &str, path: &str) -> Result<PathStat, Ca
 /// as stdout.
 pub(crate) async fn archive_get(
     inner: Arc<Inner>,
-    i: ArchiveGet,
+    caller: Caller,
+    mut i: ArchiveGet,
     io: RawIo,
 ) -> Result<i32, CallError> {
-    let docker = inner.docker().await?;
+    let (docker, id) = inner.container(&caller, &i.id).await?;
+    i.id = id;
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     let (_input, mut out) = io.split();
     out.accept(json!(stat)).await?;
@@ -638,10 +655,12 @@ pub(crate) async fn archive_get(
 /// nothing whole: the request to the engine is dropped unfinished.
 pub(crate) async fn archive_put(
     inner: Arc<Inner>,
-    i: ArchivePut,
+    caller: Caller,
+    mut i: ArchivePut,
     io: RawIo,
 ) -> Result<i32, CallError> {
-    let docker = inner.docker().await?;
+    let (docker, id) = inner.container(&caller, &i.id).await?;
+    i.id = id;
     // Check the container and the directory before accepting any bytes.
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     if stat.mode & GO_MODE_DIR == 0 {

@@ -49,6 +49,7 @@ use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 
 mod client;
+mod layers;
 mod pump;
 #[cfg(feature = "quic")]
 pub mod quic;
@@ -58,6 +59,7 @@ mod service;
 pub use client::{
     Client, ClientError, Control, Exit, OutputReader, RawSession, Stdin, Subscription,
 };
+pub use layers::{CallLog, Ended, PeerLimit, TOO_MANY_CALLS, watch};
 pub use server::{Outcome, ServeCall, serve_call};
 pub use service::{
     CallContext, CallEnded, Input, Outputs, RawHandler, RawInput, RawIo, RawOutput, Reply, Router,

@@ -1,0 +1,198 @@
+//! Services that wrap a service: [`PeerLimit`] bounds each peer's open
+//! calls, [`CallLog`] logs one line per call. Both see a call from its
+//! request to the end of its reply (or the reply's drop, when the client
+//! went away), through [`watch`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use dockwire_core::{CallError, Carriage, ErrorCode, Request};
+use futures::{FutureExt, Stream, StreamExt};
+use serde_json::Value;
+
+use crate::service::{CallContext, Outputs, Reply, Service};
+
+/// The code of a call refused because its peer has too many open
+/// (retryable: it may pass once some of them end).
+pub const TOO_MANY_CALLS: ErrorCode = ErrorCode::from_static("TOO_MANY_CALLS");
+
+/// How a call ended, as a wrapper of its service saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// Refused before it started.
+    Refused(ErrorCode),
+    /// A json call's outputs ended (`call.completed`).
+    Completed,
+    /// A raw call's handler resolved to this exit code.
+    Exit(i32),
+    /// The handler ended the call with this error.
+    Failed(ErrorCode),
+    /// The reply was dropped before it ended: the client aborted or went
+    /// away.
+    Cancelled,
+}
+
+/// Calls `on_end` once, when `reply` ends or is dropped.
+pub fn watch(reply: Reply, on_end: impl FnOnce(Ended) + Send + 'static) -> Reply {
+    let end = OnEnd(Some(Box::new(on_end)));
+    match reply {
+        Reply::Refuse(e) => {
+            end.fire(Ended::Refused(e.code.clone()));
+            Reply::Refuse(e)
+        }
+        Reply::Json(outputs) => Reply::Json(Watched { outputs, end }.boxed()),
+        Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+            async move {
+                let result = handler(io).await;
+                end.fire(match &result {
+                    Ok(code) => Ended::Exit(*code),
+                    Err(e) => Ended::Failed(e.code.clone()),
+                });
+                result
+            }
+            .boxed()
+        })),
+    }
+}
+
+/// Refuses a peer's call while it has `max` calls open, with
+/// [`TOO_MANY_CALLS`] (retryable).
+pub struct PeerLimit<S> {
+    inner: S,
+    max: usize,
+    open: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl<S: Service> PeerLimit<S> {
+    /// At most `max` open calls per peer name.
+    pub fn new(inner: S, max: usize) -> Self {
+        PeerLimit {
+            inner,
+            max,
+            open: Arc::default(),
+        }
+    }
+}
+
+impl<S: Service> Service for PeerLimit<S> {
+    fn call(&self, ctx: CallContext, request: Request) -> Reply {
+        let peer = ctx.peer.clone();
+        {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let count = open.entry(peer.clone()).or_default();
+            if *count >= self.max {
+                return Reply::Refuse(
+                    CallError::new(
+                        TOO_MANY_CALLS,
+                        format!("{peer} already has {} calls open", self.max),
+                    )
+                    .with_retryable(true),
+                );
+            }
+            *count += 1;
+        }
+        let open = self.open.clone();
+        watch(self.inner.call(ctx, request), move |_| {
+            let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = open.get_mut(&peer) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&peer);
+                }
+            }
+        })
+    }
+}
+
+/// Logs one `tracing` line per call when it ends (target
+/// `dockwire::call`, level INFO; WARN when it failed): the peer, the
+/// operation, the carriage, how it ended and how long it took.
+pub struct CallLog<S> {
+    inner: S,
+}
+
+impl<S: Service> CallLog<S> {
+    /// Logs the calls of `inner`.
+    pub fn new(inner: S) -> Self {
+        CallLog { inner }
+    }
+}
+
+impl<S: Service> Service for CallLog<S> {
+    fn call(&self, ctx: CallContext, request: Request) -> Reply {
+        let started = Instant::now();
+        let operation = request.operation.clone();
+        let carriage = match request.carriage {
+            Carriage::Json => "json",
+            Carriage::Raw => "raw",
+        };
+        let peer = ctx.peer.clone();
+        let call_id = ctx.call_id.clone();
+        watch(self.inner.call(ctx, request), move |ended| {
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let outcome = match &ended {
+                Ended::Refused(code) => format!("refused {code}"),
+                Ended::Completed => "completed".to_owned(),
+                Ended::Exit(code) => format!("exit {code}"),
+                Ended::Failed(code) => format!("failed {code}"),
+                Ended::Cancelled => "cancelled".to_owned(),
+            };
+            let failed = matches!(ended, Ended::Refused(_) | Ended::Failed(_));
+            if failed {
+                tracing::warn!(target: "dockwire::call", %peer, %operation, carriage, call_id, %outcome, duration_ms, "call");
+            } else {
+                tracing::info!(target: "dockwire::call", %peer, %operation, carriage, call_id, %outcome, duration_ms, "call");
+            }
+        })
+    }
+}
+
+type EndFn = Box<dyn FnOnce(Ended) + Send>;
+
+/// Fires once: when told, or as `Cancelled` when dropped untold.
+struct OnEnd(Option<EndFn>);
+
+impl OnEnd {
+    fn fire(mut self, ended: Ended) {
+        if let Some(f) = self.0.take() {
+            f(ended);
+        }
+    }
+}
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Ended::Cancelled);
+        }
+    }
+}
+
+/// A json reply's outputs, reporting how they ended.
+struct Watched {
+    outputs: Outputs,
+    end: OnEnd,
+}
+
+impl Stream for Watched {
+    type Item = Result<Value, CallError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = futures::ready!(self.outputs.poll_next_unpin(cx));
+        let ended = match &item {
+            None => Some(Ended::Completed),
+            Some(Err(e)) => Some(Ended::Failed(e.code.clone())),
+            Some(Ok(_)) => None,
+        };
+        if let Some(ended) = ended {
+            if let Some(f) = self.end.0.take() {
+                f(ended);
+            }
+        }
+        Poll::Ready(item)
+    }
+}

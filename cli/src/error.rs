@@ -62,11 +62,6 @@ impl Failure {
             exit: 1,
         }
     }
-
-    /// Whether the server answered with `code`.
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
 }
 
 impl fmt::Display for Failure {

@@ -15,6 +15,9 @@ use clap::{Parser, Subcommand};
 
 mod error;
 mod host;
+mod process;
+mod session;
+mod term;
 mod verbs;
 
 use error::Outcome;
@@ -48,6 +51,12 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Create and run a new container from an image
+    Run(process::RunArgs),
+    /// Execute a command in a running container
+    Exec(process::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(process::AttachArgs),
     #[command(flatten)]
     Docker(verbs::Verb),
 }
@@ -87,9 +96,29 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
+        Command::Run(args) => {
+            let host = host::connect(&cli.global)
+                .await
+                .map_err(|e| e.with_exit(125))?;
+            settled(&host, process::run(&host.docker, args).await).await
+        }
+        Command::Exec(args) => {
+            let host = host::connect(&cli.global).await?;
+            settled(&host, process::exec(&host.docker, args).await).await
+        }
+        Command::Attach(args) => {
+            let host = host::connect(&cli.global).await?;
+            settled(&host, process::attach(&host.docker, args).await).await
+        }
         Command::Docker(verb) => {
-            let docker = host::connect(&cli.global).await?;
-            verbs::run(&docker, verb).await
+            let host = host::connect(&cli.global).await?;
+            settled(&host, verbs::run(&host.docker, verb).await).await
         }
     }
+}
+
+/// `outcome`, once an in-process service has cleaned up.
+async fn settled(host: &host::Connected, outcome: Outcome) -> Outcome {
+    host.settle().await;
+    outcome
 }

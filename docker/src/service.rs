@@ -143,6 +143,15 @@ impl DockerService {
         )
     }
 
+    /// Waits until the cleanups of cancelled calls (killing an exec,
+    /// removing a `run`'s container) have finished, for `limit` at most:
+    /// whether they all did. A process that serves in-process calls and is
+    /// about to exit waits here, or the engine keeps what those calls made.
+    /// Counts the cleanups of every service in this process.
+    pub async fn settle(&self, limit: std::time::Duration) -> bool {
+        Compat::new(session::settle(limit)).await
+    }
+
     /// A service that makes its client with `connect` on its first call,
     /// and again on each later call until that succeeds.
     fn connecting(

@@ -706,12 +706,48 @@ where
         .flatten()
 }
 
+/// Cleanups started and not yet finished, in this process.
+static PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one cleanup while it lives.
+struct Pending;
+
+impl Pending {
+    fn new() -> Self {
+        PENDING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        PENDING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits until every cleanup this process started has finished, or for
+/// `limit` at most; whether they all finished.
+pub(crate) async fn settle(limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while PENDING.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// Runs a cleanup on the tokio runtime the call ran on (the caller's, or
 /// async-compat's), so that it outlives the dropped call.
 fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(cleanup);
+            let pending = Pending::new();
+            handle.spawn(async move {
+                cleanup.await;
+                drop(pending);
+            });
         }
         Err(_) => {
             tracing::warn!("no runtime to run a cleanup on; the engine keeps what the call made");

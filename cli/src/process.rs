@@ -1,0 +1,394 @@
+//! `run`, `exec` and `attach`: a process's stdio through a raw session,
+//! and its exit code as ours.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use dockwire_docker::DockerClient;
+use dockwire_docker::catalog::{
+    AttachInput, ContainerCreate, ContainerRef, ContainerSpec, ContainerStart, ExecInput,
+    IMAGE_NOT_FOUND, ImagePull, Mount, RunInput,
+};
+use dockwire_service::{ClientError, RawSession};
+use futures::StreamExt;
+
+use crate::error::{Context, EXIT_CANNOT_INVOKE, EXIT_DOCKWIRE, EXIT_NOT_FOUND, Failure, Outcome};
+use crate::session::{self, Broken, Plan};
+
+/// `dockwire run`: create a container, start it and attach to it.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Run the container in the background and print its id
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep STDIN open and send it to the container
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set environment variables (K=V, or K to take this shell's value)
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Bind mount a host path or mount a named volume (SRC:DST[:ro|rw])
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    volumes: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Connect the container to a network (none, host, bridge, NAME)
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set metadata on the container (K=V)
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Overwrite the image's default entrypoint
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The image to run
+    image: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `dockwire exec`: run a command in a running container.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Keep STDIN open and send it to the command
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set environment variables (K=V, or K to take this shell's value)
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// The container (name or id)
+    container: String,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `dockwire attach`: attach this terminal to a running container.
+#[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    no_stdin: bool,
+    /// Proxy received signals to the process (non-TTY mode only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    /// The container (name or id)
+    container: String,
+}
+
+/// `dockwire run`.
+pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
+    let what = format!("run {}", args.image);
+    let spec = spec(&args).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    if args.detach {
+        return detach(docker, spec).await;
+    }
+    check_tty(args.interactive, args.tty)?;
+    let plan = Plan {
+        stdin: args.interactive,
+        tty: args.tty,
+        sig_proxy: !args.tty,
+    };
+    let input = RunInput(spec);
+    let session = match docker.open(&input).await {
+        Err(ClientError::Remote(e)) if e.code == IMAGE_NOT_FOUND => {
+            eprintln!("Unable to find image '{}' locally", input.0.image);
+            pull_quietly(docker, &input.0.image)
+                .await
+                .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+            docker.open(&input).await
+        }
+        other => other,
+    };
+    let session = session.map_err(|e| start_failure(&what, e))?;
+    finish(&what, session, plan).await
+}
+
+/// `dockwire exec`.
+pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
+    let what = format!("exec in {}", args.container);
+    check_tty(args.interactive, args.tty)?;
+    let mut input = ExecInput::new(&args.container, &args.command);
+    input.env = env(&args.env);
+    input.workdir = args.workdir;
+    input.user = args.user;
+    input.tty = args.tty;
+    input.stdin = args.interactive;
+    // As docker exec: an error before the command starts is exit 1.
+    let session = docker.open(&input).await.context(|| what.clone())?;
+    let plan = Plan {
+        stdin: args.interactive,
+        tty: args.tty,
+        sig_proxy: false,
+    };
+    finish(&what, session, plan).await
+}
+
+/// `dockwire attach`.
+pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
+    let what = format!("attach to {}", args.container);
+    let input = AttachInput {
+        id: args.container.clone(),
+        stdin: !args.no_stdin,
+    };
+    let session = docker.open(&input).await.context(|| what.clone())?;
+    let tty = session.accepted["tty"].as_bool().unwrap_or(false);
+    let stdin = session.accepted["stdin"].as_bool().unwrap_or(false);
+    if tty && stdin && !std::io::stdin().is_terminal() {
+        return Err(Failure::local(&what, "the input device is not a TTY"));
+    }
+    let plan = Plan {
+        stdin,
+        tty,
+        sig_proxy: args.sig_proxy && !tty,
+    };
+    finish(&what, session, plan).await
+}
+
+/// Drives an accepted session to its exit code.
+async fn finish(what: &str, session: RawSession, plan: Plan) -> Outcome {
+    match session::drive(session, plan).await {
+        Ok(code) => Ok(code),
+        Err(Broken::Stopped(signal)) => Ok(128 + signal),
+        Err(Broken::Terminal(e)) => Err(Failure::local(
+            what,
+            format!("cannot set up the terminal: {e}"),
+        )),
+        Err(Broken::Call(e)) => Err(Failure::call(what, e).with_exit(EXIT_DOCKWIRE)),
+    }
+}
+
+/// As docker: `-it` needs a terminal on stdin.
+fn check_tty(interactive: bool, tty: bool) -> Result<(), Failure> {
+    if interactive && tty && !std::io::stdin().is_terminal() {
+        return Err(Failure::local("run", "the input device is not a TTY"));
+    }
+    Ok(())
+}
+
+/// A failed start, with docker's exit codes: 127 when the command was not
+/// found, 126 when it could not be invoked, 125 otherwise.
+fn start_failure(what: &str, error: ClientError) -> Failure {
+    let failure = Failure::call(what, error);
+    let exit = match failure.why.to_ascii_lowercase() {
+        why if why.contains("executable file not found")
+            || why.contains("no such file or directory") =>
+        {
+            EXIT_NOT_FOUND
+        }
+        why if why.contains("permission denied") => EXIT_CANNOT_INVOKE,
+        _ => EXIT_DOCKWIRE,
+    };
+    failure.with_exit(exit)
+}
+
+/// `run -d`: create and start, print the id.
+async fn detach(docker: &DockerClient, spec: ContainerSpec) -> Outcome {
+    let what = format!("run {}", spec.image);
+    let create = ContainerCreate(spec);
+    let created = match docker.query(&create).await {
+        Err(ClientError::Remote(e)) if e.code == IMAGE_NOT_FOUND => {
+            eprintln!("Unable to find image '{}' locally", create.0.image);
+            pull_quietly(docker, &create.0.image)
+                .await
+                .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+            docker.query(&create).await
+        }
+        other => other,
+    };
+    let created = created.map_err(|e| start_failure(&what, e))?;
+    docker
+        .query(&ContainerStart(ContainerRef::new(&created.id)))
+        .await
+        .map_err(|e| start_failure(&what, e))?;
+    println!("{}", created.id);
+    Ok(0)
+}
+
+/// Pulls `image`, printing only the engine's final status, as `docker
+/// run` does when the image is missing.
+async fn pull_quietly(docker: &DockerClient, image: &str) -> Result<(), Failure> {
+    let what = || format!("pull {image}");
+    let mut progress = docker
+        .subscribe(&ImagePull {
+            image: image.to_owned(),
+        })
+        .await
+        .context(what)?;
+    let mut last = String::new();
+    while let Some(item) = progress.next().await {
+        let item = item.context(what)?;
+        if item.id.is_none() {
+            last = item.status;
+        }
+    }
+    if !last.is_empty() {
+        eprintln!("{last}");
+    }
+    Ok(())
+}
+
+/// The container `args` describe.
+fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
+    let mut spec = ContainerSpec::new(&args.image, &args.command);
+    spec.env = env(&args.env);
+    spec.mounts = args
+        .volumes
+        .iter()
+        .map(|v| mount(v))
+        .collect::<Result<_, _>>()?;
+    spec.workdir = args.workdir.clone();
+    spec.user = args.user.clone();
+    spec.network = args.network.clone();
+    spec.name = args.name.clone();
+    spec.labels = labels(&args.labels)?;
+    spec.entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
+    spec.tty = args.tty;
+    spec.stdin = args.interactive;
+    spec.auto_remove = args.rm;
+    Ok(spec)
+}
+
+/// `-e K=V` as given; `-e K` takes this shell's value, and is left out
+/// when the shell has none (as docker does).
+fn env(vars: &[String]) -> Vec<String> {
+    vars.iter()
+        .filter_map(|var| match var.contains('=') {
+            true => Some(var.clone()),
+            false => std::env::var(var)
+                .ok()
+                .map(|value| format!("{var}={value}")),
+        })
+        .collect()
+}
+
+/// `SRC:DST[:ro|rw]`.
+fn mount(volume: &str) -> Result<Mount, Failure> {
+    let bad = || Failure::local(format!("-v {volume}"), "expected SRC:DST[:ro|rw]");
+    let parts: Vec<&str> = volume.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [source, target] => (*source, *target, false),
+        [source, target, "ro"] => (*source, *target, true),
+        [source, target, "rw"] => (*source, *target, false),
+        _ => return Err(bad()),
+    };
+    if source.is_empty() || !target.starts_with('/') {
+        return Err(bad());
+    }
+    Ok(Mount {
+        source: source.to_owned(),
+        target: target.to_owned(),
+        read_only,
+    })
+}
+
+/// `K=V` labels (`K` alone is an empty value, as docker).
+fn labels(labels: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    labels
+        .iter()
+        .map(|label| {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            if key.is_empty() {
+                return Err(Failure::local(
+                    format!("--label {label}"),
+                    "a label needs a key",
+                ));
+            }
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_is_source_target_and_an_optional_mode() {
+        let m = mount("/data:/in:ro").unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.target.as_str(), m.read_only),
+            ("/data", "/in", true)
+        );
+        let m = mount("cache:/var/cache").unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.target.as_str(), m.read_only),
+            ("cache", "/var/cache", false)
+        );
+        assert!(!mount("/a:/b:rw").unwrap().read_only);
+        for bad in ["", "/a", "/a:b", ":/b", "/a:/b:rx", "/a:/b:ro:x"] {
+            assert!(mount(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn env_without_a_value_takes_the_shells_or_is_left_out() {
+        // SAFETY of the test: PATH is set in every test environment.
+        let path = std::env::var("PATH").unwrap();
+        let vars = env(&[
+            "A=1".into(),
+            "PATH".into(),
+            "DOCKWIRE_TEST_SURELY_UNSET_VARIABLE".into(),
+            "B=".into(),
+        ]);
+        assert_eq!(
+            vars,
+            vec!["A=1".to_owned(), format!("PATH={path}"), "B=".to_owned()]
+        );
+    }
+
+    #[test]
+    fn labels_split_at_the_first_equals_sign() {
+        let l = labels(&["a=b=c".into(), "flag".into()]).unwrap();
+        assert_eq!(l.get("a").map(String::as_str), Some("b=c"));
+        assert_eq!(l.get("flag").map(String::as_str), Some(""));
+        assert!(labels(&["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn start_failures_get_dockers_exit_codes() {
+        let remote = |message: &str| {
+            ClientError::Remote(dockwire_core::CallError::new(
+                dockwire_docker::catalog::DOCKER_ERROR,
+                message,
+            ))
+        };
+        let code = |m| start_failure("run", remote(m)).exit;
+        assert_eq!(
+            code("exec: \"nope\": executable file not found in $PATH: unknown"),
+            127
+        );
+        assert_eq!(
+            code("exec: \"/x\": stat /x: no such file or directory: unknown"),
+            127
+        );
+        assert_eq!(
+            code("exec: \"/etc/passwd\": permission denied: unknown"),
+            126
+        );
+        assert_eq!(code("conflict"), 125);
+    }
+}

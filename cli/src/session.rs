@@ -1,0 +1,191 @@
+//! Drives a raw session (`run`, `exec`, `attach`) from this process's
+//! stdio: stdin in, stdout and stderr out byte for byte, the terminal's
+//! size and signals as controls, and the exit code out.
+
+use std::io;
+
+use dockwire_service::{ClientError, Control, OutputReader, RawSession, Stdin};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::term;
+
+/// How the session meets the local terminal.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Send this process's stdin (`-i`).
+    pub stdin: bool,
+    /// The remote has a terminal (`-t`): put ours in raw mode (with
+    /// `-i`), and send its size and every change of it.
+    pub tty: bool,
+    /// Forward the signals this process gets to the remote process
+    /// (`run` and `attach` without a terminal, as docker's `--sig-proxy`).
+    pub sig_proxy: bool,
+}
+
+/// Why a session did not give an exit code.
+#[derive(Debug)]
+pub enum Broken {
+    /// The terminal could not be set up.
+    Terminal(io::Error),
+    /// The call failed.
+    Call(ClientError),
+    /// This process was told to stop by `signal` (a number), with the
+    /// terminal restored and the session aborted.
+    Stopped(i32),
+}
+
+/// Read size of each pump.
+const PIECE: usize = 64 * 1024;
+
+/// Runs `session` to its end: its exit code.
+pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
+    let RawSession {
+        stdin,
+        stdout,
+        stderr,
+        control,
+        exit,
+        ..
+    } = session;
+    let raw = match plan.tty && plan.stdin && term::is_terminal(io::stdin()) {
+        true => Some(term::RawMode::enter().map_err(Broken::Terminal)?),
+        false => None,
+    };
+    let mut tasks = Vec::new();
+    if plan.tty {
+        tasks.push(tokio::spawn(follow_size(control.clone())));
+    }
+    if plan.stdin {
+        // Reading stdin may block past the session's end; that task is
+        // left behind, not waited for.
+        tokio::spawn(pump_stdin(stdin));
+    } else {
+        drop(stdin);
+    }
+    let outputs = async {
+        let (out, err) = tokio::join!(
+            pump_out(stdout, tokio::io::stdout()),
+            pump_out(stderr, tokio::io::stderr())
+        );
+        out.and(err)
+    };
+    let ended = tokio::select! {
+        ended = async {
+            outputs.await.map_err(|e| Broken::Call(ClientError::Io(e.into())))?;
+            exit.await.map_err(Broken::Call)
+        } => ended,
+        signal = signals(control.clone(), plan.sig_proxy, raw.is_some()) => {
+            let mut control = control;
+            let _ = control.abort().await;
+            Err(Broken::Stopped(signal))
+        }
+    };
+    for task in tasks {
+        task.abort();
+    }
+    drop(raw);
+    ended
+}
+
+async fn pump_stdin(mut stdin: Stdin) {
+    let mut local = tokio::io::stdin();
+    let mut buf = vec![0; PIECE];
+    loop {
+        match local.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stdin.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = stdin.close().await;
+}
+
+async fn pump_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
+    let mut buf = vec![0; PIECE];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.flush().await;
+        }
+        match to.write_all(&buf[..n]).await {
+            Ok(()) => to.flush().await?,
+            // Nobody reads our output any more (`| head`): drain the rest,
+            // the exit code still counts.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the terminal's size now and at every change.
+async fn follow_size(mut control: Control) {
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    loop {
+        if let Some((cols, rows)) = term::size() {
+            if control.resize(cols, rows).await.is_err() {
+                return;
+            }
+        }
+        if changes.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// The signals this process handles during a session, as (kind, name,
+/// number).
+fn handled() -> [(SignalKind, &'static str, i32); 6] {
+    [
+        (SignalKind::interrupt(), "INT", 2),
+        (SignalKind::terminate(), "TERM", 15),
+        (SignalKind::hangup(), "HUP", 1),
+        (SignalKind::quit(), "QUIT", 3),
+        (SignalKind::user_defined1(), "USR1", 10),
+        (SignalKind::user_defined2(), "USR2", 12),
+    ]
+}
+
+/// With `forward`, every handled signal this process gets is sent to the
+/// remote process, and this never resolves (as docker's `--sig-proxy`).
+/// With `stop`, the first INT, TERM or HUP resolves to its number, so that
+/// the session ends with the terminal restored (a raw terminal does not
+/// raise INT from Ctrl-C: that is a byte for the remote). With neither,
+/// nothing is installed and the defaults apply.
+async fn signals(mut control: Control, forward: bool, stop: bool) -> i32 {
+    if !forward && !stop {
+        return std::future::pending().await;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    for (kind, name, number) in handled() {
+        if !forward && !matches!(name, "INT" | "TERM" | "HUP") {
+            continue;
+        }
+        let Ok(mut stream) = signal(kind) else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send((name, number)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    while let Some((name, number)) = rx.recv().await {
+        if !forward {
+            return number;
+        }
+        if control.signal(name).await.is_err() {
+            break;
+        }
+    }
+    std::future::pending().await
+}

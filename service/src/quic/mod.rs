@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -29,21 +30,34 @@ use crate::server::Serve;
 use crate::{BoxRead, BoxWrite, Connect, Service, Spawn};
 
 /// Concurrent calls (bidirectional streams) a peer may have open on one
-/// connection.
+/// connection, by default.
 pub const MAX_CONCURRENT_CALLS: u32 = 1024;
 
-/// A server config presenting `cert_chain` and `key`, allowing
-/// [`MAX_CONCURRENT_CALLS`] calls per connection.
+/// How often each side sends a keep-alive on an otherwise silent
+/// connection, by default: well inside [`IDLE_TIMEOUT`], so that a call
+/// that is quiet for long (a `sleep` exec, a followed log of an idle
+/// container) keeps its connection, while a peer that is really gone is
+/// still noticed within the idle timeout.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// How long a connection may hear nothing from its peer (keep-alives
+/// included) before it is closed, by default (quinn's own default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server config presenting `cert_chain` and `key`, with the default
+/// [`QuicOptions`]. Clients are not asked for a certificate.
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<quinn::ServerConfig, quinn::rustls::Error> {
     let mut config = quinn::ServerConfig::with_single_cert(cert_chain, key)?;
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(QuicOptions::default().transport_config()));
     Ok(config)
 }
 
-/// A client config trusting exactly the given server certificates.
+/// A client config trusting exactly the given server certificates (as
+/// roots, for the server name given to `connect`), presenting none of its
+/// own, with the default [`QuicOptions`].
 pub fn client_config(
     trusted: &[CertificateDer<'static>],
 ) -> Result<quinn::ClientConfig, Box<dyn std::error::Error + Send + Sync>> {
@@ -52,22 +66,96 @@ pub fn client_config(
         roots.add(cert.clone())?;
     }
     let mut config = quinn::ClientConfig::with_root_certificates(Arc::new(roots))?;
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(QuicOptions::default().transport_config()));
     Ok(config)
 }
 
-/// How often each side sends a keep-alive on an otherwise silent
-/// connection: well inside quinn's default 30 s idle timeout, so that a
-/// call that is quiet for long (a `sleep` exec, a followed log of an idle
-/// container) keeps its connection, while a peer that is really gone is
-/// still noticed within the idle timeout.
-pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+/// A connection's transport settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use dockwire_service::quic::QuicOptions;
+///
+/// let options = QuicOptions::default().with_idle_timeout(Duration::from_secs(3));
+/// // The default 10 s keep-alive is not below 3 s: a third of it is used.
+/// assert_eq!(options.effective_keep_alive(), Some(Duration::from_secs(1)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuicOptions {
+    /// Concurrent calls (bidirectional streams) the peer may have open on
+    /// one connection. Default [`MAX_CONCURRENT_CALLS`].
+    pub max_calls_per_connection: u32,
+    /// A connection that hears nothing from its peer this long is closed.
+    /// Default [`IDLE_TIMEOUT`]; zero means never. QUIC uses the smaller of
+    /// the two ends' timeouts.
+    pub idle_timeout: Duration,
+    /// How often a silent connection sends a keep-alive. Default
+    /// [`KEEP_ALIVE`]; zero means never. One that is not below a non-zero
+    /// idle timeout would let a quiet but live connection die, so a third
+    /// of the idle timeout is used instead
+    /// ([`effective_keep_alive`](Self::effective_keep_alive)).
+    pub keep_alive: Duration,
+}
 
-fn transport() -> TransportConfig {
-    let mut t = TransportConfig::default();
-    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_CONCURRENT_CALLS));
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    t
+impl Default for QuicOptions {
+    fn default() -> Self {
+        QuicOptions {
+            max_calls_per_connection: MAX_CONCURRENT_CALLS,
+            idle_timeout: IDLE_TIMEOUT,
+            keep_alive: KEEP_ALIVE,
+        }
+    }
+}
+
+impl QuicOptions {
+    /// With `n` concurrent calls per connection.
+    #[must_use]
+    pub fn with_max_calls_per_connection(mut self, n: u32) -> Self {
+        self.max_calls_per_connection = n;
+        self
+    }
+
+    /// With this idle timeout (zero: none).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// With this keep-alive interval (zero: none).
+    #[must_use]
+    pub fn with_keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
+    /// The keep-alive interval the transport uses: `keep_alive`, or a third
+    /// of a non-zero idle timeout that is not above it; `None` for none.
+    pub fn effective_keep_alive(&self) -> Option<Duration> {
+        let idle = self.idle_timeout;
+        let interval = if idle.is_zero() || self.keep_alive < idle {
+            self.keep_alive
+        } else {
+            idle / 3
+        };
+        (!interval.is_zero()).then_some(interval)
+    }
+
+    /// quinn's transport config for these options.
+    pub fn transport_config(&self) -> TransportConfig {
+        let mut t = TransportConfig::default();
+        t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_calls_per_connection));
+        // quinn's "none" is `None`; a timeout beyond QUIC's range (2^62 ms)
+        // is as good as none.
+        let idle = match self.idle_timeout.is_zero() {
+            true => None,
+            false => quinn::IdleTimeout::try_from(self.idle_timeout).ok(),
+        };
+        t.max_idle_timeout(idle);
+        t.keep_alive_interval(self.effective_keep_alive());
+        t
+    }
 }
 
 /// Names a connection's peer (its certificate's name, its address…).
@@ -223,5 +311,62 @@ impl Transmit for QuicSend {
 
     fn poll_close(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.send.finish().map_err(io::Error::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn default_options_are_the_transport_constants() {
+        let options = QuicOptions::default();
+        assert_eq!(options.max_calls_per_connection, MAX_CONCURRENT_CALLS);
+        assert_eq!(options.idle_timeout, IDLE_TIMEOUT);
+        assert_eq!(options.effective_keep_alive(), Some(KEEP_ALIVE));
+    }
+
+    #[test]
+    fn keep_alive_stays_below_the_idle_timeout() {
+        let at = |idle, keep_alive| {
+            QuicOptions::default()
+                .with_idle_timeout(secs(idle))
+                .with_keep_alive(secs(keep_alive))
+                .effective_keep_alive()
+        };
+        assert_eq!(at(30, 29), Some(secs(29)));
+        assert_eq!(at(30, 30), Some(secs(10)));
+        assert_eq!(at(3, 10), Some(secs(1)));
+        // No idle timeout: nothing to stay below.
+        assert_eq!(at(0, 10), Some(secs(10)));
+        assert_eq!(at(30, 0), None);
+        assert_eq!(at(0, 0), None);
+    }
+
+    #[test]
+    fn options_reach_the_transport_config() {
+        // quinn's TransportConfig has no getters; its Debug shows the fields.
+        let options = QuicOptions::default()
+            .with_max_calls_per_connection(7)
+            .with_idle_timeout(Duration::from_millis(1500))
+            .with_keep_alive(secs(5));
+        let debug = format!("{:?}", options.transport_config());
+        assert!(debug.contains("max_concurrent_bidi_streams: 7,"), "{debug}");
+        assert!(debug.contains("max_idle_timeout: Some(1500)"), "{debug}");
+        assert!(
+            debug.contains("keep_alive_interval: Some(500ms)"),
+            "{debug}"
+        );
+
+        let never = QuicOptions::default()
+            .with_idle_timeout(Duration::ZERO)
+            .with_keep_alive(Duration::ZERO);
+        let debug = format!("{:?}", never.transport_config());
+        assert!(debug.contains("max_idle_timeout: None"), "{debug}");
+        assert!(debug.contains("keep_alive_interval: None"), "{debug}");
     }
 }

@@ -5,6 +5,74 @@
 //! endpoint exists; only the endpoint needs a runtime (and its UDP socket),
 //! so the shells build endpoints (`Endpoint::new` with quinn's
 //! `TokioRuntime` or `SmolRuntime`) and everything else is here.
+//!
+//! # Identities
+//!
+//! A peer is an [`Identity`]: a self-signed certificate and its key, known
+//! to others by the certificate's [`Fingerprint`] (the SHA-256 of its DER),
+//! the way SSH knows hosts and users by their keys. No certificate
+//! authority, name or validity date is checked: trust is a list of
+//! fingerprints that the caller keeps and that is asked, through a closure,
+//! at every handshake.
+//!
+//! - The server presents its identity, requires one from every client and
+//!   asks `authorize` about the client's fingerprint
+//!   ([`mtls_server_config`]); [`peer_by_fingerprint`] names the calls of
+//!   each connection after it.
+//! - The client presents its identity and asks `pin` about the server's
+//!   fingerprint ([`pinned_client_config`]); the server name given to
+//!   `connect` is not checked.
+//!
+//! Both closures are shown only fingerprints of certificates whose key
+//! signed the handshake, and sessions are never resumed, so every new
+//! connection asks them again. A client the server refused finds
+//! [`refused_by_peer`] true of its connection's close reason.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//!
+//! use dockwire_core::Limits;
+//! use dockwire_service::quic::{
+//!     Fingerprint, Identity, QuicConnect, QuicOptions, endpoint, mtls_server_config,
+//!     peer_by_fingerprint, pinned_client_config, serve_quic,
+//! };
+//! use dockwire_service::{Client, Router, Spawn};
+//!
+//! # async fn example(
+//! #     runtime: Arc<dyn dockwire_service::quic::quinn::Runtime>,
+//! #     spawn: Arc<dyn Spawn>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! let options = QuicOptions::default();
+//! let server = Identity::generate("dockwire")?;
+//! let client = Identity::generate("dockwire")?;
+//!
+//! // The server lets in the clients whose fingerprints it trusts, and
+//! // names their calls' peers after them.
+//! let alice: Fingerprint = client.fingerprint().to_string().parse()?;
+//! let authorize = Arc::new(move |fp: &Fingerprint| *fp == alice);
+//! let names = Arc::new(move |fp: &Fingerprint| -> Option<Arc<str>> {
+//!     (*fp == alice).then(|| "alice".into())
+//! });
+//! let config = mtls_server_config(&server, authorize, &options)?;
+//! let addr: SocketAddr = "127.0.0.1:4433".parse()?;
+//! let listening = endpoint(addr, Some(config), runtime.clone())?;
+//! let service = Arc::new(Router::new());
+//! let limits = Limits::default();
+//! let serve = serve_quic(listening, service, spawn.clone(), limits, peer_by_fingerprint(names));
+//! spawn.spawn(Box::pin(serve));
+//!
+//! // The client accepts the server whose fingerprint it pinned.
+//! let expected = server.fingerprint();
+//! let pin = Arc::new(move |fp: &Fingerprint| *fp == expected);
+//! let mut dialing = endpoint("127.0.0.1:0".parse()?, None, runtime)?;
+//! dialing.set_default_client_config(pinned_client_config(&client, pin, &options)?);
+//! let connection = QuicConnect::connect(&dialing, addr, "dockwire").await?;
+//! let calls = Client::new(Arc::new(connection), spawn, limits);
+//! # drop(calls);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,12 +90,22 @@ use quinn::{Connection, Endpoint, SendStream, TransportConfig, VarInt};
 
 /// quinn, as this module uses it (endpoints, connections, configs).
 pub use quinn;
-/// The certificate and key types [`server_config`] and [`client_config`] take.
+/// The certificate and key types [`server_config`], [`client_config`] and
+/// [`Identity`] hold.
 pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::pump::Transmit;
 use crate::server::Serve;
 use crate::{BoxRead, BoxWrite, Connect, Service, Spawn};
+
+mod identity;
+mod mtls;
+
+pub use identity::{Fingerprint, Identity, IdentityError};
+pub use mtls::{
+    NameLookup, TrustCheck, mtls_server_config, peer_by_fingerprint, peer_fingerprint,
+    pinned_client_config, refused_by_peer,
+};
 
 /// Concurrent calls (bidirectional streams) a peer may have open on one
 /// connection, by default.
@@ -45,7 +123,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A server config presenting `cert_chain` and `key`, with the default
-/// [`QuicOptions`]. Clients are not asked for a certificate.
+/// [`QuicOptions`]. Clients are not asked for a certificate; see
+/// [`mtls_server_config`] for that.
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -57,7 +136,8 @@ pub fn server_config(
 
 /// A client config trusting exactly the given server certificates (as
 /// roots, for the server name given to `connect`), presenting none of its
-/// own, with the default [`QuicOptions`].
+/// own, with the default [`QuicOptions`]; see [`pinned_client_config`] for
+/// identities.
 pub fn client_config(
     trusted: &[CertificateDer<'static>],
 ) -> Result<quinn::ClientConfig, Box<dyn std::error::Error + Send + Sync>> {
@@ -70,7 +150,8 @@ pub fn client_config(
     Ok(config)
 }
 
-/// A connection's transport settings.
+/// A connection's transport settings, for [`mtls_server_config`] and
+/// [`pinned_client_config`].
 ///
 /// ```
 /// use std::time::Duration;

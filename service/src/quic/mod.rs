@@ -1,0 +1,453 @@
+//! QUIC transport, written once for every runtime: one call per
+//! bidirectional stream, many calls per connection.
+//!
+//! quinn's connections and streams work on any executor once their
+//! endpoint exists; only the endpoint needs a runtime (and its UDP socket),
+//! so the shells build endpoints (`Endpoint::new` with quinn's
+//! `TokioRuntime` or `SmolRuntime`) and everything else is here.
+//!
+//! # Identities
+//!
+//! A peer is an [`Identity`]: a self-signed certificate and its key, known
+//! to others by the certificate's [`Fingerprint`] (the SHA-256 of its DER),
+//! the way SSH knows hosts and users by their keys. No certificate
+//! authority, name or validity date is checked: trust is a list of
+//! fingerprints that the caller keeps and that is asked, through a closure,
+//! at every handshake.
+//!
+//! - The server presents its identity, requires one from every client and
+//!   asks `authorize` about the client's fingerprint
+//!   ([`mtls_server_config`]); [`peer_by_fingerprint`] names the calls of
+//!   each connection after it.
+//! - The client presents its identity and asks `pin` about the server's
+//!   fingerprint ([`pinned_client_config`]); the server name given to
+//!   `connect` is not checked.
+//!
+//! Both closures are shown only fingerprints of certificates whose key
+//! signed the handshake, and sessions are never resumed, so every new
+//! connection asks them again. A client the server refused finds
+//! [`refused_by_peer`] true of its connection's close reason.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//!
+//! use dockwire_core::Limits;
+//! use dockwire_service::quic::{
+//!     Fingerprint, Identity, QuicConnect, QuicOptions, endpoint, mtls_server_config,
+//!     peer_by_fingerprint, pinned_client_config, serve_quic,
+//! };
+//! use dockwire_service::{Client, Router, Spawn};
+//!
+//! # async fn example(
+//! #     runtime: Arc<dyn dockwire_service::quic::quinn::Runtime>,
+//! #     spawn: Arc<dyn Spawn>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! let options = QuicOptions::default();
+//! let server = Identity::generate("dockwire")?;
+//! let client = Identity::generate("dockwire")?;
+//!
+//! // The server lets in the clients whose fingerprints it trusts, and
+//! // names their calls' peers after them.
+//! let alice: Fingerprint = client.fingerprint().to_string().parse()?;
+//! let authorize = Arc::new(move |fp: &Fingerprint| *fp == alice);
+//! let names = Arc::new(move |fp: &Fingerprint| -> Option<Arc<str>> {
+//!     (*fp == alice).then(|| "alice".into())
+//! });
+//! let config = mtls_server_config(&server, authorize, &options)?;
+//! let addr: SocketAddr = "127.0.0.1:4433".parse()?;
+//! let listening = endpoint(addr, Some(config), runtime.clone())?;
+//! let service = Arc::new(Router::new());
+//! let limits = Limits::default();
+//! let serve = serve_quic(listening, service, spawn.clone(), limits, peer_by_fingerprint(names));
+//! spawn.spawn(Box::pin(serve));
+//!
+//! // The client accepts the server whose fingerprint it pinned.
+//! let expected = server.fingerprint();
+//! let pin = Arc::new(move |fp: &Fingerprint| *fp == expected);
+//! let mut dialing = endpoint("127.0.0.1:0".parse()?, None, runtime)?;
+//! dialing.set_default_client_config(pinned_client_config(&client, pin, &options)?);
+//! let connection = QuicConnect::connect(&dialing, addr, "dockwire").await?;
+//! let calls = Client::new(Arc::new(connection), spawn, limits);
+//! # drop(calls);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use dockwire_core::Limits;
+use futures::future::BoxFuture;
+use futures::{Future, FutureExt};
+use quinn::{Connection, Endpoint, SendStream, TransportConfig, VarInt};
+
+/// quinn, as this module uses it (endpoints, connections, configs).
+pub use quinn;
+/// The certificate and key types [`server_config`], [`client_config`] and
+/// [`Identity`] hold.
+pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::pump::Transmit;
+use crate::server::Serve;
+use crate::{BoxRead, BoxWrite, Connect, Service, Spawn};
+
+mod identity;
+mod mtls;
+
+pub use identity::{Fingerprint, Identity, IdentityError};
+pub use mtls::{
+    NameLookup, TrustCheck, mtls_server_config, peer_by_fingerprint, peer_fingerprint,
+    pinned_client_config, refused_by_peer,
+};
+
+/// Concurrent calls (bidirectional streams) a peer may have open on one
+/// connection, by default.
+pub const MAX_CONCURRENT_CALLS: u32 = 1024;
+
+/// How often each side sends a keep-alive on an otherwise silent
+/// connection, by default: well inside [`IDLE_TIMEOUT`], so that a call
+/// that is quiet for long (a `sleep` exec, a followed log of an idle
+/// container) keeps its connection, while a peer that is really gone is
+/// still noticed within the idle timeout.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// How long a connection may hear nothing from its peer (keep-alives
+/// included) before it is closed, by default (quinn's own default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server config presenting `cert_chain` and `key`, with the default
+/// [`QuicOptions`]. Clients are not asked for a certificate; see
+/// [`mtls_server_config`] for that.
+pub fn server_config(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<quinn::ServerConfig, quinn::rustls::Error> {
+    let mut config = quinn::ServerConfig::with_single_cert(cert_chain, key)?;
+    config.transport_config(Arc::new(QuicOptions::default().transport_config()));
+    Ok(config)
+}
+
+/// A client config trusting exactly the given server certificates (as
+/// roots, for the server name given to `connect`), presenting none of its
+/// own, with the default [`QuicOptions`]; see [`pinned_client_config`] for
+/// identities.
+pub fn client_config(
+    trusted: &[CertificateDer<'static>],
+) -> Result<quinn::ClientConfig, Box<dyn std::error::Error + Send + Sync>> {
+    let mut roots = quinn::rustls::RootCertStore::empty();
+    for cert in trusted {
+        roots.add(cert.clone())?;
+    }
+    let mut config = quinn::ClientConfig::with_root_certificates(Arc::new(roots))?;
+    config.transport_config(Arc::new(QuicOptions::default().transport_config()));
+    Ok(config)
+}
+
+/// A connection's transport settings, for [`mtls_server_config`] and
+/// [`pinned_client_config`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dockwire_service::quic::QuicOptions;
+///
+/// let options = QuicOptions::default().with_idle_timeout(Duration::from_secs(3));
+/// // The default 10 s keep-alive is not below 3 s: a third of it is used.
+/// assert_eq!(options.effective_keep_alive(), Some(Duration::from_secs(1)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuicOptions {
+    /// Concurrent calls (bidirectional streams) the peer may have open on
+    /// one connection. Default [`MAX_CONCURRENT_CALLS`].
+    pub max_calls_per_connection: u32,
+    /// A connection that hears nothing from its peer this long is closed.
+    /// Default [`IDLE_TIMEOUT`]; zero means never. QUIC uses the smaller of
+    /// the two ends' timeouts.
+    pub idle_timeout: Duration,
+    /// How often a silent connection sends a keep-alive. Default
+    /// [`KEEP_ALIVE`]; zero means never. One that is not below a non-zero
+    /// idle timeout would let a quiet but live connection die, so a third
+    /// of the idle timeout is used instead
+    /// ([`effective_keep_alive`](Self::effective_keep_alive)).
+    pub keep_alive: Duration,
+}
+
+impl Default for QuicOptions {
+    fn default() -> Self {
+        QuicOptions {
+            max_calls_per_connection: MAX_CONCURRENT_CALLS,
+            idle_timeout: IDLE_TIMEOUT,
+            keep_alive: KEEP_ALIVE,
+        }
+    }
+}
+
+impl QuicOptions {
+    /// With `n` concurrent calls per connection.
+    #[must_use]
+    pub fn with_max_calls_per_connection(mut self, n: u32) -> Self {
+        self.max_calls_per_connection = n;
+        self
+    }
+
+    /// With this idle timeout (zero: none).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// With this keep-alive interval (zero: none).
+    #[must_use]
+    pub fn with_keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
+    /// The keep-alive interval the transport uses: `keep_alive`, or a third
+    /// of a non-zero idle timeout that is not above it; `None` for none.
+    pub fn effective_keep_alive(&self) -> Option<Duration> {
+        let idle = self.idle_timeout;
+        let interval = if idle.is_zero() || self.keep_alive < idle {
+            self.keep_alive
+        } else {
+            idle / 3
+        };
+        (!interval.is_zero()).then_some(interval)
+    }
+
+    /// quinn's transport config for these options.
+    pub fn transport_config(&self) -> TransportConfig {
+        let mut t = TransportConfig::default();
+        t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_calls_per_connection));
+        // quinn's "none" is `None`; a timeout beyond QUIC's range (2^62 ms)
+        // is as good as none.
+        let idle = match self.idle_timeout.is_zero() {
+            true => None,
+            false => quinn::IdleTimeout::try_from(self.idle_timeout).ok(),
+        };
+        t.max_idle_timeout(idle);
+        t.keep_alive_interval(self.effective_keep_alive());
+        t
+    }
+}
+
+/// Names a connection's peer (its certificate's name, its address…).
+pub type PeerName = Arc<dyn Fn(&Connection) -> Arc<str> + Send + Sync>;
+
+/// Names a peer by its address, for servers without client identities.
+pub fn peer_by_address() -> PeerName {
+    Arc::new(|c: &Connection| -> Arc<str> { c.remote_address().to_string().into() })
+}
+
+/// A QUIC endpoint bound to `addr` on quinn's `runtime`: a server when
+/// given a server config, else a client only.
+pub fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    runtime: Arc<dyn quinn::Runtime>,
+) -> io::Result<Endpoint> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+}
+
+/// Accepts connections on `endpoint` until it is closed, and serves every
+/// bidirectional stream of each as one call. `peer` names a connection's
+/// peer (a certificate's name, once identities exist).
+pub async fn serve_quic(
+    endpoint: Endpoint,
+    service: Arc<dyn Service>,
+    spawn: Arc<dyn Spawn>,
+    limits: Limits,
+    peer: PeerName,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let service = service.clone();
+        let inner_spawn = spawn.clone();
+        let peer = peer.clone();
+        spawn.spawn(
+            async move {
+                let Ok(connection) = incoming.await else {
+                    return;
+                };
+                let name = peer(&connection);
+                // Ends when the connection does; its calls see their
+                // streams fail and cancel.
+                while let Ok((send, recv)) = connection.accept_bi().await {
+                    let out = QuicSend::new(send);
+                    let call = Serve::new(service.clone(), name.clone(), recv, out, limits);
+                    inner_spawn.spawn(call.map(drop).boxed());
+                }
+            }
+            .boxed(),
+        );
+    }
+}
+
+/// Opens one bidirectional stream per call on an established connection.
+#[derive(Clone, Debug)]
+pub struct QuicConnect {
+    connection: Connection,
+}
+
+impl QuicConnect {
+    /// Calls over `connection`.
+    pub fn new(connection: Connection) -> Self {
+        QuicConnect { connection }
+    }
+
+    /// Connects `endpoint` to `addr`, expecting the certificate to be for
+    /// `server_name`.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> io::Result<Self> {
+        let connecting = endpoint
+            .connect(addr, server_name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let connection = connecting.await.map_err(io::Error::other)?;
+        Ok(QuicConnect { connection })
+    }
+
+    /// The connection calls go over.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl Connect for QuicConnect {
+    fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
+        let connection = self.connection.clone();
+        async move {
+            let (send, recv) = connection.open_bi().await.map_err(io::Error::other)?;
+            Ok((Box::pin(recv) as BoxRead, Box::pin(send) as BoxWrite))
+        }
+        .boxed()
+    }
+}
+
+/// Pieces a server driver takes from its machine at most per write.
+const PIECES: usize = 16;
+
+/// A call stream's send side for the server driver: the machine's pieces
+/// go to quinn as the `Bytes` they are (`write_chunks`), where its
+/// `AsyncWrite` would copy every payload into its send buffer.
+struct QuicSend {
+    send: SendStream,
+    /// Taken from the machine, not yet accepted by quinn; fully written
+    /// ones are empty until removed.
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl QuicSend {
+    fn new(send: SendStream) -> Self {
+        QuicSend {
+            send,
+            pieces: Vec::with_capacity(PIECES),
+            len: 0,
+        }
+    }
+}
+
+impl Transmit for QuicSend {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn poll_transmit(
+        &mut self,
+        mut pull: impl FnMut() -> Option<Bytes>,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> io::Result<()> {
+        loop {
+            while self.pieces.len() < PIECES {
+                let Some(piece) = pull() else { break };
+                self.len += piece.len();
+                self.pieces.push(piece);
+            }
+            if self.pieces.is_empty() {
+                return Ok(());
+            }
+            // Cancel-safe: a write that does not resolve wrote nothing, and
+            // leaves the task registered for the stream's credit.
+            let written = match pin!(self.send.write_chunks(&mut self.pieces)).poll(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(result) => result?,
+            };
+            self.pieces.drain(..written.chunks);
+            self.len -= written.bytes;
+            *progress = true;
+        }
+    }
+
+    fn poll_close(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.send.finish().map_err(io::Error::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn default_options_are_the_transport_constants() {
+        let options = QuicOptions::default();
+        assert_eq!(options.max_calls_per_connection, MAX_CONCURRENT_CALLS);
+        assert_eq!(options.idle_timeout, IDLE_TIMEOUT);
+        assert_eq!(options.effective_keep_alive(), Some(KEEP_ALIVE));
+    }
+
+    #[test]
+    fn keep_alive_stays_below_the_idle_timeout() {
+        let at = |idle, keep_alive| {
+            QuicOptions::default()
+                .with_idle_timeout(secs(idle))
+                .with_keep_alive(secs(keep_alive))
+                .effective_keep_alive()
+        };
+        assert_eq!(at(30, 29), Some(secs(29)));
+        assert_eq!(at(30, 30), Some(secs(10)));
+        assert_eq!(at(3, 10), Some(secs(1)));
+        // No idle timeout: nothing to stay below.
+        assert_eq!(at(0, 10), Some(secs(10)));
+        assert_eq!(at(30, 0), None);
+        assert_eq!(at(0, 0), None);
+    }
+
+    #[test]
+    fn options_reach_the_transport_config() {
+        // quinn's TransportConfig has no getters; its Debug shows the fields.
+        let options = QuicOptions::default()
+            .with_max_calls_per_connection(7)
+            .with_idle_timeout(Duration::from_millis(1500))
+            .with_keep_alive(secs(5));
+        let debug = format!("{:?}", options.transport_config());
+        assert!(debug.contains("max_concurrent_bidi_streams: 7,"), "{debug}");
+        assert!(debug.contains("max_idle_timeout: Some(1500)"), "{debug}");
+        assert!(
+            debug.contains("keep_alive_interval: Some(500ms)"),
+            "{debug}"
+        );
+
+        let never = QuicOptions::default()
+            .with_idle_timeout(Duration::ZERO)
+            .with_keep_alive(Duration::ZERO);
+        let debug = format!("{:?}", never.transport_config());
+        assert!(debug.contains("max_idle_timeout: None"), "{debug}");
+        assert!(debug.contains("keep_alive_interval: None"), "{debug}");
+    }
+}

@@ -39,6 +39,17 @@ impl Failure {
         }
     }
 
+    /// Whether the server answered with `code`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// The same failure with an error code of this side's own.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_owned());
+        self
+    }
+
     /// The same failure leaving with `exit`.
     pub fn with_exit(mut self, exit: i32) -> Self {
         self.exit = exit;

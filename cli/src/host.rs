@@ -1,20 +1,32 @@
-//! Where the verbs' calls go: a server at `--host`, or this machine's
-//! engine served in-process.
+//! Where the verbs' calls go: a server at `--host` (QUIC with this user's
+//! identity and the server's pinned fingerprint, or a Unix socket), or
+//! this machine's engine served in-process.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use dockwire_core::Limits;
 use dockwire_docker::{DockerClient, DockerService};
+use dockwire_service::quic::{
+    self, Fingerprint, QuicConnect, QuicOptions, TrustCheck, pinned_client_config, refused_by_peer,
+};
 
 use crate::Global;
 use crate::error::Failure;
+use crate::serve::DEFAULT_PORT;
+use crate::state::StateDir;
 
-/// The client of a verb, and the service when it runs in this process.
+/// The client of a verb, and what is needed to explain its failures.
 pub struct Connected {
     /// The typed client.
     pub docker: DockerClient,
     /// The in-process service, if there is no server.
     pub embedded: Option<DockerService>,
+    /// The QUIC connection, if that is the transport.
+    quic: Option<quic::quinn::Connection>,
+    /// This client's fingerprint (for the "not authorized" message).
+    me: Option<Fingerprint>,
 }
 
 impl Connected {
@@ -26,6 +38,26 @@ impl Connected {
                 tracing::warn!("cleanups still running after {SETTLE:?}; exiting anyway");
             }
         }
+    }
+
+    /// `failure`, explained when the server closed the connection because
+    /// it does not trust this client (a TLS 1.3 client finishes its
+    /// handshake before the server judges it, so this shows on a call).
+    pub fn explain(&self, mut failure: Failure) -> Failure {
+        let (Some(connection), Some(me)) = (&self.quic, &self.me) else {
+            return failure;
+        };
+        if connection
+            .close_reason()
+            .is_some_and(|e| refused_by_peer(&e))
+        {
+            failure.why = format!(
+                "the server does not trust this client; on the server, run \
+                 `dockwire trust add {me} --name NAME` (this client's fingerprint)"
+            );
+            failure.code = Some("FORBIDDEN".into());
+        }
+        failure
     }
 }
 
@@ -41,6 +73,8 @@ pub async fn connect(global: &Global) -> Result<Connected, Failure> {
         return Ok(Connected {
             docker: DockerClient::new(client),
             embedded: Some(service),
+            quic: None,
+            me: None,
         });
     };
     if let Some(path) = host.strip_prefix("unix://") {
@@ -49,10 +83,162 @@ pub async fn connect(global: &Global) -> Result<Connected, Failure> {
         return Ok(Connected {
             docker: DockerClient::new(client),
             embedded: None,
+            quic: None,
+            me: None,
         });
+    }
+    if let Some(server) = host.strip_prefix("quic://") {
+        return connect_quic(global, server).await;
     }
     Err(Failure::local(
         format!("connect to {host}"),
-        "a host is quic://HOST:PORT or unix://PATH",
+        "a host is quic://HOST[:PORT] or unix://PATH",
     ))
+}
+
+/// What the pin saw during the handshake.
+#[derive(Default)]
+struct Seen {
+    fingerprint: Option<Fingerprint>,
+}
+
+async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failure> {
+    let what = || format!("connect to quic://{server}");
+    let server = with_port(server);
+    let state = StateDir::open(global.state_dir.as_deref())?;
+    let identity = state.identity()?;
+    let known = state.known_servers();
+    // What to insist on: the fingerprint given, else the one remembered.
+    let expected = match &global.server_fingerprint {
+        Some(given) => Some(
+            Fingerprint::from_str(given)
+                .map_err(|e| Failure::local("read --server-fingerprint", e))?,
+        ),
+        None => known.get(&server)?,
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let pin: TrustCheck = {
+        let seen = seen.clone();
+        Arc::new(move |fingerprint: &Fingerprint| {
+            seen.lock().unwrap_or_else(|p| p.into_inner()).fingerprint = Some(*fingerprint);
+            expected.is_none_or(|e| e == *fingerprint)
+        })
+    };
+    let config = pinned_client_config(&identity, pin, &QuicOptions::default())
+        .map_err(|e| Failure::local(what(), e))?;
+    let addr = resolve(&server)
+        .await
+        .map_err(|e| Failure::local(what(), e))?;
+    let local: SocketAddr = match addr {
+        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let mut endpoint =
+        dockwire_tokio::quic_endpoint(local, None).map_err(|e| Failure::local(what(), e))?;
+    endpoint.set_default_client_config(config);
+    let name = server.rsplit_once(':').map_or("dockwire", |(h, _)| h);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let name = if name.parse::<std::net::IpAddr>().is_ok() {
+        "dockwire"
+    } else {
+        name
+    };
+    let connected = QuicConnect::connect(&endpoint, addr, name).await;
+    let got = seen.lock().unwrap_or_else(|p| p.into_inner()).fingerprint;
+    let connection = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            if let (Some(expected), Some(got)) = (expected, got) {
+                if expected != got {
+                    return Err(changed(&server, expected, got, &state, global));
+                }
+            }
+            return Err(Failure::local(what(), e));
+        }
+    };
+    if expected.is_none() {
+        if let Some(got) = got {
+            known.remember(&server, got)?;
+            eprintln!(
+                "dockwire: trusting {server} on first use: its fingerprint is {got} \
+                 (remembered in {}; check it against `dockwire serve`'s output)",
+                known.path().display()
+            );
+        }
+    }
+    let quic_connection = connection.connection().clone();
+    let client = dockwire_tokio::client(connection, Limits::default());
+    Ok(Connected {
+        docker: DockerClient::new(client),
+        embedded: None,
+        quic: Some(quic_connection),
+        me: Some(identity.fingerprint()),
+    })
+}
+
+/// The loud refusal when a server's fingerprint is not the pinned one.
+fn changed(
+    server: &str,
+    expected: Fingerprint,
+    got: Fingerprint,
+    state: &StateDir,
+    global: &Global,
+) -> Failure {
+    let how = match global.server_fingerprint {
+        Some(_) => "the --server-fingerprint given".to_owned(),
+        None => format!(
+            "the one remembered in {}",
+            state.known_servers().path().display()
+        ),
+    };
+    Failure::local(
+        format!("connect to quic://{server}"),
+        format!(
+            "REFUSED: THE SERVER'S IDENTITY IS NOT THE ONE PINNED. It presented \
+             {got}, not {expected} ({how}). Someone may be impersonating it, or \
+             it was given a new identity. Only if you know it was, remove its line \
+             from known-servers (or pass --server-fingerprint {got})"
+        ),
+    )
+    .with_code("IDENTITY_CHANGED")
+}
+
+/// `HOST:PORT`, with the default port when none is given.
+fn with_port(server: &str) -> String {
+    let has_port = match server.rsplit_once(':') {
+        // `[::1]:7447` or `host:7447`, but not a bare IPv6 address.
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    match has_port {
+        true => server.to_owned(),
+        false if server.contains(':') && !server.starts_with('[') => {
+            format!("[{server}]:{DEFAULT_PORT}")
+        }
+        false => format!("{server}:{DEFAULT_PORT}"),
+    }
+}
+
+async fn resolve(server: &str) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host(server)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_a_port_gets_the_default_one() {
+        assert_eq!(with_port("engine"), "engine:7447");
+        assert_eq!(with_port("engine:9000"), "engine:9000");
+        assert_eq!(with_port("127.0.0.1"), "127.0.0.1:7447");
+        assert_eq!(with_port("[::1]:9000"), "[::1]:9000");
+        assert_eq!(with_port("::1"), "[::1]:7447");
+        assert_eq!(with_port("[::1]"), "[::1]:7447");
+    }
 }

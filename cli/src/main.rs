@@ -2,9 +2,9 @@
 //! one (remote, or this machine's, in-process) with docker-like verbs.
 //!
 //! ```text
-//! dockwire serve                                  # on the engine's machine
+//! dockwire serve --listen 0.0.0.0:7447            # on the engine's machine
 //! dockwire trust add <client fingerprint> --name ci
-//! DOCKWIRE_HOST=quic://engine:7447 dockwire run --rm -it dockwire/testbox sh
+//! DOCKWIRE_HOST=quic://engine dockwire run --rm -it dockwire/testbox sh
 //! dockwire ps -a                                  # no host: this machine's engine
 //! ```
 
@@ -12,12 +12,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 mod error;
 mod host;
 mod process;
+mod serve;
 mod session;
+mod state;
 mod term;
+mod trust;
 mod verbs;
 
 use error::Outcome;
@@ -35,16 +39,16 @@ struct Cli {
 /// Options every verb takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
-    /// The server: quic://HOST:PORT or unix://PATH. Without one, dockwire
-    /// serves this machine's engine in-process.
+    /// The server: quic://HOST[:PORT] or unix://PATH. Without one, dockwire
+    /// serves this machine's engine in-process
     #[arg(short = 'H', long, env = "DOCKWIRE_HOST", global = true)]
     pub host: Option<String>,
     /// Where this user's identity, trusted peers and known servers live
-    /// [default: $XDG_DATA_HOME/dockwire or ~/.local/share/dockwire].
+    /// [default: $XDG_DATA_HOME/dockwire or ~/.local/share/dockwire]
     #[arg(long, env = "DOCKWIRE_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// The server's certificate fingerprint to insist on (otherwise the
-    /// first one seen is remembered and insisted on later).
+    /// first one seen is remembered and insisted on later)
     #[arg(long, env = "DOCKWIRE_SERVER_FINGERPRINT", global = true)]
     pub server_fingerprint: Option<String>,
 }
@@ -59,6 +63,13 @@ enum Command {
     Attach(process::AttachArgs),
     #[command(flatten)]
     Docker(verbs::Verb),
+    /// Serve this machine's Docker engine over QUIC (and a Unix socket)
+    Serve(serve::ServeArgs),
+    /// Print this user's identity fingerprint (made on first use)
+    Id,
+    /// Manage the clients this server admits
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +81,16 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
     };
+    // The server logs each call; a client only what went wrong.
+    let default = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,30 +116,37 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Outcome {
+    let global = &cli.global;
     match cli.command {
         Command::Run(args) => {
-            let host = host::connect(&cli.global)
-                .await
-                .map_err(|e| e.with_exit(125))?;
+            let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
             settled(&host, process::run(&host.docker, args).await).await
         }
         Command::Exec(args) => {
-            let host = host::connect(&cli.global).await?;
+            let host = host::connect(global).await?;
             settled(&host, process::exec(&host.docker, args).await).await
         }
         Command::Attach(args) => {
-            let host = host::connect(&cli.global).await?;
+            let host = host::connect(global).await?;
             settled(&host, process::attach(&host.docker, args).await).await
         }
         Command::Docker(verb) => {
-            let host = host::connect(&cli.global).await?;
+            let host = host::connect(global).await?;
             settled(&host, verbs::run(&host.docker, verb).await).await
         }
+        Command::Serve(args) => serve::serve(global, args).await,
+        Command::Id => {
+            let state = state::StateDir::open(global.state_dir.as_deref())?;
+            println!("{}", state.identity()?.fingerprint());
+            Ok(0)
+        }
+        Command::Trust(command) => trust::run(global, command),
     }
 }
 
-/// `outcome`, once an in-process service has cleaned up.
+/// `outcome`, once an in-process service has cleaned up, and with a
+/// refused identity explained.
 async fn settled(host: &host::Connected, outcome: Outcome) -> Outcome {
     host.settle().await;
-    outcome
+    outcome.map_err(|failure| host.explain(failure))
 }

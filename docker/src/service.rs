@@ -133,6 +133,12 @@ impl DockerService {
         DockerService::connecting(Docker::connect_with_local_defaults, Config::from_env())
     }
 
+    /// [`from_env`](Self::from_env) with `config` (see
+    /// [`Config::from_env`] for the defaults it should start from).
+    pub fn from_env_with(config: Config) -> Self {
+        DockerService::connecting(Docker::connect_with_local_defaults, config)
+    }
+
     /// A service for the engine listening on the Unix socket at `path`
     /// (which need not exist yet).
     pub fn unix(path: impl Into<String>, config: Config) -> Self {

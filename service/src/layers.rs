@@ -143,9 +143,9 @@ impl<S: Service> Service for CallLog<S> {
             };
             let failed = matches!(ended, Ended::Refused(_) | Ended::Failed(_));
             if failed {
-                tracing::warn!(target: "dockwire::call", %peer, %operation, carriage, call_id, %outcome, duration_ms, "call");
+                tracing::warn!(target: "dockwire::call", %peer, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
             } else {
-                tracing::info!(target: "dockwire::call", %peer, %operation, carriage, call_id, %outcome, duration_ms, "call");
+                tracing::info!(target: "dockwire::call", %peer, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
             }
         })
     }

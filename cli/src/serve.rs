@@ -1,0 +1,374 @@
+//! `dockwire serve`: this machine's engine, over QUIC with mutual TLS and
+//! over a Unix socket, with access control, limits and a log line per call.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dockwire_core::Limits;
+use dockwire_docker::catalog::Version;
+use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles};
+use dockwire_service::quic::{
+    self, Fingerprint, NameLookup, QuicOptions, TrustCheck, mtls_server_config, peer_by_fingerprint,
+};
+use dockwire_service::{CallLog, PeerLimit, Service};
+
+use crate::Global;
+use crate::error::{Failure, Outcome};
+use crate::state::{Authorized, StateDir};
+
+/// The QUIC port `serve` listens on and clients dial by default.
+pub const DEFAULT_PORT: u16 = 7447;
+
+/// `dockwire serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to serve QUIC on (clients must be trusted: `dockwire trust`)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7447")]
+    listen: SocketAddr,
+    /// Do not serve QUIC (only --unix)
+    #[arg(long, requires = "unix")]
+    no_quic: bool,
+    /// Also serve on this Unix socket, created mode 0600 (peers are named by
+    /// uid; root and this server's user are admins)
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// The async runtime to serve on
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    runtime: Runtime,
+    /// Most calls one QUIC connection may have open at once (more wait)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_calls_per_connection: u32,
+    /// Most calls one peer may have open at once (more are refused with
+    /// TOO_MANY_CALLS, retryable)
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_calls_per_peer: usize,
+    /// Seconds of silence after which a QUIC connection is closed (its calls
+    /// cancelled); 0: never
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    idle_timeout: f64,
+    /// Largest JSON frame accepted or sent, in bytes (at most 64 MiB)
+    #[arg(long, value_name = "BYTES", default_value_t = dockwire_core::DEFAULT_MAX_FRAME_LEN)]
+    max_frame: u32,
+    /// Largest stdin chunk accepted, in bytes (at most 64 MiB)
+    #[arg(long, value_name = "BYTES", default_value_t = dockwire_core::DEFAULT_MAX_CHUNK_RECV)]
+    max_chunk: u32,
+    /// Let `user` peers mount host paths and use the host's network
+    #[arg(long)]
+    allow_host_access: bool,
+}
+
+/// The runtime `serve` runs on.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// tokio
+    Tokio,
+    /// smol (bollard's connections still run on a small tokio runtime)
+    Smol,
+}
+
+/// `dockwire serve`: runs until interrupted (INT or TERM).
+pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
+    let state = StateDir::open(global.state_dir.as_deref())?;
+    let identity = state.identity()?;
+    let authorized = state.authorized();
+    // Parse it now, so that a broken file is a clear error at start.
+    authorized.load()?;
+    let limits = Limits::default()
+        .with_max_frame_len(args.max_frame)
+        .and_then(|l| l.with_max_chunk_recv(args.max_chunk))
+        .map_err(|e| Failure::local("serve", e))?;
+    if !(args.idle_timeout >= 0.0 && args.idle_timeout.is_finite()) {
+        return Err(Failure::local(
+            "serve",
+            "--idle-timeout must be a number of seconds",
+        ));
+    }
+    let options = QuicOptions::default()
+        .with_max_calls_per_connection(args.max_calls_per_connection)
+        .with_idle_timeout(Duration::from_secs_f64(args.idle_timeout));
+
+    let config = Config::from_env()
+        .with_roles(roles(authorized.clone()))
+        .with_host_access(args.allow_host_access);
+    let docker = DockerService::from_env_with(config);
+    let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
+        docker,
+        args.max_calls_per_peer,
+    )));
+
+    println!("dockwire serve: fingerprint {}", identity.fingerprint());
+    println!("dockwire serve: state in {}", state.path().display());
+    report_engine().await;
+
+    let quic = match args.no_quic {
+        true => None,
+        false => {
+            let check: TrustCheck = {
+                let authorized = authorized.clone();
+                Arc::new(move |f: &Fingerprint| authorized.by_fingerprint(f).is_some())
+            };
+            let names: NameLookup = {
+                let authorized = authorized.clone();
+                Arc::new(move |f: &Fingerprint| authorized.by_fingerprint(f).map(|p| p.name.into()))
+            };
+            let config = mtls_server_config(&identity, check, &options)
+                .map_err(|e| Failure::local("set up TLS", e))?;
+            Some((config, peer_by_fingerprint(names)))
+        }
+    };
+    let unix = match &args.unix {
+        Some(path) => Some(bind_unix(path)?),
+        None => None,
+    };
+    let listening = Listening {
+        quic: quic.as_ref().map(|_| args.listen),
+        unix: args.unix.clone(),
+    };
+    let served = match args.runtime {
+        Runtime::Tokio => tokio_serve(service, limits, quic, unix, listening).await,
+        Runtime::Smol => smol_serve(service, limits, quic, unix, listening).await,
+    };
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
+    }
+    served.map(|()| 0)
+}
+
+/// Roles: a Unix peer (`uid:N`) is an admin when it is root or this
+/// server's user, else a user; a QUIC peer has the role its line in
+/// authorized-peers gives it, looked up by name on every call.
+fn roles(authorized: Authorized) -> Roles {
+    let own = rustix::process::getuid().as_raw();
+    Roles::new(move |peer| {
+        if let Some(uid) = peer.strip_prefix("uid:") {
+            let uid: u32 = uid.parse().ok()?;
+            return Some(if uid == 0 || uid == own {
+                Role::Admin
+            } else {
+                Role::User
+            });
+        }
+        authorized.by_name(peer).map(|p| p.role)
+    })
+}
+
+/// Says which engine is served, or that it is not up yet (calls then fail
+/// `UNAVAILABLE` until it is).
+async fn report_engine() {
+    let probe = Arc::new(DockerService::from_env());
+    let client = DockerClient::new(dockwire_tokio::duplex_client(probe, Limits::default()));
+    match client.query(&Version {}).await {
+        Ok(v) => println!(
+            "dockwire serve: engine Docker {} (API {})",
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default()
+        ),
+        Err(e) => {
+            tracing::warn!(
+                "the Docker engine does not answer yet ({e}); calls fail UNAVAILABLE until it does"
+            )
+        }
+    }
+}
+
+/// Where the server listens, to print once it does.
+struct Listening {
+    quic: Option<SocketAddr>,
+    unix: Option<PathBuf>,
+}
+
+impl Listening {
+    fn print(&self, quic: Option<SocketAddr>) {
+        if let Some(addr) = quic.or(self.quic) {
+            println!("dockwire serve: listening on quic://{addr}");
+        }
+        if let Some(path) = &self.unix {
+            println!("dockwire serve: listening on unix://{}", path.display());
+        }
+    }
+}
+
+/// A Unix socket at `path`, mode 0600, replacing a stale one (whose server
+/// is gone) but never a live one.
+fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
+    let what = || format!("listen on {}", path.display());
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(Failure::local(what(), "another server is listening there"));
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::local(what(), e)),
+    }
+    // Made with no access for others from the start, then set exactly.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let listener = std::os::unix::net::UnixListener::bind(path);
+    rustix::process::umask(old);
+    let listener = listener.map_err(|e| Failure::local(what(), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Failure::local(what(), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::local(what(), e))?;
+    Ok(listener)
+}
+
+type QuicSetup = Option<(quic::quinn::ServerConfig, quic::PeerName)>;
+
+async fn tokio_serve(
+    service: Arc<dyn Service>,
+    limits: Limits,
+    quic: QuicSetup,
+    unix: Option<std::os::unix::net::UnixListener>,
+    listening: Listening,
+) -> Result<(), Failure> {
+    let mut endpoint = None;
+    if let (Some((config, peer)), Some(addr)) = (quic, listening.quic) {
+        let e = dockwire_tokio::quic_endpoint(addr, Some(config))
+            .map_err(|e| Failure::local(format!("listen on {addr}"), e))?;
+        let spawn = Arc::new(dockwire_tokio::TokioSpawn::current());
+        tokio::spawn(quic::serve_quic(
+            e.clone(),
+            service.clone(),
+            spawn,
+            limits,
+            peer,
+        ));
+        endpoint = Some(e);
+    }
+    if let Some(listener) = unix {
+        let listener = tokio::net::UnixListener::from_std(listener)
+            .map_err(|e| Failure::local("listen on the Unix socket", e))?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let e =
+                dockwire_tokio::serve(dockwire_tokio::UnixServer(listener), service, limits).await;
+            tracing::error!("the Unix socket stopped accepting: {e}");
+        });
+    }
+    listening.print(endpoint.as_ref().and_then(|e| e.local_addr().ok()));
+    let signal = until_stopped().await;
+    tracing::info!("stopping on {signal}");
+    if let Some(endpoint) = endpoint {
+        endpoint.close(0u32.into(), b"the server is stopping");
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    }
+    Ok(())
+}
+
+async fn smol_serve(
+    service: Arc<dyn Service>,
+    limits: Limits,
+    quic: QuicSetup,
+    unix: Option<std::os::unix::net::UnixListener>,
+    listening: Listening,
+) -> Result<(), Failure> {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    // smol runs on a thread of its own; this runtime only waits for the
+    // signal to stop.
+    let thread = std::thread::spawn(move || {
+        smol::block_on(async move {
+            let mut endpoint = None;
+            if let (Some((config, peer)), Some(addr)) = (quic, listening.quic) {
+                let e = match dockwire_smol::quic_endpoint(addr, Some(config)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ =
+                            started_tx.send(Err(Failure::local(format!("listen on {addr}"), e)));
+                        return;
+                    }
+                };
+                let spawn = Arc::new(dockwire_smol::SmolSpawn);
+                smol::spawn(quic::serve_quic(
+                    e.clone(),
+                    service.clone(),
+                    spawn,
+                    limits,
+                    peer,
+                ))
+                .detach();
+                endpoint = Some(e);
+            }
+            if let Some(listener) = unix {
+                let listener = match smol::net::unix::UnixListener::try_from(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ =
+                            started_tx.send(Err(Failure::local("listen on the Unix socket", e)));
+                        return;
+                    }
+                };
+                let service = service.clone();
+                smol::spawn(async move {
+                    let e = dockwire_smol::serve(
+                        dockwire_smol::Server::Unix(listener),
+                        service,
+                        limits,
+                    )
+                    .await;
+                    tracing::error!("the Unix socket stopped accepting: {e}");
+                })
+                .detach();
+            }
+            let _ = started_tx.send(Ok(endpoint.as_ref().and_then(|e| e.local_addr().ok())));
+            let _ = stop_rx.await;
+            if let Some(endpoint) = endpoint {
+                endpoint.close(0u32.into(), b"the server is stopping");
+                let _ = futures::future::select(
+                    Box::pin(endpoint.wait_idle()),
+                    Box::pin(smol::Timer::after(Duration::from_secs(2))),
+                )
+                .await;
+            }
+        });
+    });
+    let started = started_rx
+        .await
+        .map_err(|_| Failure::local("serve", "the smol runtime ended at start"))??;
+    listening.print(started);
+    let signal = until_stopped().await;
+    tracing::info!("stopping on {signal}");
+    let _ = stop_tx.send(());
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    Ok(())
+}
+
+/// Resolves on INT or TERM: the name of the one that came.
+async fn until_stopped() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "INT",
+        _ = term.recv() => "TERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_peers_are_admins_when_root_or_the_servers_own_user() {
+        let dir = std::env::temp_dir().join(format!("dockwire-roles-{}", std::process::id()));
+        let state = StateDir::open(Some(&dir)).unwrap();
+        let roles = roles(state.authorized());
+        let own = rustix::process::getuid().as_raw();
+        assert_eq!(roles.role("uid:0"), Some(Role::Admin));
+        assert_eq!(roles.role(&format!("uid:{own}")), Some(Role::Admin));
+        let other = if own == 4242 { 4243 } else { 4242 };
+        assert_eq!(roles.role(&format!("uid:{other}")), Some(Role::User));
+        assert_eq!(roles.role("uid:unknown"), None);
+        assert_eq!(roles.role("alice"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -93,17 +93,29 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
 
     let config = Config::from_env()
         .with_roles(roles(authorized.clone()))
-        .with_host_access(args.allow_host_access);
+        .with_host_access(args.allow_host_access)
+        .with_server_id(identity.fingerprint().to_string());
     let docker = DockerService::from_env_with(config);
-    let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
-        docker,
-        args.max_calls_per_peer,
-    )));
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());
     report_engine().await;
+    // None of this server's calls is alive yet: auto-remove containers it
+    // made are leftovers of a crash.
+    match docker.sweep().await {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::warn!(
+            "removed {} auto-remove container(s) left by calls that died with a previous run: {}",
+            removed.len(),
+            removed.join(" ")
+        ),
+        Err(e) => tracing::warn!("cannot look for containers left by a previous run: {e}"),
+    }
 
+    let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
+        docker,
+        args.max_calls_per_peer,
+    )));
     let quic = match args.no_quic {
         true => None,
         false => {

@@ -54,6 +54,10 @@ pub const LABEL_OWNER: &str = "dockwire.owner";
 /// Set on containers a `container/run` with `autoRemove` created: whoever
 /// finds one whose call is gone may remove it.
 pub const LABEL_AUTO_REMOVE: &str = "dockwire.auto-remove";
+/// The label naming the server (its identity's fingerprint) that created
+/// the container: a server starting again knows which auto-remove
+/// containers were its own, left behind by calls that died with it.
+pub const LABEL_SERVER: &str = "dockwire.server";
 /// The prefix reserved to dockwire: callers' labels under it are replaced.
 pub const LABEL_PREFIX: &str = "dockwire.";
 

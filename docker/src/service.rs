@@ -53,6 +53,10 @@ pub struct Config {
     pub roles: Option<Roles>,
     /// Whether `user` peers may mount host paths and use host namespaces.
     pub host_access: bool,
+    /// This server's identity, written on created containers
+    /// (`dockwire.server`) so that [`DockerService::sweep`] finds them after
+    /// a crash.
+    pub server_id: Option<String>,
 }
 
 impl Config {
@@ -72,7 +76,14 @@ impl Config {
             },
             roles: None,
             host_access: false,
+            server_id: None,
         }
+    }
+
+    /// Labels created containers with this server's identity.
+    pub fn with_server_id(mut self, id: impl Into<String>) -> Self {
+        self.server_id = Some(id.into());
+        self
     }
 
     /// Decides each peer's role with `roles` (see [`crate::access`]):
@@ -156,6 +167,51 @@ impl DockerService {
     /// Counts the cleanups of every service in this process.
     pub async fn settle(&self, limit: std::time::Duration) -> bool {
         Compat::new(session::settle(limit)).await
+    }
+
+    /// Removes the auto-remove containers this server (its
+    /// [`Config::with_server_id`]) created and left behind: those of `run`
+    /// calls that died with a crashed process. Call it when the server
+    /// starts, before serving, when none of its calls can be alive. The ids
+    /// removed; nothing without a server id.
+    pub async fn sweep(&self) -> Result<Vec<String>, CallError> {
+        let Some(id) = self.inner.config.server_id.clone() else {
+            return Ok(Vec::new());
+        };
+        let inner = self.inner.clone();
+        Compat::new(async move {
+            let docker = inner.docker().await?;
+            let filters = HashMap::from([(
+                "label".to_owned(),
+                vec![
+                    format!("{LABEL_SERVER}={id}"),
+                    format!("{LABEL_AUTO_REMOVE}=true"),
+                ],
+            )]);
+            let options = q::ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            };
+            let left = docker
+                .list_containers(Some(options))
+                .await
+                .map_err(error::container)?;
+            let mut removed = Vec::new();
+            for container in left {
+                let Some(cid) = container.id else { continue };
+                let options = q::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                match docker.remove_container(&cid, Some(options)).await {
+                    Ok(()) => removed.push(cid),
+                    Err(e) => tracing::warn!("cannot remove {cid} left by a crash: {e}"),
+                }
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     /// A service that makes its client with `connect` on its first call,
@@ -250,6 +306,9 @@ impl Inner {
         labels.insert(LABEL_OWNER.into(), caller.owner.clone());
         if auto_remove {
             labels.insert(LABEL_AUTO_REMOVE.into(), "true".into());
+        }
+        if let Some(id) = &self.config.server_id {
+            labels.insert(LABEL_SERVER.into(), id.clone());
         }
         labels
     }

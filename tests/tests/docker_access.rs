@@ -575,3 +575,43 @@ fn a_user_cannot_reach_the_host_unless_the_server_allows_it() {
         assert!(made.is_err(), "a refused call made {refused}");
     });
 }
+
+#[test]
+fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
+    Rt::Tokio.block_on(async {
+        let me = format!("sweep-test-{}", std::process::id());
+        let other = format!("sweep-other-{}", std::process::id());
+        let mine = service(Config::from_env().with_server_id(&me));
+        let theirs = service(Config::from_env().with_server_id(&other));
+        let cleanup = Cleanup::default();
+        let make = |service: &Arc<DockerService>, auto_remove: bool| {
+            let docker = client(service, "root");
+            let cleanup = &cleanup;
+            async move {
+                let mut spec = ContainerSpec::new(IMAGE, ["sleep", "3600"]);
+                spec.auto_remove = auto_remove;
+                let created = docker.query(&ContainerCreate(spec)).await.unwrap();
+                cleanup.add(&created.id);
+                docker
+                    .query(&ContainerStart(ContainerRef::new(&created.id)))
+                    .await
+                    .unwrap();
+                created.id
+            }
+        };
+        // As if these calls died with the server: their containers remain.
+        let left = make(&mine, true).await;
+        let kept = make(&mine, false).await;
+        let foreign = make(&theirs, true).await;
+
+        let restarted = service(Config::from_env().with_server_id(&me));
+        let removed = restarted.sweep().await.unwrap();
+        assert_eq!(removed, vec![left.clone()]);
+        assert!(on_engine(engine().inspect_container(&left, None)).is_err());
+        for id in [&kept, &foreign] {
+            on_engine(engine().inspect_container(id, None)).unwrap();
+        }
+        // Nothing left to sweep the second time.
+        assert!(restarted.sweep().await.unwrap().is_empty());
+    });
+}

@@ -7,6 +7,7 @@ use dockwire_docker::catalog::Version;
 
 use crate::error::{Context, Outcome};
 
+mod containers;
 mod format;
 mod out;
 mod times;
@@ -16,6 +17,26 @@ use out::Verdict;
 /// Verbs that query or change the engine.
 #[derive(Subcommand, Debug)]
 pub enum Verb {
+    /// List containers
+    Ps(containers::Ps),
+    /// Return low-level information on containers and images
+    Inspect(containers::Inspect),
+    /// Start one or more stopped containers
+    Start(containers::Start),
+    /// Stop one or more running containers
+    Stop(containers::Stop),
+    /// Restart one or more containers
+    Restart(containers::Stop),
+    /// Kill one or more running containers
+    Kill(containers::Kill),
+    /// Remove one or more containers
+    Rm(containers::Rm),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::Wait),
+    /// Display the running processes of a container
+    Top(containers::Top),
+    /// Fetch the logs of a container
+    Logs(containers::Logs),
     /// Show the client's and the engine's versions.
     Version,
 }
@@ -23,6 +44,16 @@ pub enum Verb {
 /// Runs one verb.
 pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
     out::outcome(match verb {
+        Verb::Ps(args) => containers::ps(docker, args).await,
+        Verb::Inspect(args) => containers::inspect(docker, args).await,
+        Verb::Start(args) => containers::start(docker, args).await,
+        Verb::Stop(args) => containers::stop(docker, args).await,
+        Verb::Restart(args) => containers::restart(docker, args).await,
+        Verb::Kill(args) => containers::kill(docker, args).await,
+        Verb::Rm(args) => containers::rm(docker, args).await,
+        Verb::Wait(args) => containers::wait(docker, args).await,
+        Verb::Top(args) => containers::top(docker, args).await,
+        Verb::Logs(args) => containers::logs(docker, args).await,
         Verb::Version => version(docker).await,
     })
 }

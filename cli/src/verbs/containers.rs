@@ -1,0 +1,585 @@
+//! Container verbs: `ps`, `inspect`, `start`, `stop`, `restart`, `kill`,
+//! `rm`, `wait`, `top` and `logs`.
+
+use std::future::Future;
+
+use clap::{Args, ValueEnum};
+use dockwire_docker::DockerClient;
+use dockwire_docker::catalog::models::{
+    ContainerInspectResponse, ContainerSummary, ImageInspect as ImageInspectResponse,
+};
+use dockwire_docker::catalog::{
+    CONTAINER_NOT_FOUND, ContainerInspect, ContainerKill, ContainerList, ContainerLogs,
+    ContainerRef, ContainerRemove, ContainerRestart, ContainerStart, ContainerStop, ContainerTop,
+    ContainerWait, IMAGE_NOT_FOUND, ImageInspect, ImageRef, StreamName,
+};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::format::{self, Table};
+use super::out::{self, Verdict};
+use super::times;
+use crate::error::{Context, Failure};
+
+/// How many containers `stop`, `start`… act on at once.
+const PARALLEL: usize = 8;
+
+// ------------------------------------------------------------------- ps
+
+/// List containers
+#[derive(Args, Debug)]
+pub struct Ps {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Filter output based on conditions provided (e.g. status=exited,
+    /// name=web, label=KEY=VALUE)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, value_name = "N")]
+    last: Option<usize>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    latest: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
+    let last = args.last.or(args.latest.then_some(1));
+    let input = ContainerList {
+        all: args.all || last.is_some(),
+        filters: format::filters(&args.filter)?,
+    };
+    let mut containers = docker
+        .query(&input)
+        .await
+        .context(|| "list containers".into())?;
+    // The engine lists the newest first.
+    if let Some(last) = last {
+        containers.truncate(last);
+    }
+    if args.quiet {
+        let mut ids = String::new();
+        for c in &containers {
+            let id = c.id.as_deref().unwrap_or_default();
+            ids.push_str(if args.no_trunc {
+                id
+            } else {
+                format::short_id(id)
+            });
+            ids.push('\n');
+        }
+        out::stdout(ids.as_bytes())?;
+        return Ok(0);
+    }
+    let now = format::unix_now();
+    let mut table = Table::list(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]);
+    for c in &containers {
+        table.row(ps_row(c, !args.no_trunc, now));
+    }
+    out::stdout(table.render().as_bytes())?;
+    Ok(0)
+}
+
+/// One line of `ps`, as docker shows it.
+fn ps_row(c: &ContainerSummary, trunc: bool, now: i64) -> [String; 7] {
+    let id = c.id.as_deref().unwrap_or_default();
+    let command = c.command.as_deref().unwrap_or_default();
+    let command = if trunc {
+        format::ellipsis(command, 20)
+    } else {
+        command.to_owned()
+    };
+    [
+        if trunc { format::short_id(id) } else { id }.to_owned(),
+        ps_image(c, trunc),
+        format::go_quote(&command),
+        c.created
+            .map(|created| format::ago(created, now))
+            .unwrap_or_default(),
+        c.status.clone().unwrap_or_default(),
+        format::ports(c.ports.as_deref().unwrap_or_default()),
+        ps_names(c.names.as_deref().unwrap_or_default(), trunc),
+    ]
+}
+
+/// The image as `ps` shows it: an image id cut short, a digest dropped.
+fn ps_image(c: &ContainerSummary, trunc: bool) -> String {
+    let image = c.image.as_deref().unwrap_or_default();
+    if image.is_empty() {
+        return "<no image>".into();
+    }
+    if !trunc {
+        return image.to_owned();
+    }
+    let image_id = c.image_id.as_deref().unwrap_or_default();
+    if format::short_id(image_id) == format::short_id(image) {
+        return format::short_id(image).to_owned();
+    }
+    match image.split_once('@') {
+        Some((name, _digest)) => name.to_owned(),
+        None => image.to_owned(),
+    }
+}
+
+/// Names without their leading `/`; cut to the container's own name
+/// (not its links' `/other/alias` names) unless `--no-trunc`.
+fn ps_names(names: &[String], trunc: bool) -> String {
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| n.strip_prefix('/').unwrap_or(n))
+        .collect();
+    if trunc {
+        if let Some(own) = names.iter().find(|n| !n.contains('/')) {
+            return (*own).to_owned();
+        }
+    }
+    names.join(",")
+}
+
+// -------------------------------------------------------------- inspect
+
+/// Return low-level information on containers and images
+#[derive(Args, Debug)]
+pub struct Inspect {
+    /// Only inspect objects of the given type
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    kind: Option<Kind>,
+    /// Containers or images, by name or id
+    #[arg(required = true, value_name = "NAME|ID")]
+    names: Vec<String>,
+}
+
+/// What `inspect` looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// A container.
+    Container,
+    /// An image.
+    Image,
+}
+
+/// An inspected object, printed in the engine's order of fields.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Container(Box<ContainerInspectResponse>),
+    Image(Box<ImageInspectResponse>),
+}
+
+pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        match inspect_one(docker, name, args.kind).await {
+            Ok(value) => found.push(value),
+            Err(failure) => {
+                failed = true;
+                out::report(&failure);
+            }
+        }
+    }
+    let json =
+        format::go_json(&found).map_err(|e| Failure::local("print the objects as JSON", e))?;
+    out::line(json)?;
+    Ok(i32::from(failed))
+}
+
+async fn inspect_one(
+    docker: &DockerClient,
+    name: &str,
+    kind: Option<Kind>,
+) -> Result<Inspected, Failure> {
+    let what = || format!("inspect {name}");
+    if kind != Some(Kind::Image) {
+        let input = ContainerInspect(ContainerRef::new(name));
+        match docker.query(&input).await.context(what) {
+            Ok(c) => return Ok(Inspected::Container(Box::new(c))),
+            Err(f) if kind.is_none() && f.is(CONTAINER_NOT_FOUND.as_str()) => {}
+            Err(f) => return Err(f),
+        }
+    }
+    let input = ImageInspect(ImageRef {
+        image: name.to_owned(),
+    });
+    match docker.query(&input).await.context(what) {
+        Ok(i) => Ok(Inspected::Image(Box::new(i))),
+        Err(f) if kind.is_none() && f.is(IMAGE_NOT_FOUND.as_str()) => Err(Failure {
+            why: format!("No such object: {name}"),
+            code: None,
+            ..f
+        }),
+        Err(f) => Err(f),
+    }
+}
+
+// -------------------------------------------- start, stop, restart, kill, rm
+
+/// Start one or more stopped containers
+#[derive(Args, Debug)]
+pub struct Start {
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+/// Stop one or more running containers
+#[derive(Args, Debug)]
+pub struct Stop {
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    timeout: Option<i32>,
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+/// Kill one or more running containers
+#[derive(Args, Debug)]
+pub struct Kill {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+/// Remove one or more containers
+#[derive(Args, Debug)]
+pub struct Rm {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    volumes: bool,
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+pub async fn start(docker: &DockerClient, args: Start) -> Verdict {
+    each(&args.containers, |id| async move {
+        docker
+            .query(&ContainerStart(ContainerRef::new(id)))
+            .await
+            .context(|| format!("start {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
+}
+
+pub async fn stop(docker: &DockerClient, args: Stop) -> Verdict {
+    let timeout = args.timeout;
+    each(&args.containers, |id| async move {
+        let input = ContainerStop {
+            id: id.to_owned(),
+            timeout,
+        };
+        docker
+            .query(&input)
+            .await
+            .context(|| format!("stop {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
+}
+
+pub async fn restart(docker: &DockerClient, args: Stop) -> Verdict {
+    let timeout = args.timeout;
+    each(&args.containers, |id| async move {
+        let input = ContainerRestart(ContainerStop {
+            id: id.to_owned(),
+            timeout,
+        });
+        docker
+            .query(&input)
+            .await
+            .context(|| format!("restart {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
+}
+
+pub async fn kill(docker: &DockerClient, args: Kill) -> Verdict {
+    let signal = &args.signal;
+    each(&args.containers, |id| async move {
+        let input = ContainerKill {
+            id: id.to_owned(),
+            signal: Some(signal.clone()),
+        };
+        docker
+            .query(&input)
+            .await
+            .context(|| format!("kill {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
+}
+
+pub async fn rm(docker: &DockerClient, args: Rm) -> Verdict {
+    let (force, volumes) = (args.force, args.volumes);
+    each(&args.containers, |id| async move {
+        let input = ContainerRemove {
+            id: id.to_owned(),
+            force,
+            volumes,
+        };
+        docker
+            .query(&input)
+            .await
+            .context(|| format!("remove {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
+}
+
+// ------------------------------------------------------------------ wait
+
+/// Block until one or more containers stop, then print their exit codes
+#[derive(Args, Debug)]
+pub struct Wait {
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+pub async fn wait(docker: &DockerClient, args: Wait) -> Verdict {
+    each(&args.containers, |id| async move {
+        docker
+            .query(&ContainerWait(ContainerRef::new(id)))
+            .await
+            .context(|| format!("wait for {id}"))
+            .map(|exited| exited.exit_code.to_string())
+    })
+    .await
+}
+
+/// Runs `act` on every object, a few at once, and prints what each
+/// answered in the order given; a failure is reported and the rest go on.
+/// Exit code 1 when any failed.
+async fn each<'a, F, Fut>(objects: &'a [String], act: F) -> Verdict
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: Future<Output = Result<String, Failure>> + 'a,
+{
+    let mut results =
+        futures::stream::iter(objects.iter().map(|o| act(o.as_str()))).buffered(PARALLEL);
+    let mut failed = false;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(line) => out::line(line)?,
+            Err(failure) => {
+                failed = true;
+                out::report(&failure);
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+// ------------------------------------------------------------------- top
+
+/// Display the running processes of a container
+#[derive(Args, Debug)]
+pub struct Top {
+    /// The container, by name or id
+    container: String,
+    /// Options for ps (default -ef)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps OPTIONS"
+    )]
+    ps_options: Vec<String>,
+}
+
+pub async fn top(docker: &DockerClient, args: Top) -> Verdict {
+    let input = ContainerTop {
+        id: args.container.clone(),
+        ps_args: (!args.ps_options.is_empty()).then(|| args.ps_options.join(" ")),
+    };
+    let top = docker
+        .query(&input)
+        .await
+        .context(|| format!("list the processes of {}", args.container))?;
+    let mut table = Table::new(format::TOP);
+    table.row(top.titles.unwrap_or_default());
+    for process in top.processes.unwrap_or_default() {
+        table.row(process);
+    }
+    out::stdout(table.render().as_bytes())?;
+    Ok(0)
+}
+
+// ------------------------------------------------------------------ logs
+
+/// Fetch the logs of a container
+#[derive(Args, Debug)]
+pub struct Logs {
+    /// Follow log output
+    #[arg(short, long)]
+    follow: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative
+    /// (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all", value_name = "N")]
+    tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or
+    /// relative (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// The container, by name or id
+    container: String,
+}
+
+pub async fn logs(docker: &DockerClient, args: Logs) -> Verdict {
+    let mut input = ContainerLogs::new(args.container.clone());
+    input.follow = args.follow;
+    input.tail = tail(&args.tail)?;
+    input.since = unix_seconds("since", args.since.as_deref())?;
+    input.until = unix_seconds("until", args.until.as_deref())?;
+    let what = || format!("read the logs of {}", args.container);
+    let mut items = docker.subscribe(&input).await.context(what)?;
+    while let Some(item) = items.next().await {
+        let item = item.context(what)?;
+        let Some(data) = item.data.to_bytes() else {
+            return Err(out::Stop::Failed(Failure::local(
+                what(),
+                "the server sent bytes that do not decode",
+            )));
+        };
+        let write = match item.stream {
+            StreamName::Stdout => out::stdout,
+            StreamName::Stderr => out::stderr,
+        };
+        if args.timestamps {
+            let mut line = Vec::with_capacity(item.timestamp.len() + 1 + data.len());
+            line.extend_from_slice(item.timestamp.as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(&data);
+            write(&line)?;
+        } else {
+            write(&data)?;
+        }
+    }
+    Ok(0)
+}
+
+/// `--tail`: `all` (or a negative number, as the engine takes it) or a
+/// number of lines.
+fn tail(value: &str) -> Result<Option<u64>, Failure> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    match value.parse::<i64>() {
+        Ok(n) => Ok(u64::try_from(n).ok()),
+        Err(_) => Err(Failure::local(
+            format!("--tail {value}"),
+            "give a number of lines or \"all\"",
+        )),
+    }
+}
+
+/// A `--since`/`--until` value as Unix seconds.
+fn unix_seconds(flag: &str, value: Option<&str>) -> Result<Option<i64>, Failure> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    times::parse_time(value)
+        .map(|t| Some(t.secs))
+        .map_err(|e| Failure::local(format!("--{flag} {value}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dockwire_docker::catalog::models::PortSummary;
+
+    fn summary() -> ContainerSummary {
+        ContainerSummary {
+            id: Some("7fa642e6bf0a0b857b9716bce6d620d78907da5b49130bd0d03fb4d9e18f59d7".into()),
+            names: Some(vec!["/dwt1".into()]),
+            image: Some("dockwire/testbox".into()),
+            image_id: Some("sha256:04a773cf701d55".into()),
+            command: Some("sh -c 'while true; do echo out; done'".into()),
+            created: Some(1000),
+            ports: Some(Vec::<PortSummary>::new()),
+            status: Some("Up 2 minutes".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_ps_row_is_cut_like_dockers() {
+        assert_eq!(
+            ps_row(&summary(), true, 1300),
+            [
+                "7fa642e6bf0a",
+                "dockwire/testbox",
+                "\"sh -c 'while true; …\"",
+                "5 minutes ago",
+                "Up 2 minutes",
+                "",
+                "dwt1",
+            ]
+        );
+        let full = ps_row(&summary(), false, 1300);
+        assert_eq!(full[0].len(), 64);
+        assert_eq!(full[2], "\"sh -c 'while true; do echo out; done'\"");
+    }
+
+    #[test]
+    fn ps_shows_image_ids_short_and_drops_digests() {
+        let mut c = summary();
+        c.image = Some("sha256:04a773cf701d55".into());
+        assert_eq!(ps_image(&c, true), "04a773cf701d");
+        assert_eq!(ps_image(&c, false), "sha256:04a773cf701d55");
+        c.image = Some("busybox@sha256:abcdef".into());
+        assert_eq!(ps_image(&c, true), "busybox");
+        c.image = Some(String::new());
+        assert_eq!(ps_image(&c, true), "<no image>");
+    }
+
+    #[test]
+    fn ps_names_hide_links_unless_not_truncated() {
+        let names = vec!["/web/db".to_owned(), "/db".to_owned()];
+        assert_eq!(ps_names(&names, true), "db");
+        assert_eq!(ps_names(&names, false), "web/db,db");
+    }
+
+    #[test]
+    fn tail_takes_all_or_a_count() {
+        assert_eq!(tail("all").ok(), Some(None));
+        assert_eq!(tail("10").ok(), Some(Some(10)));
+        assert_eq!(tail("-1").ok(), Some(None));
+        assert!(tail("ten").is_err());
+    }
+}

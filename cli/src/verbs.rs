@@ -8,8 +8,10 @@ use dockwire_docker::catalog::Version;
 use crate::error::{Context, Outcome};
 
 mod containers;
+mod events;
 mod format;
 mod out;
+mod stats;
 mod times;
 
 use out::Verdict;
@@ -35,8 +37,12 @@ pub enum Verb {
     Wait(containers::Wait),
     /// Display the running processes of a container
     Top(containers::Top),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Stats),
     /// Fetch the logs of a container
     Logs(containers::Logs),
+    /// Get real time events from the server
+    Events(events::Events),
     /// Show the client's and the engine's versions.
     Version,
 }
@@ -53,7 +59,9 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Rm(args) => containers::rm(docker, args).await,
         Verb::Wait(args) => containers::wait(docker, args).await,
         Verb::Top(args) => containers::top(docker, args).await,
+        Verb::Stats(args) => stats::stats(docker, args).await,
         Verb::Logs(args) => containers::logs(docker, args).await,
+        Verb::Events(args) => events::events(docker, args).await,
         Verb::Version => version(docker).await,
     })
 }

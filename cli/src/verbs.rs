@@ -10,6 +10,7 @@ use crate::error::{Context, Outcome};
 mod containers;
 mod events;
 mod format;
+mod images;
 mod out;
 mod stats;
 mod times;
@@ -43,6 +44,12 @@ pub enum Verb {
     Logs(containers::Logs),
     /// Get real time events from the server
     Events(events::Events),
+    /// Download an image from a registry
+    Pull(images::Pull),
+    /// List images
+    Images(images::Images),
+    /// Remove one or more images
+    Rmi(images::Rmi),
     /// Show the client's and the engine's versions.
     Version,
 }
@@ -62,6 +69,9 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Stats(args) => stats::stats(docker, args).await,
         Verb::Logs(args) => containers::logs(docker, args).await,
         Verb::Events(args) => events::events(docker, args).await,
+        Verb::Pull(args) => images::pull(docker, args).await,
+        Verb::Images(args) => images::images(docker, args).await,
+        Verb::Rmi(args) => images::rmi(docker, args).await,
         Verb::Version => version(docker).await,
     })
 }

@@ -11,9 +11,11 @@ mod containers;
 mod events;
 mod format;
 mod images;
+mod networks;
 mod out;
 mod stats;
 mod times;
+mod volumes;
 
 use out::Verdict;
 
@@ -50,6 +52,12 @@ pub enum Verb {
     Images(images::Images),
     /// Remove one or more images
     Rmi(images::Rmi),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(networks::Network),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version,
 }
@@ -72,6 +80,8 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Pull(args) => images::pull(docker, args).await,
         Verb::Images(args) => images::images(docker, args).await,
         Verb::Rmi(args) => images::rmi(docker, args).await,
+        Verb::Network(verb) => networks::network(docker, verb).await,
+        Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version => version(docker).await,
     })
 }

@@ -1,0 +1,129 @@
+//! `volume ls|create|rm`.
+
+use clap::{Args, Subcommand};
+use dockwire_docker::DockerClient;
+use dockwire_docker::catalog::{VolumeCreate, VolumeList, VolumeRemove};
+
+use super::format::{self, Table};
+use super::out::{self, Verdict};
+use crate::error::Context;
+
+/// Manage volumes
+#[derive(Subcommand, Debug)]
+pub enum Volume {
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(Ls),
+    /// Create a volume
+    Create(Create),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(Rm),
+}
+
+/// List volumes
+#[derive(Args, Debug)]
+pub struct Ls {
+    /// Provide filter values (e.g. dangling=true, driver=local,
+    /// label=KEY=VALUE)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+    /// Only display volume names
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Create a volume
+#[derive(Args, Debug)]
+pub struct Create {
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local")]
+    driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// The volume's name (the engine picks one when absent)
+    #[arg(value_name = "VOLUME")]
+    name: Option<String>,
+}
+
+/// Remove one or more volumes
+#[derive(Args, Debug)]
+pub struct Rm {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    force: bool,
+    /// Volumes, by name
+    #[arg(required = true, value_name = "VOLUME")]
+    volumes: Vec<String>,
+}
+
+pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
+    match verb {
+        Volume::Ls(args) => ls(docker, args).await,
+        Volume::Create(args) => create(docker, args).await,
+        Volume::Rm(args) => rm(docker, args).await,
+    }
+}
+
+async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
+    let input = VolumeList {
+        filters: format::filters(&args.filter)?,
+    };
+    let listed = docker
+        .query(&input)
+        .await
+        .context(|| "list volumes".into())?;
+    for warning in listed.warnings.unwrap_or_default() {
+        out::stderr(format!("WARNING: {warning}\n").as_bytes())?;
+    }
+    let mut volumes = listed.volumes.unwrap_or_default();
+    volumes.sort_by(|a, b| format::natural_cmp(&a.name, &b.name));
+    if args.quiet {
+        let names: String = volumes.iter().map(|v| v.name.clone() + "\n").collect();
+        out::stdout(names.as_bytes())?;
+        return Ok(0);
+    }
+    let mut table = Table::list(&["DRIVER", "VOLUME NAME"]);
+    for v in &volumes {
+        table.row([v.driver.as_str(), v.name.as_str()]);
+    }
+    out::stdout(table.render().as_bytes())?;
+    Ok(0)
+}
+
+async fn create(docker: &DockerClient, args: Create) -> Verdict {
+    let input = VolumeCreate {
+        name: args.name.clone(),
+        driver: Some(args.driver),
+        labels: format::labels(&args.label),
+    };
+    let created = docker.query(&input).await.context(|| match &args.name {
+        Some(name) => format!("create volume {name}"),
+        None => "create a volume".into(),
+    })?;
+    out::line(created.name)?;
+    Ok(0)
+}
+
+async fn rm(docker: &DockerClient, args: Rm) -> Verdict {
+    let mut failed = false;
+    for volume in &args.volumes {
+        let input = VolumeRemove {
+            volume: volume.clone(),
+            force: args.force,
+        };
+        match docker
+            .query(&input)
+            .await
+            .context(|| format!("remove volume {volume}"))
+        {
+            Ok(_) => out::line(volume)?,
+            Err(failure) => {
+                failed = true;
+                out::report(&failure);
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}

@@ -8,6 +8,7 @@ use dockwire_docker::catalog::Version;
 use crate::error::{Context, Outcome};
 
 mod containers;
+mod cp;
 mod events;
 mod format;
 mod images;
@@ -46,6 +47,8 @@ pub enum Verb {
     Logs(containers::Logs),
     /// Get real time events from the server
     Events(events::Events),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::Cp),
     /// Download an image from a registry
     Pull(images::Pull),
     /// List images
@@ -77,6 +80,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Stats(args) => stats::stats(docker, args).await,
         Verb::Logs(args) => containers::logs(docker, args).await,
         Verb::Events(args) => events::events(docker, args).await,
+        Verb::Cp(args) => cp::cp(docker, args).await,
         Verb::Pull(args) => images::pull(docker, args).await,
         Verb::Images(args) => images::images(docker, args).await,
         Verb::Rmi(args) => images::rmi(docker, args).await,

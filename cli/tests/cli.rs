@@ -1,0 +1,772 @@
+//! The `dockwire` binary end to end, as a person drives it: a `dockwire
+//! serve` process on 127.0.0.1 with real identities in temporary state
+//! directories, clients that are more `dockwire` processes, the real
+//! Docker engine behind, and the docker CLI beside it to compare with.
+//!
+//! Needs the engine, the test image and the local registry of
+//! `scripts/engine`; without them every test fails, loudly (none skips).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dockwire_tests::Prng;
+
+/// `[verb args…, cmd…]`.
+fn with<'a>(args: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
+    args.iter().chain(cmd).copied().collect()
+}
+
+// ------------------------------------------------------------ exit codes
+
+/// The commands whose exit codes are compared with docker's, the codes
+/// docker gives for them (run, exec), measured on the engine, and whether
+/// `run` cannot start them (dockwire then says why).
+const CODES: [(&[&str], i32, i32, bool); 8] = [
+    (&["true"], 0, 0, false),
+    (&["false"], 1, 1, false),
+    (&["sh", "-c", "exit 7"], 7, 7, false),
+    (&["dockwire-no-such-command"], 127, 126, true),
+    (&["sh", "-c", "exit 127"], 127, 127, false),
+    // The inner shell dies of SIGKILL. In `run`, busybox's outer shell
+    // execs its last command, so the killed shell is PID 1, which a
+    // signal from inside cannot kill: docker gives 0 there too.
+    (&["sh", "-c", "sh -c 'kill -9 $$'"], 0, 137, false),
+    // Here the outer shell waits, and reports the death as 128 + 9.
+    (
+        &["sh", "-c", "sh -c 'kill -9 $$'; exit $?"],
+        137,
+        137,
+        false,
+    ),
+    (&["/etc/passwd"], 126, 126, true),
+];
+
+#[test]
+fn run_and_exec_exit_with_the_codes_docker_gives() {
+    let rig = Rig::new("codes");
+    let sleeper = rig.containers.docker_sleeper("codes-exec");
+    for (cmd, run_code, exec_code, unstartable) in CODES {
+        let theirs = rig.containers.name("codes-docker");
+        let docker_run = docker(&with(&["run", "--rm", "--name", &theirs, IMAGE], cmd));
+        let ours = rig.containers.name("codes-run");
+        let run = rig
+            .admin
+            .run(&with(&["run", "--rm", "--name", &ours, IMAGE], cmd));
+        assert_eq!(
+            docker_run.code(),
+            run_code,
+            "docker changed: {}",
+            docker_run.dump()
+        );
+        assert_eq!(run.code(), run_code, "{}", run.dump());
+        match unstartable {
+            // Not the process's code: dockwire says why, on one line.
+            true => drop(run.failed(None)),
+            // The process's own: what docker shows (the shell's "Killed").
+            false => {
+                assert_eq!(run.stdout, docker_run.stdout, "{}", run.dump());
+                assert_eq!(run.stderr, docker_run.stderr, "{}", run.dump());
+            }
+        }
+        // `--rm` leaves nothing, not even a container that never started.
+        eventually(
+            &format!("{ours} removed"),
+            Duration::from_secs(10),
+            || match exists(&ours) {
+                false => Ok(()),
+                true => Err(docker(&["ps", "-a", "--filter", &format!("name={ours}")]).out()),
+            },
+        );
+
+        let docker_exec = docker(&with(&["exec", &sleeper], cmd));
+        let exec = rig.admin.run(&with(&["exec", &sleeper], cmd));
+        assert_eq!(
+            docker_exec.code(),
+            exec_code,
+            "docker changed: {}",
+            docker_exec.dump()
+        );
+        assert_eq!(exec.code(), exec_code, "{}", exec.dump());
+        // Even the engine's word on a command it cannot start.
+        assert_eq!(exec.stdout, docker_exec.stdout, "{}", exec.dump());
+        assert_eq!(exec.stderr, docker_exec.stderr, "{}", exec.dump());
+    }
+
+    // An error before the command starts is 1, as docker exec's.
+    let gone = unique("codes-missing");
+    assert_eq!(docker(&["exec", &gone, "true"]).code(), 1);
+    let exec = rig.admin.run(&["exec", &gone, "true"]);
+    assert_eq!(exec.code(), 1, "{}", exec.dump());
+    exec.failed(Some("CONTAINER_NOT_FOUND"));
+
+    // An image that cannot be had is 125, as docker run's.
+    let missing = "127.0.0.1:5000/dockwire/no-such-image:latest";
+    assert_eq!(docker(&["run", "--rm", missing, "true"]).code(), 125);
+    let run = rig.admin.run(&["run", "--rm", missing, "true"]);
+    assert_eq!(run.code(), 125, "{}", run.dump());
+    let last = run.err().lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("dockwire: ") && !last.contains("Remote("),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn run_exits_137_when_its_container_is_killed() {
+    let rig = Rig::new("killed");
+    let theirs = rig.containers.name("killed-docker");
+    let ours = rig.containers.name("killed-run");
+    let docker_run = start(
+        Command::new(docker_cli()).args(["run", "--rm", "--name", &theirs, IMAGE, "sleep", "600"]),
+        None,
+    );
+    let run = start(
+        &mut rig
+            .admin
+            .command(&["run", "--rm", "--name", &ours, IMAGE, "sleep", "600"]),
+        None,
+    );
+    for name in [&theirs, &ours] {
+        eventually(
+            &format!("{name} running"),
+            Duration::from_secs(30),
+            || match exists(name) && running(name) {
+                true => Ok(()),
+                false => Err("not yet".into()),
+            },
+        );
+        docker(&["kill", name]).ok();
+    }
+    assert_eq!(docker_run.finish(LIMIT).code(), 137);
+    let run = run.finish(LIMIT);
+    assert_eq!(run.code(), 137, "{}", run.dump());
+    eventually(
+        "the killed container removed",
+        Duration::from_secs(10),
+        || match exists(&ours) {
+            false => Ok(()),
+            true => Err("still there".into()),
+        },
+    );
+}
+
+// ------------------------------------------------------------ output bytes
+
+#[test]
+fn exec_prints_the_bytes_docker_exec_prints() {
+    let rig = Rig::new("bytes");
+    let c = rig.containers.docker_sleeper("bytes");
+    let busybox_20 = "i=0; while [ $i -lt 20 ]; do cat /bin/busybox; i=$((i+1)); done";
+    let cases: [&[&str]; 5] = [
+        &["sh", "-c", "echo out; echo err >&2; echo out2"],
+        &["cat", "/bin/busybox"],
+        &["sh", "-c", "cat /bin/busybox >&2"],
+        &["true"],
+        &["sh", "-c", busybox_20],
+    ];
+    let mut theirs = Vec::new();
+    for cmd in cases {
+        let docker_exec = docker(&with(&["exec", &c], cmd)).ok();
+        let exec = rig.admin.run(&with(&["exec", &c], cmd));
+        assert_eq!(exec.code(), 0, "{}", exec.dump());
+        assert_same_bytes(
+            &format!("stdout of {cmd:?}"),
+            &exec.stdout,
+            &docker_exec.stdout,
+        );
+        assert_same_bytes(
+            &format!("stderr of {cmd:?}"),
+            &exec.stderr,
+            &docker_exec.stderr,
+        );
+        theirs.push(docker_exec);
+    }
+    // What docker printed is what the commands print: the comparisons
+    // above were not of two empty failures.
+    assert_eq!(theirs[0].stdout, b"out\nout2\n");
+    assert_eq!(theirs[0].stderr, b"err\n");
+    let busybox = theirs[1].stdout.len();
+    assert!(busybox > 500_000, "busybox is {busybox} bytes");
+    assert_eq!(theirs[2].stderr, theirs[1].stdout);
+    assert!(theirs[2].stdout.is_empty() && theirs[1].stderr.is_empty());
+    assert!(theirs[3].stdout.is_empty() && theirs[3].stderr.is_empty());
+    assert_eq!(theirs[4].stdout.len(), 20 * busybox);
+    assert_eq!(theirs[4].stdout[..busybox], theirs[1].stdout[..]);
+}
+
+// ------------------------------------------------------------ piping
+
+/// Files of a tree to copy: (relative path, content).
+fn tree() -> Vec<(String, Vec<u8>)> {
+    let mut prng = Prng(0x5eed_1234_abcd_0001);
+    vec![
+        ("hello.txt".into(), b"hello, tar\n".to_vec()),
+        ("empty".into(), Vec::new()),
+        ("random.bin".into(), prng.bytes(1024 * 1024 + 17).to_vec()),
+        // Starts with the bytes a stream header would start with.
+        (
+            "sub/framed.bin".into(),
+            [&[1u8, 2, 0, 0][..], &prng.bytes(4096)].concat(),
+        ),
+        (
+            "sub/deeper/still/x.bin".into(),
+            prng.bytes(100_003).to_vec(),
+        ),
+    ]
+}
+
+fn write_tree(root: &Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn stdin_piped_into_exec_arrives_byte_for_byte() {
+    let rig = Rig::new("pipe");
+    let c = rig.containers.docker_sleeper("pipe");
+    let files = tree();
+    let src = rig.scratch.join("src");
+    write_tree(&src, &files);
+
+    // tar c DIR | dockwire exec -i C tar x -C /dst
+    let mut tar = Command::new("tar");
+    tar.arg("-C").arg(&src).args(["-c", "."]);
+    let archive = run_with(&mut tar, None, LIMIT).ok().stdout;
+    rig.admin.run(&["exec", &c, "mkdir", "/dst"]).ok();
+    let untar = rig
+        .admin
+        .run_in(&["exec", "-i", &c, "tar", "x", "-C", "/dst"], &archive);
+    assert_eq!(untar.code(), 0, "{}", untar.dump());
+    for (path, bytes) in &files {
+        let cat = rig
+            .admin
+            .run(&["exec", &c, "cat", &format!("/dst/{path}")])
+            .ok();
+        assert_same_bytes(path, &cat.stdout, bytes);
+    }
+
+    // 32 MiB through cat and back.
+    let data = Prng(0xdead_beef_0000_0032).bytes(32 * 1024 * 1024);
+    let cat = rig.admin.run_in(&["exec", "-i", &c, "cat"], &data);
+    assert_eq!(cat.code(), 0, "{}", cat.dump());
+    assert_same_bytes("32 MiB through cat", &cat.stdout, &data);
+    assert!(cat.stderr.is_empty(), "{}", cat.dump());
+}
+
+// ------------------------------------------------------------ the verbs
+
+#[test]
+fn the_verbs_drive_the_engine_through_quic() {
+    let rig = Rig::new("verbs");
+    let admin = &rig.admin;
+    let n = rig.containers.name("verbs");
+
+    // run -d prints the id.
+    let run = admin
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            &n,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo hello; sleep 600",
+        ])
+        .ok();
+    let id = run.out().trim().to_owned();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", &n]).ok().out().trim(),
+        id
+    );
+    assert_eq!(owner_label(&n), "admin");
+
+    // ps lists it (docker's table: the name is the last column).
+    let ps = admin.run(&["ps"]).ok();
+    let line = ps
+        .out()
+        .lines()
+        .find(|l| l.ends_with(&n))
+        .map(str::to_owned);
+    let line = line.unwrap_or_else(|| panic!("ps does not list {n}: {}", ps.dump()));
+    assert!(line.starts_with(&id[..12]), "{line}");
+    let quiet = admin.run(&["ps", "-q", "--no-trunc"]).ok();
+    assert!(quiet.out().lines().any(|l| l == id), "{}", quiet.dump());
+
+    // logs
+    eventually("logs say hello", Duration::from_secs(20), || {
+        let logs = admin.run(&["logs", &n]).ok();
+        match logs.stdout == b"hello\n" {
+            true => Ok(()),
+            false => Err(logs.dump()),
+        }
+    });
+
+    // logs of both streams, binary and unterminated, as docker's.
+    let noisy = rig.containers.name("verbs-logs");
+    let script = "echo out1; echo err1 >&2; printf '\\001\\002bin\\377'; echo; printf nonl";
+    docker(&["run", "--name", &noisy, IMAGE, "sh", "-c", script]).ok();
+    let theirs = docker(&["logs", &noisy]).ok();
+    let ours = admin.run(&["logs", &noisy]).ok();
+    assert_same_bytes("logs stdout", &ours.stdout, &theirs.stdout);
+    assert_same_bytes("logs stderr", &ours.stderr, &theirs.stderr);
+    assert_eq!(theirs.stderr, b"err1\n");
+    assert!(
+        theirs.out().starts_with("out1\n\u{1}\u{2}bin"),
+        "{}",
+        theirs.dump()
+    );
+
+    // inspect
+    let inspect = admin.run(&["inspect", &n]).ok();
+    let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(json[0]["Id"], id.as_str(), "{}", inspect.dump());
+    assert_eq!(json[0]["Name"], format!("/{n}"));
+
+    // cp in: a file, then read with docker.
+    let sent = Prng(0x0c0f_fee0).bytes(300_001).to_vec();
+    let host_in = rig.scratch.join("in.bin");
+    std::fs::write(&host_in, &sent).unwrap();
+    let cp = admin.run(&["cp", host_in.to_str().unwrap(), &format!("{n}:/tmp/in.bin")]);
+    assert_eq!(cp.code(), 0, "{}", cp.dump());
+    let back = docker(&["exec", &n, "cat", "/tmp/in.bin"]).ok();
+    assert_same_bytes("cp into the container", &back.stdout, &sent);
+
+    // cp out: a file made in the container.
+    docker(&[
+        "exec",
+        &n,
+        "sh",
+        "-c",
+        "head -c 200003 /bin/busybox > /tmp/out.bin",
+    ])
+    .ok();
+    let made = docker(&["exec", &n, "cat", "/tmp/out.bin"]).ok().stdout;
+    assert_eq!(made.len(), 200_003);
+    let host_out = rig.scratch.join("out.bin");
+    let cp = admin.run(&[
+        "cp",
+        &format!("{n}:/tmp/out.bin"),
+        host_out.to_str().unwrap(),
+    ]);
+    assert_eq!(cp.code(), 0, "{}", cp.dump());
+    assert_same_bytes(
+        "cp out of the container",
+        &std::fs::read(&host_out).unwrap(),
+        &made,
+    );
+
+    // cp out to `-`: a tar archive on stdout.
+    let cp = admin.run(&["cp", &format!("{n}:/tmp/out.bin"), "-"]);
+    assert_eq!(cp.code(), 0, "{}", cp.err());
+    let mut archive = tar::Archive::new(&cp.stdout[..]);
+    let mut entries = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        entries.push((path, bytes));
+    }
+    assert_eq!(
+        entries.len(),
+        1,
+        "{:?}",
+        entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    assert_eq!(entries[0].0, "out.bin");
+    assert_same_bytes("cp to -", &entries[0].1, &made);
+
+    // pull from the local registry.
+    let pull = admin.run(&["pull", REGISTRY_IMAGE]);
+    assert_eq!(pull.code(), 0, "{}", pull.dump());
+    assert!(pull.out().contains(REGISTRY_IMAGE), "{}", pull.dump());
+
+    // attach: what goes in comes back out, and closing stdin ends it.
+    let m = rig.containers.name("verbs-attach");
+    admin
+        .run(&["run", "-d", "-i", "--name", &m, IMAGE, "cat"])
+        .ok();
+    let attach = run_with(
+        &mut admin.command(&["attach", &m]),
+        Some(b"hello attach\n".to_vec()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(attach.code(), 0, "{}", attach.dump());
+    assert_eq!(attach.stdout, b"hello attach\n", "{}", attach.dump());
+    eventually(
+        "the attached cat exited",
+        Duration::from_secs(10),
+        || match running(&m) {
+            false => Ok(()),
+            true => Err("still running".into()),
+        },
+    );
+
+    // rm -f removes it.
+    let rm = admin.run(&["rm", "-f", &n]).ok();
+    assert_eq!(rm.out().trim(), n);
+    assert!(!exists(&n), "{n} is still there after rm -f");
+}
+
+// ------------------------------------------------------------ terminals
+
+/// Drives `VERB_ARGS` (an `-it` shell) in an 80x24 terminal: types into
+/// the shell, resizes the terminal, exits 3, and checks the terminal is
+/// left as it was found.
+fn interactive_shell(rig: &Rig, verb_args: &str) {
+    let before = rig.scratch.join("stty-before");
+    let after = rig.scratch.join("stty-after");
+    let script = format!(
+        "stty -g > '{before}'; '{BIN}' --host '{host}' --state-dir '{state}' {verb_args}; \
+         echo \"code=$?\"; stty -g > '{after}'",
+        before = before.display(),
+        after = after.display(),
+        host = rig.admin.host,
+        state = rig.admin.state.display(),
+    );
+    let mut term = Terminal::spawn(&script, 80, 24);
+    let mut mark = term.expect("# ", 0);
+    mark = size_becomes(&mut term, mark, "24 80");
+    term.type_keys("echo hel''lo\r");
+    mark = term.expect("hello", mark);
+    term.resize(100, 31);
+    mark = size_becomes(&mut term, mark, "31 100");
+    term.type_keys("exit 3\r");
+    term.expect("code=3", mark);
+    assert_eq!(term.wait(), 0, "{:?}", term.screen());
+    let before = std::fs::read(before).unwrap();
+    let after = std::fs::read(after).unwrap();
+    assert!(!before.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&after),
+        String::from_utf8_lossy(&before),
+        "the terminal was not restored"
+    );
+}
+
+/// Types `stty size` until the remote terminal reports `size` (a resize
+/// travels beside the keys, not in order with them).
+fn size_becomes(term: &mut Terminal, mark: usize, size: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        term.type_keys("stty size\r");
+        match term.expect_within(size, mark, Duration::from_secs(2)) {
+            Ok(mark) => return mark,
+            Err(screen) if Instant::now() > deadline => {
+                panic!("the remote terminal never was {size}; it showed:\n{screen:?}")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn exec_it_is_a_terminal_that_follows_resizes_and_is_restored() {
+    let rig = Rig::new("exec-it");
+    let c = rig.containers.docker_sleeper("exec-it");
+    interactive_shell(&rig, &format!("exec -it {c} sh"));
+}
+
+#[test]
+fn run_rm_it_is_a_terminal_that_follows_resizes_and_is_restored() {
+    let rig = Rig::new("run-it");
+    let n = rig.containers.name("run-it");
+    interactive_shell(&rig, &format!("run --rm -it --name {n} {IMAGE} sh"));
+    eventually(
+        &format!("{n} removed"),
+        Duration::from_secs(10),
+        || match exists(&n) {
+            false => Ok(()),
+            true => Err("still there".into()),
+        },
+    );
+}
+
+// ------------------------------------------------------------ security
+
+#[test]
+fn an_untrusted_client_cannot_open_a_call() {
+    let rig = Rig::new("untrusted");
+    let stranger = rig.stranger("stranger");
+    // Trusted on first use, the server still refuses: the second attempt
+    // has nothing but the refusal to say.
+    let ps = stranger.run(&["ps"]);
+    assert_eq!(ps.code(), 1, "{}", ps.dump());
+    let line = ps.failed(Some("FORBIDDEN"));
+    assert!(line.contains("does not trust this client"), "{line}");
+    assert!(line.contains(&stranger.fingerprint()), "{line}");
+    let run = stranger.run(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(run.code(), 125, "{}", run.dump());
+    run.failed(Some("FORBIDDEN"));
+
+    // The log does have a line per call: the admin's shows up.
+    rig.admin.run(&["ps"]).ok();
+    rig.server.log_line(&["peer=admin", "operation="]);
+    let log = rig.server.log();
+    for line in log.lines().filter(|l| l.contains("operation=")) {
+        assert!(
+            line.contains("peer=admin"),
+            "a call that is not the admin's:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_server_with_another_identity_is_refused() {
+    engine();
+    let scratch = Scratch::new("pin");
+    let client_state = scratch.join("client");
+    let me = fingerprint_of(&client_state);
+    let first_state = scratch.join("server-1");
+    trust(&first_state, &me, "carol", true);
+    let first = Server::start(&first_state, "127.0.0.1:0", &[]);
+    let client = Client::new(client_state.clone(), &first.quic());
+    let known = client_state.join("known-servers");
+    let server = format!("127.0.0.1:{}", first.port);
+    let first_fingerprint = first.fingerprint.clone();
+
+    // Pinned explicitly to another identity: refused, nothing remembered.
+    let other = fingerprint_of(&scratch.join("other"));
+    let ps = client.run(&["--server-fingerprint", &other, "ps"]);
+    let line = ps.failed(Some("IDENTITY_CHANGED"));
+    assert!(line.contains("REFUSED"), "{line}");
+    assert!(
+        line.contains(&first.fingerprint) && line.contains(&other),
+        "{line}"
+    );
+    assert!(!known.exists());
+    // Pinned to the right one: admitted, still nothing remembered.
+    client
+        .run(&["--server-fingerprint", &first.fingerprint, "ps"])
+        .ok();
+    assert!(!known.exists());
+
+    // Trust on first use: said, and remembered.
+    let ps = client.run(&["ps"]).ok();
+    assert!(
+        ps.err()
+            .contains(&format!("trusting {server} on first use")),
+        "{}",
+        ps.dump()
+    );
+    assert!(ps.err().contains(&first.fingerprint), "{}", ps.dump());
+    let remembered = std::fs::read_to_string(&known).unwrap();
+    assert_eq!(remembered, format!("{server} {}\n", first.fingerprint));
+    let ps = client.run(&["ps"]).ok();
+    assert!(ps.stderr.is_empty(), "{}", ps.dump());
+
+    // The same address with a new identity (which trusts the client, so
+    // only the pin can refuse): refused loudly.
+    let port = first.port;
+    assert!(first.stop().success());
+    let second_state = scratch.join("server-2");
+    trust(&second_state, &me, "carol", true);
+    let second = Server::start(&second_state, &format!("127.0.0.1:{port}"), &[]);
+    assert_eq!(second.port, port);
+    let ps = client.run(&["ps"]);
+    assert_eq!(ps.code(), 1);
+    let line = ps.failed(Some("IDENTITY_CHANGED"));
+    assert!(line.contains("REFUSED"), "{line}");
+    assert!(line.contains(&second.fingerprint), "{line}");
+    assert!(line.contains(&first_fingerprint), "{line}");
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
+    assert!(!second.log().contains("operation="), "{}", second.log());
+    // Only an explicit pin gets through.
+    client
+        .run(&["--server-fingerprint", &second.fingerprint, "ps"])
+        .ok();
+}
+
+#[test]
+fn users_act_only_on_their_own_containers() {
+    let rig = Rig::new("users");
+    let alice = rig.client("alice", false);
+    let bob = rig.client("bob", false);
+    let hers = rig.containers.name("alice");
+    alice
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            &hers,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo alice-log; sleep 600",
+        ])
+        .ok();
+    assert_eq!(owner_label(&hers), "alice");
+    let outside = rig.containers.docker_sleeper("outside");
+
+    let lists = |client: &Client, name: &str| {
+        let ps = client.run(&["ps", "-a"]).ok();
+        ps.out().lines().any(|l| l.ends_with(name))
+    };
+    assert!(lists(&alice, &hers));
+    assert!(!lists(&alice, &outside));
+    assert!(!lists(&bob, &hers));
+    assert!(!lists(&bob, &outside));
+
+    let refused = |client: &Client, args: &[&str]| {
+        let ran = client.run_in(args, b"");
+        ran.failed(Some("FORBIDDEN"));
+        if args[0] == "exec" || args[0] == "attach" {
+            assert_eq!(ran.code(), 1, "{}", ran.dump());
+        }
+    };
+    for (client, target) in [(&bob, &hers), (&bob, &outside), (&alice, &outside)] {
+        refused(client, &["exec", target, "true"]);
+        refused(client, &["exec", "-i", target, "cat"]);
+        refused(client, &["attach", target]);
+        refused(client, &["logs", target]);
+        refused(client, &["inspect", target]);
+        refused(client, &["stop", "-t", "0", target]);
+        refused(client, &["kill", target]);
+        refused(client, &["rm", "-f", target]);
+        assert!(running(target), "{target} was touched");
+    }
+
+    // Its owner and the admin may.
+    assert_eq!(alice.run(&["exec", &hers, "true"]).code(), 0);
+    assert_eq!(alice.run(&["logs", &hers]).ok().stdout, b"alice-log\n");
+    assert!(lists(&rig.admin, &hers) && lists(&rig.admin, &outside));
+    let exec = rig
+        .admin
+        .run(&["exec", &outside, "sh", "-c", "echo admin"])
+        .ok();
+    assert_eq!(exec.stdout, b"admin\n");
+    assert_eq!(rig.admin.run(&["logs", &hers]).ok().stdout, b"alice-log\n");
+    rig.admin.run(&["stop", "-t", "0", &hers]).ok();
+    assert!(!running(&hers));
+    rig.admin.run(&["rm", "-f", &hers, &outside]).ok();
+    assert!(!exists(&hers) && !exists(&outside));
+}
+
+#[test]
+fn owner_labels_cannot_be_forged() {
+    let rig = Rig::new("forge");
+    let alice = rig.client("alice", false);
+    let bob = rig.client("bob", false);
+    let n = rig.containers.name("forge");
+    alice
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            &n,
+            "--label",
+            "dockwire.owner=bob",
+            "--label",
+            "dockwire.managed=false",
+            "--label",
+            "mine=yes",
+            IMAGE,
+            "sleep",
+            "600",
+        ])
+        .ok();
+    assert_eq!(owner_label(&n), "alice");
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &n]).ok();
+    let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
+    assert_eq!(labels["dockwire.managed"], "true");
+    assert_eq!(labels["mine"], "yes");
+    bob.run(&["exec", &n, "true"]).failed(Some("FORBIDDEN"));
+    alice.run(&["exec", &n, "true"]).ok();
+}
+
+#[test]
+fn state_is_private_and_the_unix_socket_names_peers_by_uid() {
+    engine();
+    let scratch = Scratch::new("unix");
+    let state = scratch.join("server");
+    let socket = scratch.join("dockwire.sock");
+    let client_state = scratch.join("client");
+    trust(&state, &fingerprint_of(&client_state), "admin", true);
+    let server = Server::start(&state, "127.0.0.1:0", &["--unix", socket.to_str().unwrap()]);
+    let containers = Containers::default();
+
+    // Over the socket: peers are uids; the server's own is an admin.
+    let uid = rustix::process::getuid().as_raw();
+    let local = Client::new(
+        client_state.clone(),
+        &format!("unix://{}", socket.display()),
+    );
+    local.run(&["ps", "-a"]).ok();
+    let n = containers.name("unix");
+    local
+        .run(&["run", "-d", "--name", &n, IMAGE, "sleep", "600"])
+        .ok();
+    assert_eq!(owner_label(&n), format!("uid:{uid}"));
+    server.log_line(&[&format!("peer=uid:{uid}"), "operation="]);
+    // Another uid's container (an outside one) is an admin's to act on.
+    let outside = containers.docker_sleeper("unix-outside");
+    local.run(&["exec", &outside, "true"]).ok();
+
+    // Over QUIC, once, so that the client has remembered the server.
+    let quic = Client::new(client_state.clone(), &server.quic());
+    quic.run(&["ps"]).ok();
+
+    for (path, want) in [
+        (state.clone(), 0o700),
+        (state.join("identity.pem"), 0o600),
+        (state.join("authorized-peers"), 0o600),
+        (client_state.clone(), 0o700),
+        (client_state.join("identity.pem"), 0o600),
+        (client_state.join("known-servers"), 0o600),
+        (socket.clone(), 0o600),
+    ] {
+        assert_eq!(mode(&path), want, "mode of {}", path.display());
+    }
+
+    // TERM stops it cleanly, and it takes its socket away.
+    assert!(server.stop().success());
+    assert!(!socket.exists(), "the socket outlived the server");
+    drop(containers);
+}
+
+// ------------------------------------------------------------ smol
+
+#[test]
+fn a_smol_server_runs_and_execs_with_exit_codes() {
+    let rig = Rig::with("smol", &["--runtime", "smol"]);
+    let n = rig.containers.name("smol");
+    let run = rig.admin.run(&[
+        "run",
+        "--rm",
+        "--name",
+        &n,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo smol; echo err >&2; exit 7",
+    ]);
+    assert_eq!(run.code(), 7, "{}", run.dump());
+    assert_eq!(
+        (run.stdout.as_slice(), run.stderr.as_slice()),
+        (&b"smol\n"[..], &b"err\n"[..])
+    );
+
+    let c = rig.containers.docker_sleeper("smol-exec");
+    let exec = rig.admin.run(&["exec", &c, "sh", "-c", "echo out; exit 5"]);
+    assert_eq!(exec.code(), 5, "{}", exec.dump());
+    assert_eq!(exec.stdout, b"out\n");
+    let data = Prng(0x5_0001).bytes(3 * 1024 * 1024 + 5);
+    let cat = rig.admin.run_in(&["exec", "-i", &c, "cat"], &data).ok();
+    assert_same_bytes("through cat on smol", &cat.stdout, &data);
+    rig.server.log_line(&["peer=admin", "operation="]);
+}

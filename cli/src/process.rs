@@ -113,17 +113,9 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
         sig_proxy: !args.tty,
     };
     let input = RunInput(spec);
-    let session = match docker.open(&input).await {
-        Err(ClientError::Remote(e)) if e.code == IMAGE_NOT_FOUND => {
-            eprintln!("Unable to find image '{}' locally", input.0.image);
-            pull_quietly(docker, &input.0.image)
-                .await
-                .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
-            docker.open(&input).await
-        }
-        other => other,
-    };
-    let session = session.map_err(|e| start_failure(&what, e))?;
+    let session = pulling(docker, &input.0.image, || docker.open(&input))
+        .await?
+        .map_err(|e| start_failure(&what, e))?;
     finish(&what, session, plan).await
 }
 
@@ -209,23 +201,38 @@ fn start_failure(what: &str, error: ClientError) -> Failure {
 async fn detach(docker: &DockerClient, spec: ContainerSpec) -> Outcome {
     let what = format!("run {}", spec.image);
     let create = ContainerCreate(spec);
-    let created = match docker.query(&create).await {
-        Err(ClientError::Remote(e)) if e.code == IMAGE_NOT_FOUND => {
-            eprintln!("Unable to find image '{}' locally", create.0.image);
-            pull_quietly(docker, &create.0.image)
-                .await
-                .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
-            docker.query(&create).await
-        }
-        other => other,
-    };
-    let created = created.map_err(|e| start_failure(&what, e))?;
+    let created = pulling(docker, &create.0.image, || docker.query(&create))
+        .await?
+        .map_err(|e| start_failure(&what, e))?;
     docker
         .query(&ContainerStart(ContainerRef::new(&created.id)))
         .await
         .map_err(|e| start_failure(&what, e))?;
     println!("{}", created.id);
     Ok(0)
+}
+
+/// `make`'s answer; when it is that `image` is missing, `image` is pulled
+/// (as `docker run` does) and `make` asked again.
+async fn pulling<T, F, Fut>(
+    docker: &DockerClient,
+    image: &str,
+    make: F,
+) -> Result<Result<T, ClientError>, Failure>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    match make().await {
+        Err(ClientError::Remote(e)) if e.code == IMAGE_NOT_FOUND => {
+            eprintln!("Unable to find image '{image}' locally");
+            pull_quietly(docker, image)
+                .await
+                .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+            Ok(make().await)
+        }
+        other => Ok(other),
+    }
 }
 
 /// Pulls `image`, printing only the engine's final status, as `docker

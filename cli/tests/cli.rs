@@ -156,6 +156,60 @@ fn run_exits_137_when_its_container_is_killed() {
     );
 }
 
+#[test]
+fn a_process_that_leaves_stdin_unread_still_gives_its_exit_code() {
+    let rig = Rig::new("unread");
+    let c = rig.containers.docker_sleeper("unread");
+    // More than the transports buffer: the process ends, and the server
+    // with it stops reading, while the client still has stdin to send.
+    let input = Prng(0x0123_4567).bytes(8 * 1024 * 1024).to_vec();
+    for cmd in [&["true"][..], &["sh", "-c", "exit 3"]] {
+        let theirs = run_with(
+            Command::new(docker_cli()).args(with(&["exec", "-i", &c], cmd)),
+            Some(input.clone()),
+            LIMIT,
+        );
+        let exec = rig.admin.run_in(&with(&["exec", "-i", &c], cmd), &input);
+        assert_eq!(exec.code(), theirs.code(), "{}", exec.dump());
+        assert_eq!(exec.stderr, theirs.stderr, "{}", exec.dump());
+    }
+    let n = rig.containers.name("unread-run");
+    let run = rig.admin.run_in(
+        &[
+            "run", "-i", "--rm", "--name", &n, IMAGE, "sh", "-c", "exit 3",
+        ],
+        &input,
+    );
+    assert_eq!(run.code(), 3, "{}", run.dump());
+    assert!(run.stderr.is_empty(), "{}", run.dump());
+}
+
+#[test]
+fn output_into_a_closed_pipe_is_drained_and_the_exit_code_still_counts() {
+    // As `dockwire exec C cat BIG | head -c 10`: what session.rs promises
+    // (`| head`: "drain the rest, the exit code still counts").
+    let rig = Rig::new("closed-pipe");
+    let c = rig.containers.docker_sleeper("closed-pipe");
+    let script = "cat /bin/busybox; cat /bin/busybox; exit 4";
+    let mut child = rig
+        .admin
+        .command(&["exec", &c, "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take());
+    let mut head = [0u8; 10];
+    std::io::Read::read_exact(&mut child.stdout.take().unwrap(), &mut head).unwrap();
+    // The reader is gone (its end of the pipe closed when dropped).
+    assert_eq!(&head[..4], b"\x7fELF");
+    let status = wait_until(&mut child, LIMIT).expect("dockwire exec ended");
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    assert_eq!(status.code(), Some(4), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 // ------------------------------------------------------------ output bytes
 
 #[test]

@@ -12,7 +12,7 @@ use bollard::errors::Error as Engine;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters as q;
 use bytes::Bytes;
-use dockwire_core::CallError;
+use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::{Input, RawInput, RawIo, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
@@ -48,7 +48,15 @@ struct Exec {
 /// Docker's 8-byte framing, so that bollard never has to guess whether a
 /// chunk is framed (it guesses wrong when a TTY chunk starts with 0x01 or
 /// 0x02).
-async fn start_exec(docker: &Docker, i: &ExecInput, stdin: bool) -> Result<Exec, CallError> {
+/// Creates and starts `i`'s exec, with its guard armed from the moment it
+/// exists: a call dropped while the start is in flight still kills what
+/// started.
+async fn start_exec(
+    docker: &Docker,
+    i: &ExecInput,
+    stdin: bool,
+    signals: ExecSignals,
+) -> Result<(Exec, ExecGuard), CallError> {
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
     }
@@ -67,6 +75,7 @@ async fn start_exec(docker: &Docker, i: &ExecInput, stdin: bool) -> Result<Exec,
         .create_exec(&i.id, options)
         .await
         .map_err(error::container)?;
+    let guard = ExecGuard::new(docker, &created.id, signals);
     let start = StartExecOptions {
         detach: false,
         tty: false,
@@ -77,11 +86,14 @@ async fn start_exec(docker: &Docker, i: &ExecInput, stdin: bool) -> Result<Exec,
         .await
         .map_err(error::container)?
     {
-        StartExecResults::Attached { output, input } => Ok(Exec {
-            id: created.id,
-            output,
-            stdin: input,
-        }),
+        StartExecResults::Attached { output, input } => Ok((
+            Exec {
+                id: created.id,
+                output,
+                stdin: input,
+            },
+            guard,
+        )),
         StartExecResults::Detached => Err(CallError::new(
             DOCKER_ERROR,
             "the engine started the exec detached",
@@ -198,8 +210,7 @@ pub(crate) fn exec_json(
         }
         let (docker, id) = inner.container(&caller, &i.id).await?;
         i.id = id;
-        let exec = start_exec(&docker, &i, false).await?;
-        let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
+        let (exec, guard) = start_exec(&docker, &i, false, inner.config.exec_signals).await?;
         let exit = async move {
             let exit_code = exec_exit(&docker, &guard.exec_id).await?;
             guard.disarm();
@@ -222,8 +233,7 @@ pub(crate) async fn exec_raw(
 ) -> Result<i32, CallError> {
     let (docker, id) = inner.container(&caller, &i.id).await?;
     i.id = id;
-    let exec = start_exec(&docker, &i, i.stdin).await?;
-    let guard = ExecGuard::new(&docker, &exec.id, inner.config.exec_signals);
+    let (exec, guard) = start_exec(&docker, &i, i.stdin, inner.config.exec_signals).await?;
     let (input, mut out) = io.split();
     out.accept(json!({"execId": exec.id, "tty": i.tty})).await?;
     let controls = Controls::Exec {
@@ -521,16 +531,7 @@ async fn start_run(
         name: spec.name.clone(),
         ..Default::default()
     };
-    let created = docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(error::container)?;
-    let guard = ContainerGuard {
-        docker: docker.clone(),
-        id: created.id,
-        remove: spec.auto_remove,
-        armed: true,
-    };
+    let guard = create_guarded(&docker, options, body, spec.auto_remove).await?;
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,
@@ -553,6 +554,41 @@ async fn start_run(
         output: attached.output,
         stdin: attached.input,
     })
+}
+
+/// Creates a container on a task of its own that hands back its guard: a
+/// call dropped while the create is in flight drops the guard when the
+/// create returns, and the container is cleaned up as for any cancelled
+/// run (removed with auto-remove, else killed).
+async fn create_guarded(
+    docker: &Docker,
+    options: q::CreateContainerOptions,
+    body: bollard::models::ContainerCreateBody,
+    remove: bool,
+) -> Result<ContainerGuard, CallError> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let docker = docker.clone();
+    let create = async move {
+        let pending = Pending::new();
+        let made = match docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(ContainerGuard {
+                docker,
+                id: created.id,
+                remove,
+                armed: true,
+            }),
+            Err(e) => Err(error::container(e)),
+        };
+        // Refused when the call is gone: the guard comes back and drops here.
+        drop(tx.send(made));
+        drop(pending);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => drop(handle.spawn(create)),
+        Err(_) => create.await,
+    }
+    rx.await
+        .map_err(|_| CallError::new(ErrorCode::INTERNAL, "the create task ended"))?
 }
 
 /// `container/run` on the json carriage.

@@ -114,8 +114,25 @@ impl Envelope {
 
     /// Reads an envelope from a frame body.
     pub fn from_json(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+        // serde's derived struct decoding also takes a JSON array, field by
+        // field; the protocol's envelope and payloads are objects only.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(EnvelopeError::Json(serde::de::Error::custom(
+                "an envelope must be a JSON object",
+            )));
+        }
         let wire: WireIn = serde_json::from_slice(body).map_err(EnvelopeError::Json)?;
         let WireIn { kind, id, payload } = wire;
+        let known = matches!(
+            kind.as_str(),
+            "call.requested" | "call.responded" | "call.completed" | "call.aborted" | "call.error"
+        );
+        if !known {
+            return Err(EnvelopeError::UnknownType { id, kind });
+        }
+        if !payload.is_object() {
+            return Err(EnvelopeError::NotAnObject { id, kind });
+        }
         let parsed = match kind.as_str() {
             "call.requested" => serde_json::from_value::<RequestIn>(payload).map(|r| {
                 Payload::Requested(Request {
@@ -127,16 +144,8 @@ impl Envelope {
             "call.responded" => {
                 serde_json::from_value::<RespondedIn>(payload).map(|r| Payload::Responded(r.output))
             }
-            "call.completed" | "call.aborted" => {
-                if !payload.is_object() {
-                    return Err(EnvelopeError::NotAnObject { id, kind });
-                }
-                Ok(if kind == "call.completed" {
-                    Payload::Completed
-                } else {
-                    Payload::Aborted
-                })
-            }
+            "call.completed" => Ok(Payload::Completed),
+            "call.aborted" => Ok(Payload::Aborted),
             "call.error" => serde_json::from_value::<CallError>(payload).map(Payload::Error),
             _ => return Err(EnvelopeError::UnknownType { id, kind }),
         };
@@ -226,7 +235,7 @@ pub enum EnvelopeError {
         /// The type found.
         kind: String,
     },
-    /// A `call.completed` or `call.aborted` payload is not a JSON object.
+    /// The payload is not a JSON object.
     #[error("{kind} payload must be an object")]
     NotAnObject {
         /// The call's id.
@@ -383,6 +392,30 @@ mod tests {
             Envelope::from_json(br#"{"type":"call.maybe","id":"r","payload":{}}"#).unwrap_err();
         assert!(matches!(err, EnvelopeError::UnknownType { .. }));
         assert_eq!(err.id(), Some("r"));
+    }
+
+    #[test]
+    fn arrays_are_not_envelopes_nor_payloads() {
+        // serde would read each of these field by field.
+        let err =
+            Envelope::from_json(br#" ["call.requested","h1",{"operationId":"a","input":{}}]"#)
+                .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Json(_)), "{err:?}");
+        assert_eq!(err.id(), None);
+        for kind in [
+            "call.requested",
+            "call.responded",
+            "call.error",
+            "call.completed",
+        ] {
+            let body = format!(r#"{{"type":"{kind}","id":"h1","payload":["a",{{}}]}}"#);
+            let err = Envelope::from_json(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(err, EnvelopeError::NotAnObject { .. }),
+                "{kind}: {err:?}"
+            );
+            assert_eq!(err.id(), Some("h1"));
+        }
     }
 
     #[test]

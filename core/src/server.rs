@@ -212,16 +212,33 @@ impl ServerCall {
     }
 
     /// Ends the call with an error: `call.error`, or after a raw call was
-    /// accepted, an `error` control message.
+    /// accepted, an `error` control message. The call ends even when the
+    /// error does not fit the frame limit: its message is then cut (to
+    /// 1 KiB, details dropped), and if even that cannot be sent (the call's
+    /// id is too long to echo) nothing is and `FrameTooLarge` is returned.
     pub fn fail(&mut self, error: CallError) -> Result<(), CommandError> {
         self.check_open()?;
-        if self.accepted {
-            self.wire.out.control(&Control::Error(error))?;
-        } else {
-            self.send_frame(Payload::Error(error))?;
-        }
+        // The call ends whatever happens: an error too long for the frame
+        // limit goes with its message cut and no details; one that cannot
+        // go even so (an id too long to echo) ends the call unanswered.
+        let sent = self.send_error(error.clone()).or_else(|_| {
+            let short = CallError {
+                message: shorten(&error.message, SHORT_MESSAGE),
+                details: None,
+                ..error
+            };
+            self.send_error(short)
+        });
         self.state = ServerState::Finished;
-        Ok(())
+        sent
+    }
+
+    fn send_error(&mut self, error: CallError) -> Result<(), CommandError> {
+        if self.accepted {
+            self.wire.out.control(&Control::Error(error))
+        } else {
+            self.send_frame(Payload::Error(error))
+        }
     }
 
     /// Raw carriage: accepts the session with a description of it (the one
@@ -483,6 +500,22 @@ impl ServerCall {
         self.violation = Some(e);
         self.finish(ServerEvent::Error(error));
     }
+}
+
+/// Bytes an error message is cut to when the whole one does not fit.
+const SHORT_MESSAGE: usize = 1024;
+
+/// `message` cut to at most `max` bytes at a character boundary, with `…`
+/// when cut.
+fn shorten(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_owned();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
 }
 
 impl std::fmt::Debug for ServerCall {

@@ -803,6 +803,54 @@ fn an_id_too_long_to_echo_ends_the_stream_without_a_reply() {
     assert!(out.is_empty());
 }
 
+/// A json server that got a request with `id`, under a frame limit.
+fn requested_with_id(id: &str, limit: u32) -> ServerCall {
+    let mut server = ServerCall::new(Limits::default().with_max_frame_len(limit).unwrap());
+    let body = format!(
+        r#"{{"type":"call.requested","id":"{id}","payload":{{"operationId":"a","input":null}}}}"#
+    );
+    server.handle_input(&raw_frame(body.as_bytes()));
+    let (events, _) = drain_server(&mut server);
+    assert!(
+        matches!(&events[..], [ServerEvent::Requested(_)]),
+        "{events:?}"
+    );
+    server
+}
+
+#[test]
+fn a_failure_too_long_for_the_frame_limit_goes_with_its_message_cut() {
+    let mut server = requested_with_id("c1", 2048);
+    let error = CallError::new(ErrorCode::NOT_FOUND, "é".repeat(5000))
+        .with_details(json!("d".repeat(5000)));
+    server.fail(error).unwrap();
+    assert_eq!(server.state(), ServerState::Finished);
+    let (_, out) = drain_server(&mut server);
+    let reply: serde_json::Value = serde_json::from_slice(&out[4..]).unwrap();
+    assert_eq!(reply["type"], "call.error");
+    assert_eq!(reply["id"], "c1");
+    assert_eq!(reply["payload"]["code"], "NOT_FOUND");
+    assert!(reply["payload"].get("details").is_none());
+    let message = reply["payload"]["message"].as_str().unwrap();
+    assert!(message.len() <= 1024 + '…'.len_utf8(), "{}", message.len());
+    assert!(message.ends_with('…'));
+}
+
+#[test]
+fn a_failure_whose_id_is_too_long_to_echo_ends_the_call_unanswered() {
+    // The request fits (about 270 bytes); no error echoing its id would.
+    let mut server = requested_with_id(&"x".repeat(200), 280);
+    let error = CallError::new(ErrorCode::NOT_FOUND, "unknown operation");
+    assert!(matches!(
+        server.fail(error),
+        Err(CommandError::FrameTooLarge { .. })
+    ));
+    assert_eq!(server.state(), ServerState::Finished);
+    assert_eq!(server.transmit_len(), 0);
+    // Finished: nothing more is taken.
+    assert!(server.respond(json!(1)).is_err());
+}
+
 // ---- local misuse: CommandError, one test per variant ----------------------
 
 #[test]

@@ -125,13 +125,14 @@ impl<S: Service> CallLog<S> {
 impl<S: Service> Service for CallLog<S> {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
         let started = Instant::now();
-        let operation = request.operation.clone();
+        // Peer-chosen: escaped and cut, so that a line stays one short line.
+        let operation = loggable(&request.operation);
         let carriage = match request.carriage {
             Carriage::Json => "json",
             Carriage::Raw => "raw",
         };
         let peer = ctx.peer.clone();
-        let call_id = ctx.call_id.clone();
+        let call_id = loggable(&ctx.call_id);
         watch(self.inner.call(ctx, request), move |ended| {
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             let outcome = match &ended {
@@ -149,6 +150,17 @@ impl<S: Service> Service for CallLog<S> {
             }
         })
     }
+}
+
+/// A peer's string for a log line: control characters escaped, at most
+/// 128 characters kept.
+fn loggable(text: &str) -> String {
+    const MAX: usize = 128;
+    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 type EndFn = Box<dyn FnOnce(Ended) + Send>;

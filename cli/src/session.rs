@@ -107,18 +107,38 @@ async fn pump_stdin(mut stdin: Stdin) {
 
 async fn pump_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
     let mut buf = vec![0; PIECE];
+    // Whether anybody still reads our output: after `| head` nobody does;
+    // the rest is drained unwritten and the exit code still counts.
+    let mut read = true;
     loop {
         let n = from.read(&mut buf).await?;
         if n == 0 {
-            return to.flush().await;
+            return match read {
+                true => unless_closed(to.flush().await),
+                false => Ok(()),
+            };
         }
-        match to.write_all(&buf[..n]).await {
-            Ok(()) => to.flush().await?,
-            // Nobody reads our output any more (`| head`): drain the rest,
-            // the exit code still counts.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => continue,
-            Err(e) => return Err(e),
+        if !read {
+            continue;
         }
+        let written = match to.write_all(&buf[..n]).await {
+            Ok(()) => to.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(e);
+            }
+            read = false;
+        }
+    }
+}
+
+/// A closed pipe is not a failure of the session.
+fn unless_closed(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

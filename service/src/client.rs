@@ -185,6 +185,8 @@ impl Client {
             control: Some(control),
             sinks,
             pending: None,
+            writable: true,
+            write_error: None,
         }));
         Ok(())
     }
@@ -419,6 +421,12 @@ struct Driver {
     sinks: Sinks,
     /// An event the caller's queue had no room for yet.
     pending: Option<ClientEvent>,
+    /// False once writing failed: the server stopped reading (a process
+    /// that left its stdin unread has ended, say), which does not end what
+    /// it still has to say.
+    writable: bool,
+    /// Why writing failed, for a stream that then ends early.
+    write_error: Option<Arc<io::Error>>,
 }
 
 impl Future for Driver {
@@ -429,13 +437,19 @@ impl Future for Driver {
         for _ in 0..BUDGET {
             let mut progress = false;
             let machine = &mut this.machine;
-            let pulled = || machine.poll_transmit_bytes();
-            if let Err(e) = this
-                .out
-                .poll_write(&mut this.writer, pulled, cx, &mut progress)
-            {
-                this.sinks.fail(&ClientError::Io(Arc::new(e)));
-                return Poll::Ready(());
+            if this.writable {
+                let pulled = || machine.poll_transmit_bytes();
+                if let Err(e) = this
+                    .out
+                    .poll_write(&mut this.writer, pulled, cx, &mut progress)
+                {
+                    this.stop_writing(e);
+                    progress = true;
+                }
+            } else {
+                // Nobody takes our bytes any more: what the machine queues
+                // goes nowhere.
+                while machine.poll_transmit_bytes().is_some() {}
             }
             this.poll_read(cx, &mut progress);
             // After the read, so that every event it produced is handed on
@@ -444,7 +458,7 @@ impl Future for Driver {
             this.poll_commands(cx, &mut progress);
             if this.machine.is_finished()
                 && this.pending.is_none()
-                && this.out.len() == 0
+                && (this.out.len() == 0 || !this.writable)
                 && this.machine.transmit_len() == 0
             {
                 // The call is over; closing our half tells the server so.
@@ -461,6 +475,16 @@ impl Future for Driver {
 }
 
 impl Driver {
+    /// Writing failed: stdin is closed for the caller (its writes fail),
+    /// and the call goes on reading the server's answer, the exit code
+    /// included. If the stream ends without one, the caller learns of the
+    /// write's failure.
+    fn stop_writing(&mut self, e: io::Error) {
+        self.writable = false;
+        self.stdin = None;
+        self.write_error = Some(Arc::new(e));
+    }
+
     /// Hands the machine's events to the caller's queues, stopping at the
     /// first queue that is full.
     fn deliver(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
@@ -486,6 +510,11 @@ impl Driver {
             Poll::Pending => {}
             Poll::Ready(Ok(0)) => {
                 self.reading = false;
+                // Ended early after our writes failed: that failure is the
+                // cause the caller should hear of.
+                if let Some(e) = self.write_error.clone() {
+                    self.sinks.fail(&ClientError::Io(e));
+                }
                 self.machine.handle_eof();
                 *progress = true;
             }

@@ -156,7 +156,11 @@ impl<S: Service> Service for CallLog<S> {
 /// 128 characters kept.
 fn loggable(text: &str) -> String {
     const MAX: usize = 128;
-    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().nth(MAX).is_some() {
         out.push('…');
     }

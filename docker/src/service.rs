@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use async_compat::Compat;
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount as EngineMount, MountType};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, Mount as EngineMount, MountType,
+};
 use bollard::query_parameters as q;
 use dockwire_core::{CallError, Carriage, ErrorCode, Request};
 use dockwire_service::{CallContext, RawIo, Reply, Service};
@@ -276,17 +278,28 @@ impl Inner {
         caller: &Caller,
         id: &str,
     ) -> Result<(Docker, String), CallError> {
-        let docker = self.docker().await?;
         if caller.is_admin() {
-            return Ok((docker, id.to_owned()));
+            return Ok((self.docker().await?, id.to_owned()));
         }
+        let (docker, info) = self.inspect_owned(caller, id).await?;
+        let id = info.id.unwrap_or_else(|| id.to_owned());
+        Ok((docker, id))
+    }
+
+    /// The client and container `id`'s inspection, once `caller` may act
+    /// on it.
+    pub(crate) async fn inspect_owned(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Docker, ContainerInspectResponse), CallError> {
+        let docker = self.docker().await?;
         let info = docker
             .inspect_container(id, None)
             .await
             .map_err(error::container)?;
         caller.check_owner(&info)?;
-        let id = info.id.unwrap_or_else(|| id.to_owned());
-        Ok((docker, id))
+        Ok((docker, info))
     }
 
     /// The labels a created container gets: the caller's, minus any
@@ -437,13 +450,7 @@ impl Service for DockerService {
             }
             (ContainerInspect::NAME, Carriage::Json) => {
                 query(input, move |ContainerInspect(i)| async move {
-                    let docker = inner.docker().await?;
-                    let info = docker
-                        .inspect_container(&i.id, None)
-                        .await
-                        .map_err(error::container)?;
-                    caller.check_owner(&info)?;
-                    Ok(info)
+                    Ok(inner.inspect_owned(&caller, &i.id).await?.1)
                 })
             }
             (ContainerCreate::NAME, Carriage::Json) => {

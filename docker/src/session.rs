@@ -410,12 +410,7 @@ pub(crate) async fn attach(
     i: AttachInput,
     io: RawIo,
 ) -> Result<i32, CallError> {
-    let docker = inner.docker().await?;
-    let info = docker
-        .inspect_container(&i.id, None)
-        .await
-        .map_err(error::container)?;
-    caller.check_owner(&info)?;
+    let (docker, info) = inner.inspect_owned(&caller, &i.id).await?;
     let config = info.config.unwrap_or_default();
     let tty = config.tty.unwrap_or(false);
     let stdin = i.stdin && config.open_stdin.unwrap_or(false);

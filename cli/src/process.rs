@@ -106,12 +106,12 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
     if args.detach {
         return detach(docker, spec).await;
     }
-    check_tty(args.interactive, args.tty)?;
     let plan = Plan {
         stdin: args.interactive,
         tty: args.tty,
         sig_proxy: !args.tty,
     };
+    check_tty(&what, plan)?;
     let input = RunInput(spec);
     let session = pulling(docker, &input.0.image, || docker.open(&input))
         .await?
@@ -122,7 +122,12 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
 /// `dockwire exec`.
 pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
     let what = format!("exec in {}", args.container);
-    check_tty(args.interactive, args.tty)?;
+    let plan = Plan {
+        stdin: args.interactive,
+        tty: args.tty,
+        sig_proxy: false,
+    };
+    check_tty(&what, plan)?;
     let mut input = ExecInput::new(&args.container, &args.command);
     input.env = env(&args.env);
     input.workdir = args.workdir;
@@ -131,11 +136,6 @@ pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
     input.stdin = args.interactive;
     // As docker exec: an error before the command starts is exit 1.
     let session = docker.open(&input).await.context(|| what.clone())?;
-    let plan = Plan {
-        stdin: args.interactive,
-        tty: args.tty,
-        sig_proxy: false,
-    };
     finish(&what, session, plan).await
 }
 
@@ -149,14 +149,12 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
     let session = docker.open(&input).await.context(|| what.clone())?;
     let tty = session.accepted["tty"].as_bool().unwrap_or(false);
     let stdin = session.accepted["stdin"].as_bool().unwrap_or(false);
-    if tty && stdin && !std::io::stdin().is_terminal() {
-        return Err(Failure::local(&what, "the input device is not a TTY"));
-    }
     let plan = Plan {
         stdin,
         tty,
         sig_proxy: args.sig_proxy && !tty,
     };
+    check_tty(&what, plan)?;
     finish(&what, session, plan).await
 }
 
@@ -174,9 +172,9 @@ async fn finish(what: &str, session: RawSession, plan: Plan) -> Outcome {
 }
 
 /// As docker: `-it` needs a terminal on stdin.
-fn check_tty(interactive: bool, tty: bool) -> Result<(), Failure> {
-    if interactive && tty && !std::io::stdin().is_terminal() {
-        return Err(Failure::local("run", "the input device is not a TTY"));
+fn check_tty(what: &str, plan: Plan) -> Result<(), Failure> {
+    if plan.stdin && plan.tty && !std::io::stdin().is_terminal() {
+        return Err(Failure::local(what, "the input device is not a TTY"));
     }
     Ok(())
 }

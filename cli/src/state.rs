@@ -58,13 +58,9 @@ impl StateDir {
     pub fn identity(&self) -> Result<Identity, Failure> {
         let path = self.path.join("identity.pem");
         let what = || format!("load the identity in {}", path.display());
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                check_private(&path)?;
-                return Identity::from_pem(&text).map_err(|e| Failure::local(what(), e));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Failure::local(what(), e)),
+        if let Some(text) = read_if_exists(&path, what)? {
+            check_private(&path)?;
+            return Identity::from_pem(&text).map_err(|e| Failure::local(what(), e));
         }
         let identity =
             Identity::generate("dockwire").map_err(|e| Failure::local("make an identity", e))?;
@@ -92,6 +88,15 @@ fn default_dir() -> Option<PathBuf> {
     }
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
     Some(PathBuf::from(home).join(".local/share/dockwire"))
+}
+
+/// The text of the file at `path`; `None` when there is none.
+fn read_if_exists(path: &Path, what: impl Fn() -> String) -> Result<Option<String>, Failure> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::local(what(), e)),
+    }
 }
 
 /// Refuses a private file that others may read, as ssh does.
@@ -217,10 +222,8 @@ impl Authorized {
     /// Reads and parses the file; a missing file is no peers.
     pub fn load(&self) -> Result<Vec<Peer>, Failure> {
         let what = || format!("read {}", self.path.display());
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Failure::local(what(), e)),
+        let Some(text) = read_if_exists(&self.path, what)? else {
+            return Ok(Vec::new());
         };
         check_private(&self.path)?;
         parse_peers(&text)
@@ -352,10 +355,8 @@ impl KnownServers {
 
     fn load(&self) -> Result<Vec<(String, Fingerprint)>, Failure> {
         let what = || format!("read {}", self.path.display());
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Failure::local(what(), e)),
+        let Some(text) = read_if_exists(&self.path, what)? else {
+            return Ok(Vec::new());
         };
         let mut known = Vec::new();
         for (i, line) in text.lines().enumerate() {

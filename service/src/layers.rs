@@ -38,7 +38,7 @@ pub enum Ended {
 
 /// Calls `on_end` once, when `reply` ends or is dropped.
 pub fn watch(reply: Reply, on_end: impl FnOnce(Ended) + Send + 'static) -> Reply {
-    let end = OnEnd(Some(Box::new(on_end)));
+    let mut end = OnEnd(Some(Box::new(on_end)));
     match reply {
         Reply::Refuse(e) => {
             end.fire(Ended::Refused(e.code.clone()));
@@ -46,6 +46,7 @@ pub fn watch(reply: Reply, on_end: impl FnOnce(Ended) + Send + 'static) -> Reply
         }
         Reply::Json(outputs) => Reply::Json(Watched { outputs, end }.boxed()),
         Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+            let mut end = end;
             async move {
                 let result = handler(io).await;
                 end.fire(match &result {
@@ -169,11 +170,11 @@ fn loggable(text: &str) -> String {
 
 type EndFn = Box<dyn FnOnce(Ended) + Send>;
 
-/// Fires once: when told, or as `Cancelled` when dropped untold.
+/// Fires once: when first told, or as `Cancelled` when dropped untold.
 struct OnEnd(Option<EndFn>);
 
 impl OnEnd {
-    fn fire(mut self, ended: Ended) {
+    fn fire(&mut self, ended: Ended) {
         if let Some(f) = self.0.take() {
             f(ended);
         }
@@ -205,9 +206,7 @@ impl Stream for Watched {
             Some(Ok(_)) => None,
         };
         if let Some(ended) = ended {
-            if let Some(f) = self.end.0.take() {
-                f(ended);
-            }
+            self.end.fire(ended);
         }
         Poll::Ready(item)
     }

@@ -15,12 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use dockwire_core::{CallError, ErrorCode, Limits};
+use dockwire_core::{CallError, ErrorCode, Limits, Request};
 use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
 };
 use dockwire_service::{
-    BoxRead, BoxWrite, Client, Connect, Input, Router, Service, Spawn, serve_call,
+    BoxRead, BoxWrite, CallContext, Client, Connect, Input, Reply, Router, Service, Spawn,
+    serve_call,
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -120,6 +121,30 @@ struct DropGuard(Arc<AtomicUsize>);
 impl Drop for DropGuard {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An in-memory client on the current tokio runtime whose calls
+/// `service` sees as coming from a peer named `peer`, as a transport would
+/// name it.
+pub fn client_as<S: Service>(peer: &'static str, service: &Arc<S>) -> Client {
+    let service = Arc::new(AsPeer {
+        peer,
+        service: service.clone(),
+    });
+    dockwire_tokio::duplex_client(service, Limits::default())
+}
+
+/// Serves `service` to a peer named `peer`, whoever calls.
+struct AsPeer<S> {
+    peer: &'static str,
+    service: Arc<S>,
+}
+
+impl<S: Service> Service for AsPeer<S> {
+    fn call(&self, mut ctx: CallContext, request: Request) -> Reply {
+        ctx.peer = self.peer.into();
+        self.service.call(ctx, request)
     }
 }
 

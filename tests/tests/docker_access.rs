@@ -10,27 +10,14 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::query_parameters as q;
-use dockwire_core::{ErrorCode, Limits, Request};
+use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
 use dockwire_docker::{Config, DockerClient, DockerService, Items, Role, Roles};
-use dockwire_service::{CallContext, ClientError, Reply, Service};
-use dockwire_tests::Rt;
+use dockwire_service::ClientError;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, on_engine, unique};
+use dockwire_tests::{Rt, client_as};
 use futures::StreamExt;
 use futures::io::AsyncWriteExt;
-
-/// Serves `service` to a peer named `peer`, whoever calls.
-struct AsPeer {
-    peer: &'static str,
-    service: Arc<DockerService>,
-}
-
-impl Service for AsPeer {
-    fn call(&self, mut ctx: CallContext, request: Request) -> Reply {
-        ctx.peer = self.peer.into();
-        self.service.call(ctx, request)
-    }
-}
 
 /// alice and bob are users, root is an admin, eve is nobody.
 fn roles() -> Roles {
@@ -48,11 +35,7 @@ fn service(config: Config) -> Arc<DockerService> {
 }
 
 fn client(service: &Arc<DockerService>, peer: &'static str) -> DockerClient {
-    let service = Arc::new(AsPeer {
-        peer,
-        service: service.clone(),
-    });
-    DockerClient::new(dockwire_tokio::duplex_client(service, Limits::default()))
+    DockerClient::new(client_as(peer, service))
 }
 
 fn code<T>(result: Result<T, ClientError>) -> ErrorCode {

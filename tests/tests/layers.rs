@@ -4,34 +4,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use dockwire_core::{ErrorCode, Limits, Request};
-use dockwire_service::{
-    CallContext, CallLog, Client, ClientError, PeerLimit, Reply, Service, TOO_MANY_CALLS,
-};
-use dockwire_tests::{Probe, Rt, sleep_ms, test_service};
+use dockwire_core::ErrorCode;
+use dockwire_service::{CallLog, ClientError, PeerLimit, TOO_MANY_CALLS};
+use dockwire_tests::{Probe, Rt, client_as, sleep_ms, test_service};
 use futures::StreamExt;
 use serde_json::json;
-
-/// Serves `service` to a peer named `peer`.
-struct AsPeer<S> {
-    peer: &'static str,
-    service: Arc<S>,
-}
-
-impl<S: Service> Service for AsPeer<S> {
-    fn call(&self, mut ctx: CallContext, request: Request) -> Reply {
-        ctx.peer = self.peer.into();
-        self.service.call(ctx, request)
-    }
-}
-
-fn client_as<S: Service>(peer: &'static str, service: &Arc<S>) -> Client {
-    let service = Arc::new(AsPeer {
-        peer,
-        service: service.clone(),
-    });
-    dockwire_tokio::duplex_client(service, Limits::default())
-}
 
 #[test]
 fn a_peer_over_its_limit_is_refused_until_one_of_its_calls_ends() {

@@ -303,7 +303,8 @@ impl Inner {
     }
 
     /// The labels a created container gets: the caller's, minus any
-    /// `dockwire.*`, plus dockwire's own.
+    /// `dockwire.*`, plus dockwire's own; `auto_remove`: dockwire removes
+    /// it when its call ends (`dockwire.auto-remove`, swept after a crash).
     pub(crate) fn labels(
         &self,
         caller: &Caller,
@@ -368,7 +369,16 @@ impl Inner {
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
-            labels: Some(self.labels(caller, &spec.labels, spec.auto_remove)),
+            // Only a container dockwire removes itself, when its `run` call
+            // ends, is marked for the sweep after a crash. One the engine
+            // removes (a `create` with autoRemove, as `docker run -d --rm`)
+            // outlives its call by design: a restarted server must not
+            // take it.
+            labels: Some(self.labels(
+                caller,
+                &spec.labels,
+                spec.auto_remove && !engine_auto_remove,
+            )),
             tty: Some(spec.tty),
             open_stdin: Some(spec.stdin),
             stdin_once: Some(spec.stdin),
@@ -1025,5 +1035,32 @@ mod tests {
         assert_eq!(labels.get("app").map(String::as_str), Some("web"));
         assert!(!labels.contains_key("dockwire.anything"));
         assert!(!labels.contains_key(LABEL_AUTO_REMOVE));
+    }
+
+    #[test]
+    fn only_a_container_dockwire_removes_itself_is_marked_for_the_sweep() {
+        let config = Config::from_env().with_server_id("me");
+        let service = DockerService::unix("/nonexistent", config);
+        let ctx = CallContext {
+            peer: "alice".into(),
+            call_id: "1".into(),
+        };
+        let caller = service.inner.caller(&ctx).unwrap();
+        let mut spec = ContainerSpec::new("img", ["sleep", "60"]);
+        spec.auto_remove = true;
+        let marked = |engine_auto_remove| {
+            let body = service
+                .inner
+                .create_body(&caller, &spec, engine_auto_remove)
+                .unwrap();
+            let labels = body.labels.unwrap();
+            assert_eq!(labels.get(LABEL_SERVER).map(String::as_str), Some("me"));
+            let engine = body.host_config.unwrap().auto_remove;
+            (labels.get(LABEL_AUTO_REMOVE).cloned(), engine)
+        };
+        // `run`: dockwire removes it after reading its exit code.
+        assert_eq!(marked(false), (Some("true".into()), Some(false)));
+        // `create` (`run -d --rm`): the engine removes it when it exits.
+        assert_eq!(marked(true), (None, Some(true)));
     }
 }

@@ -573,6 +573,8 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
             async move {
                 let mut spec = ContainerSpec::new(IMAGE, ["sleep", "3600"]);
                 spec.auto_remove = auto_remove;
+                // No network needed: none, so no dependence on the bridge.
+                spec.network = Some("none".into());
                 let created = docker.query(&ContainerCreate(spec)).await.unwrap();
                 cleanup.add(&created.id);
                 docker
@@ -582,8 +584,36 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
                 created.id
             }
         };
-        // As if these calls died with the server: their containers remain.
-        let left = make(&mine, true).await;
+        // What a `run` with autoRemove leaves when it dies with its server
+        // (a real crash is in the `dockwire` command's tests, crash.rs):
+        // a container the engine will not remove, with these labels.
+        let left = {
+            let labels = HashMap::from([
+                (LABEL_MANAGED.to_owned(), "true".to_owned()),
+                (LABEL_OWNER.to_owned(), "root".to_owned()),
+                (LABEL_AUTO_REMOVE.to_owned(), "true".to_owned()),
+                (LABEL_SERVER.to_owned(), me.clone()),
+            ]);
+            let body = bollard::models::ContainerCreateBody {
+                image: Some(IMAGE.to_owned()),
+                cmd: Some(vec!["sleep".to_owned(), "3600".to_owned()]),
+                labels: Some(labels),
+                host_config: Some(bollard::models::HostConfig {
+                    network_mode: Some("none".to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let created =
+                on_engine(engine().create_container(None::<q::CreateContainerOptions>, body))
+                    .unwrap();
+            cleanup.add(&created.id);
+            created.id
+        };
+        // Still running: a `create` with autoRemove (the engine removes it
+        // when it exits, as `docker run -d --rm`), one without, and
+        // another server's.
+        let detached = make(&mine, true).await;
         let kept = make(&mine, false).await;
         let foreign = make(&theirs, true).await;
 
@@ -591,7 +621,7 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
         let removed = restarted.sweep().await.unwrap();
         assert_eq!(removed, vec![left.clone()]);
         assert!(on_engine(engine().inspect_container(&left, None)).is_err());
-        for id in [&kept, &foreign] {
+        for id in [&detached, &kept, &foreign] {
             on_engine(engine().inspect_container(id, None)).unwrap();
         }
         // Nothing left to sweep the second time.

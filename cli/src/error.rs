@@ -13,6 +13,15 @@ pub const EXIT_DOCKWIRE: i32 = 125;
 pub const EXIT_CANNOT_INVOKE: i32 = 126;
 /// Exit code of `run`/`exec` when the command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
+/// Exit code of `exec` when the connection to the server is lost in the
+/// middle of the session: docker exec's when its daemon dies (it cannot
+/// read the exec's exit status, takes the daemon for dead and leaves with
+/// -1, which is 255). `run` leaves with 125 then (docker's "error waiting
+/// for container") and `attach` with 1, as docker's do.
+pub const EXIT_EXEC_LOST: i32 = 255;
+/// Exit code of `attach` when the connection is lost mid-session: docker
+/// attach's ("unexpected EOF").
+pub const EXIT_ATTACH_LOST: i32 = 1;
 
 /// A verb that failed: what it was doing, why, the remote's error code when
 /// there is one, and the exit code to leave with.
@@ -63,7 +72,7 @@ impl Failure {
                 (message, Some(code.as_str().to_owned()))
             }
             ClientError::Connect(e) => (format!("cannot reach the server: {e}"), None),
-            ClientError::Io(e) => (format!("the connection failed: {e}"), None),
+            ClientError::Io(e) => (format!("the connection failed: {}", causes(&*e)), None),
             other => (other.to_string(), None),
         };
         Failure {
@@ -73,6 +82,22 @@ impl Failure {
             exit: 1,
         }
     }
+}
+
+/// An error and the causes under it, each said once: `connection lost:
+/// timed out`, where the error alone says only `connection lost`.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        // Many errors already print their cause within their own text.
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl fmt::Display for Failure {
@@ -105,3 +130,38 @@ impl<T> Context<T> for Result<T, io::Error> {
 
 /// What a verb returns: the exit code to leave with, or why it failed.
 pub type Outcome = Result<i32, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dockwire_service::quic::quinn::{ConnectionError, ReadError};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_lost_connection_says_why_it_was_lost() {
+        // What a stream of a connection that went silent gives (a server
+        // killed: nothing answers until the idle timeout).
+        let lost = io::Error::from(ReadError::ConnectionLost(ConnectionError::TimedOut));
+        let failure = Failure::call("exec in box", ClientError::Io(Arc::new(lost)));
+        assert_eq!(
+            failure.to_string(),
+            "dockwire: exec in box: the connection failed: connection lost: timed out"
+        );
+        // A cause already in the text is not said twice.
+        #[derive(Debug)]
+        struct Wrapped(io::Error);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "wrapped: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let wrapped = io::Error::other(Wrapped(io::Error::other("reset")));
+        let failure = Failure::call("run", ClientError::Io(Arc::new(wrapped)));
+        assert_eq!(failure.why, "the connection failed: wrapped: reset");
+    }
+}

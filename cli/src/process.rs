@@ -12,7 +12,10 @@ use dockwire_docker::catalog::{
 use dockwire_service::{ClientError, RawSession};
 use futures::StreamExt;
 
-use crate::error::{Context, EXIT_CANNOT_INVOKE, EXIT_DOCKWIRE, EXIT_NOT_FOUND, Failure, Outcome};
+use crate::error::{
+    Context, EXIT_ATTACH_LOST, EXIT_CANNOT_INVOKE, EXIT_DOCKWIRE, EXIT_EXEC_LOST, EXIT_NOT_FOUND,
+    Failure, Outcome,
+};
 use crate::session::{self, Broken, Plan};
 
 /// `dockwire run`: create a container, start it and attach to it.
@@ -116,7 +119,7 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
     let session = pulling(docker, &input.0.image, || docker.open(&input))
         .await?
         .map_err(|e| start_failure(&what, e))?;
-    finish(&what, session, plan).await
+    finish(&what, session, plan, EXIT_DOCKWIRE).await
 }
 
 /// `dockwire exec`.
@@ -136,7 +139,7 @@ pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
     input.stdin = args.interactive;
     // As docker exec: an error before the command starts is exit 1.
     let session = docker.open(&input).await.context(|| what.clone())?;
-    finish(&what, session, plan).await
+    finish(&what, session, plan, EXIT_EXEC_LOST).await
 }
 
 /// `dockwire attach`.
@@ -155,11 +158,13 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
         sig_proxy: args.sig_proxy && !tty,
     };
     check_tty(&what, plan)?;
-    finish(&what, session, plan).await
+    finish(&what, session, plan, EXIT_ATTACH_LOST).await
 }
 
-/// Drives an accepted session to its exit code.
-async fn finish(what: &str, session: RawSession, plan: Plan) -> Outcome {
+/// Drives an accepted session to its exit code; leaves with `lost` when
+/// the connection to the server is lost on the way (each verb as docker's
+/// does when its daemon dies; see [`EXIT_EXEC_LOST`]).
+async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outcome {
     match session::drive(session, plan).await {
         Ok(code) => Ok(code),
         Err(Broken::Stopped(signal)) => Ok(128 + signal),
@@ -167,6 +172,7 @@ async fn finish(what: &str, session: RawSession, plan: Plan) -> Outcome {
             what,
             format!("cannot set up the terminal: {e}"),
         )),
+        Err(Broken::Call(e @ ClientError::Io(_))) => Err(Failure::call(what, e).with_exit(lost)),
         Err(Broken::Call(e)) => Err(Failure::call(what, e).with_exit(EXIT_DOCKWIRE)),
     }
 }

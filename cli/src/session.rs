@@ -73,7 +73,7 @@ pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
     };
     let ended = tokio::select! {
         ended = async {
-            outputs.await.map_err(|e| Broken::Call(ClientError::Io(e.into())))?;
+            outputs.await.map_err(|e| Broken::Call(call_error(e)))?;
             exit.await.map_err(Broken::Call)
         } => ended,
         signal = signals(control.clone(), plan.sig_proxy, raw.is_some()) => {
@@ -87,6 +87,19 @@ pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
     }
     drop(raw);
     ended
+}
+
+/// The call's own error, when a failed read of its output carries one
+/// (not wrapped again: the person would read "the connection failed"
+/// twice); an error of this side's stdout otherwise.
+fn call_error(e: io::Error) -> ClientError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ClientError>())
+    {
+        Some(call) => call.clone(),
+        None => ClientError::Io(e.into()),
+    }
 }
 
 async fn pump_stdin(mut stdin: Stdin) {

@@ -3,9 +3,12 @@
 //! own state directories, the docker CLI for comparisons, a terminal, and
 //! guards that remove what a test made whatever happens.
 
+// Each test binary (cli.rs, crash.rs) uses a part of it.
+#![allow(dead_code, unused_imports)]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -154,13 +157,33 @@ pub struct Running {
     feeder: Option<JoinHandle<()>>,
     stdout: Option<JoinHandle<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Its stdout so far, while it runs.
+    seen: Arc<Mutex<Vec<u8>>>,
 }
 
 /// Starts `command` with `input` on its stdin (as [`run_with`]).
 pub fn start(command: &mut Command, input: Option<Vec<u8>>) -> Running {
+    match input {
+        Some(bytes) => start_fed(command, move |mut stdin| {
+            // The command may end without reading all of it.
+            let _ = stdin.write_all(&bytes);
+        }),
+        None => spawn(command, None),
+    }
+}
+
+/// Starts `command` with its stdin given to `feed`, on a thread of its
+/// own: the stdin closes when `feed` drops it.
+pub fn start_fed(command: &mut Command, feed: impl FnOnce(ChildStdin) + Send + 'static) -> Running {
+    spawn(command, Some(Box::new(feed)))
+}
+
+type Feed = Box<dyn FnOnce(ChildStdin) + Send>;
+
+fn spawn(command: &mut Command, feed: Option<Feed>) -> Running {
     let what = format!("{command:?}");
     command
-        .stdin(if input.is_some() {
+        .stdin(if feed.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -170,23 +193,38 @@ pub fn start(command: &mut Command, input: Option<Vec<u8>>) -> Running {
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let feeder = match (input, child.stdin.take()) {
-        (Some(bytes), Some(mut stdin)) => Some(std::thread::spawn(move || {
-            // The command may end without reading all of it.
-            let _ = stdin.write_all(&bytes);
-        })),
+    let feeder = match (feed, child.stdin.take()) {
+        (Some(feed), Some(stdin)) => Some(std::thread::spawn(move || feed(stdin))),
         _ => None,
     };
+    let seen = Arc::new(Mutex::new(Vec::new()));
     Running {
         what,
-        stdout: Some(collect(child.stdout.take())),
+        stdout: Some(collect_seen(child.stdout.take(), seen.clone())),
         stderr: Some(collect(child.stderr.take())),
         child: Some(child),
         feeder,
+        seen,
     }
 }
 
 impl Running {
+    /// Waits (up to `limit`) until its stdout so far has `needle`,
+    /// failing the test with what it showed otherwise.
+    pub fn wait_for_stdout(&self, needle: &str, limit: Duration) {
+        eventually(
+            &format!("`{}` printing {needle:?}", self.what),
+            limit,
+            || {
+                let seen = String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned();
+                match seen.contains(needle) {
+                    true => Ok(()),
+                    false => Err(seen),
+                }
+            },
+        );
+    }
+
     /// Waits for its end (failing the test after `limit`, with all it
     /// printed): what it did.
     pub fn finish(mut self, limit: Duration) -> Ran {
@@ -229,6 +267,26 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
+}
+
+/// Reads all of `from` on a thread of its own, showing it in `seen` as it
+/// comes.
+fn collect_seen(
+    from: Option<impl Read + Send + 'static>,
+    seen: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        if let Some(mut from) = from {
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+        std::mem::take(&mut *seen.lock().unwrap())
+    })
 }
 
 /// Reads all of `from` on a thread of its own.
@@ -645,6 +703,21 @@ impl Server {
     /// Stops it with TERM: how it ended.
     pub fn stop(mut self) -> ExitStatus {
         self.terminate()
+    }
+
+    /// Kills it with SIGKILL, as a crash: nothing of it runs after this
+    /// (no cleanup, no goodbye to its peers). Its log stays readable.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("killed once");
+        // std's kill is SIGKILL.
+        child.kill().unwrap();
+        let status = wait_until(&mut child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("the server did not die of SIGKILL within 10 s"));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status:?}"
+        );
     }
 
     fn terminate(&mut self) -> ExitStatus {

@@ -74,6 +74,9 @@ pub enum Runtime {
 pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     let state = StateDir::open(global.state_dir.as_deref())?;
     let identity = state.identity()?;
+    // Held until this server ends (the kernel lets go of it when the
+    // process dies, crash included).
+    let (held, alone) = hold_state(&state)?;
     let authorized = state.authorized();
     // Parse it now, so that a broken file is a clear error at start.
     authorized.load()?;
@@ -100,17 +103,27 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());
     report_engine().await;
-    // None of this server's calls is alive yet: auto-remove containers it
-    // made are leftovers of a crash.
-    match docker.sweep().await {
-        Ok(removed) if removed.is_empty() => {}
-        Ok(removed) => tracing::warn!(
-            "removed {} auto-remove container(s) left by calls that died with a previous run: {}",
-            removed.len(),
-            removed.join(" ")
+    // None of this server's calls is alive yet, and no other server with
+    // its identity runs: auto-remove containers it made are leftovers of
+    // a crash.
+    match alone {
+        true => match docker.sweep().await {
+            Ok(removed) if removed.is_empty() => {}
+            Ok(removed) => tracing::warn!(
+                "removed {} auto-remove container(s) left by calls that died with a previous run: {}",
+                removed.len(),
+                removed.join(" ")
+            ),
+            Err(e) => tracing::warn!("cannot look for containers left by a previous run: {e}"),
+        },
+        false => tracing::warn!(
+            "another dockwire serve uses {} (this identity): not removing auto-remove \
+             containers, which may be its live calls'; a crash's leftovers are removed \
+             when a server starts there alone",
+            state.path().display()
         ),
-        Err(e) => tracing::warn!("cannot look for containers left by a previous run: {e}"),
     }
+    share(&held, &state)?;
 
     let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
         docker,
@@ -147,7 +160,50 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     if let Some(path) = &args.unix {
         let _ = std::fs::remove_file(path);
     }
+    drop(held);
     served.map(|()| 0)
+}
+
+/// The lock file every `serve` holds while it runs, in its state directory.
+const SERVE_LOCK: &str = "serve.lock";
+
+/// Takes hold of the state directory's lock: exclusively when no other
+/// `serve` on the same state directory (the same identity) runs, which the
+/// answer says, shared otherwise. Only a server alone there may take the
+/// auto-remove containers of its identity for leftovers of a crash.
+fn hold_state(state: &StateDir) -> Result<(std::fs::File, bool), Failure> {
+    use rustix::fs::{FlockOperation, flock};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state.path().join(SERVE_LOCK);
+    let what = || format!("lock {}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Failure::local(what(), e))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok((file, true)),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            share(&file, state)?;
+            Ok((file, false))
+        }
+        Err(e) => Err(Failure::local(what(), e)),
+    }
+}
+
+/// Holds the lock shared, so that other servers on the state directory
+/// can start (they then leave the sweep alone). Waits while one holds it
+/// exclusively: that one is sweeping, at its start.
+fn share(file: &std::fs::File, state: &StateDir) -> Result<(), Failure> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockShared).map_err(|e| {
+        Failure::local(
+            format!("lock {}", state.path().join(SERVE_LOCK).display()),
+            e,
+        )
+    })
 }
 
 /// Roles: a Unix peer (`uid:N`) is an admin when it is root or this

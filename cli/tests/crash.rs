@@ -11,7 +11,9 @@
 //! `exec` 255, `run` 125, `attach` 1. The `run --rm` test then starts the
 //! server again on the same state directory (so the same identity) and
 //! checks that it removes the container the dead call left, and nothing
-//! else. Run with `--nocapture` to see the times measured.
+//! else; and that a second server started on the state directory of a
+//! live one (the same identity) leaves the live one's calls alone. Run
+//! with `--nocapture` to see the times measured.
 //!
 //! Needs the engine and the test image of `scripts/engine`; without them
 //! every test fails, loudly (none skips).
@@ -256,4 +258,37 @@ fn a_restarted_server_removes_what_a_run_rm_left_when_it_was_killed() {
         assert!(running(name), "the restarted server stopped {name}");
     }
     rig.server = server;
+}
+
+#[test]
+fn a_second_server_on_the_same_state_leaves_the_first_ones_calls_alone() {
+    let rig = Rig::with("crash-twin", &SERVE);
+    let live = rig.containers.name("crash-live");
+    let run = start(
+        &mut rig.admin.command(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            &live,
+            IMAGE,
+            "sh",
+            "-c",
+            LINES,
+        ]),
+        None,
+    );
+    run.wait_for_stdout("line 3\n", FIRST_LINES);
+
+    // The same identity, in another process: the first one's run --rm
+    // container is a live call's, not a crash's leftover.
+    let twin = Server::start(&rig.server.state, "127.0.0.1:0", &SERVE);
+    assert_eq!(twin.fingerprint, rig.server.fingerprint);
+    twin.log_line(&["WARN", "another dockwire serve uses"]);
+    assert!(running(&live), "the second server stopped {live}");
+    // And the call goes on.
+    let lines = run.stdout_so_far().lines().count();
+    run.wait_for_stdout(&format!("line {}\n", lines + 5), FIRST_LINES);
+    assert!(twin.stop().success());
 }

@@ -209,6 +209,11 @@ fn spawn(command: &mut Command, feed: Option<Feed>) -> Running {
 }
 
 impl Running {
+    /// Its stdout so far, as text.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
+    }
+
     /// Waits (up to `limit`) until its stdout so far has `needle`,
     /// failing the test with what it showed otherwise.
     pub fn wait_for_stdout(&self, needle: &str, limit: Duration) {
@@ -216,7 +221,7 @@ impl Running {
             &format!("`{}` printing {needle:?}", self.what),
             limit,
             || {
-                let seen = String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned();
+                let seen = self.stdout_so_far();
                 match seen.contains(needle) {
                     true => Ok(()),
                     false => Err(seen),

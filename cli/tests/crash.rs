@@ -29,7 +29,10 @@ use common::*;
 /// The server's idle timeout, in seconds. The client asks for 30 s (QUIC's
 /// default, and dockwire's; the `dockwire` client has no option for it)
 /// and QUIC takes the smaller of the two ends' timeouts, so 3 s is what the
-/// client waits for a silent server.
+/// client waits for a silent server. (The first packet the client sends
+/// after the last it heard restarts that wait once: its stdin here, or
+/// its 10 s keep-alive, which comes after 3 s. With the defaults a client
+/// waits up to 30 s + 10 s.)
 const IDLE_SECONDS: u64 = 3;
 /// `serve`'s options in these tests.
 const SERVE: [&str; 2] = ["--idle-timeout", "3"];

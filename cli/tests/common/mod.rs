@@ -281,13 +281,15 @@ fn collect_seen(
     seen: Arc<Mutex<Vec<u8>>>,
 ) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
-        let mut buf = [0; 4096];
+        let mut buf = vec![0; 64 * 1024];
         if let Some(mut from) = from {
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 {
-                    break;
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => seen.lock().unwrap().extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         }
         std::mem::take(&mut *seen.lock().unwrap())

@@ -1,6 +1,7 @@
 //! A private Docker engine for the tests that stop, crash and restart
 //! one: a `dockerd` of its own (with the `containerd` it supervises) on
-//! fresh directories, its own Unix socket and no networking, so that
+//! fresh directories, its own Unix socket and containerd namespaces, in a
+//! network namespace of its own and with no container networking, so that
 //! restarting it disturbs nobody who uses the shared engine.
 //!
 //! [`PrivateEngine::start`] checks that it can run one (as root, with
@@ -81,6 +82,11 @@ impl PrivateEngine {
         assert!(
             on_path("dockerd"),
             "`dockerd` is not installed: run `scripts/engine` as root (it installs docker.io)"
+        );
+        assert!(
+            on_path("unshare") && on_path("setpriv"),
+            "the private engine is started with util-linux's `unshare` and `setpriv`: \
+             install util-linux"
         );
         sweep_stale();
         // The same storage driver as the shared engine, which is known to
@@ -221,19 +227,26 @@ impl PrivateEngine {
             .append(true)
             .open(self.dir.join("dockerd.log"))
             .unwrap();
-        // With setpriv, the daemon is killed when the thread that started
-        // it ends: a test process that dies without dropping this does not
-        // leave a daemon running. (Setting it ourselves between fork and
-        // exec would need unsafe code.)
-        let mut command = if on_path("setpriv") {
-            let mut c = Command::new("setpriv");
-            c.args(["--pdeathsig", "KILL", "--", "dockerd"]);
-            c
-        } else {
-            Command::new("dockerd")
-        };
+        // setpriv: the daemon is killed when the thread that started it
+        // ends, so a test process that dies without dropping this leaves
+        // no daemon running (setting that between fork and exec ourselves
+        // would need unsafe code). unshare: the daemon has a network
+        // namespace of its own, because with `--bridge=none` it deletes
+        // the host's `docker0`, the shared engine's bridge. Each execs the
+        // next: the child's pid is the daemon's.
+        let shared_bridge = Path::new("/sys/class/net/docker0");
+        let bridged = shared_bridge.exists();
         let started = Instant::now();
-        let child = command
+        let child = Command::new("setpriv")
+            .args([
+                "--pdeathsig",
+                "KILL",
+                "--",
+                "unshare",
+                "--net",
+                "--",
+                "dockerd",
+            ])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -244,6 +257,10 @@ impl PrivateEngine {
         loop {
             if self.answers() {
                 self.started_in = started.elapsed();
+                assert!(
+                    !bridged || shared_bridge.exists(),
+                    "the private engine deleted the shared engine's docker0"
+                );
                 return self.started_in;
             }
             let child = self.dockerd.as_mut().expect("just started");

@@ -98,6 +98,25 @@ fn engine_restart_ends_a_raw_exec_with_unavailable() {
         let rig = rig_on(&engine).await;
         let id = container(&rig, WAITS).await;
         let session = cat(&rig, &id).await;
+        // The fault comes once the exec has run a while: the engine reports
+        // an exec's pid some tens of milliseconds after its start, and the
+        // service asks for it in the background within 1.6 s.
+        let exec_id = session.accepted["execId"].as_str().unwrap().to_owned();
+        let private = engine.docker();
+        within("the exec's pid", async {
+            while private
+                .inspect_exec(&exec_id)
+                .await
+                .unwrap()
+                .pid
+                .unwrap_or(0)
+                <= 0
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
         let stopped = engine.stop(Stop::Term);
         let exit = session_end(session).await;
@@ -111,6 +130,17 @@ fn engine_restart_ends_a_raw_exec_with_unavailable() {
         let (out, _, code) = rig.exec(&id, &["echo", "back"]).await;
         let first_call = back.elapsed();
         assert_eq!((out.as_slice(), code), (&b"back\n"[..], 0));
+        // The engine kept `cat` running through its restart, but its call
+        // is over: it is killed, as a cancelled call's process is.
+        let mut running = Vec::new();
+        for _ in 0..100 {
+            running = commands(&rig, &id).await;
+            if !running.iter().any(|c| c == "cat") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!running.iter().any(|c| c == "cat"), "{running:?}");
         eprintln!(
             "raw exec, live restore: UNAVAILABLE {to_error:?} after SIGTERM (the engine exited \
              after {exited_in:?}); restarted in {restarted_in:?}; an exec {first_call:?} later"
@@ -350,6 +380,25 @@ async fn inspect(rig: &Rig, id: &str) -> models::ContainerState {
     .unwrap()
     .state
     .unwrap()
+}
+
+/// The commands running in container `id`.
+async fn commands(rig: &Rig, id: &str) -> Vec<String> {
+    let top = ContainerTop {
+        id: id.to_owned(),
+        ps_args: None,
+    };
+    let top = within("top", rig.docker.query(&top)).await.unwrap();
+    let titles = top.titles.unwrap_or_default();
+    let cmd = titles
+        .iter()
+        .position(|t| t == "CMD")
+        .expect("a CMD column");
+    top.processes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.get(cmd).cloned())
+        .collect()
 }
 
 /// Every line of `id`'s log, not followed.

@@ -7,7 +7,8 @@
 //! - When the engine goes away and its containers run on (`--live-restore`,
 //!   or a crash), a followed log stream and an exec end with `UNAVAILABLE`
 //!   within moments of the engine's exit: never a completion, which would
-//!   say the container had ended.
+//!   say the container had ended. The exec's process, which the engine
+//!   kept running, is killed as a cancelled call's is.
 //! - When the engine stops its containers as it shuts down (the default),
 //!   their followed logs complete with every line, as for any container
 //!   that exits, and an exec in them ends with its killed process's code

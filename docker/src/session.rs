@@ -3,13 +3,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as Engine;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::ExecInspectResponse;
 use bollard::query_parameters as q;
 use bytes::Bytes;
 use dockwire_core::{CallError, ErrorCode};
@@ -23,7 +24,7 @@ use crate::access::Caller;
 use crate::catalog::*;
 use crate::error::{self, invalid_input};
 use crate::service::{ExecSignals, Inner};
-use crate::signal;
+use crate::signal::{self, HostProcess};
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, Engine>> + Send>>;
 type Stdin = Pin<Box<dyn AsyncWrite + Send>>;
@@ -86,14 +87,17 @@ async fn start_exec(
         .await
         .map_err(error::container)?
     {
-        StartExecResults::Attached { output, input } => Ok((
-            Exec {
-                id: created.id,
-                output,
-                stdin: input,
-            },
-            guard,
-        )),
+        StartExecResults::Attached { output, input } => {
+            guard.learn_process();
+            Ok((
+                Exec {
+                    id: created.id,
+                    output,
+                    stdin: input,
+                },
+                guard,
+            ))
+        }
         StartExecResults::Detached => Err(CallError::new(
             DOCKER_ERROR,
             "the engine started the exec detached",
@@ -133,6 +137,9 @@ struct ExecGuard {
     docker: Docker,
     exec_id: String,
     signals: ExecSignals,
+    /// The exec's process, once learnt from the engine: what the cleanup
+    /// kills when the engine cannot tell it any more.
+    process: Arc<OnceLock<HostProcess>>,
     armed: bool,
 }
 
@@ -142,8 +149,43 @@ impl ExecGuard {
             docker: docker.clone(),
             exec_id: exec_id.to_owned(),
             signals,
+            process: Arc::default(),
             armed: true,
         }
+    }
+
+    /// Learns the started exec's host process in the background, while
+    /// the engine answers. An engine that goes away mid-call may leave the
+    /// process running (a crash, or a restart with live restore) and, once
+    /// back, no longer knows the exec: the cleanup then has only this.
+    fn learn_process(&self) {
+        if self.signals != ExecSignals::HostPid {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let docker = self.docker.clone();
+        let exec_id = self.exec_id.clone();
+        let process = self.process.clone();
+        drop(runtime.spawn(async move {
+            for pause in LEARN_PAUSES_MS {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let Ok(info) = docker.inspect_exec(&exec_id).await else {
+                    return;
+                };
+                match exec_process(&info) {
+                    ExecProcess::Starting => {}
+                    ExecProcess::Running(pid) => {
+                        if let Some(found) = HostProcess::of(pid) {
+                            let _ = process.set(found);
+                        }
+                        return;
+                    }
+                    ExecProcess::Ended => return,
+                }
+            }
+        }));
     }
 
     async fn signal(&self, name: &str) {
@@ -175,11 +217,44 @@ impl Drop for ExecGuard {
         }
         let docker = self.docker.clone();
         let exec_id = std::mem::take(&mut self.exec_id);
+        let process = self.process.clone();
         spawn_cleanup(async move {
-            if let Ok(Some(pid)) = running_pid(&docker, &exec_id).await {
-                signal::kill_tree(pid);
+            match running_pid(&docker, &exec_id).await {
+                Ok(Some(pid)) => signal::kill_tree(pid),
+                Ok(None) => {}
+                // The engine is unreachable, or forgot the exec in a
+                // restart: the process learnt at the start, if it still
+                // runs (not a later one with its pid).
+                Err(_) => {
+                    if let Some(known) = process.get().filter(|p| p.runs()) {
+                        signal::kill_tree(known.pid);
+                    }
+                }
             }
         });
+    }
+}
+
+/// The pauses before each time a started exec's pid is asked for, in the
+/// background, by every exec: gently. The engine reports it some tens of
+/// milliseconds after the start.
+const LEARN_PAUSES_MS: [u64; 7] = [25, 25, 50, 100, 200, 400, 800];
+
+/// An exec's process, as an inspection reports it.
+enum ExecProcess {
+    /// Not reported yet: the engine marks an exec running before it has
+    /// its pid.
+    Starting,
+    /// Running with this host pid.
+    Running(i64),
+    Ended,
+}
+
+fn exec_process(info: &ExecInspectResponse) -> ExecProcess {
+    match info.pid {
+        Some(pid) if info.running == Some(true) && pid > 0 => ExecProcess::Running(pid),
+        _ if info.exit_code.is_some() => ExecProcess::Ended,
+        _ => ExecProcess::Starting,
     }
 }
 
@@ -188,11 +263,10 @@ impl Drop for ExecGuard {
 /// waits for it, briefly (up to about a second).
 async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
     for _ in 0..100 {
-        let info = docker.inspect_exec(exec_id).await?;
-        match info.pid {
-            Some(pid) if info.running == Some(true) && pid > 0 => return Ok(Some(pid)),
-            _ if info.exit_code.is_some() => return Ok(None),
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        match exec_process(&docker.inspect_exec(exec_id).await?) {
+            ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
+            ExecProcess::Running(pid) => return Ok(Some(pid)),
+            ExecProcess::Ended => return Ok(None),
         }
     }
     Ok(None)

@@ -97,12 +97,45 @@ pub(crate) fn kill_tree(pid: i64) {
     }
 }
 
-/// The parent pid in `/proc/PID/stat` (the field after the parenthesized
-/// command name, which may itself contain spaces and parentheses).
+/// A host process, told apart from a later one that reuses its pid by
+/// its start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HostProcess {
+    pub(crate) pid: i64,
+    started: u64,
+}
+
+impl HostProcess {
+    /// The process that has pid `pid` now; `None` if none has.
+    pub(crate) fn of(pid: i64) -> Option<HostProcess> {
+        Some(HostProcess {
+            pid,
+            started: stat_field(pid, START_TIME)?,
+        })
+    }
+
+    /// Whether this very process still exists.
+    pub(crate) fn runs(&self) -> bool {
+        stat_field(self.pid, START_TIME) == Some(self.started)
+    }
+}
+
+/// `/proc/PID/stat`'s fields, numbered from 1 as in proc(5).
+const PARENT: usize = 4;
+/// In clock ticks since boot.
+const START_TIME: usize = 22;
+
+/// The parent pid of `pid`.
 fn parent_of(pid: i64) -> Option<i64> {
+    stat_field(pid, PARENT)
+}
+
+/// Field `n` of `/proc/PID/stat`, counted after the parenthesized command
+/// name (field 2), which may itself contain spaces and parentheses.
+fn stat_field<T: std::str::FromStr>(pid: i64, n: usize) -> Option<T> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(1)?.parse().ok()
+    after_name.split_whitespace().nth(n - 3)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -118,6 +151,19 @@ mod tests {
         assert_eq!(parse("NOPE"), None);
         assert_eq!(parse("0"), None);
         assert_eq!(parse("-3"), None);
+    }
+
+    #[test]
+    fn a_host_process_is_known_by_its_pid_and_start_time() {
+        let me = HostProcess::of(i64::from(std::process::id())).expect("own stat");
+        assert!(me.runs());
+        let reused = HostProcess {
+            started: me.started + 1,
+            ..me
+        };
+        assert!(!reused.runs(), "another process with the same pid");
+        // Above the kernel's pid_max: no process.
+        assert_eq!(HostProcess::of(i64::from(i32::MAX)), None);
     }
 
     #[test]

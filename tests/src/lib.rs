@@ -28,6 +28,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
 pub mod docker;
+pub mod private_engine;
 
 // README.md's examples are compiled and run with this crate's doc tests,
 // which can reach every crate they use.

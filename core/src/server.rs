@@ -180,18 +180,21 @@ impl ServerCall {
 
     /// The client's side of the stream ended. Before the call's end that is
     /// a cancellation ([`ServerEvent::Aborted`]); a stream that ends in the
-    /// middle of its first frame gets a `PROTOCOL` error; one that ends
-    /// with no bytes at all was no call and ends quietly.
+    /// middle of a frame or chunk gets a `PROTOCOL` error (PROTOCOL.md §6:
+    /// the client's half-closed stream can still take the reply); one that
+    /// ends with no bytes at all was no call and ends quietly.
     pub fn handle_eof(&mut self) {
+        if self.state == ServerState::Finished {
+            return;
+        }
+        let buffered = self.wire.buffered();
+        if buffered > 0 {
+            self.violation(ProtocolError::UnexpectedEof { buffered });
+            return;
+        }
         match self.state {
-            ServerState::Finished => {}
-            ServerState::AwaitingRequest if self.wire.buffered() == 0 => {
-                self.state = ServerState::Finished;
-            }
-            ServerState::AwaitingRequest => self.violation(ProtocolError::UnexpectedEof {
-                buffered: self.wire.buffered(),
-            }),
-            ServerState::Open => self.finish(ServerEvent::Aborted),
+            ServerState::AwaitingRequest => self.state = ServerState::Finished,
+            _ => self.finish(ServerEvent::Aborted),
         }
     }
 

@@ -362,6 +362,46 @@ fn stream_that_ends_inside_the_first_frame_gets_a_protocol_error() {
 }
 
 #[test]
+fn client_stream_ending_inside_a_later_frame_or_chunk_gets_a_protocol_error() {
+    let abort = frame(&Envelope::new("call-1", Payload::Aborted));
+    let stdin = chunk(StreamType::Stdin, b"hello");
+    // (carriage, accepted, the unit cut short)
+    let cases = [
+        (Carriage::Json, false, &abort),
+        (Carriage::Raw, false, &abort),
+        (Carriage::Raw, true, &stdin),
+    ];
+    for (carriage, accept, unit) in cases {
+        for split in 1..unit.len() {
+            let mut server = open_server(carriage, accept);
+            server.handle_input(&unit[..split]);
+            assert!(
+                drain_server(&mut server).0.is_empty(),
+                "{carriage:?} {split}"
+            );
+            server.handle_eof();
+            let (events, out) = drain_server(&mut server);
+            let [ServerEvent::Error(err)] = &events[..] else {
+                panic!("{carriage:?} cut at {split}: {events:?}");
+            };
+            assert_eq!(err.code, ErrorCode::PROTOCOL);
+            assert!(matches!(
+                server.protocol_error(),
+                Some(ProtocolError::UnexpectedEof { buffered }) if *buffered == split
+            ));
+            if accept {
+                assert_eq!(&out[..], &control(&Control::Error(err.clone()))[..]);
+            } else {
+                let reply = FrameOf::decode(&out);
+                assert_eq!(reply.id, "call-1");
+                assert_eq!(reply.payload, Payload::Error(err.clone()));
+            }
+            assert!(server.is_finished());
+        }
+    }
+}
+
+#[test]
 fn server_stream_ending_mid_call_is_an_error_for_the_client() {
     let mut client = open_client(Carriage::Json, false);
     client.handle_input(&[0, 0]);

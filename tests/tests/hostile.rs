@@ -444,25 +444,25 @@ fn cases(t: &Targets) -> Vec<Case> {
                 .send(vec![0, 0xff, 0xff, 0xff, 0xff])
                 .expect(Error(PROTOCOL)),
         ),
-        // PROTOCOL.md §6 counts a stream that ends inside a chunk as a
-        // violation, §1 any end before the call's as a cancellation; the
-        // core cancels (no reply), and so does this case.
+        // PROTOCOL.md §6: a stream that ends inside a chunk is a
+        // violation, answered on the client's half-closed stream.
         named(
-            "truncated chunk, then close, cancels",
+            "truncated chunk, then close",
             sleeping()
                 .send(vec![0, 0, 0, 0, 9, b'x'])
                 .close()
-                .expect(Cancelled),
+                .expect(Error(PROTOCOL)),
         ),
         // After acceptance only chunks flow: a frame's bytes read as the
-        // header of a stdin chunk whose payload is still to come.
+        // header of a stdin chunk whose payload is still to come, so the
+        // close ends the stream inside that chunk.
         named(
             "a frame after acceptance waits as a stdin chunk",
             sleeping()
                 .send(envelope("call.aborted", ID, json!({})))
                 .silent(500)
                 .close()
-                .expect(Cancelled),
+                .expect(Error(PROTOCOL)),
         ),
         named(
             "stdin after stdin was closed",

@@ -6,6 +6,7 @@
 //! `scripts/engine`. A test that cannot reach the engine fails, loudly,
 //! with what to do; none of them skips.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -15,12 +16,12 @@ use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
 use dockwire_docker::{Config, DockerClient, DockerService};
-use dockwire_service::{ClientError, RawSession, Service};
+use dockwire_service::{Client, ClientError, RawSession, Service};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::{Harness, Prng, Rt, Transport, harness_for, sleep_ms};
+use crate::{Prng, Rt, Transport, harness_for, sleep_ms};
 
 /// The image `scripts/engine` builds from the static busybox.
 pub const IMAGE: &str = "dockwire/testbox:latest";
@@ -57,25 +58,42 @@ pub fn on_engine<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(Compat::new(f))
 }
 
-/// A dockwire client to a Docker service served over QUIC, both sides on
-/// `rt`.
+/// A dockwire client to a Docker service served over QUIC.
 pub struct Rig {
     /// The typed client.
     pub docker: DockerClient,
     /// Containers to remove when the test ends.
     pub cleanup: Cleanup,
-    harness: Harness,
+    /// The QUIC connection the client's calls go over.
+    connection: Option<quinn::Connection>,
+    /// What keeps the server serving; dropped after the containers are.
+    _server: Box<dyn Any + Send>,
 }
 
-/// Serves `service` over QUIC on `rt` and connects to it.
+impl Rig {
+    /// A rig over `client`, connected by whoever made it: `connection` is
+    /// its QUIC connection (for the scenarios that close it) and `server`
+    /// whatever keeps its server alive, dropped with the rig.
+    pub fn over(
+        client: Client,
+        connection: Option<quinn::Connection>,
+        server: impl Any + Send,
+    ) -> Rig {
+        Rig {
+            docker: DockerClient::new(client),
+            cleanup: Cleanup::default(),
+            connection,
+            _server: Box::new(server),
+        }
+    }
+}
+
+/// Serves `service` over QUIC on `rt` and connects to it, both sides on
+/// `rt`.
 pub async fn rig_for(rt: Rt, service: DockerService) -> Rig {
     let service: Arc<dyn Service> = Arc::new(service);
     let harness = harness_for(service, rt, rt, Transport::Quic).await;
-    Rig {
-        docker: DockerClient::new(harness.client.clone()),
-        cleanup: Cleanup::default(),
-        harness,
-    }
+    Rig::over(harness.client.clone(), harness.quic.clone(), harness)
 }
 
 /// The real engine's service over QUIC on `rt`.
@@ -194,7 +212,7 @@ fn code(e: ClientError) -> ErrorCode {
 }
 
 /// Waits up to 20 s for `check` to hold.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..200 {
         if check() {
             return;
@@ -704,7 +722,7 @@ pub async fn pull_from_the_local_registry(rig: &Rig) {
 }
 
 /// Whether a process whose command line contains `needle` runs in `id`.
-fn runs(id: &str, needle: &str) -> bool {
+pub fn runs(id: &str, needle: &str) -> bool {
     processes(id).iter().any(|p| p.contains(needle))
 }
 
@@ -751,7 +769,7 @@ pub async fn cancellation_leaves_nothing_behind(rig: &Rig) {
         .await
         .unwrap();
     eventually("the exec runs", || runs(&id, "sleep 1003")).await;
-    let connection = rig.harness.quic.as_ref().expect("a QUIC rig");
+    let connection = rig.connection.as_ref().expect("a QUIC rig");
     connection.close(0u32.into(), b"client gone");
     eventually("the disconnected exec's process is gone", || {
         !runs(&id, "sleep 1003")

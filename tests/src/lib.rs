@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 pub mod docker;
 pub mod private_engine;
+pub mod relay;
 
 // README.md's examples are compiled and run with this crate's doc tests,
 // which can reach every crate they use.
@@ -263,17 +264,35 @@ pub fn test_service(probe: Probe) -> Router {
 pub struct Prng(pub u64);
 
 impl Prng {
+    /// The next pseudo-random number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
     /// `n` pseudo-random bytes.
     pub fn bytes(&mut self, n: usize) -> Bytes {
         let mut out = Vec::with_capacity(n + 8);
         while out.len() < n {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            out.extend_from_slice(&self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
         }
         out.truncate(n);
         Bytes::from(out)
+    }
+
+    /// True with probability `p` (0 never, 1 always).
+    pub fn chance(&mut self, p: f64) -> bool {
+        // The top 53 bits: a uniform float in [0, 1).
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// A uniformly random duration from zero up to `max`, to the
+    /// microsecond.
+    pub fn up_to(&mut self, max: std::time::Duration) -> std::time::Duration {
+        let micros = max.as_micros() as u64;
+        std::time::Duration::from_micros(self.next_u64() % (micros + 1))
     }
 }
 

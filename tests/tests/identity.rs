@@ -16,6 +16,7 @@ use dockwire_service::quic::{
     refused_by_peer, serve_quic,
 };
 use dockwire_service::{CallContext, Client, Router};
+use dockwire_tests::relay::{Faults, Relay};
 use dockwire_tests::{Rt, limits};
 use futures::FutureExt;
 use quinn::ConnectionError;
@@ -681,56 +682,6 @@ fn a_server_presenting_the_pinned_certificate_without_its_key_is_refused() {
 
 // ---- transport options ----
 
-/// A UDP relay between a client and a server that can be cut, making each
-/// side's peer go silent without a word.
-struct Relay {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(server: SocketAddr) -> Self {
-        let socket = tokio::net::UdpSocket::bind(local()).await.unwrap();
-        let addr = socket.local_addr().unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let cut = cut.clone();
-            async move {
-                let mut client = None;
-                let mut buf = vec![0u8; 65536];
-                while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-                    if cut.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let to = match from == server {
-                        true => match client {
-                            Some(client) => client,
-                            None => continue,
-                        },
-                        false => {
-                            client = Some(from);
-                            server
-                        }
-                    };
-                    let _ = socket.send_to(&buf[..n], to).await;
-                }
-            }
-        });
-        Relay { addr, cut, task }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 #[test]
 fn a_quiet_connection_lives_on_keep_alives_and_a_silent_peer_times_out() {
     block_on(async {
@@ -741,14 +692,14 @@ fn a_quiet_connection_lives_on_keep_alives_and_a_silent_peer_times_out() {
         let authorize = Trust::allowing(&[client_id.fingerprint()]);
         let config = mtls_server_config(&server_id, authorize.check(), &options).unwrap();
         let endpoint = dockwire_tokio::quic_endpoint(local(), Some(config)).unwrap();
-        let relay = Relay::start(endpoint.local_addr().unwrap()).await;
+        let relay = Relay::start(endpoint.local_addr().unwrap(), Faults::none(), 1).unwrap();
         let accept = tokio::spawn({
             let endpoint = endpoint.clone();
             async move { endpoint.accept().await.unwrap().await.unwrap() }
         });
         let pin = Trust::allowing(&[server_id.fingerprint()]);
         let dialer = dialer(pinned_client_config(&client_id, pin.check(), &options).unwrap());
-        let client = within(dialer.connect(relay.addr, "dockwire").unwrap())
+        let client = within(dialer.connect(relay.addr(), "dockwire").unwrap())
             .await
             .unwrap();
         let server = within(accept).await.unwrap();
@@ -764,6 +715,13 @@ fn a_quiet_connection_lives_on_keep_alives_and_a_silent_peer_times_out() {
         assert_eq!(reason, ConnectionError::TimedOut);
         let reason = within(client.closed()).await;
         assert_eq!(reason, ConnectionError::TimedOut);
+        // Both sides were still talking (keep-alives, then probes) into
+        // the cut.
+        let stats = relay.stats();
+        assert!(
+            stats.to_server.cut > 0 && stats.to_client.cut > 0,
+            "{stats}"
+        );
         endpoint.close(0u32.into(), b"test over");
     });
 }

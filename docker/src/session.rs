@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -525,6 +525,9 @@ struct ContainerGuard {
     docker: Docker,
     id: String,
     remove: bool,
+    /// The service the run was made by: the cleanup retries an
+    /// unreachable engine for as long as it lives.
+    service: Weak<Inner>,
     armed: bool,
 }
 
@@ -559,22 +562,87 @@ impl Drop for ContainerGuard {
         let docker = self.docker.clone();
         let id = std::mem::take(&mut self.id);
         let remove = self.remove;
-        spawn_cleanup(async move {
+        let service = self.service.clone();
+        spawn_cleanup(clean_up_run(docker, id, remove, service));
+    }
+}
+
+/// The first pause between attempts at a cancelled run's cleanup while
+/// the engine cannot be reached; it doubles up to [`CLEANUP_PAUSE_MAX`].
+const CLEANUP_PAUSE_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest pause between attempts: what the cleanup may lag behind
+/// an engine that is back. A refused connection costs next to nothing.
+const CLEANUP_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// How many times a cleanup that the engine answers with an error (other
+/// than "gone" or "not running") is tried: such errors are the engine's
+/// own, not an outage, and are unlikely to pass.
+const CLEANUP_REFUSALS: u32 = 5;
+
+/// Removes (`remove`) or kills a cancelled run's container. An engine
+/// that cannot be reached (down, restarting) is retried with backoff
+/// until it answers, for as long as the service lives: with live restore
+/// the container runs on through the outage, and nothing else would
+/// remove it before the next server start's sweep (nor kill it, without
+/// auto-remove). Counted by [`settle`] while it retries.
+async fn clean_up_run(docker: Docker, id: String, remove: bool, service: Weak<Inner>) {
+    let mut pause = CLEANUP_PAUSE_FIRST;
+    let mut refusals = 0;
+    let mut outage = false;
+    loop {
+        let result = if remove {
             let options = q::RemoveContainerOptions {
                 force: true,
                 ..Default::default()
             };
-            let result = if remove {
-                docker.remove_container(&id, Some(options)).await
-            } else {
-                docker
-                    .kill_container(&id, None::<q::KillContainerOptions>)
-                    .await
-            };
-            if let Err(e) = result {
-                tracing::warn!(container = %id, "cleanup after a cancelled run failed: {e}");
+            docker.remove_container(&id, Some(options)).await
+        } else {
+            docker
+                .kill_container(&id, None::<q::KillContainerOptions>)
+                .await
+        };
+        match result {
+            Ok(()) => break,
+            // Gone already, or (for a kill) no longer running: what the
+            // cleanup is for.
+            Err(Engine::DockerResponseServerError {
+                status_code: 404, ..
+            }) => break,
+            Err(Engine::DockerResponseServerError {
+                status_code: 409, ..
+            }) if !remove => break,
+            Err(e) if error::is_unreachable(&e) => {
+                if !outage {
+                    tracing::warn!(
+                        container = %id,
+                        "the engine cannot be reached to clean up after a cancelled run; \
+                         retrying until it answers: {e}"
+                    );
+                    outage = true;
+                }
             }
-        });
+            Err(e) => {
+                refusals += 1;
+                if refusals >= CLEANUP_REFUSALS {
+                    tracing::warn!(container = %id, "cleanup after a cancelled run failed: {e}");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(CLEANUP_PAUSE_MAX);
+        if service.strong_count() == 0 {
+            tracing::warn!(
+                container = %id,
+                "the service ended before the engine answered; the container is left \
+                 (a restarted server sweeps it if it was to be removed)"
+            );
+            return;
+        }
+    }
+    if outage {
+        tracing::info!(container = %id, remove, "cleaned up after a cancelled run once the engine answered");
     }
 }
 
@@ -588,7 +656,7 @@ struct Started {
 
 /// Creates, attaches and starts `spec`'s container.
 async fn start_run(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     caller: &Caller,
     spec: &ContainerSpec,
 ) -> Result<Started, CallError> {
@@ -600,7 +668,8 @@ async fn start_run(
         name: spec.name.clone(),
         ..Default::default()
     };
-    let guard = create_guarded(&docker, options, body, spec.auto_remove).await?;
+    let service = Arc::downgrade(inner);
+    let guard = create_guarded(&docker, options, body, spec.auto_remove, service).await?;
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,
@@ -634,6 +703,7 @@ async fn create_guarded(
     options: q::CreateContainerOptions,
     body: bollard::models::ContainerCreateBody,
     remove: bool,
+    service: Weak<Inner>,
 ) -> Result<ContainerGuard, CallError> {
     let (tx, rx) = futures::channel::oneshot::channel();
     let docker = docker.clone();
@@ -644,6 +714,7 @@ async fn create_guarded(
                 docker,
                 id: created.id,
                 remove,
+                service,
                 armed: true,
             }),
             Err(e) => Err(error::container(e)),

@@ -15,8 +15,8 @@
 //!   or `UNAVAILABLE`.
 //! - While the engine is down, calls fail `UNAVAILABLE` (retryable) at
 //!   once; once it is back, the same service serves them again.
-//! - A `run` cancelled while the engine is down (its container running on,
-//!   with live restore) is cleaned up once the engine is back, with no new
+//! - A `run` cancelled while the engine is down (crashed, its container
+//!   running on with live restore) is cleaned up once the engine is back, with no new
 //!   call: removed with auto-remove, killed without. `settle` counts the
 //!   waiting cleanups and still returns at its limit.
 //!
@@ -364,12 +364,18 @@ fn runs_cancelled_while_the_engine_is_down_are_cleaned_up_once_it_is_back() {
         let kept = rig.docker.open(&RunInput(spec)).await.unwrap();
         let id = |session: &RawSession| session.accepted["id"].as_str().unwrap().to_owned();
         let (removed_id, kept_id) = (id(&removed), id(&kept));
+        let mut pids = Vec::new();
         for id in [&removed_id, &kept_id] {
-            assert_eq!(inspect(&rig, id).await.running, Some(true), "{id}");
+            let state = inspect(&rig, id).await;
+            assert_eq!(state.running, Some(true), "{id}");
+            pids.push(state.pid.unwrap());
         }
 
-        let stopped = engine.stop(Stop::Term);
-        engine.wait_stopped(stopped);
+        // A crash: a daemon told to stop still answers for a moment after
+        // it has cut the calls' connections, and the calls' cleanups could
+        // reach it then.
+        let killed = engine.stop(Stop::Kill);
+        engine.wait_stopped(killed);
         // The calls may have ended with the engine's connections already;
         // dropping them cancels whatever is left.
         drop((removed, kept));
@@ -382,6 +388,13 @@ fn runs_cancelled_while_the_engine_is_down_are_cleaned_up_once_it_is_back() {
             !settled,
             "nothing left to clean up while the engine is down"
         );
+        for pid in &pids {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            assert!(
+                alive,
+                "live restore keeps the containers running: {pid} is gone"
+            );
+        }
 
         engine.start_again();
         let back = Instant::now();

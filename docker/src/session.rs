@@ -2,6 +2,7 @@
 //! guards that clean up after a call that is cancelled.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -23,7 +24,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::access::Caller;
 use crate::catalog::*;
 use crate::error::{self, invalid_input};
-use crate::service::{ExecSignals, Inner};
+use crate::journal;
+use crate::service::{Config, ExecSignals, Inner};
 use crate::signal::{self, HostProcess};
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, Engine>> + Send>>;
@@ -56,7 +58,7 @@ async fn start_exec(
     docker: &Docker,
     i: &ExecInput,
     stdin: bool,
-    signals: ExecSignals,
+    config: &Config,
 ) -> Result<(Exec, ExecGuard), CallError> {
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
@@ -76,7 +78,12 @@ async fn start_exec(
         .create_exec(&i.id, options)
         .await
         .map_err(error::container)?;
-    let guard = ExecGuard::new(docker, &created.id, signals);
+    // Before the start: a crash from here on may leave its process.
+    let journal = config.exec_journal.clone();
+    if let Some(dir) = &journal {
+        journal::record(dir, &created.id, &i.id);
+    }
+    let guard = ExecGuard::new(docker, &created.id, config.exec_signals, journal);
     let start = StartExecOptions {
         detach: false,
         tty: false,
@@ -140,16 +147,19 @@ struct ExecGuard {
     /// The exec's process, once learnt from the engine: what the cleanup
     /// kills when the engine cannot tell it any more.
     process: Arc<OnceLock<HostProcess>>,
+    /// Where the exec's record is, if the service keeps a journal.
+    journal: Option<PathBuf>,
     armed: bool,
 }
 
 impl ExecGuard {
-    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals) -> Self {
+    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals, journal: Option<PathBuf>) -> Self {
         ExecGuard {
             docker: docker.clone(),
             exec_id: exec_id.to_owned(),
             signals,
             process: Arc::default(),
+            journal,
             armed: true,
         }
     }
@@ -205,14 +215,26 @@ impl ExecGuard {
         }
     }
 
+    /// The exec has ended and its call has its code: nothing to clean up.
     fn disarm(mut self) {
+        if let Some(dir) = self.journal.take() {
+            journal::forget(&dir, &self.exec_id);
+        }
         self.armed = false;
     }
 }
 
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        if !self.armed || self.signals != ExecSignals::HostPid {
+        if !self.armed {
+            return;
+        }
+        let journal = self.journal.take();
+        if self.signals != ExecSignals::HostPid {
+            // Nothing a later sweep could do either.
+            if let Some(dir) = journal {
+                journal::forget(&dir, &self.exec_id);
+            }
             return;
         }
         let docker = self.docker.clone();
@@ -230,6 +252,9 @@ impl Drop for ExecGuard {
                         signal::kill_tree(known.pid);
                     }
                 }
+            }
+            if let Some(dir) = journal {
+                journal::forget(&dir, &exec_id);
             }
         });
     }
@@ -261,7 +286,7 @@ fn exec_process(info: &ExecInspectResponse) -> ExecProcess {
 /// The host pid of a running exec; `None` once it has ended. Right after
 /// its start the engine may not report the process as running yet: this
 /// waits for it, briefly (up to about a second).
-async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
+pub(crate) async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
     for _ in 0..100 {
         match exec_process(&docker.inspect_exec(exec_id).await?) {
             ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -284,7 +309,7 @@ pub(crate) fn exec_json(
         }
         let (docker, id) = inner.container(&caller, &i.id).await?;
         i.id = id;
-        let (exec, guard) = start_exec(&docker, &i, false, inner.config.exec_signals).await?;
+        let (exec, guard) = start_exec(&docker, &i, false, &inner.config).await?;
         let exit = async move {
             let exit_code = exec_exit(&docker, &guard.exec_id).await?;
             guard.disarm();
@@ -307,7 +332,7 @@ pub(crate) async fn exec_raw(
 ) -> Result<i32, CallError> {
     let (docker, id) = inner.container(&caller, &i.id).await?;
     i.id = id;
-    let (exec, guard) = start_exec(&docker, &i, i.stdin, inner.config.exec_signals).await?;
+    let (exec, guard) = start_exec(&docker, &i, i.stdin, &inner.config).await?;
     let (input, mut out) = io.split();
     out.accept(json!({"execId": exec.id, "tty": i.tty})).await?;
     let controls = Controls::Exec {

@@ -97,15 +97,17 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     let config = Config::from_env()
         .with_roles(roles(authorized.clone()))
         .with_host_access(args.allow_host_access)
-        .with_server_id(identity.fingerprint().to_string());
+        .with_server_id(identity.fingerprint().to_string())
+        // The execs of calls that a crash ends, for the next start's sweep.
+        .with_exec_journal(state.path().join(EXEC_JOURNAL));
     let docker = DockerService::from_env_with(config);
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());
     report_engine().await;
     // None of this server's calls is alive yet, and no other server with
-    // its identity runs: auto-remove containers it made are leftovers of
-    // a crash.
+    // its identity runs: auto-remove containers it made, and execs its
+    // journal names, are leftovers of a crash.
     match alone {
         true => match docker.sweep().await {
             Ok(removed) if removed.is_empty() => {}
@@ -118,7 +120,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         },
         false => tracing::warn!(
             "another dockwire serve uses {} (this identity): not removing auto-remove \
-             containers, which may be its live calls'; a crash's leftovers are removed \
+             containers nor killing journalled execs, which may be its live calls'; a crash's leftovers are removed \
              when a server starts there alone",
             state.path().display()
         ),
@@ -163,6 +165,9 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     drop(held);
     served.map(|()| 0)
 }
+
+/// The exec journal's directory, in the state directory.
+const EXEC_JOURNAL: &str = "execs";
 
 /// The lock file every `serve` holds while it runs, in its state directory.
 const SERVE_LOCK: &str = "serve.lock";

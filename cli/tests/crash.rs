@@ -12,8 +12,12 @@
 //! server again on the same state directory (so the same identity) and
 //! checks that it removes the container the dead call left, and nothing
 //! else; and that a second server started on the state directory of a
-//! live one (the same identity) leaves the live one's calls alone. Run
-//! with `--nocapture` to see the times measured.
+//! live one (the same identity) leaves the live one's calls alone. The
+//! exec test starts the server again the same way and checks that it
+//! kills the process of the exec whose call died (found by the server's
+//! exec journal in its state directory), and not one started with
+//! `docker exec`; and that the journal keeps no record of an exec that
+//! ended, or whose client died while the server lived. Run with `--nocapture` to see the times measured.
 //!
 //! Needs the engine and the test image of `scripts/engine`; without them
 //! every test fails, loudly (none skips).
@@ -260,6 +264,89 @@ fn a_restarted_server_removes_what_a_run_rm_left_when_it_was_killed() {
     for name in [&kept, &detached_rm, &theirs] {
         assert!(running(name), "the restarted server stopped {name}");
     }
+    rig.server = server;
+}
+
+#[test]
+fn a_restarted_server_kills_what_an_exec_left_when_it_was_killed() {
+    let mut rig = Rig::with("crash-exec-left", &SERVE);
+    let target = sleeper(&rig.containers, "crash-exec-left");
+    // A plain `docker exec`'s process: the sweep must leave it.
+    docker(&["exec", "-d", &target, "sleep", "603"]).ok();
+    let journal = rig.server.state.join("execs");
+    // An exec that ends: its call deletes its record.
+    let ended = rig
+        .admin
+        .run(&["exec", &target, "sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(ended.code(), 3, "{}", ended.dump());
+    // An exec whose client dies: the server kills its process once it
+    // notices (the idle timeout), then deletes its record.
+    let cancelled = start(
+        &mut rig
+            .admin
+            .command(&["exec", &target, "sh", "-c", "echo started; exec sleep 604"]),
+        None,
+    );
+    cancelled.wait_for_stdout("started\n", FIRST_LINES);
+    drop(cancelled);
+    let top = || docker(&["top", &target]).ok().out();
+    eventually(
+        "the cancelled exec's cleanup",
+        Duration::from_secs(30),
+        || match (top(), std::fs::read_dir(&journal).unwrap().count()) {
+            (t, _) if t.contains("sleep 604") => Err(t),
+            (_, 0) => Ok(()),
+            (_, n) => Err(format!("{n} records")),
+        },
+    );
+    let exec = start(
+        &mut rig
+            .admin
+            .command(&["exec", &target, "sh", "-c", "echo started; exec sleep 602"]),
+        None,
+    );
+    exec.wait_for_stdout("started\n", FIRST_LINES);
+    // The running call's record (the ended one's is gone), private to
+    // the server's user.
+    let records: Vec<_> = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(mode(&records[0]), 0o600);
+    // The container as the call named it (an admin's name is not
+    // resolved, to spare a round trip).
+    assert_eq!(
+        std::fs::read_to_string(&records[0]).unwrap(),
+        format!("{target}\n")
+    );
+
+    let (ran, took) = crash_during(&mut rig, exec);
+    eprintln!("exec left: the client ended {took:?} after the kill");
+    assert_eq!(ran.code(), 255, "{}", ran.dump());
+    // The engine keeps an exec's process when its connection goes.
+    assert!(top().contains("sleep 602"), "{}", top());
+
+    let restarted = Instant::now();
+    let server = Server::start(&rig.server.state, "127.0.0.1:0", &SERVE);
+    eventually(
+        "the restarted server killing the dead call's exec",
+        Duration::from_secs(30),
+        || match top() {
+            t if t.contains("sleep 602") => Err(t),
+            _ => Ok(()),
+        },
+    );
+    eprintln!(
+        "exec left: its process was gone {:?} after the restart began",
+        restarted.elapsed()
+    );
+    let exec_id = records[0].file_name().unwrap().to_str().unwrap().to_owned();
+    let said = server.log_line(&["killed the process of an exec", &exec_id]);
+    assert!(said.contains("WARN"), "{said}");
+    assert!(top().contains("sleep 603"), "{}", top());
+    assert!(running(&target), "the restarted server stopped {target}");
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
     rig.server = server;
 }
 

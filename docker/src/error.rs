@@ -83,7 +83,7 @@ fn message(e: &Engine) -> String {
 
 /// Failures to reach the engine at all (no socket, refused, reset), as
 /// opposed to the engine answering with an error.
-fn is_unreachable(e: &Engine) -> bool {
+pub(crate) fn is_unreachable(e: &Engine) -> bool {
     matches!(
         e,
         Engine::SocketNotFoundError(_)

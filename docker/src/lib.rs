@@ -50,6 +50,7 @@ pub mod access;
 pub mod catalog;
 mod client;
 mod error;
+mod journal;
 mod service;
 mod session;
 mod signal;

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -24,6 +25,7 @@ use serde_json::Value;
 use crate::access::{Caller, Role, Roles, admin_only, forbidden};
 use crate::catalog::*;
 use crate::error::{self, Subject, engine_error, invalid_input};
+use crate::journal;
 use crate::session;
 
 /// How a `signal` control reaches an exec'd process, for which Docker has
@@ -59,6 +61,9 @@ pub struct Config {
     /// (`dockwire.server`) so that [`DockerService::sweep`] finds them after
     /// a crash.
     pub server_id: Option<String>,
+    /// Where execs are journalled while their calls run (see
+    /// [`Config::with_exec_journal`]); `None`: nowhere.
+    pub exec_journal: Option<PathBuf>,
 }
 
 impl Config {
@@ -79,12 +84,26 @@ impl Config {
             roles: None,
             host_access: false,
             server_id: None,
+            exec_journal: None,
         }
     }
 
     /// Labels created containers with this server's identity.
     pub fn with_server_id(mut self, id: impl Into<String>) -> Self {
         self.server_id = Some(id.into());
+        self
+    }
+
+    /// Journals every exec in `dir` (created when needed, private to the
+    /// server's user) while its call runs: a file named by the exec's id,
+    /// holding its container (as the call named it), written before the exec starts and
+    /// deleted once its call has the exit code or has cleaned up after a
+    /// cancellation. [`DockerService::sweep`] then kills the processes of
+    /// execs whose calls died with a crashed server (with
+    /// [`ExecSignals::HostPid`]; a remote engine's are only logged). A
+    /// record that cannot be written is logged and the exec goes on.
+    pub fn with_exec_journal(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.exec_journal = Some(dir.into());
         self
     }
 
@@ -171,17 +190,33 @@ impl DockerService {
         Compat::new(session::settle(limit)).await
     }
 
-    /// Removes the auto-remove containers this server (its
+    /// Cleans up after calls that died with a crashed process: kills the
+    /// processes of the execs its journal ([`Config::with_exec_journal`])
+    /// still names, and removes the auto-remove containers this server (its
     /// [`Config::with_server_id`]) created and left behind: those of `run`
-    /// calls that died with a crashed process. Call it when the server
-    /// starts, before serving, when none of its calls can be alive. The ids
-    /// removed; nothing without a server id.
+    /// calls. Call it when the server starts, before serving, when none of
+    /// its calls can be alive. The container ids removed; none without a
+    /// server id. Each exec killed is logged.
     pub async fn sweep(&self) -> Result<Vec<String>, CallError> {
-        let Some(id) = self.inner.config.server_id.clone() else {
-            return Ok(Vec::new());
-        };
         let inner = self.inner.clone();
         Compat::new(async move {
+            if let Some(dir) = &inner.config.exec_journal {
+                let docker = inner.docker().await?;
+                match journal::sweep(&docker, dir, inner.config.exec_signals).await {
+                    Ok(killed) => {
+                        for exec in killed {
+                            tracing::warn!(
+                                exec = %exec,
+                                "killed the process of an exec whose call died with a previous run"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot read the exec journal {}: {e}", dir.display()),
+                }
+            }
+            let Some(id) = inner.config.server_id.clone() else {
+                return Ok(Vec::new());
+            };
             let docker = inner.docker().await?;
             let filters = HashMap::from([(
                 "label".to_owned(),

@@ -2,8 +2,9 @@
 //! guards that clean up after a call that is cancelled.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -23,7 +24,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::access::Caller;
 use crate::catalog::*;
 use crate::error::{self, invalid_input};
-use crate::service::{ExecSignals, Inner};
+use crate::journal;
+use crate::service::{Config, ExecSignals, Inner};
 use crate::signal::{self, HostProcess};
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, Engine>> + Send>>;
@@ -56,7 +58,7 @@ async fn start_exec(
     docker: &Docker,
     i: &ExecInput,
     stdin: bool,
-    signals: ExecSignals,
+    config: &Config,
 ) -> Result<(Exec, ExecGuard), CallError> {
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
@@ -76,7 +78,12 @@ async fn start_exec(
         .create_exec(&i.id, options)
         .await
         .map_err(error::container)?;
-    let guard = ExecGuard::new(docker, &created.id, signals);
+    // Before the start: a crash from here on may leave its process.
+    let journal = config.exec_journal.clone();
+    if let Some(dir) = &journal {
+        journal::record(dir, &created.id, &i.id);
+    }
+    let guard = ExecGuard::new(docker, &created.id, config.exec_signals, journal);
     let start = StartExecOptions {
         detach: false,
         tty: false,
@@ -140,16 +147,19 @@ struct ExecGuard {
     /// The exec's process, once learnt from the engine: what the cleanup
     /// kills when the engine cannot tell it any more.
     process: Arc<OnceLock<HostProcess>>,
+    /// Where the exec's record is, if the service keeps a journal.
+    journal: Option<PathBuf>,
     armed: bool,
 }
 
 impl ExecGuard {
-    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals) -> Self {
+    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals, journal: Option<PathBuf>) -> Self {
         ExecGuard {
             docker: docker.clone(),
             exec_id: exec_id.to_owned(),
             signals,
             process: Arc::default(),
+            journal,
             armed: true,
         }
     }
@@ -205,14 +215,26 @@ impl ExecGuard {
         }
     }
 
+    /// The exec has ended and its call has its code: nothing to clean up.
     fn disarm(mut self) {
+        if let Some(dir) = self.journal.take() {
+            journal::forget(&dir, &self.exec_id);
+        }
         self.armed = false;
     }
 }
 
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        if !self.armed || self.signals != ExecSignals::HostPid {
+        if !self.armed {
+            return;
+        }
+        let journal = self.journal.take();
+        if self.signals != ExecSignals::HostPid {
+            // Nothing a later sweep could do either.
+            if let Some(dir) = journal {
+                journal::forget(&dir, &self.exec_id);
+            }
             return;
         }
         let docker = self.docker.clone();
@@ -230,6 +252,9 @@ impl Drop for ExecGuard {
                         signal::kill_tree(known.pid);
                     }
                 }
+            }
+            if let Some(dir) = journal {
+                journal::forget(&dir, &exec_id);
             }
         });
     }
@@ -261,7 +286,7 @@ fn exec_process(info: &ExecInspectResponse) -> ExecProcess {
 /// The host pid of a running exec; `None` once it has ended. Right after
 /// its start the engine may not report the process as running yet: this
 /// waits for it, briefly (up to about a second).
-async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
+pub(crate) async fn running_pid(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Engine> {
     for _ in 0..100 {
         match exec_process(&docker.inspect_exec(exec_id).await?) {
             ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -284,7 +309,7 @@ pub(crate) fn exec_json(
         }
         let (docker, id) = inner.container(&caller, &i.id).await?;
         i.id = id;
-        let (exec, guard) = start_exec(&docker, &i, false, inner.config.exec_signals).await?;
+        let (exec, guard) = start_exec(&docker, &i, false, &inner.config).await?;
         let exit = async move {
             let exit_code = exec_exit(&docker, &guard.exec_id).await?;
             guard.disarm();
@@ -307,7 +332,7 @@ pub(crate) async fn exec_raw(
 ) -> Result<i32, CallError> {
     let (docker, id) = inner.container(&caller, &i.id).await?;
     i.id = id;
-    let (exec, guard) = start_exec(&docker, &i, i.stdin, inner.config.exec_signals).await?;
+    let (exec, guard) = start_exec(&docker, &i, i.stdin, &inner.config).await?;
     let (input, mut out) = io.split();
     out.accept(json!({"execId": exec.id, "tty": i.tty})).await?;
     let controls = Controls::Exec {
@@ -525,6 +550,9 @@ struct ContainerGuard {
     docker: Docker,
     id: String,
     remove: bool,
+    /// The service the run was made by: the cleanup retries an
+    /// unreachable engine for as long as it lives.
+    service: Weak<Inner>,
     armed: bool,
 }
 
@@ -559,22 +587,87 @@ impl Drop for ContainerGuard {
         let docker = self.docker.clone();
         let id = std::mem::take(&mut self.id);
         let remove = self.remove;
-        spawn_cleanup(async move {
+        let service = self.service.clone();
+        spawn_cleanup(clean_up_run(docker, id, remove, service));
+    }
+}
+
+/// The first pause between attempts at a cancelled run's cleanup while
+/// the engine cannot be reached; it doubles up to [`CLEANUP_PAUSE_MAX`].
+const CLEANUP_PAUSE_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest pause between attempts: what the cleanup may lag behind
+/// an engine that is back. A refused connection costs next to nothing.
+const CLEANUP_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// How many times a cleanup that the engine answers with an error (other
+/// than "gone" or "not running") is tried: such errors are the engine's
+/// own, not an outage, and are unlikely to pass.
+const CLEANUP_REFUSALS: u32 = 5;
+
+/// Removes (`remove`) or kills a cancelled run's container. An engine
+/// that cannot be reached (down, restarting) is retried with backoff
+/// until it answers, for as long as the service lives: with live restore
+/// the container runs on through the outage, and nothing else would
+/// remove it before the next server start's sweep (nor kill it, without
+/// auto-remove). Counted by [`settle`] while it retries.
+async fn clean_up_run(docker: Docker, id: String, remove: bool, service: Weak<Inner>) {
+    let mut pause = CLEANUP_PAUSE_FIRST;
+    let mut refusals = 0;
+    let mut outage = false;
+    loop {
+        let result = if remove {
             let options = q::RemoveContainerOptions {
                 force: true,
                 ..Default::default()
             };
-            let result = if remove {
-                docker.remove_container(&id, Some(options)).await
-            } else {
-                docker
-                    .kill_container(&id, None::<q::KillContainerOptions>)
-                    .await
-            };
-            if let Err(e) = result {
-                tracing::warn!(container = %id, "cleanup after a cancelled run failed: {e}");
+            docker.remove_container(&id, Some(options)).await
+        } else {
+            docker
+                .kill_container(&id, None::<q::KillContainerOptions>)
+                .await
+        };
+        match result {
+            Ok(()) => break,
+            // Gone already, or (for a kill) no longer running: what the
+            // cleanup is for.
+            Err(Engine::DockerResponseServerError {
+                status_code: 404, ..
+            }) => break,
+            Err(Engine::DockerResponseServerError {
+                status_code: 409, ..
+            }) if !remove => break,
+            Err(e) if error::is_unreachable(&e) => {
+                if !outage {
+                    tracing::warn!(
+                        container = %id,
+                        "the engine cannot be reached to clean up after a cancelled run; \
+                         retrying until it answers: {e}"
+                    );
+                    outage = true;
+                }
             }
-        });
+            Err(e) => {
+                refusals += 1;
+                if refusals >= CLEANUP_REFUSALS {
+                    tracing::warn!(container = %id, "cleanup after a cancelled run failed: {e}");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(CLEANUP_PAUSE_MAX);
+        if service.strong_count() == 0 {
+            tracing::warn!(
+                container = %id,
+                "the service ended before the engine answered; the container is left \
+                 (a restarted server sweeps it if it was to be removed)"
+            );
+            return;
+        }
+    }
+    if outage {
+        tracing::info!(container = %id, remove, "cleaned up after a cancelled run once the engine answered");
     }
 }
 
@@ -588,7 +681,7 @@ struct Started {
 
 /// Creates, attaches and starts `spec`'s container.
 async fn start_run(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     caller: &Caller,
     spec: &ContainerSpec,
 ) -> Result<Started, CallError> {
@@ -600,7 +693,8 @@ async fn start_run(
         name: spec.name.clone(),
         ..Default::default()
     };
-    let guard = create_guarded(&docker, options, body, spec.auto_remove).await?;
+    let service = Arc::downgrade(inner);
+    let guard = create_guarded(&docker, options, body, spec.auto_remove, service).await?;
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,
@@ -634,6 +728,7 @@ async fn create_guarded(
     options: q::CreateContainerOptions,
     body: bollard::models::ContainerCreateBody,
     remove: bool,
+    service: Weak<Inner>,
 ) -> Result<ContainerGuard, CallError> {
     let (tx, rx) = futures::channel::oneshot::channel();
     let docker = docker.clone();
@@ -644,6 +739,7 @@ async fn create_guarded(
                 docker,
                 id: created.id,
                 remove,
+                service,
                 armed: true,
             }),
             Err(e) => Err(error::container(e)),

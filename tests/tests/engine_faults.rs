@@ -15,6 +15,10 @@
 //!   or `UNAVAILABLE`.
 //! - While the engine is down, calls fail `UNAVAILABLE` (retryable) at
 //!   once; once it is back, the same service serves them again.
+//! - A `run` cancelled while the engine is down (crashed, its container
+//!   running on with live restore) is cleaned up once the engine is back, with no new
+//!   call: removed with auto-remove, killed without. `settle` counts the
+//!   waiting cleanups and still returns at its limit.
 //!
 //! Each test prints what it measured (`--nocapture`). They need root and
 //! `dockerd` (CI has both), and fail loudly without them.
@@ -347,17 +351,117 @@ fn calls_while_the_engine_is_down_are_unavailable_and_work_once_it_is_back() {
     });
 }
 
+#[test]
+fn runs_cancelled_while_the_engine_is_down_are_cleaned_up_once_it_is_back() {
+    let mut engine = PrivateEngine::start(Containers::LiveRestore);
+    Rt::Tokio.block_on(async {
+        let service = service_on(&engine);
+        let rig = rig_for(Rt::Tokio, service.clone()).await;
+        let mut spec = ContainerSpec::new(IMAGE, ["sleep", "600"]);
+        spec.auto_remove = true;
+        let removed = rig.docker.open(&RunInput(spec.clone())).await.unwrap();
+        spec.auto_remove = false;
+        let kept = rig.docker.open(&RunInput(spec)).await.unwrap();
+        let id = |session: &RawSession| session.accepted["id"].as_str().unwrap().to_owned();
+        let (removed_id, kept_id) = (id(&removed), id(&kept));
+        let mut pids = Vec::new();
+        for id in [&removed_id, &kept_id] {
+            let state = inspect(&rig, id).await;
+            assert_eq!(state.running, Some(true), "{id}");
+            pids.push(state.pid.unwrap());
+        }
+
+        // A crash: a daemon told to stop still answers for a moment after
+        // it has cut the calls' connections, and the calls' cleanups could
+        // reach it then.
+        let killed = engine.stop(Stop::Kill);
+        engine.wait_stopped(killed);
+        // The calls may have ended with the engine's connections already;
+        // dropping them cancels whatever is left.
+        drop((removed, kept));
+        // Their cleanups wait for the engine: `settle` counts them, and
+        // still returns at its limit.
+        let asked = Instant::now();
+        let settled = within("settle", service.settle(Duration::from_secs(1))).await;
+        let settle_took = asked.elapsed();
+        assert!(
+            !settled,
+            "nothing left to clean up while the engine is down"
+        );
+        for pid in &pids {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            assert!(
+                alive,
+                "live restore keeps the containers running: {pid} is gone"
+            );
+        }
+
+        engine.start_again();
+        let back = Instant::now();
+        let private = engine.docker();
+        // With live restore the containers ran on through the outage: the
+        // auto-remove one is removed and the other killed, with no call
+        // asking for it.
+        within("the auto-remove run's removal", async {
+            while private.inspect_container(&removed_id, None).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let to_removal = back.elapsed();
+        let killed = within("the kept run's kill", async {
+            loop {
+                let state = inspect(&rig, &kept_id).await;
+                if state.running == Some(false) {
+                    return state;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let to_kill = back.elapsed();
+        assert_eq!(killed.exit_code, Some(i64::from(KILLED)), "{killed:?}");
+        let e = private
+            .inspect_container(&removed_id, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            within("settle", service.settle(PATIENCE)).await,
+            "cleanups still pending once the engine is back"
+        );
+        eprintln!(
+            "runs cancelled in an outage: settle(1s) returned false after {settle_took:?}; \
+             once the engine was back, the auto-remove container was removed after \
+             {to_removal:?} and the other killed after {to_kill:?}"
+        );
+    });
+}
+
 // ----------------------------------------------------------------- helpers
 
 /// The dockwire side: a service for the private engine, served over QUIC.
 async fn rig_on(engine: &PrivateEngine) -> Rig {
+    rig_for(Rt::Tokio, service_on(engine)).await
+}
+
+/// A Docker service for the private engine.
+fn service_on(engine: &PrivateEngine) -> DockerService {
     let socket = engine.socket().display().to_string();
     // The private engine runs on this host, whatever DOCKER_HOST says.
     let config = Config::from_env()
         .with_owner(OWNER)
         .with_exec_signals(ExecSignals::HostPid);
-    let service = DockerService::unix(socket, config);
-    rig_for(Rt::Tokio, service).await
+    DockerService::unix(socket, config)
 }
 
 /// Creates and starts a container of the test image running `script`;

@@ -124,8 +124,9 @@ async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failur
             expected.is_none_or(|e| e == *fingerprint)
         })
     };
-    let config = pinned_client_config(&identity, pin, &QuicOptions::default())
-        .map_err(|e| Failure::local(what(), e))?;
+    let options = QuicOptions::default().with_congestion(global.congestion.into());
+    let config =
+        pinned_client_config(&identity, pin, &options).map_err(|e| Failure::local(what(), e))?;
     let addr = resolve(&server)
         .await
         .map_err(|e| Failure::local(what(), e))?;

@@ -51,6 +51,38 @@ pub struct Global {
     /// first one seen is remembered and insisted on later)
     #[arg(long, env = "DOCKWIRE_SERVER_FINGERPRINT", global = true)]
     pub server_fingerprint: Option<String>,
+    /// How this end paces what it sends over QUIC (`serve` and clients
+    /// each choose their own): bbr is much faster on a lossy or
+    /// long-delay link (quinn marks it experimental)
+    #[arg(
+        long,
+        env = "DOCKWIRE_CONGESTION",
+        global = true,
+        value_enum,
+        default_value_t = Congestion::Cubic
+    )]
+    pub congestion: Congestion,
+}
+
+/// The QUIC congestion controllers to choose from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Congestion {
+    /// CUBIC, as TCP on Linux
+    Cubic,
+    /// BBR (experimental in quinn)
+    Bbr,
+    /// NewReno
+    Newreno,
+}
+
+impl From<Congestion> for dockwire_service::quic::Congestion {
+    fn from(c: Congestion) -> Self {
+        match c {
+            Congestion::Cubic => Self::Cubic,
+            Congestion::Bbr => Self::Bbr,
+            Congestion::Newreno => Self::NewReno,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

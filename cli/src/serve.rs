@@ -92,7 +92,8 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     }
     let options = QuicOptions::default()
         .with_max_calls_per_connection(args.max_calls_per_connection)
-        .with_idle_timeout(Duration::from_secs_f64(args.idle_timeout));
+        .with_idle_timeout(Duration::from_secs_f64(args.idle_timeout))
+        .with_congestion(global.congestion.into());
 
     let config = Config::from_env()
         .with_roles(roles(authorized.clone()))

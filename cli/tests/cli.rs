@@ -796,6 +796,29 @@ fn state_is_private_and_the_unix_socket_names_peers_by_uid() {
 // ------------------------------------------------------------ smol
 
 #[test]
+fn a_bbr_server_and_client_carry_an_exec_byte_for_byte_and_a_bad_choice_is_refused() {
+    let rig = Rig::with("bbr", &["--congestion", "bbr"]);
+    let c = rig.containers.docker_sleeper("bbr");
+    let data = Prng(0xbb_0001).bytes(8 * 1024 * 1024 + 3);
+    let mut cat = rig.admin.command(&["exec", "-i", &c, "cat"]);
+    cat.env("DOCKWIRE_CONGESTION", "bbr");
+    let cat = run_with(&mut cat, Some(data.to_vec()), LIMIT).ok();
+    assert_same_bytes("through cat with bbr", &cat.stdout, &data);
+    // The flag wins over the variable, as for every other option.
+    let mut exec = rig
+        .admin
+        .command(&["--congestion", "newreno", "exec", &c, "true"]);
+    exec.env("DOCKWIRE_CONGESTION", "bbr");
+    run_with(&mut exec, None, LIMIT).ok();
+
+    let mut bad = rig.admin.command(&["exec", &c, "true"]);
+    bad.env("DOCKWIRE_CONGESTION", "vegas");
+    let bad = run_with(&mut bad, None, LIMIT);
+    assert_eq!(bad.code(), 125, "{}", bad.dump());
+    assert!(bad.err().contains("cubic, bbr, newreno"), "{}", bad.dump());
+}
+
+#[test]
 fn a_smol_server_runs_and_execs_with_exit_codes() {
     let rig = Rig::with("smol", &["--runtime", "smol"]);
     let n = rig.containers.name("smol");

@@ -415,6 +415,12 @@ pub async fn exec_an_interactive_shell_with_a_tty(rig: &Rig) {
 /// 64 MiB of random bytes through `cat` come back with the same SHA-256;
 /// closing stdin ends `cat` with 0.
 pub async fn exec_cat_echoes_64_mib(rig: &Rig) {
+    exec_cat_echoes(rig, 64 << 20).await;
+}
+
+/// `total` random bytes through `cat` come back with the same SHA-256;
+/// closing stdin ends `cat` with 0.
+pub async fn exec_cat_echoes(rig: &Rig, total: usize) {
     let id = rig.sleeper().await;
     let mut input = ExecInput::new(&id, ["cat"]);
     input.stdin = true;
@@ -427,7 +433,6 @@ pub async fn exec_cat_echoes_64_mib(rig: &Rig) {
     } = session;
     let mut prng = Prng(0x00d0_c4e7);
     let mut sent = Sha256::new();
-    let total = 64 << 20;
     let write = async {
         let mut left = total;
         while left > 0 {

@@ -177,6 +177,10 @@ pub struct QuicOptions {
     /// of the idle timeout is used instead
     /// ([`effective_keep_alive`](Self::effective_keep_alive)).
     pub keep_alive: Duration,
+    /// How this end paces what it sends. Default [`Congestion::Cubic`].
+    /// Each end chooses its own: a server's choice paces what it sends
+    /// (an exec's output), a client's what it sends (its stdin).
+    pub congestion: Congestion,
 }
 
 impl Default for QuicOptions {
@@ -185,6 +189,36 @@ impl Default for QuicOptions {
             max_calls_per_connection: MAX_CONCURRENT_CALLS,
             idle_timeout: IDLE_TIMEOUT,
             keep_alive: KEEP_ALIVE,
+            congestion: Congestion::default(),
+        }
+    }
+}
+
+/// The congestion controller of a connection's sending side: how fast it
+/// sends, and how it answers loss and a growing round trip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Congestion {
+    /// CUBIC (RFC 9438), quinn's default and TCP's on Linux: it backs off
+    /// on every loss, so random loss on a long round trip keeps it slow.
+    #[default]
+    Cubic,
+    /// BBR (version 1), which paces by the bandwidth and round trip it
+    /// measures and does not take loss for congestion: much faster on a
+    /// lossy or jittery link. quinn marks its BBR experimental.
+    Bbr,
+    /// NewReno (RFC 9002's), the plainest: halves on every loss.
+    NewReno,
+}
+
+impl Congestion {
+    /// quinn's factory for this controller, with its default settings.
+    pub fn factory(self) -> Arc<dyn quinn::congestion::ControllerFactory + Send + Sync> {
+        use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+        match self {
+            Congestion::Cubic => Arc::new(CubicConfig::default()),
+            Congestion::Bbr => Arc::new(BbrConfig::default()),
+            Congestion::NewReno => Arc::new(NewRenoConfig::default()),
         }
     }
 }
@@ -208,6 +242,13 @@ impl QuicOptions {
     #[must_use]
     pub fn with_keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
+        self
+    }
+
+    /// With this congestion controller for what this end sends.
+    #[must_use]
+    pub fn with_congestion(mut self, congestion: Congestion) -> Self {
+        self.congestion = congestion;
         self
     }
 
@@ -235,6 +276,7 @@ impl QuicOptions {
         };
         t.max_idle_timeout(idle);
         t.keep_alive_interval(self.effective_keep_alive());
+        t.congestion_controller_factory(self.congestion.factory());
         t
     }
 }
@@ -449,5 +491,22 @@ mod tests {
         let debug = format!("{:?}", never.transport_config());
         assert!(debug.contains("max_idle_timeout: None"), "{debug}");
         assert!(debug.contains("keep_alive_interval: None"), "{debug}");
+    }
+
+    #[test]
+    fn each_congestion_choice_builds_its_own_controller() {
+        use quinn::congestion::{Bbr, Cubic, NewReno};
+        use std::any::Any;
+        let built = |c: Congestion| -> Box<dyn Any> {
+            c.factory()
+                .build(std::time::Instant::now(), 1200)
+                .into_any()
+        };
+        assert_eq!(QuicOptions::default().congestion, Congestion::Cubic);
+        assert!(built(Congestion::Cubic).is::<Cubic>());
+        assert!(built(Congestion::Bbr).is::<Bbr>());
+        assert!(built(Congestion::NewReno).is::<NewReno>());
+        let bbr = QuicOptions::default().with_congestion(Congestion::Bbr);
+        assert_eq!(bbr.congestion, Congestion::Bbr);
     }
 }

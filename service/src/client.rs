@@ -32,7 +32,9 @@ pub enum ClientError {
     /// No stream could be opened to the server.
     #[error("cannot reach the server: {0}")]
     Connect(Arc<io::Error>),
-    /// The stream failed in the middle of the call.
+    /// The stream failed in the middle of the call. Over QUIC, a connection
+    /// lost to its idle timeout (a silent peer) has the kind
+    /// [`io::ErrorKind::TimedOut`]; the cause is quinn's error.
     #[error("the connection failed during the call: {0}")]
     Io(Arc<io::Error>),
     /// The request could not be sent (it is over the frame limit).

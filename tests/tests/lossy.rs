@@ -514,6 +514,7 @@ fn assert_timed_out(e: &ClientError, what: &str) {
     let ClientError::Io(io) = e else {
         panic!("{what}: {e:?}, not a failed stream")
     };
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{what}: {io:?}");
     let cause = io.get_ref().and_then(|e| e.downcast_ref::<ReadError>());
     assert_eq!(
         cause,

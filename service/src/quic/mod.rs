@@ -76,7 +76,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -85,8 +85,12 @@ use bytes::Bytes;
 
 use dockwire_core::Limits;
 use futures::future::BoxFuture;
+use futures::{AsyncRead, AsyncWrite};
 use futures::{Future, FutureExt};
-use quinn::{Connection, Endpoint, SendStream, TransportConfig, VarInt};
+use quinn::{
+    Connection, ConnectionError, Endpoint, ReadError, RecvStream, SendStream, TransportConfig,
+    VarInt, WriteError,
+};
 
 /// quinn, as this module uses it (endpoints, connections, configs).
 pub use quinn;
@@ -369,10 +373,68 @@ impl Connect for QuicConnect {
     fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
         let connection = self.connection.clone();
         async move {
-            let (send, recv) = connection.open_bi().await.map_err(io::Error::other)?;
-            Ok((Box::pin(recv) as BoxRead, Box::pin(send) as BoxWrite))
+            let (send, recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| timed_out(io::Error::other(e)))?;
+            Ok((
+                Box::pin(Lost(recv)) as BoxRead,
+                Box::pin(Lost(send)) as BoxWrite,
+            ))
         }
         .boxed()
+    }
+}
+
+/// A client's call stream: quinn's, with a connection lost to its idle
+/// timeout reported as [`io::ErrorKind::TimedOut`] (quinn says
+/// `NotConnected` for every lost connection), so that a caller can tell a
+/// silent peer from a closed or reset one without knowing quinn's types.
+struct Lost<S>(S);
+
+impl AsyncRead for Lost<RecvStream> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf).map_err(timed_out)
+    }
+}
+
+impl AsyncWrite for Lost<SendStream> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf).map_err(timed_out)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(Pin::new(&mut self.0), cx).map_err(timed_out)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_close(Pin::new(&mut self.0), cx).map_err(timed_out)
+    }
+}
+
+/// `e` with the kind [`io::ErrorKind::TimedOut`] when its cause is a
+/// connection lost to the idle timeout; the cause is kept either way.
+fn timed_out(e: io::Error) -> io::Error {
+    let lost = |c: &ConnectionError| *c == ConnectionError::TimedOut;
+    let is_timeout = e.get_ref().is_some_and(|inner| {
+        inner.downcast_ref::<ConnectionError>().is_some_and(lost)
+            || matches!(inner.downcast_ref::<ReadError>(), Some(ReadError::ConnectionLost(c)) if lost(c))
+            || matches!(inner.downcast_ref::<WriteError>(), Some(WriteError::ConnectionLost(c)) if lost(c))
+    });
+    if !is_timeout || e.kind() == io::ErrorKind::TimedOut {
+        return e;
+    }
+    match e.into_inner() {
+        Some(cause) => io::Error::new(io::ErrorKind::TimedOut, cause),
+        None => io::Error::from(io::ErrorKind::TimedOut),
     }
 }
 
@@ -443,6 +505,40 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_connection_lost_to_the_idle_timeout_reads_as_timed_out() {
+        let read = io::Error::from(ReadError::ConnectionLost(ConnectionError::TimedOut));
+        assert_eq!(read.kind(), io::ErrorKind::NotConnected, "quinn's own kind");
+        let read = timed_out(read);
+        assert_eq!(read.kind(), io::ErrorKind::TimedOut);
+        let cause = read.get_ref().and_then(|c| c.downcast_ref::<ReadError>());
+        assert_eq!(
+            cause,
+            Some(&ReadError::ConnectionLost(ConnectionError::TimedOut)),
+            "the cause is kept"
+        );
+        let write = timed_out(io::Error::from(WriteError::ConnectionLost(
+            ConnectionError::TimedOut,
+        )));
+        assert_eq!(write.kind(), io::ErrorKind::TimedOut);
+        let open = timed_out(io::Error::other(ConnectionError::TimedOut));
+        assert_eq!(open.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn other_lost_connections_keep_their_kind() {
+        for e in [
+            io::Error::from(ReadError::ConnectionLost(ConnectionError::LocallyClosed)),
+            io::Error::from(ReadError::ConnectionLost(ConnectionError::Reset)),
+            io::Error::from(WriteError::ClosedStream),
+            io::Error::other(ConnectionError::VersionMismatch),
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        ] {
+            let kind = e.kind();
+            assert_eq!(timed_out(e).kind(), kind);
+        }
     }
 
     #[test]

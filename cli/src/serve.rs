@@ -72,6 +72,7 @@ pub enum Runtime {
 
 /// `dockwire serve`: runs until interrupted (INT or TERM).
 pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
+    raise_open_file_limit();
     let state = StateDir::open(global.state_dir.as_deref())?;
     let identity = state.identity()?;
     // Held until this server ends (the kernel lets go of it when the
@@ -210,6 +211,33 @@ fn share(file: &std::fs::File, state: &StateDir) -> Result<(), Failure> {
             e,
         )
     })
+}
+
+/// Raises this process's soft limit of open files to its hard limit. Each
+/// open exec, attach or followed log stream holds a connection to the
+/// engine, and the soft limit many systems start a process with (1024)
+/// would stop the server at about a thousand of them, with the hard limit
+/// far above. Servers commonly do this (Go's runtime does it for every
+/// program).
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        tracing::debug!("the open-file limit is {limit:?}: left as it is");
+        return;
+    };
+    if soft >= hard {
+        tracing::debug!("the open-file limit is {soft}, the hard limit");
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(hard),
+        maximum: Some(hard),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!("raised the open-file limit from {soft} to {hard}"),
+        Err(e) => tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}"),
+    }
 }
 
 /// Roles: a Unix peer (`uid:N`) is an admin when it is root or this

@@ -477,6 +477,38 @@ fn the_verbs_drive_the_engine_through_quic() {
     assert!(!exists(&n), "{n} is still there after rm -f");
 }
 
+#[test]
+fn attach_to_an_auto_removed_container_gives_its_exit_code() {
+    // The engine removes the container as soon as it exits: its exit code
+    // must be asked for before that.
+    let rig = Rig::new("attach-rm");
+    for (cmd, code) in [(&["cat"][..], 0), (&["sh", "-c", "cat; exit 3"], 3)] {
+        for k in 0..3 {
+            let n = rig.containers.name("attach-rm");
+            let run = [
+                "run",
+                "-d",
+                "-i",
+                "--rm",
+                "--network",
+                "none",
+                "--name",
+                &n,
+                IMAGE,
+            ];
+            rig.admin.run(&with(&run, cmd)).ok();
+            let line = format!("attach {k}\n");
+            let attach = run_with(
+                &mut rig.admin.command(&["attach", &n]),
+                Some(line.clone().into_bytes()),
+                Duration::from_secs(30),
+            );
+            assert_eq!(attach.code(), code, "{}", attach.dump());
+            assert_eq!(attach.out(), line, "{}", attach.dump());
+        }
+    }
+}
+
 // ------------------------------------------------------------ terminals
 
 /// Drives `VERB_ARGS` (an `-it` shell) in an 80x24 terminal: types into

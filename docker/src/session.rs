@@ -521,27 +521,45 @@ pub(crate) async fn attach(
         stderr: true,
         ..Default::default()
     };
-    let attached = docker
-        .attach_container(&id, Some(options))
+    // The wait is asked for alongside the attach, not after its output
+    // ends: an auto-remove container is gone soon after its exit, and
+    // with it the engine's answer (as docker's CLI, which waits before
+    // it attaches).
+    let exit = wait_exit(&docker, &id);
+    let session = async {
+        let attached = docker
+            .attach_container(&id, Some(options))
+            .await
+            .map_err(error::container)?;
+        let (input, mut out) = io.split();
+        out.accept(json!({"id": id, "tty": tty, "stdin": stdin}))
+            .await?;
+        let controls = Controls::Container {
+            docker: &docker,
+            id: &id,
+        };
+        pump(
+            attached.output,
+            attached.input,
+            input,
+            &mut out,
+            tty,
+            controls,
+        )
         .await
-        .map_err(error::container)?;
-    let (input, mut out) = io.split();
-    out.accept(json!({"id": id, "tty": tty, "stdin": stdin}))
-        .await?;
-    let controls = Controls::Container {
-        docker: &docker,
-        id: &id,
     };
-    pump(
-        attached.output,
-        attached.input,
-        input,
-        &mut out,
-        tty,
-        controls,
-    )
-    .await?;
-    Ok(exit_code_i32(wait_exit(&docker, &id).await?))
+    futures::pin_mut!(exit, session);
+    let code = match future::select(session, exit).await {
+        Either::Left((pumped, exit)) => {
+            pumped?;
+            exit.await?
+        }
+        Either::Right((code, session)) => {
+            session.await?;
+            code?
+        }
+    };
+    Ok(exit_code_i32(code))
 }
 
 /// Kills (and with `remove`, removes) a container whose `run` call ended

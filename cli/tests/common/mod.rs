@@ -1,10 +1,15 @@
 //! What the end-to-end tests of the `dockwire` binary share: running a
 //! command with a deadline, a `dockwire serve` process, clients with their
 //! own state directories, the docker CLI for comparisons, a terminal, and
-//! guards that remove what a test made whatever happens.
-
-// Each test binary (cli.rs, crash.rs) uses a part of it.
+//! guards that remove what a test made whatever happens; the resources of
+//! a server seen from outside (`gauge`) and a client written against the
+//! library for more calls at once than one CLI process makes (`wire`).
+//!
+//! Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
+
+pub mod gauge;
+pub mod wire;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -605,7 +610,34 @@ impl Server {
             .arg(listen)
             .arg("--state-dir")
             .arg(state)
-            .args(extra)
+            .args(extra);
+        Server::launch(command, state, extra)
+    }
+
+    /// As [`Server::start`], but started with a soft limit of `soft` open
+    /// files (as many systems start processes with 1024), its hard limit
+    /// left as it is: through `sh`, whose `ulimit` sets it before it
+    /// becomes the server (same process, same pid).
+    pub fn start_with_open_files(state: &Path, listen: &str, extra: &[&str], soft: u64) -> Server {
+        let mut command = Command::new("sh");
+        for var in OWN_ENV {
+            command.env_remove(var);
+        }
+        command
+            .arg("-c")
+            .arg(format!("ulimit -S -n {soft} && exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra);
+        Server::launch(command, state, extra)
+    }
+
+    fn launch(mut command: Command, state: &Path, extra: &[&str]) -> Server {
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -671,6 +703,11 @@ impl Server {
         assert_eq!(server.fingerprint.len(), 64, "{}", server.stdout());
         assert_ne!(server.port, 0, "{}", server.stdout());
         server
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// `quic://127.0.0.1:PORT`.
@@ -777,6 +814,12 @@ impl Rig {
 
     /// A server started with `extra` options, with an admin client.
     pub fn with(what: &str, extra: &[&str]) -> Rig {
+        Rig::started(what, |state| Server::start(state, "127.0.0.1:0", extra))
+    }
+
+    /// A server started by `start` (given its state directory), with an
+    /// admin client.
+    pub fn started(what: &str, start: impl FnOnce(&Path) -> Server) -> Rig {
         engine();
         let scratch = Scratch::new(what);
         let admin_state = scratch.join("admin");
@@ -786,7 +829,7 @@ impl Rig {
             "admin",
             true,
         );
-        let server = Server::start(&scratch.join("server"), "127.0.0.1:0", extra);
+        let server = start(&scratch.join("server"));
         let admin = Client::new(admin_state, &server.quic());
         assert!(
             admin.greet(),

@@ -104,6 +104,13 @@ enum Command {
     Trust(trust::TrustCommand),
 }
 
+/// jemalloc, configured (.cargo/config.toml) to give freed pages back to
+/// the system within a second and to keep no per-thread caches. glibc's
+/// malloc kept what calls freed in its arenas: after a thousand followed
+/// log streams a server held 57 MB for 3.7 MB in use (RELIABILITY.md, load).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -20,8 +20,9 @@
 //!
 //! No call may fail but the aborted ones, each checked for its outcome:
 //! the server's log of calls must show no failed or refused call, and as
-//! many cancelled calls as aborts (and one cancelled `archive-get` per
-//! copy into a container: `dockwire cp` reads a path's stat that way). Needs the engine and the test image
+//! many cancelled calls as aborts (and up to one cancelled `archive-get`
+//! per copy into a container: `dockwire cp` reads a path's stat that way,
+//! dropping the session once accepted). Needs the engine and the test image
 //! (`scripts/engine`); fails loudly without.
 #![allow(clippy::unwrap_used)]
 
@@ -134,10 +135,12 @@ fn a_mixed_workload_with_aborts_runs_without_errors_or_growth() {
         soak.aborts.load(Ordering::SeqCst),
         "the cancelled calls are not the aborted ones:\n{report}"
     );
-    assert_eq!(
-        outcomes.stats,
-        soak.copies.load(Ordering::SeqCst),
-        "cp's stats are not one per copy into the container:\n{report}"
+    // A stat's archive can be whole before the drop reaches the server
+    // (a small folder): then it ends with its exit, not cancelled.
+    let copies = soak.copies.load(Ordering::SeqCst);
+    assert!(
+        outcomes.stats <= copies && outcomes.archive_gets == 2 * copies,
+        "cp's archive reads are not a stat and a copy per copy in and out:\n{report}"
     );
     assert!(
         outcomes.odd.is_empty(),
@@ -705,6 +708,8 @@ struct Outcomes {
     /// `dockwire cp` reads a path's stat (it drops the session before the
     /// archive comes).
     stats: usize,
+    /// `container/archive-get` calls, however they ended.
+    archive_gets: usize,
     /// Lines of calls that failed or were refused.
     failed: Vec<String>,
     /// Lines that are not a call's and say something went wrong.
@@ -718,6 +723,7 @@ impl Outcomes {
         let mut outcomes = Outcomes {
             cancelled: 0,
             stats: 0,
+            archive_gets: 0,
             failed: Vec::new(),
             odd: Vec::new(),
             all: Vec::new(),
@@ -741,6 +747,9 @@ impl Outcomes {
             match outcomes.all.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, n)) => *n += 1,
                 None => outcomes.all.push((kind, 1)),
+            }
+            if operation == "container/archive-get" {
+                outcomes.archive_gets += 1;
             }
             match (operation, outcome) {
                 ("container/archive-get", "cancelled") => outcomes.stats += 1,

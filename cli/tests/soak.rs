@@ -293,6 +293,7 @@ impl<'a> Soak<'a> {
     fn settle(&self, start: Option<&Snapshot>) -> Snapshot {
         let pid = self.rig.server.pid();
         let deadline = Instant::now() + SETTLE;
+        let mut last_fds = None;
         loop {
             let now = Snapshot {
                 at: Duration::ZERO,
@@ -304,7 +305,12 @@ impl<'a> Soak<'a> {
             // client's, at the idle timeout).
             let ended = Outcomes::of(&self.rig.server.log()).cancelled
                 == self.aborts.load(Ordering::SeqCst);
+            // The engine's answer to a cleanup can come just before its
+            // connection closes: the descriptors must hold still too.
+            let still = last_fds == Some(now.server.fds);
+            last_fds = Some(now.server.fds);
             let settled = ended
+                && still
                 && match start {
                     // The target's sleep and the ticker's shell.
                     None => now.containers == 2 && now.processes == 2,

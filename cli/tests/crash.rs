@@ -56,25 +56,6 @@ fn lost(what: &str) -> String {
     format!("dockwire: {what}: the connection failed: connection lost: timed out")
 }
 
-/// A container that sleeps, made with docker (no dockwire labels), with
-/// no network (none is needed): its name.
-fn sleeper(containers: &Containers, what: &str) -> String {
-    let name = containers.name(what);
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        IMAGE,
-        "sleep",
-        "600",
-    ])
-    .ok();
-    name
-}
-
 /// Asserts `out` is the start of `prefix 1\n`, `prefix 2\n`, … with at
 /// least `at_least` whole lines (the last may be cut short by the crash):
 /// nothing lost or reordered before the crash.
@@ -103,7 +84,7 @@ fn crash_during(rig: &mut Rig, session: Running) -> (Ran, Duration) {
 #[test]
 fn a_killed_server_ends_a_streaming_exec_with_a_connection_error() {
     let mut rig = Rig::with("crash-exec", &SERVE);
-    let target = sleeper(&rig.containers, "crash-exec");
+    let target = rig.containers.docker_sleeper("crash-exec");
     let exec = start(
         &mut rig.admin.command(&["exec", &target, "sh", "-c", LINES]),
         None,
@@ -121,7 +102,7 @@ fn a_killed_server_ends_a_streaming_exec_with_a_connection_error() {
 #[test]
 fn a_killed_server_ends_an_exec_with_streaming_stdin_with_a_connection_error() {
     let mut rig = Rig::with("crash-exec-i", &SERVE);
-    let target = sleeper(&rig.containers, "crash-exec-i");
+    let target = rig.containers.docker_sleeper("crash-exec-i");
     // `tick 1`, `tick 2`, … every 100 ms, for as long as the client reads
     // its stdin (a write fails once it has ended), never past the limit.
     let feed = |mut stdin: std::process::ChildStdin| {
@@ -205,7 +186,7 @@ fn a_restarted_server_removes_what_a_run_rm_left_when_it_was_killed() {
         rig.admin.run(&args).ok();
         assert_eq!(label(name, "dockwire.server"), rig.server.fingerprint);
     }
-    let theirs = sleeper(&rig.containers, "crash-theirs");
+    let theirs = rig.containers.docker_sleeper("crash-theirs");
 
     let left = rig.containers.name("crash-left");
     let run = start(
@@ -270,7 +251,7 @@ fn a_restarted_server_removes_what_a_run_rm_left_when_it_was_killed() {
 #[test]
 fn a_restarted_server_kills_what_an_exec_left_when_it_was_killed() {
     let mut rig = Rig::with("crash-exec-left", &SERVE);
-    let target = sleeper(&rig.containers, "crash-exec-left");
+    let target = rig.containers.docker_sleeper("crash-exec-left");
     // A plain `docker exec`'s process: the sweep must leave it.
     docker(&["exec", "-d", &target, "sleep", "603"]).ok();
     let journal = rig.server.state.join("execs");

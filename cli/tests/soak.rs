@@ -646,17 +646,9 @@ impl Live {
         Live { child, out, err }
     }
 
-    fn pump(mut from: impl Read + Send + 'static, to: &Arc<Mutex<Vec<u8>>>) {
+    fn pump(from: impl Read + Send + 'static, to: &Arc<Mutex<Vec<u8>>>) {
         let to = to.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                to.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+        std::thread::spawn(move || read_into(from, &to));
     }
 
     /// What it printed so far, for messages.

@@ -287,19 +287,25 @@ fn collect_seen(
     seen: Arc<Mutex<Vec<u8>>>,
 ) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
-        let mut buf = vec![0; 64 * 1024];
-        if let Some(mut from) = from {
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => seen.lock().unwrap().extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
+        if let Some(from) = from {
+            read_into(from, &seen);
         }
         std::mem::take(&mut *seen.lock().unwrap())
     })
+}
+
+/// Reads `from` to its end (or first error), appending what comes to
+/// `seen` as it comes, for others to look at meanwhile.
+pub fn read_into(mut from: impl Read, seen: &Mutex<Vec<u8>>) {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => seen.lock().unwrap().extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// Reads all of `from` on a thread of its own.
@@ -430,10 +436,21 @@ impl Containers {
     }
 
     /// A container started with docker directly (no dockwire labels) that
-    /// sleeps: its name.
+    /// sleeps, with no network (none is needed): its name.
     pub fn docker_sleeper(&self, what: &str) -> String {
         let name = self.name(what);
-        docker(&["run", "-d", "--name", &name, IMAGE, "sleep", "600"]).ok();
+        docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            IMAGE,
+            "sleep",
+            "600",
+        ])
+        .ok();
         name
     }
 }
@@ -645,16 +662,8 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         {
             let log = log.clone();
-            let mut stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                let mut buf = [0; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    log.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || read_into(stderr, &log));
         }
         let (lines_tx, lines) = mpsc::channel();
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -905,16 +914,8 @@ impl Terminal {
         let seen = Arc::new(Mutex::new(Vec::new()));
         {
             let seen = seen.clone();
-            let mut reader = pty.master.try_clone_reader().unwrap();
-            std::thread::spawn(move || {
-                let mut buf = [0; 4096];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
+            let reader = pty.master.try_clone_reader().unwrap();
+            std::thread::spawn(move || read_into(reader, &seen));
         }
         let writer = pty.master.take_writer().unwrap();
         Terminal {

@@ -793,11 +793,17 @@ pub async fn cancelled_run_removes_its_container(rig: &Rig) {
     rig.cleanup.add(&run_id);
     session.control.abort().await.unwrap();
     assert!(session.exit.await.is_err());
+    labelled_containers_are_gone("the run's container", &label).await;
+}
+
+/// Waits (as [`eventually`]) until the engine has no container, running
+/// or not, labelled `dockwire-test=<label>`.
+pub async fn labelled_containers_are_gone(what: &str, label: &str) {
     let filters = std::collections::HashMap::from([(
         "label".to_owned(),
         vec![format!("dockwire-test={label}")],
     )]);
-    eventually("the run's container is gone", || {
+    eventually(&format!("{what} is gone"), || {
         let options = q::ListContainersOptions {
             all: true,
             filters: Some(filters.clone()),

@@ -18,14 +18,12 @@
 //! (`--nocapture` shows them).
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::query_parameters as q;
 use dockwire_core::Request;
 use dockwire_docker::catalog::*;
 use dockwire_docker::{Config, DockerClient, DockerService};
@@ -35,7 +33,7 @@ use dockwire_service::quic::{
 };
 use dockwire_service::{CallContext, Client, ClientError, Ended, Reply, Service, watch};
 use dockwire_tests::docker::{
-    self, IMAGE, OWNER, Rig, engine, eventually, on_engine, runs, unique,
+    self, IMAGE, OWNER, Rig, engine, eventually, labelled_containers_are_gone, runs, unique,
 };
 use dockwire_tests::relay::{Faults, Relay, Stats};
 use dockwire_tests::{Rt, limits, test_service};
@@ -291,18 +289,7 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
 
         // ...and cleaned up as on cancellation.
         eventually("the exec's process is gone", || !runs(&id, "sleep 1001")).await;
-        let filters = HashMap::from([("label".to_owned(), vec![format!("dockwire-test={label}")])]);
-        eventually("the run's container is gone", || {
-            let options = q::ListContainersOptions {
-                all: true,
-                filters: Some(filters.clone()),
-                ..Default::default()
-            };
-            on_engine(engine().list_containers(Some(options)))
-                .unwrap()
-                .is_empty()
-        })
-        .await;
+        labelled_containers_are_gone("the run's container", &label).await;
         let cleaned = cut.elapsed();
         let stats = link.relay.stats();
         assert!(stats.to_server.cut > 0, "nothing was cut\n{stats}");

@@ -46,14 +46,12 @@ struct Exec {
     stdin: Stdin,
 }
 
-/// Creates and starts an exec. A TTY exec is started without a TTY on the
-/// wire: the process still gets its terminal, but the output keeps
-/// Docker's 8-byte framing, so that bollard never has to guess whether a
-/// chunk is framed (it guesses wrong when a TTY chunk starts with 0x01 or
-/// 0x02).
 /// Creates and starts `i`'s exec, with its guard armed from the moment it
 /// exists: a call dropped while the start is in flight still kills what
-/// started.
+/// started. A TTY exec is started without a TTY on the wire: the process
+/// still gets its terminal, but the output keeps Docker's 8-byte framing,
+/// so that bollard never has to guess whether a chunk is framed (it
+/// guesses wrong when a TTY chunk starts with 0x01 or 0x02).
 async fn start_exec(
     docker: &Docker,
     i: &ExecInput,

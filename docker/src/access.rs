@@ -5,8 +5,9 @@
 //! for every call's peer. An `admin` may call everything on every
 //! container. A `user` sees and acts on only the containers whose
 //! `dockwire.owner` label is its own name (containers made outside dockwire
-//! have none), may not call image, network and volume operations other
-//! than image pull and list, and may not mount host paths or join the
+//! have none), may not call the operations declared for admins only (see
+//! [`crate::operations`]: image inspect and remove, and every network and
+//! volume operation), and may not mount host paths or join the
 //! host's (or another container's) network namespace unless the server
 //! allows it ([`Config::with_host_access`]). A peer the roles do not know is
 //! refused every operation. Every refusal is `FORBIDDEN`.
@@ -73,6 +74,14 @@ impl Caller {
         self.role == Role::Admin
     }
 
+    /// Refuses `operation` when this caller lacks the role it needs.
+    pub(crate) fn may_call(&self, operation: &str, needs: Role) -> Result<(), CallError> {
+        match (needs, self.role) {
+            (Role::Admin, Role::User) => Err(forbidden(format!("{operation} needs an admin"))),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses a container this caller may not act on.
     pub(crate) fn check_owner(
         &self,
@@ -136,23 +145,6 @@ impl Caller {
             .or_default()
             .push(format!("{LABEL_OWNER}={}", self.owner));
     }
-}
-
-/// Operations only an admin may call.
-pub(crate) fn admin_only(operation: &str) -> bool {
-    [
-        ImageInspect::NAME,
-        ImageRemove::NAME,
-        NetworkList::NAME,
-        NetworkCreate::NAME,
-        NetworkConnect::NAME,
-        NetworkDisconnect::NAME,
-        NetworkRemove::NAME,
-        VolumeList::NAME,
-        VolumeCreate::NAME,
-        VolumeRemove::NAME,
-    ]
-    .contains(&operation)
 }
 
 pub(crate) fn forbidden(message: impl Into<String>) -> CallError {

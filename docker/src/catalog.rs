@@ -82,30 +82,6 @@ pub trait Subscription: Operation {
 /// Opens a session on the raw carriage.
 pub trait RawOperation: Operation {}
 
-macro_rules! operation {
-    ($input:ty, $name:literal) => {
-        impl Operation for $input {
-            const NAME: &'static str = $name;
-        }
-    };
-    ($input:ty, $name:literal, query $output:ty) => {
-        operation!($input, $name);
-        impl Query for $input {
-            type Output = $output;
-        }
-    };
-    ($input:ty, $name:literal, subscription $item:ty) => {
-        operation!($input, $name);
-        impl Subscription for $input {
-            type Item = $item;
-        }
-    };
-    ($input:ty, $name:literal, raw) => {
-        operation!($input, $name);
-        impl RawOperation for $input {}
-    };
-}
-
 /// An empty answer: the operation was done.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {}
@@ -155,7 +131,6 @@ impl Data {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ping {}
-operation!(Ping, "system/ping", query Pong);
 
 /// The answer to [`Ping`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,7 +144,6 @@ pub struct Pong {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Version {}
-operation!(Version, "system/version", query models::SystemVersion);
 
 /// `system/events`: the engine's events, as they happen (or between
 /// `since` and `until`).
@@ -186,7 +160,6 @@ pub struct Events {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub filters: HashMap<String, Vec<String>>,
 }
-operation!(Events, "system/events", subscription models::EventMessage);
 
 // ------------------------------------------------------------ containers
 
@@ -201,7 +174,6 @@ pub struct ContainerList {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub filters: HashMap<String, Vec<String>>,
 }
-operation!(ContainerList, "container/list", query Vec<models::ContainerSummary>);
 
 /// A container, by id or name: the input of inspect, start, remove, …
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -222,13 +194,11 @@ impl ContainerRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerInspect(pub ContainerRef);
-operation!(ContainerInspect, "container/inspect", query models::ContainerInspectResponse);
 
 /// `container/start`. Starting a running container is not an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerStart(pub ContainerRef);
-operation!(ContainerStart, "container/start", query Done);
 
 /// `container/stop` and `container/restart`: stop with a grace period,
 /// then kill.
@@ -242,13 +212,11 @@ pub struct ContainerStop {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<i32>,
 }
-operation!(ContainerStop, "container/stop", query Done);
 
 /// `container/restart`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerRestart(pub ContainerStop);
-operation!(ContainerRestart, "container/restart", query Done);
 
 /// `container/kill`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -260,7 +228,6 @@ pub struct ContainerKill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
 }
-operation!(ContainerKill, "container/kill", query Done);
 
 /// `container/remove`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -275,13 +242,11 @@ pub struct ContainerRemove {
     #[serde(default)]
     pub volumes: bool,
 }
-operation!(ContainerRemove, "container/remove", query Done);
 
 /// `container/wait`: answers once the container has exited.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerWait(pub ContainerRef);
-operation!(ContainerWait, "container/wait", query Exited);
 
 /// How a process or container ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,7 +266,6 @@ pub struct ContainerTop {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ps_args: Option<String>,
 }
-operation!(ContainerTop, "container/top", query models::ContainerTopResponse);
 
 /// `container/stats`: resource usage samples, about one a second; with
 /// `stream: false`, one sample and the end.
@@ -314,7 +278,6 @@ pub struct ContainerStats {
     #[serde(default = "yes")]
     pub stream: bool,
 }
-operation!(ContainerStats, "container/stats", subscription models::ContainerStatsResponse);
 
 fn yes() -> bool {
     true
@@ -398,7 +361,6 @@ impl ContainerSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerCreate(pub ContainerSpec);
-operation!(ContainerCreate, "container/create", query Created);
 
 /// A new container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -431,7 +393,6 @@ pub struct ContainerLogs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
 }
-operation!(ContainerLogs, "container/logs", subscription LogItem);
 
 impl ContainerLogs {
     /// All logs of `id`, not followed.
@@ -487,8 +448,6 @@ pub struct ExecInput {
     #[serde(default, skip_serializing_if = "is_false")]
     pub stdin: bool,
 }
-operation!(ExecInput, "container/exec", subscription ExecItem);
-impl RawOperation for ExecInput {}
 
 fn is_false(b: &bool) -> bool {
     !b
@@ -545,7 +504,6 @@ pub struct AttachInput {
     #[serde(default = "yes")]
     pub stdin: bool,
 }
-operation!(AttachInput, "container/attach", raw);
 
 /// `container/run`: create, attach, start, wait (and remove when
 /// `autoRemove`), in one call. On the json carriage the items are
@@ -553,8 +511,6 @@ operation!(AttachInput, "container/attach", raw);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RunInput(pub ContainerSpec);
-operation!(RunInput, "container/run", subscription ExecItem);
-impl RawOperation for RunInput {}
 
 /// `container/archive-get`: a tar of `path` from the container, as the
 /// session's stdout; accepted with the path's [`PathStat`].
@@ -566,7 +522,6 @@ pub struct ArchiveGet {
     /// A file or directory in it.
     pub path: String,
 }
-operation!(ArchiveGet, "container/archive-get", raw);
 
 /// What `archive-get` found at its path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -595,7 +550,6 @@ pub struct ArchivePut {
     /// An existing directory in it.
     pub path: String,
 }
-operation!(ArchivePut, "container/archive-put", raw);
 
 // ---------------------------------------------------------------- images
 
@@ -610,7 +564,6 @@ pub struct ImageList {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub filters: HashMap<String, Vec<String>>,
 }
-operation!(ImageList, "image/list", query Vec<models::ImageSummary>);
 
 /// An image by name or id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -624,7 +577,6 @@ pub struct ImageRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ImageInspect(pub ImageRef);
-operation!(ImageInspect, "image/inspect", query models::ImageInspect);
 
 /// `image/pull`: progress items until the image is there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -633,7 +585,6 @@ pub struct ImagePull {
     /// `repo[:tag]` (the tag defaults to `latest`) or `repo@digest`.
     pub image: String,
 }
-operation!(ImagePull, "image/pull", subscription PullProgress);
 
 /// One progress message of a pull, as the engine sends it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -662,7 +613,6 @@ pub struct ImageRemove {
     #[serde(default)]
     pub force: bool,
 }
-operation!(ImageRemove, "image/remove", query Vec<models::ImageDeleteResponseItem>);
 
 // -------------------------------------------------------------- networks
 
@@ -674,7 +624,6 @@ pub struct NetworkList {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub filters: HashMap<String, Vec<String>>,
 }
-operation!(NetworkList, "network/list", query Vec<models::Network>);
 
 /// `network/create`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -692,7 +641,6 @@ pub struct NetworkCreate {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
-operation!(NetworkCreate, "network/create", query NetworkCreated);
 
 /// A new network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -719,13 +667,11 @@ pub struct NetworkMember {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NetworkConnect(pub NetworkMember);
-operation!(NetworkConnect, "network/connect", query Done);
 
 /// `network/disconnect`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NetworkDisconnect(pub NetworkMember);
-operation!(NetworkDisconnect, "network/disconnect", query Done);
 
 /// `network/remove`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -734,7 +680,6 @@ pub struct NetworkRemove {
     /// Name or id.
     pub network: String,
 }
-operation!(NetworkRemove, "network/remove", query Done);
 
 // --------------------------------------------------------------- volumes
 
@@ -746,7 +691,6 @@ pub struct VolumeList {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub filters: HashMap<String, Vec<String>>,
 }
-operation!(VolumeList, "volume/list", query models::VolumeListResponse);
 
 /// `volume/create`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -762,7 +706,6 @@ pub struct VolumeCreate {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
-operation!(VolumeCreate, "volume/create", query models::Volume);
 
 /// `volume/remove`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -774,43 +717,6 @@ pub struct VolumeRemove {
     #[serde(default)]
     pub force: bool,
 }
-operation!(VolumeRemove, "volume/remove", query Done);
-
-/// Every operation name of the catalog, in catalog order.
-pub const OPERATIONS: &[&str] = &[
-    Ping::NAME,
-    Version::NAME,
-    Events::NAME,
-    ContainerList::NAME,
-    ContainerInspect::NAME,
-    ContainerCreate::NAME,
-    ContainerStart::NAME,
-    ContainerStop::NAME,
-    ContainerRestart::NAME,
-    ContainerKill::NAME,
-    ContainerRemove::NAME,
-    ContainerWait::NAME,
-    ContainerTop::NAME,
-    ContainerStats::NAME,
-    ContainerLogs::NAME,
-    ExecInput::NAME,
-    AttachInput::NAME,
-    RunInput::NAME,
-    ArchiveGet::NAME,
-    ArchivePut::NAME,
-    ImageList::NAME,
-    ImageInspect::NAME,
-    ImagePull::NAME,
-    ImageRemove::NAME,
-    NetworkList::NAME,
-    NetworkCreate::NAME,
-    NetworkConnect::NAME,
-    NetworkDisconnect::NAME,
-    NetworkRemove::NAME,
-    VolumeList::NAME,
-    VolumeCreate::NAME,
-    VolumeRemove::NAME,
-];
 
 #[cfg(test)]
 mod tests {
@@ -880,14 +786,5 @@ mod tests {
                 .unwrap();
         assert!(ok.0.auto_remove);
         assert!(ok.0.mounts[0].read_only);
-    }
-
-    #[test]
-    fn operation_names_are_unique() {
-        let mut names = OPERATIONS.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 32);
     }
 }

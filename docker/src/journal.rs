@@ -5,7 +5,7 @@
 //! crash can find the processes of execs whose calls died with it (the
 //! engine cannot tell those from any `docker exec`).
 //!
-//! `start_exec` writes the record after the exec is created and before it
+//! The exec's start (`exec.rs`) writes the record after the exec is created and before it
 //! starts; the exec's guard deletes it when its call has the exit code,
 //! or after its cancellation cleanup. [`sweep`] (run by
 //! [`crate::DockerService::sweep`], when no call of the server's can be
@@ -19,11 +19,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use bollard::Docker;
-use bollard::errors::Error as Engine;
+use bollard::errors::Error as EngineError;
 
+use crate::config::ExecSignals;
+use crate::engine::running_pid;
 use crate::error;
-use crate::service::ExecSignals;
-use crate::session::running_pid;
 use crate::signal;
 
 /// Whether `exec_id` can be a record's file name: the engine's ids are
@@ -128,7 +128,7 @@ pub(crate) async fn sweep(
             ),
             // Ended, or forgotten by the engine (a restart): nothing left.
             Ok(None)
-            | Err(Engine::DockerResponseServerError {
+            | Err(EngineError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
             Err(e) if error::is_unreachable(&e) => {

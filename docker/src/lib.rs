@@ -46,15 +46,129 @@
 //! [`ExecSignals`]), and a cancelled `run` kills its container, and
 //! removes it when `autoRemove` was asked.
 
-pub mod access;
+// In the order the dependencies run: each module uses only those above
+// it (a unit test checks).
+
+// The catalog's types, and the errors the engine's answers become.
 pub mod catalog;
-mod client;
 mod error;
-mod journal;
-mod service;
-mod session;
+
 mod signal;
+
+// Who may do what, and the service's settings.
+pub mod access;
+mod config;
+
+// Typed handlers made into replies.
+mod reply;
+
+// The engine handle, the cleanups that outlive their calls, the exec journal.
+mod cleanup;
+mod engine;
+mod journal;
+
+// What the handlers share: the create body, and a session's stdio.
+mod spec;
+mod stdio;
+
+// The handlers, one file per concern.
+mod archive;
+mod containers;
+mod exec;
+mod images;
+mod networks;
+mod run;
+mod system;
+mod volumes;
+
+// Each operation declared once, and the service that routes by it.
+pub mod operations;
+mod service;
+
+mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use service::{Config, DockerService, ExecSignals};
+pub use config::{Config, ExecSignals};
+pub use service::DockerService;
+
+#[cfg(test)]
+mod tests {
+    /// Each module's source, by name.
+    const SOURCES: &[(&str, &str)] = &[
+        ("access", include_str!("access.rs")),
+        ("archive", include_str!("archive.rs")),
+        ("catalog", include_str!("catalog.rs")),
+        ("cleanup", include_str!("cleanup.rs")),
+        ("client", include_str!("client.rs")),
+        ("config", include_str!("config.rs")),
+        ("containers", include_str!("containers.rs")),
+        ("engine", include_str!("engine.rs")),
+        ("error", include_str!("error.rs")),
+        ("exec", include_str!("exec.rs")),
+        ("images", include_str!("images.rs")),
+        ("journal", include_str!("journal.rs")),
+        ("networks", include_str!("networks.rs")),
+        ("operations", include_str!("operations.rs")),
+        ("reply", include_str!("reply.rs")),
+        ("run", include_str!("run.rs")),
+        ("service", include_str!("service.rs")),
+        ("signal", include_str!("signal.rs")),
+        ("spec", include_str!("spec.rs")),
+        ("stdio", include_str!("stdio.rs")),
+        ("system", include_str!("system.rs")),
+        ("volumes", include_str!("volumes.rs")),
+    ];
+
+    /// The modules a source's `use crate::` lines name.
+    fn uses(source: &str) -> Vec<String> {
+        let mut named = Vec::new();
+        for line in source.lines().map(str::trim) {
+            let Some(path) = line.strip_prefix("use crate::") else {
+                continue;
+            };
+            match path.strip_prefix('{') {
+                Some(list) => named.extend(
+                    list.trim_end_matches("};")
+                        .split(',')
+                        .map(|m| m.trim().split("::").next().unwrap_or_default().to_owned())
+                        .filter(|m| !m.is_empty()),
+                ),
+                None => named.push(path.split([':', ';']).next().unwrap_or_default().to_owned()),
+            }
+        }
+        named
+    }
+
+    #[test]
+    fn modules_use_only_those_declared_above_them() {
+        let lib = include_str!("lib.rs");
+        let order: Vec<&str> = lib
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("pub mod ")
+                    .or_else(|| l.strip_prefix("mod "))
+            })
+            .map(|l| l.trim_end_matches(';'))
+            .filter(|m| !m.contains('{'))
+            .collect();
+        let mut listed: Vec<&str> = SOURCES.iter().map(|(m, _)| *m).collect();
+        let mut declared = order.clone();
+        listed.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(declared, listed, "every module's source is checked");
+        for (at, module) in order.iter().enumerate() {
+            let source = SOURCES
+                .iter()
+                .find_map(|(m, s)| (m == module).then_some(*s))
+                .unwrap_or_default();
+            for used in uses(source) {
+                let above = order[..at].contains(&used.as_str());
+                assert!(
+                    above,
+                    "{module} uses {used}, which is not declared above it"
+                );
+            }
+        }
+    }
+}

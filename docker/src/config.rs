@@ -1,0 +1,111 @@
+//! The service's settings: who owns what it creates, how exec'd processes
+//! are signalled, who may do what, and where it keeps its exec journal.
+
+use std::path::PathBuf;
+
+use crate::access::Roles;
+
+/// How a `signal` control reaches an exec'd process, for which Docker has
+/// no API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecSignals {
+    /// The server shares the engine's host (and pid namespace): it signals
+    /// the exec's host pid, which `inspect_exec` reports, directly. Also
+    /// how a cancelled exec's process is killed.
+    HostPid,
+    /// The engine is elsewhere: signals to an exec are dropped (logged by
+    /// nobody, answered by nothing), and a cancelled exec only loses its
+    /// stdio. Signals to `attach` and `run` still work: they go to the
+    /// container through the engine's API.
+    Unsupported,
+}
+
+/// The service's settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The owner written on created containers. `None`: the calling peer's
+    /// name as the transport identified it.
+    pub owner: Option<String>,
+    /// How exec'd processes are signalled.
+    pub exec_signals: ExecSignals,
+    /// Each peer's role; `None`: every peer is an admin.
+    pub roles: Option<Roles>,
+    /// Whether `user` peers may mount host paths and use host namespaces.
+    pub host_access: bool,
+    /// This server's identity, written on created containers
+    /// (`dockwire.server`) so that [`DockerService::sweep`](crate::DockerService::sweep) finds them after
+    /// a crash.
+    pub server_id: Option<String>,
+    /// Where execs are journalled while their calls run (see
+    /// [`Config::with_exec_journal`]); `None`: nowhere.
+    pub exec_journal: Option<PathBuf>,
+}
+
+impl Config {
+    /// The defaults for an engine reached at `DOCKER_HOST` (or the local
+    /// socket): host pids when the engine is on a Unix socket.
+    pub fn from_env() -> Self {
+        let local = match std::env::var("DOCKER_HOST") {
+            Ok(host) => host.is_empty() || host.starts_with("unix://"),
+            Err(_) => true,
+        };
+        Config {
+            owner: None,
+            exec_signals: if local {
+                ExecSignals::HostPid
+            } else {
+                ExecSignals::Unsupported
+            },
+            roles: None,
+            host_access: false,
+            server_id: None,
+            exec_journal: None,
+        }
+    }
+
+    /// Labels created containers with this server's identity.
+    pub fn with_server_id(mut self, id: impl Into<String>) -> Self {
+        self.server_id = Some(id.into());
+        self
+    }
+
+    /// Journals every exec in `dir` (created when needed, private to the
+    /// server's user) while its call runs: a file named by the exec's id,
+    /// holding its container (as the call named it), written before the exec starts and
+    /// deleted once its call has the exit code or has cleaned up after a
+    /// cancellation. [`DockerService::sweep`](crate::DockerService::sweep) then kills the processes of
+    /// execs whose calls died with a crashed server (with
+    /// [`ExecSignals::HostPid`]; a remote engine's are only logged). A
+    /// record that cannot be written is logged and the exec goes on.
+    pub fn with_exec_journal(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.exec_journal = Some(dir.into());
+        self
+    }
+
+    /// Decides each peer's role with `roles` (see [`crate::access`]):
+    /// users then see and act on only their own containers.
+    pub fn with_roles(mut self, roles: Roles) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// Lets `user` peers mount host paths and use the host's network.
+    pub fn with_host_access(mut self, allowed: bool) -> Self {
+        self.host_access = allowed;
+        self
+    }
+
+    /// Writes `owner` on created containers instead of the peer's name.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets how exec'd processes are signalled.
+    pub fn with_exec_signals(mut self, exec_signals: ExecSignals) -> Self {
+        self.exec_signals = exec_signals;
+        self
+    }
+}

@@ -1,0 +1,268 @@
+//! `container/*` on the json carriage: list, inspect, create, start,
+//! stop, restart, kill, remove, wait, top, stats and logs.
+
+use std::sync::Arc;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{
+    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, ContainerTopResponse,
+};
+use bollard::query_parameters as q;
+use dockwire_core::CallError;
+use futures::{Stream, TryStreamExt};
+
+use crate::access::Caller;
+use crate::catalog::*;
+use crate::engine::{Engine, wait_exit};
+use crate::error;
+use crate::spec;
+use crate::stdio::split_output;
+
+/// `container/list`: a user's own containers only.
+pub(crate) async fn list(
+    engine: Arc<Engine>,
+    caller: Caller,
+    mut i: ContainerList,
+) -> Result<Vec<ContainerSummary>, CallError> {
+    caller.own_containers(&mut i.filters);
+    let options = q::ListContainersOptions {
+        all: i.all,
+        filters: (!i.filters.is_empty()).then_some(i.filters),
+        ..Default::default()
+    };
+    let docker = engine.docker().await?;
+    docker
+        .list_containers(Some(options))
+        .await
+        .map_err(error::container)
+}
+
+/// `container/inspect`.
+pub(crate) async fn inspect(
+    engine: Arc<Engine>,
+    caller: Caller,
+    ContainerInspect(i): ContainerInspect,
+) -> Result<ContainerInspectResponse, CallError> {
+    Ok(engine.inspect_owned(&caller, &i.id).await?.1)
+}
+
+/// `container/create`.
+pub(crate) async fn create(
+    engine: Arc<Engine>,
+    caller: Caller,
+    ContainerCreate(spec): ContainerCreate,
+) -> Result<Created, CallError> {
+    let body = spec::create_body(&engine.config, &caller, &spec, spec.auto_remove)?;
+    let options = q::CreateContainerOptions {
+        name: spec.name.clone(),
+        ..Default::default()
+    };
+    let docker = engine.docker().await?;
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(error::container)?;
+    Ok(Created {
+        id: created.id,
+        warnings: created.warnings,
+    })
+}
+
+/// `container/start`.
+pub(crate) async fn start(
+    engine: Arc<Engine>,
+    caller: Caller,
+    ContainerStart(i): ContainerStart,
+) -> Result<Done, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    not_modified_is_done(docker.start_container(&id, None).await)
+}
+
+/// `container/stop`.
+pub(crate) async fn stop(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerStop,
+) -> Result<Done, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let options = q::StopContainerOptions {
+        t: i.timeout,
+        signal: None,
+    };
+    not_modified_is_done(docker.stop_container(&id, Some(options)).await)
+}
+
+/// `container/restart`.
+pub(crate) async fn restart(
+    engine: Arc<Engine>,
+    caller: Caller,
+    ContainerRestart(i): ContainerRestart,
+) -> Result<Done, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let options = q::RestartContainerOptions {
+        t: i.timeout,
+        signal: None,
+    };
+    not_modified_is_done(docker.restart_container(&id, Some(options)).await)
+}
+
+/// `container/kill`.
+pub(crate) async fn kill(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerKill,
+) -> Result<Done, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let options = q::KillContainerOptions {
+        signal: i.signal.unwrap_or_else(|| "KILL".into()),
+    };
+    docker
+        .kill_container(&id, Some(options))
+        .await
+        .map_err(error::container)?;
+    Ok(Done {})
+}
+
+/// `container/remove`.
+pub(crate) async fn remove(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerRemove,
+) -> Result<Done, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let options = q::RemoveContainerOptions {
+        force: i.force,
+        v: i.volumes,
+        link: false,
+    };
+    docker
+        .remove_container(&id, Some(options))
+        .await
+        .map_err(error::container)?;
+    Ok(Done {})
+}
+
+/// `container/wait`.
+pub(crate) async fn wait(
+    engine: Arc<Engine>,
+    caller: Caller,
+    ContainerWait(i): ContainerWait,
+) -> Result<Exited, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let exit_code = wait_exit(&docker, &id).await?;
+    Ok(Exited { exit_code })
+}
+
+/// `container/top`.
+pub(crate) async fn top(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerTop,
+) -> Result<ContainerTopResponse, CallError> {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let options = q::TopOptions {
+        ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),
+    };
+    docker
+        .top_processes(&id, Some(options))
+        .await
+        .map_err(error::container)
+}
+
+/// `container/stats`.
+pub(crate) fn stats(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerStats,
+) -> impl Stream<Item = Result<ContainerStatsResponse, CallError>> + Send + 'static {
+    engine.container_stream(caller, i.id.clone(), move |docker, id| {
+        let options = q::StatsOptions {
+            stream: i.stream,
+            one_shot: false,
+        };
+        docker.stats(&id, Some(options)).map_err(error::container)
+    })
+}
+
+/// `container/logs`.
+pub(crate) fn logs(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerLogs,
+) -> impl Stream<Item = Result<LogItem, CallError>> + Send + 'static {
+    engine.container_stream(caller, i.id.clone(), move |docker, id| {
+        log_lines(&docker, ContainerLogs { id, ..i })
+    })
+}
+
+/// `container/logs`: one item per line, the timestamp split out.
+fn log_lines(
+    docker: &Docker,
+    i: ContainerLogs,
+) -> impl Stream<Item = Result<LogItem, CallError>> + use<> {
+    let options = q::LogsOptions {
+        follow: i.follow,
+        stdout: true,
+        stderr: true,
+        since: clamp_time(i.since),
+        until: clamp_time(i.until),
+        timestamps: true,
+        tail: i.tail.map_or_else(|| "all".into(), |n| n.to_string()),
+    };
+    docker
+        .logs(&i.id, Some(options))
+        .map_err(error::container)
+        .map_ok(log_item)
+}
+
+/// Docker's log times are 32-bit Unix seconds; 0 means "no bound".
+fn clamp_time(t: Option<i64>) -> i32 {
+    t.map_or(0, |t| t.clamp(0, i64::from(i32::MAX)) as i32)
+}
+
+/// Splits `<timestamp> <text>`, as the engine writes each line when asked
+/// for timestamps.
+pub(crate) fn log_item(output: LogOutput) -> LogItem {
+    let (stream, bytes) = split_output(output);
+    let (timestamp, text) = match bytes.iter().position(|&b| b == b' ') {
+        Some(space) => (&bytes[..space], &bytes[space + 1..]),
+        None => (&bytes[..0], &bytes[..]),
+    };
+    LogItem {
+        stream,
+        timestamp: String::from_utf8_lossy(timestamp).into_owned(),
+        data: Data::from_bytes(text),
+    }
+}
+
+/// Start and stop of a container already in that state answer 304: done.
+fn not_modified_is_done(result: Result<(), bollard::errors::Error>) -> Result<Done, CallError> {
+    match result {
+        Ok(()) => Ok(Done {}),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(Done {}),
+        Err(e) => Err(error::container(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_log_line_gives_its_timestamp_apart_from_its_text() {
+        let item = log_item(LogOutput::StdErr {
+            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z hello world\n"),
+        });
+        assert_eq!(item.stream, StreamName::Stderr);
+        assert_eq!(item.timestamp, "2026-11-23T10:00:00.1Z");
+        assert_eq!(item.data, Data::Text("hello world\n".into()));
+        let binary = log_item(LogOutput::StdOut {
+            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z \xff\n"),
+        });
+        assert_eq!(binary.data.to_bytes().unwrap().as_ref(), b"\xff\n");
+    }
+}

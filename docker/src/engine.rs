@@ -1,0 +1,229 @@
+//! The engine handle: the bollard client (made and version-negotiated on
+//! first use), the service's [`Config`], who a call's peer is, which
+//! containers it may act on, and the low-level engine queries the sessions
+//! share (an exec's pid and exit code, a container's exit code).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as EngineError;
+use bollard::models::{ContainerInspectResponse, ExecInspectResponse};
+use bollard::query_parameters as q;
+use dockwire_core::CallError;
+use dockwire_service::CallContext;
+use futures::{Stream, StreamExt};
+
+use crate::access::{Caller, Role};
+use crate::catalog::DOCKER_ERROR;
+use crate::config::Config;
+use crate::error::{self, Subject, engine_error};
+use crate::reply::one_then_many;
+
+/// How long to wait for the engine to report an ended exec's exit code.
+const EXIT_CODE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Makes the bollard client.
+type Connect = dyn Fn() -> Result<Docker, EngineError> + Send + Sync;
+
+/// One engine, as the service reaches it, with the service's settings.
+pub(crate) struct Engine {
+    connect: Box<Connect>,
+    /// The client once made, and whether its version has been negotiated.
+    docker: Mutex<Option<(Docker, bool)>>,
+    pub(crate) config: Config,
+}
+
+impl Engine {
+    /// An engine whose client `connect` makes on the first call, and again
+    /// on each later call until that succeeds.
+    pub(crate) fn new(
+        connect: impl Fn() -> Result<Docker, EngineError> + Send + Sync + 'static,
+        config: Config,
+    ) -> Self {
+        Engine {
+            connect: Box::new(connect),
+            docker: Mutex::new(None),
+            config,
+        }
+    }
+
+    /// The client, with its API version negotiated if the engine answers.
+    pub(crate) async fn docker(&self) -> Result<Docker, CallError> {
+        let made = self
+            .docker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let docker = match made {
+            Some((docker, true)) => return Ok(docker),
+            Some((docker, false)) => docker,
+            None => (self.connect)().map_err(|e| engine_error(Subject::Engine, e))?,
+        };
+        let (docker, negotiated) = match docker.clone().negotiate_version().await {
+            Ok(negotiated) => (negotiated, true),
+            // The call itself fails with the engine's error, or works if
+            // the engine answers by then.
+            Err(_) => (docker, false),
+        };
+        *self.docker.lock().unwrap_or_else(|p| p.into_inner()) = Some((docker.clone(), negotiated));
+        Ok(docker)
+    }
+
+    /// Who `ctx`'s peer is to access control; `None` if it has no role.
+    pub(crate) fn caller(&self, ctx: &CallContext) -> Option<Caller> {
+        let role = match &self.config.roles {
+            None => Role::Admin,
+            Some(roles) => roles.role(&ctx.peer)?,
+        };
+        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
+        Some(Caller {
+            owner: owner.to_owned(),
+            role,
+            host_access: self.config.host_access,
+        })
+    }
+
+    /// The client and the id of the container `id` names, once `caller` may
+    /// act on it. An admin's id is passed on as given, with no extra round
+    /// trip; a user's is checked and resolved to the full id, so that a
+    /// name reused in between cannot redirect the call.
+    pub(crate) async fn container(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Docker, String), CallError> {
+        if caller.is_admin() {
+            return Ok((self.docker().await?, id.to_owned()));
+        }
+        let (docker, info) = self.inspect_owned(caller, id).await?;
+        let id = info.id.unwrap_or_else(|| id.to_owned());
+        Ok((docker, id))
+    }
+
+    /// The client and container `id`'s inspection, once `caller` may act
+    /// on it.
+    pub(crate) async fn inspect_owned(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Docker, ContainerInspectResponse), CallError> {
+        let docker = self.docker().await?;
+        let info = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(error::container)?;
+        caller.check_owner(&info)?;
+        Ok((docker, info))
+    }
+
+    /// A stream made from the negotiated client.
+    pub(crate) fn stream<S, T>(
+        self: Arc<Self>,
+        make: impl FnOnce(Docker) -> S + Send + 'static,
+    ) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
+    where
+        S: Stream<Item = Result<T, CallError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        one_then_many(async move { Ok(make(self.docker().await?)) })
+    }
+
+    /// A stream made once `caller` may act on container `id`, from the
+    /// client and the container's resolved id.
+    pub(crate) fn container_stream<S, T>(
+        self: Arc<Self>,
+        caller: Caller,
+        id: String,
+        make: impl FnOnce(Docker, String) -> S + Send + 'static,
+    ) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
+    where
+        S: Stream<Item = Result<T, CallError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        one_then_many(async move {
+            let (docker, id) = self.container(&caller, &id).await?;
+            Ok(make(docker, id))
+        })
+    }
+}
+
+/// An exec's process, as an inspection reports it.
+pub(crate) enum ExecProcess {
+    /// Not reported yet: the engine marks an exec running before it has
+    /// its pid.
+    Starting,
+    /// Running with this host pid.
+    Running(i64),
+    Ended,
+}
+
+impl ExecProcess {
+    pub(crate) fn of(info: &ExecInspectResponse) -> ExecProcess {
+        match info.pid {
+            Some(pid) if info.running == Some(true) && pid > 0 => ExecProcess::Running(pid),
+            _ if info.exit_code.is_some() => ExecProcess::Ended,
+            _ => ExecProcess::Starting,
+        }
+    }
+}
+
+/// The host pid of a running exec; `None` once it has ended. Right after
+/// its start the engine may not report the process as running yet: this
+/// waits for it, briefly (up to about a second).
+pub(crate) async fn running_pid(
+    docker: &Docker,
+    exec_id: &str,
+) -> Result<Option<i64>, EngineError> {
+    for _ in 0..100 {
+        match ExecProcess::of(&docker.inspect_exec(exec_id).await?) {
+            ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
+            ExecProcess::Running(pid) => return Ok(Some(pid)),
+            ExecProcess::Ended => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The exit code of an exec whose output has ended. The engine can report
+/// the exec as still running for a moment after its output ends.
+pub(crate) async fn exec_exit(docker: &Docker, exec_id: &str) -> Result<i64, CallError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let info = docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(error::container)?;
+        if info.running != Some(true) {
+            if let Some(code) = info.exit_code {
+                return Ok(code);
+            }
+        }
+        if started.elapsed() > EXIT_CODE_PATIENCE {
+            return Err(CallError::new(
+                DOCKER_ERROR,
+                format!("the engine reported no exit code for exec {exec_id}"),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The exit code of a container, once it has stopped.
+pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, CallError> {
+    let options = q::WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    match docker.wait_container(id, Some(options)).next().await {
+        Some(Ok(answer)) => Ok(answer.status_code),
+        // bollard reports a non-zero exit as an error.
+        Some(Err(EngineError::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(error::container(e)),
+        None => Err(CallError::new(
+            DOCKER_ERROR,
+            format!("the engine ended the wait for {id} without an answer"),
+        )),
+    }
+}

@@ -29,13 +29,11 @@ where
     F: FnOnce(I) -> Fut,
     Fut: Future<Output = Result<I::Output, CallError>> + Send + 'static,
 {
-    let input = match parse(input) {
-        Ok(input) => input,
-        Err(e) => return Reply::Refuse(e),
-    };
-    let answer = handler(input);
-    let output = stream::once(async move { to_value(answer.await?) });
-    Reply::Json(InRuntime::new(output).boxed())
+    parsed(input, |input| {
+        let answer = handler(input);
+        let output = stream::once(async move { to_value(answer.await?) });
+        Reply::Json(InRuntime::new(output).boxed())
+    })
 }
 
 /// A json operation answering a stream of `I::Item`s.
@@ -46,12 +44,10 @@ where
     F: FnOnce(I) -> S,
     S: Stream<Item = Result<I::Item, CallError>> + Send + 'static,
 {
-    let input = match parse(input) {
-        Ok(input) => input,
-        Err(e) => return Reply::Refuse(e),
-    };
-    let items = handler(input).map(|item| to_value(item?));
-    Reply::Json(InRuntime::new(items).boxed())
+    parsed(input, |input| {
+        let items = handler(input).map(|item| to_value(item?));
+        Reply::Json(InRuntime::new(items).boxed())
+    })
 }
 
 /// A raw-carriage operation, resolving to its exit code.
@@ -61,11 +57,9 @@ where
     F: FnOnce(I, RawIo) -> Fut + Send + 'static,
     Fut: Future<Output = Result<i32, CallError>> + Send + 'static,
 {
-    let input = match parse(input) {
-        Ok(input) => input,
-        Err(e) => return Reply::Refuse(e),
-    };
-    Reply::Raw(Box::new(move |io| Compat::new(handler(input, io)).boxed()))
+    parsed(input, |input| {
+        Reply::Raw(Box::new(move |io| Compat::new(handler(input, io)).boxed()))
+    })
 }
 
 /// A stream that first sets up (one fallible step), then yields what the
@@ -85,9 +79,13 @@ where
         .flatten()
 }
 
-/// Parses the input, or refuses the call with `INVALID_INPUT`.
-fn parse<I: DeserializeOwned>(input: Value) -> Result<I, CallError> {
-    serde_json::from_value(input).map_err(|e| invalid_input(format!("invalid input: {e}")))
+/// The reply `reply` makes of the parsed input, or a refusal with
+/// `INVALID_INPUT` when the input does not parse.
+fn parsed<I: DeserializeOwned>(input: Value, reply: impl FnOnce(I) -> Reply) -> Reply {
+    match serde_json::from_value(input) {
+        Ok(input) => reply(input),
+        Err(e) => Reply::Refuse(invalid_input(format!("invalid input: {e}"))),
+    }
 }
 
 fn to_value(output: impl Serialize) -> Result<Value, CallError> {

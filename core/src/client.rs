@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::chunk::{Chunk, StreamType};
 use crate::control::Control;
 use crate::envelope::{Carriage, Envelope, Payload, Request};
-use crate::error::CallError;
+use crate::error::{CallError, CommandError, ProtocolError};
 use crate::limits::Limits;
-use crate::wire::{CommandError, Item, ProtocolError, Wire};
+use crate::wire::{Item, Wire};
 
 /// What the client learns about its call, in order.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,10 +8,10 @@ use serde_json::Value;
 use crate::chunk::{Chunk, StreamType};
 use crate::control::Control;
 use crate::envelope::{Carriage, Envelope, Payload, Request};
-use crate::error::CallError;
+use crate::error::{CallError, CommandError, ProtocolError, shorten};
 use crate::frame::FrameError;
 use crate::limits::Limits;
-use crate::wire::{CommandError, Item, ProtocolError, Wire};
+use crate::wire::{Item, Wire};
 
 /// What the server learns about a call, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,7 +226,7 @@ impl ServerCall {
         // go even so (an id too long to echo) ends the call unanswered.
         let sent = self.send_error(error.clone()).or_else(|_| {
             let short = CallError {
-                message: shorten(&error.message, SHORT_MESSAGE),
+                message: shorten(&error.message),
                 details: None,
                 ..error
             };
@@ -503,22 +503,6 @@ impl ServerCall {
         self.violation = Some(e);
         self.finish(ServerEvent::Error(error));
     }
-}
-
-/// Bytes an error message is cut to when the whole one does not fit.
-const SHORT_MESSAGE: usize = 1024;
-
-/// `message` cut to at most `max` bytes at a character boundary, with `…`
-/// when cut.
-fn shorten(message: &str, max: usize) -> String {
-    if message.len() <= max {
-        return message.to_owned();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
 }
 
 impl std::fmt::Debug for ServerCall {

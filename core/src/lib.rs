@@ -100,6 +100,7 @@ mod envelope;
 mod error;
 mod frame;
 mod limits;
+mod machine;
 mod server;
 mod wire;
 

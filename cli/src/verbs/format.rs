@@ -358,14 +358,20 @@ pub fn filters(pairs: &[String]) -> Result<HashMap<String, Vec<String>>, Failure
     Ok(filters)
 }
 
-/// `--label KEY=VALUE` options (a bare `KEY` is an empty value, as docker
-/// takes it).
-pub fn labels(pairs: &[String]) -> BTreeMap<String, String> {
+/// `--label KEY=VALUE` options, split at the first `=` (a bare `KEY` is an
+/// empty value, as docker takes it); a label without a key is refused.
+pub fn labels(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
     pairs
         .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => (pair.clone(), String::new()),
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key.is_empty() {
+                return Err(Failure::local(
+                    format!("--label {pair}"),
+                    "a label needs a key",
+                ));
+            }
+            Ok((key.to_owned(), value.to_owned()))
         })
         .collect()
 }
@@ -678,7 +684,7 @@ mod tests {
 
     #[test]
     fn labels_without_a_value_are_empty() {
-        let l = labels(&["a=1".into(), "b".into(), "c=x=y".into()]);
+        let l = labels(&["a=1".into(), "b".into(), "c=x=y".into()]).unwrap();
         assert_eq!(l["a"], "1");
         assert_eq!(l["b"], "");
         assert_eq!(l["c"], "x=y");

@@ -450,19 +450,6 @@ fn port_group(key: &str, first: u16, last: u16) -> String {
     format!("{group}/{proto}")
 }
 
-/// A repository reference split into its name and its tag (`None` when
-/// untagged); a registry's port is not a tag.
-pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
-    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[name_start..].rfind(':') {
-        Some(colon) => {
-            let at = name_start + colon;
-            (&reference[..at], Some(&reference[at + 1..]))
-        }
-        None => (reference, None),
-    }
-}
-
 /// A value as `docker inspect` prints JSON: indented by four spaces, with
 /// Go's escapes (U+2028 and U+2029 escaped too).
 pub fn go_json(value: &impl serde::Serialize) -> Result<String, serde_json::Error> {
@@ -732,16 +719,5 @@ mod tests {
             go_json(&vec![value]).unwrap_or_default(),
             "[\n    {\n        \"Cmd\": [\n            \"sh\",\n            \"-c\",\n            \"a && b > c\"\n        ],\n        \"E\": [],\n        \"N\": \"x\\b\\u0001\\n\\u2028\"\n    }\n]"
         );
-    }
-
-    #[test]
-    fn tags_are_split_but_not_registry_ports() {
-        assert_eq!(split_tag("busybox"), ("busybox", None));
-        assert_eq!(split_tag("busybox:1"), ("busybox", Some("1")));
-        assert_eq!(
-            split_tag("127.0.0.1:5000/dockwire/testbox:latest"),
-            ("127.0.0.1:5000/dockwire/testbox", Some("latest"))
-        );
-        assert_eq!(split_tag("127.0.0.1:5000/x"), ("127.0.0.1:5000/x", None));
     }
 }

@@ -1,7 +1,6 @@
 //! `run`, `exec` and `attach`: a process's stdio through a raw session,
 //! and its exit code as ours.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use dockwire_docker::DockerClient;
@@ -17,6 +16,7 @@ use crate::error::{
     Failure, Outcome,
 };
 use crate::session::{self, Broken, Plan};
+use crate::verbs::format::labels;
 
 /// `dockwire run`: create a container, start it and attach to it.
 #[derive(clap::Args, Debug)]
@@ -314,23 +314,6 @@ fn mount(volume: &str) -> Result<Mount, Failure> {
         target: target.to_owned(),
         read_only,
     })
-}
-
-/// `K=V` labels (`K` alone is an empty value, as docker).
-fn labels(labels: &[String]) -> Result<BTreeMap<String, String>, Failure> {
-    labels
-        .iter()
-        .map(|label| {
-            let (key, value) = label.split_once('=').unwrap_or((label, ""));
-            if key.is_empty() {
-                return Err(Failure::local(
-                    format!("--label {label}"),
-                    "a label needs a key",
-                ));
-            }
-            Ok((key.to_owned(), value.to_owned()))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::error::{Context, Outcome};
 mod containers;
 mod cp;
 mod events;
-mod format;
+pub(crate) mod format;
 mod images;
 mod networks;
 mod out;

@@ -477,6 +477,78 @@ fn the_verbs_drive_the_engine_through_quic() {
     assert!(!exists(&n), "{n} is still there after rm -f");
 }
 
+/// Every path under `root` (itself as `.`) with its kind, permission
+/// bits, modification time, links and contents or link target.
+fn tree_listing(root: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut listing = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let name = path.strip_prefix(root).unwrap().display().to_string();
+        let what = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+            format!("dir {:o} {}", meta.mode() & 0o7777, meta.mtime())
+        } else if meta.file_type().is_symlink() {
+            format!("link to {}", std::fs::read_link(&path).unwrap().display())
+        } else {
+            let data = std::fs::read(&path).unwrap();
+            format!(
+                "file {:o} {} nlink {} {:?}",
+                meta.mode() & 0o7777,
+                meta.mtime(),
+                meta.nlink(),
+                String::from_utf8_lossy(&data)
+            )
+        };
+        listing.push((
+            format!(".{}{name}", if name.is_empty() { "" } else { "/" }),
+            what,
+        ));
+    }
+    listing.sort();
+    listing
+}
+
+#[test]
+fn cp_out_under_a_new_name_lands_as_docker_cp_puts_it() {
+    let rig = Rig::new("cp-renamed");
+    let c = rig.containers.docker_sleeper("cp-renamed");
+    let script = "mkdir -p /tmp/d/sub && printf hello > /tmp/d/a && chmod 640 /tmp/d/a \
+                  && printf deep > /tmp/d/sub/b && ln -s a /tmp/d/link && ln /tmp/d/a /tmp/d/hard \
+                  && chmod 750 /tmp/d/sub && touch -d '2020-01-02 03:04:05' /tmp/d/sub /tmp/d";
+    docker(&["exec", &c, "sh", "-c", script]).ok();
+    let (ours, theirs) = (rig.scratch.join("ours"), rig.scratch.join("theirs"));
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&theirs).unwrap();
+    for (src, dst) in [
+        ("/tmp/d", "copy"),
+        ("/tmp/d/", "slashed"),
+        ("/tmp/d/.", "contents"),
+        ("/tmp/d/a", "file"),
+    ] {
+        let from = format!("{c}:{src}");
+        let cp = rig
+            .admin
+            .run(&["cp", &from, ours.join(dst).to_str().unwrap()]);
+        assert_eq!(cp.code(), 0, "{src}: {}", cp.dump());
+        docker(&["cp", &from, theirs.join(dst).to_str().unwrap()]).ok();
+        assert_eq!(
+            tree_listing(&ours.join(dst)),
+            tree_listing(&theirs.join(dst)),
+            "{src} to a new {dst}"
+        );
+    }
+    assert_eq!(
+        tree_listing(&ours).len(),
+        3 * 6 + 1 + 1,
+        "{:#?}",
+        tree_listing(&ours)
+    );
+}
+
 #[test]
 fn attach_to_an_auto_removed_container_gives_its_exit_code() {
     // The engine removes the container as soon as it exits: its exit code

@@ -8,9 +8,10 @@ use serde_json::Value;
 use crate::chunk::{Chunk, StreamType};
 use crate::control::Control;
 use crate::envelope::{Carriage, Envelope, Payload, Request};
-use crate::error::CallError;
+use crate::error::{CallError, CommandError, ProtocolError};
 use crate::limits::Limits;
-use crate::wire::{CommandError, Item, ProtocolError, Wire};
+use crate::machine::Machine;
+use crate::wire::Wire;
 
 /// What the client learns about its call, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,21 +144,13 @@ impl ClientCall {
 
     /// Feeds bytes received from the server. Ignored once finished.
     pub fn handle_input(&mut self, data: &[u8]) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_input(data);
-        self.process();
+        self.take_input(|wire| wire.push_input(data));
     }
 
     /// Like [`handle_input`](Self::handle_input), taking a buffer the shell
     /// owns; no copy is made when no partial item is pending.
     pub fn handle_input_buf(&mut self, data: BytesMut) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_input_buf(data);
-        self.process();
+        self.take_input(|wire| wire.push_input_buf(data));
     }
 
     /// Room for the next read from the server, in the machine's own input
@@ -169,8 +162,7 @@ impl ClientCall {
     /// The alternative to [`handle_input`](Self::handle_input) for shells
     /// that read into a buffer: it saves copying every byte once more.
     pub fn input_buffer(&mut self) -> &mut [u8] {
-        let chunks = self.carriage == Carriage::Raw && self.accepted;
-        self.wire.input_buffer(chunks)
+        self.read_room()
     }
 
     /// Feeds the first `n` bytes of the slice
@@ -180,11 +172,7 @@ impl ClientCall {
     /// nothing (the end of the stream is [`handle_eof`](Self::handle_eof)).
     /// Ignored once finished.
     pub fn handle_read(&mut self, n: usize) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_read(n);
-        self.process();
+        self.take_input(|wire| wire.push_read(n));
     }
 
     /// The server's side of the stream ended. Before a terminal event that
@@ -322,16 +310,39 @@ impl ClientCall {
         }
     }
 
-    fn process(&mut self) {
-        while !self.is_finished() {
-            let chunks = self.carriage == Carriage::Raw && self.accepted;
-            match self.wire.next_item(chunks) {
-                Ok(None) => return,
-                Ok(Some(Item::Frame(envelope))) => self.on_envelope(envelope),
-                Ok(Some(Item::Chunk(chunk))) => self.on_chunk(chunk),
-                Err(e) => self.violation(e),
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Exit { .. } if !self.drained => {
+                self.violation(ProtocolError::ExitBeforeDrained)
             }
+            Control::Exit { code } => self.finish(ClientEvent::Exit(code)),
+            Control::Error(e) => self.finish(ClientEvent::Error(e)),
+            Control::Abort => self.finish(ClientEvent::Aborted),
+            other => self.violation(ProtocolError::UnexpectedControl {
+                kind: other.type_name(),
+                from: "server",
+            }),
         }
+    }
+
+    fn finish(&mut self, event: ClientEvent) {
+        self.events.push_back(event);
+        self.state = ClientState::Finished;
+        self.wire.discard_input();
+    }
+}
+
+impl Machine for ClientCall {
+    fn wire(&mut self) -> &mut Wire {
+        &mut self.wire
+    }
+
+    fn has_ended(&self) -> bool {
+        self.is_finished()
+    }
+
+    fn reads_chunks(&self) -> bool {
+        self.carriage == Carriage::Raw && self.accepted
     }
 
     fn on_envelope(&mut self, envelope: Envelope) {
@@ -405,27 +416,6 @@ impl ClientCall {
                 Ok(Some(control)) => self.on_control(control),
             },
         }
-    }
-
-    fn on_control(&mut self, control: Control) {
-        match control {
-            Control::Exit { .. } if !self.drained => {
-                self.violation(ProtocolError::ExitBeforeDrained)
-            }
-            Control::Exit { code } => self.finish(ClientEvent::Exit(code)),
-            Control::Error(e) => self.finish(ClientEvent::Error(e)),
-            Control::Abort => self.finish(ClientEvent::Aborted),
-            other => self.violation(ProtocolError::UnexpectedControl {
-                kind: other.type_name(),
-                from: "server",
-            }),
-        }
-    }
-
-    fn finish(&mut self, event: ClientEvent) {
-        self.events.push_back(event);
-        self.state = ClientState::Finished;
-        self.wire.discard_input();
     }
 
     /// The server broke the protocol: tell the application, tell the server

@@ -100,6 +100,7 @@ mod envelope;
 mod error;
 mod frame;
 mod limits;
+mod machine;
 mod server;
 mod wire;
 
@@ -107,11 +108,10 @@ pub use chunk::{CHUNK_HEADER_LEN, Chunk, ChunkCodec, ChunkError, StreamType, chu
 pub use client::{ClientCall, ClientEvent, ClientState};
 pub use control::{Control, ControlError};
 pub use envelope::{Carriage, Envelope, EnvelopeError, Payload, Request};
-pub use error::{CallError, ErrorCode};
+pub use error::{CallError, CommandError, ErrorCode, ProtocolError};
 pub use frame::{FRAME_HEADER_LEN, FrameCodec, FrameError};
 pub use limits::{
     DEFAULT_MAX_CHUNK_RECV, DEFAULT_MAX_CHUNK_SEND, DEFAULT_MAX_FRAME_LEN, LimitError, Limits,
     MAX_CHUNK_RECV_CEILING, MAX_FRAME_LEN_CEILING,
 };
 pub use server::{ServerCall, ServerEvent, ServerState};
-pub use wire::{CommandError, ProtocolError};

@@ -8,10 +8,11 @@ use serde_json::Value;
 use crate::chunk::{Chunk, StreamType};
 use crate::control::Control;
 use crate::envelope::{Carriage, Envelope, Payload, Request};
-use crate::error::CallError;
+use crate::error::{CallError, CommandError, ProtocolError, shorten};
 use crate::frame::FrameError;
 use crate::limits::Limits;
-use crate::wire::{CommandError, Item, ProtocolError, Wire};
+use crate::machine::Machine;
+use crate::wire::Wire;
 
 /// What the server learns about a call, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,21 +135,13 @@ impl ServerCall {
 
     /// Feeds bytes received from the client. Ignored once finished.
     pub fn handle_input(&mut self, data: &[u8]) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_input(data);
-        self.process();
+        self.take_input(|wire| wire.push_input(data));
     }
 
     /// Like [`handle_input`](Self::handle_input), taking a buffer the shell
     /// owns; no copy is made when no partial item is pending.
     pub fn handle_input_buf(&mut self, data: BytesMut) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_input_buf(data);
-        self.process();
+        self.take_input(|wire| wire.push_input_buf(data));
     }
 
     /// Room for the next read from the client, in the machine's own input
@@ -160,8 +153,7 @@ impl ServerCall {
     /// The alternative to [`handle_input`](Self::handle_input) for shells
     /// that read into a buffer: it saves copying every byte once more.
     pub fn input_buffer(&mut self) -> &mut [u8] {
-        let chunks = self.state == ServerState::Open && self.carriage == Carriage::Raw;
-        self.wire.input_buffer(chunks)
+        self.read_room()
     }
 
     /// Feeds the first `n` bytes of the slice
@@ -171,11 +163,7 @@ impl ServerCall {
     /// nothing (the end of the stream is [`handle_eof`](Self::handle_eof)).
     /// Ignored once finished.
     pub fn handle_read(&mut self, n: usize) {
-        if self.is_finished() {
-            return;
-        }
-        self.wire.push_read(n);
-        self.process();
+        self.take_input(|wire| wire.push_read(n));
     }
 
     /// The client's side of the stream ended. Before the call's end that is
@@ -226,7 +214,7 @@ impl ServerCall {
         // go even so (an id too long to echo) ends the call unanswered.
         let sent = self.send_error(error.clone()).or_else(|_| {
             let short = CallError {
-                message: shorten(&error.message, SHORT_MESSAGE),
+                message: shorten(&error.message),
                 details: None,
                 ..error
             };
@@ -378,37 +366,6 @@ impl ServerCall {
         }
     }
 
-    fn process(&mut self) {
-        while !self.is_finished() {
-            let chunks = self.state == ServerState::Open && self.carriage == Carriage::Raw;
-            match self.wire.next_item(chunks) {
-                Ok(None) => return,
-                Ok(Some(Item::Frame(envelope))) => self.on_envelope(envelope),
-                Ok(Some(Item::Chunk(chunk))) => self.on_chunk(chunk),
-                Err(e) => self.violation(e),
-            }
-        }
-    }
-
-    fn on_envelope(&mut self, envelope: Envelope) {
-        let Some(id) = &self.id else {
-            return self.on_first(envelope);
-        };
-        if envelope.id != *id {
-            return self.violation(ProtocolError::IdMismatch {
-                expected: id.clone(),
-                got: envelope.id,
-            });
-        }
-        match envelope.payload {
-            Payload::Aborted => self.cancelled(),
-            other => self.violation(ProtocolError::UnexpectedEnvelope {
-                kind: other.type_name(),
-                when: "from the client after call.requested",
-            }),
-        }
-    }
-
     fn on_first(&mut self, envelope: Envelope) {
         // Any id the client chose is the one to answer with, even when the
         // frame is not a request.
@@ -423,27 +380,6 @@ impl ServerCall {
                 kind: other.type_name(),
                 when: "before call.requested",
             }),
-        }
-    }
-
-    fn on_chunk(&mut self, chunk: Chunk) {
-        match chunk.stream {
-            StreamType::Stdin if chunk.payload.is_empty() => self.close_stdin(),
-            StreamType::Stdin if self.stdin_closed => {
-                self.violation(ProtocolError::StdinAfterClose)
-            }
-            StreamType::Stdin => self.events.push_back(ServerEvent::Stdin(chunk.payload)),
-            StreamType::Stdout | StreamType::Stderr => {
-                self.violation(ProtocolError::UnexpectedChunk {
-                    stream: chunk.stream,
-                    from: "client",
-                })
-            }
-            StreamType::Control => match Control::decode(&chunk.payload) {
-                Err(e) => self.violation(e.into()),
-                Ok(None) => {}
-                Ok(Some(control)) => self.on_control(control),
-            },
         }
     }
 
@@ -481,6 +417,60 @@ impl ServerCall {
         self.state = ServerState::Finished;
         self.wire.discard_input();
     }
+}
+
+impl Machine for ServerCall {
+    fn wire(&mut self) -> &mut Wire {
+        &mut self.wire
+    }
+
+    fn has_ended(&self) -> bool {
+        self.is_finished()
+    }
+
+    fn reads_chunks(&self) -> bool {
+        self.state == ServerState::Open && self.carriage == Carriage::Raw
+    }
+
+    fn on_envelope(&mut self, envelope: Envelope) {
+        let Some(id) = &self.id else {
+            return self.on_first(envelope);
+        };
+        if envelope.id != *id {
+            return self.violation(ProtocolError::IdMismatch {
+                expected: id.clone(),
+                got: envelope.id,
+            });
+        }
+        match envelope.payload {
+            Payload::Aborted => self.cancelled(),
+            other => self.violation(ProtocolError::UnexpectedEnvelope {
+                kind: other.type_name(),
+                when: "from the client after call.requested",
+            }),
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: Chunk) {
+        match chunk.stream {
+            StreamType::Stdin if chunk.payload.is_empty() => self.close_stdin(),
+            StreamType::Stdin if self.stdin_closed => {
+                self.violation(ProtocolError::StdinAfterClose)
+            }
+            StreamType::Stdin => self.events.push_back(ServerEvent::Stdin(chunk.payload)),
+            StreamType::Stdout | StreamType::Stderr => {
+                self.violation(ProtocolError::UnexpectedChunk {
+                    stream: chunk.stream,
+                    from: "client",
+                })
+            }
+            StreamType::Control => match Control::decode(&chunk.payload) {
+                Err(e) => self.violation(e.into()),
+                Ok(None) => {}
+                Ok(Some(control)) => self.on_control(control),
+            },
+        }
+    }
 
     /// The client broke the protocol: answer with a `PROTOCOL` error where
     /// the stream still allows one, tell the application, and end.
@@ -503,22 +493,6 @@ impl ServerCall {
         self.violation = Some(e);
         self.finish(ServerEvent::Error(error));
     }
-}
-
-/// Bytes an error message is cut to when the whole one does not fit.
-const SHORT_MESSAGE: usize = 1024;
-
-/// `message` cut to at most `max` bytes at a character boundary, with `…`
-/// when cut.
-fn shorten(message: &str, max: usize) -> String {
-    if message.len() <= max {
-        return message.to_owned();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
 }
 
 impl std::fmt::Debug for ServerCall {

@@ -718,6 +718,39 @@ pub struct VolumeRemove {
     pub force: bool,
 }
 
+/// An image reference split into its repository and its tag: `repo:tag`
+/// gives (`repo`, `Some("tag")`), an untagged `repo` gives (`repo`,
+/// `None`). A registry's port is not a tag, and a digest reference
+/// (`repo@sha256:…`, tagged or not) is given whole with no tag: the
+/// engine takes it as it is.
+///
+/// ```
+/// use dockwire_docker::catalog::split_tag;
+///
+/// assert_eq!(split_tag("busybox"), ("busybox", None));
+/// assert_eq!(split_tag("busybox:1"), ("busybox", Some("1")));
+/// assert_eq!(
+///     split_tag("127.0.0.1:5000/dockwire/testbox:v1"),
+///     ("127.0.0.1:5000/dockwire/testbox", Some("v1"))
+/// );
+/// assert_eq!(split_tag("127.0.0.1:5000/x"), ("127.0.0.1:5000/x", None));
+/// assert_eq!(split_tag("x@sha256:ab"), ("x@sha256:ab", None));
+/// assert_eq!(split_tag("x:1@sha256:ab"), ("x:1@sha256:ab", None));
+/// ```
+pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
+    if reference.contains('@') {
+        return (reference, None);
+    }
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[name_start..].rfind(':') {
+        Some(colon) => {
+            let at = name_start + colon;
+            (&reference[..at], Some(&reference[at + 1..]))
+        }
+        None => (reference, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,14 +3,16 @@
 //!
 //! The engine speaks tar both ways. Out of a container, the archive of
 //! the source is unpacked into the destination's directory, its top entry
-//! renamed when the copy takes the destination's name. Into a container,
-//! an archive of the local source is built with the right top name and
-//! unpacked by the engine in an existing directory. Archives stream
-//! through: neither side is held in memory.
+//! renamed as it is unpacked when the copy takes the destination's name.
+//! Into a container, an archive of the local source is built with the
+//! right top name and unpacked by the engine in an existing directory.
+//! Archives stream through: neither side is held in memory. The archive
+//! work is blocking file IO, done on a blocking thread that reads and
+//! writes the session's streams through tokio-util's `SyncIoBridge`.
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
 use dockwire_docker::DockerClient;
@@ -18,7 +20,8 @@ use dockwire_docker::catalog::{
     ArchiveGet, ArchivePut, CONTAINER_NOT_FOUND, ContainerInspect, ContainerRef, PathStat,
 };
 use dockwire_service::RawSession;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
+use tokio_util::io::SyncIoBridge;
 
 use super::format;
 use super::out::{self, Verdict};
@@ -185,11 +188,8 @@ async fn copy_out(
         .map_err(|e| Failure::local(what(), format!("the server described the path oddly: {e}")))?;
     let RawSession { stdout, exit, .. } = session;
     if copy.local == "-" {
-        let streamed = blocking(move || {
-            let mut tar = BlockingRead::new(stdout);
-            io::copy(&mut tar, &mut io::stdout().lock())
-        })
-        .await;
+        let mut tar = SyncIoBridge::new(stdout.compat());
+        let streamed = blocking(move || io::copy(&mut tar, &mut io::stdout().lock())).await;
         match streamed {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(out::Stop::Closed),
@@ -211,7 +211,8 @@ async fn copy_out(
         Plan::Renamed { dir, name } => (dir, name),
     };
     let rename = (name != top).then_some((top, name));
-    let bytes = blocking(move || extract(BlockingRead::new(stdout), Path::new(&dir), rename))
+    let tar = SyncIoBridge::new(stdout.compat());
+    let bytes = blocking(move || extract(tar, Path::new(&dir), rename))
         .await
         .map_err(|e| Failure::local(what(), e))?;
     exit.await.context(what)?;
@@ -219,28 +220,13 @@ async fn copy_out(
 }
 
 /// Unpacks a tar into `dir`, its top entry renamed when asked. Bytes read.
-fn extract(
-    source: impl Read + Send,
-    dir: &Path,
-    rename: Option<(String, String)>,
-) -> io::Result<u64> {
+fn extract(source: impl Read, dir: &Path, rename: Option<(String, String)>) -> io::Result<u64> {
     let mut counted = Counted::new(source);
-    match rename {
-        None => unpack(&mut counted, dir)?,
-        Some((old, new)) => {
-            let (writer, reader) = pipe();
-            std::thread::scope(|scope| {
-                let rebasing = scope.spawn(|| rebase(&mut counted, writer, &old, &new).map(drop));
-                let unpacked = unpack(reader, dir);
-                let rebased = rebasing
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("the archive's renaming failed")));
-                // The unpacking's error says more than the closed pipe it
-                // caused on the renaming side.
-                unpacked.and(rebased)
-            })?;
-        }
-    }
+    let name = |path: &Path| match &rename {
+        Some((old, new)) => rename_entry(path, old, new),
+        None => path.to_path_buf(),
+    };
+    unpack(&mut counted, dir, name)?;
     // The rest (the archive's end blocks) is read too: the copy is whole
     // and counted as docker counts it.
     io::copy(&mut counted, &mut io::sink())?;
@@ -248,11 +234,13 @@ fn extract(
 }
 
 /// Unpacks as docker does for `cp`: modes and modification times kept
-/// (of directories too), owners not. As `tar::Archive::unpack`, which
-/// leaves directories' times alone: directories are made last, deepest
-/// first, so that a read-only one does not keep its contents out.
-fn unpack(mut source: impl Read, dir: &Path) -> io::Result<()> {
-    let mut archive = tar::Archive::new(&mut source);
+/// (of directories too), owners not, each entry under the name `name`
+/// gives it (hard links follow their target's new name). As
+/// `tar::Archive::unpack`, which leaves directories' times alone:
+/// directories are made last, deepest first, so that a read-only one does
+/// not keep its contents out.
+fn unpack(source: impl Read, dir: &Path, name: impl Fn(&Path) -> PathBuf) -> io::Result<()> {
+    let mut archive = tar::Archive::new(source);
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
     archive.set_preserve_ownerships(false);
@@ -262,77 +250,125 @@ fn unpack(mut source: impl Read, dir: &Path) -> io::Result<()> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         // `./`, the destination itself, is left as it is, as docker does.
-        let names_something = entry
-            .path()?
-            .components()
-            .any(|c| matches!(c, std::path::Component::Normal(_)));
-        if !names_something {
+        let Some(dst) = destination(dir, &name(&entry.path()?)) else {
             continue;
-        }
+        };
         if entry.header().entry_type() == tar::EntryType::Directory {
-            directories.push(entry);
+            directories.push((dst, entry));
         } else {
-            entry.unpack_in(dir)?;
+            unpack_entry(&mut entry, dir, &dst, &name)?;
         }
     }
-    directories.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    directories.sort_by(|a, b| b.0.cmp(&a.0));
     let mut times = Vec::new();
-    for mut directory in directories {
-        if directory.unpack_in(dir)? {
-            let mtime = directory.header().mtime().unwrap_or(0);
-            times.push((dir.join(directory.path()?), mtime));
-        }
+    for (dst, mut directory) in directories {
+        unpack_entry(&mut directory, dir, &dst, &name)?;
+        times.push((dst, directory.header().mtime().unwrap_or(0)));
     }
     for (path, mtime) in times {
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
         fs::File::open(&path)?.set_modified(mtime)?;
     }
-    // Past the end-of-archive block: read to the end, so that a writer
-    // on the other side of a pipe is not cut off.
-    io::copy(&mut source, &mut io::sink()).map(drop)
+    Ok(())
 }
 
-/// Copies a tar archive with its top entry `old` (and everything under
-/// it) renamed to `new`; contents, modes, times, owners and symbolic link
-/// targets are kept. Hard links to renamed entries follow them.
-fn rebase<R: Read, W: Write>(source: R, sink: W, old: &str, new: &str) -> io::Result<W> {
-    let mut archive = tar::Archive::new(source);
-    let mut builder = tar::Builder::new(sink);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let mut header = entry.header().clone();
-        let kind = header.entry_type();
-        if kind == tar::EntryType::XGlobalHeader {
-            builder.append(&header, &mut entry)?;
-            continue;
-        }
-        if kind.is_gnu_sparse() {
-            // Read back whole: stored as a plain file.
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(entry.size());
-        }
-        let path = rename_entry(&entry.path()?, old, new);
-        match kind {
-            tar::EntryType::Link | tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let target = if kind == tar::EntryType::Link {
-                    rename_entry(&target, old, new)
-                } else {
-                    target
-                };
-                builder.append_link(&mut header, &path, &target)?;
-            }
-            _ => builder.append_data(&mut header, &path, &mut entry)?,
+/// Where an entry called `name` lands in `dir`, as `tar::Entry::unpack_in`
+/// places it: leading `/` and `.` parts are dropped; a name with `..` is
+/// not unpacked, nor one that names `dir` itself (`None`).
+fn destination(dir: &Path, name: &Path) -> Option<PathBuf> {
+    let mut dst = dir.to_path_buf();
+    for part in name.components() {
+        match part {
+            Component::Normal(part) => dst.push(part),
+            Component::ParentDir => return None,
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
         }
     }
-    builder.into_inner()
+    (dst != dir).then_some(dst)
+}
+
+/// Unpacks `entry` at `dst` in `dir` with the checks of
+/// `tar::Entry::unpack_in`, which only unpacks an entry under its own
+/// name: the directories on the way are made only inside `dir`, and
+/// nothing is written, or hard-linked to, outside `dir` through a
+/// symbolic link an earlier entry made. A hard link's target is named by
+/// `name` as the entries are.
+fn unpack_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    dir: &Path,
+    dst: &Path,
+    name: impl Fn(&Path) -> PathBuf,
+) -> io::Result<()> {
+    let parent = dst.parent().unwrap_or(dir);
+    make_dirs_inside(dir, parent)?;
+    let inside = canonical_inside(dir, parent)?;
+    if entry.header().entry_type() != tar::EntryType::Link {
+        return entry.unpack(dst).map(drop);
+    }
+    let target = match entry.link_name()? {
+        Some(target) if target.components().next().is_some() => name(&target),
+        _ => {
+            return Err(io::Error::other(format!(
+                "{}: a hard link to nothing",
+                dst.display()
+            )));
+        }
+    };
+    let target = inside.join(target);
+    canonical_inside(dir, &target)?;
+    fs::hard_link(&target, dst).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{e} when hard linking {} to {}",
+                target.display(),
+                dst.display()
+            ),
+        )
+    })
+}
+
+/// Makes the missing directories of `path`, each only once its parent
+/// has been found inside `dir` (`tar`'s `ensure_dir_created`).
+fn make_dirs_inside(dir: &Path, path: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|ancestor| ancestor.symlink_metadata().is_err())
+        .collect();
+    for ancestor in missing.into_iter().rev() {
+        if let Some(parent) = ancestor.parent() {
+            canonical_inside(dir, parent)?;
+        }
+        fs::create_dir_all(ancestor)?;
+    }
+    Ok(())
+}
+
+/// `dir`, canonical, once `path` is found to resolve inside it, links
+/// followed (`tar`'s `validate_inside_dst`).
+fn canonical_inside(dir: &Path, path: &Path) -> io::Result<PathBuf> {
+    let canonical = |p: &Path| {
+        p.canonicalize().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{e} while canonicalizing {}", p.display()),
+            )
+        })
+    };
+    let resolved = canonical(path)?;
+    let dir = canonical(dir)?;
+    if !resolved.starts_with(&dir) {
+        return Err(io::Error::other(format!(
+            "{} is outside of the destination {}",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(dir)
 }
 
 /// `old` → `new`, `old/x` → `new/x`; other paths are left alone.
-fn rename_entry(path: &Path, old: &str, new: &str) -> std::path::PathBuf {
+fn rename_entry(path: &Path, old: &str, new: &str) -> PathBuf {
     match path.strip_prefix(old) {
         Ok(rest) if rest.as_os_str().is_empty() => Path::new(new).to_path_buf(),
         Ok(rest) => Path::new(new).join(rest),
@@ -376,10 +412,11 @@ async fn copy_in(
         }
         let RawSession { stdin, exit, .. } =
             put(docker, copy.container, &dst_path, &what()).await?;
+        let mut tar = SyncIoBridge::new(stdin.compat_write());
         blocking(move || {
-            let mut sink = BlockingWrite::new(stdin);
-            io::copy(&mut io::stdin().lock(), &mut sink)?;
-            sink.close()
+            io::copy(&mut io::stdin().lock(), &mut tar)?;
+            // Closing the session's stdin ends the archive.
+            tar.shutdown()
         })
         .await
         .map_err(|e| Failure::local(what(), e))?;
@@ -397,10 +434,12 @@ async fn copy_in(
     let RawSession { stdin, exit, .. } = put(docker, copy.container, &dir, &what()).await?;
     let path = source.path.clone();
     let is_dir = source.is_dir;
+    let tar = SyncIoBridge::new(stdin.compat_write());
     let bytes = blocking(move || {
-        let mut sink = Counted::new(BlockingWrite::new(stdin));
+        let mut sink = Counted::new(tar);
         archive(&mut sink, Path::new(&path), is_dir, &name)?;
-        sink.inner.close()?;
+        // Closing the session's stdin ends the archive.
+        sink.inner.shutdown()?;
         Ok(sink.count)
     })
     .await
@@ -800,49 +839,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(format!("the copy stopped: {e}"))))
 }
 
-/// A session's output read from a blocking thread.
-struct BlockingRead<R> {
-    inner: R,
-}
-
-impl<R> BlockingRead<R> {
-    fn new(inner: R) -> Self {
-        BlockingRead { inner }
-    }
-}
-
-impl<R: AsyncRead + Unpin> Read for BlockingRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        futures::executor::block_on(self.inner.read(buf))
-    }
-}
-
-/// A session's stdin written from a blocking thread.
-struct BlockingWrite<W> {
-    inner: W,
-}
-
-impl<W: AsyncWrite + Unpin> BlockingWrite<W> {
-    fn new(inner: W) -> Self {
-        BlockingWrite { inner }
-    }
-
-    /// Closes the stream: for a session's stdin, the end of the archive.
-    fn close(&mut self) -> io::Result<()> {
-        futures::executor::block_on(self.inner.close())
-    }
-}
-
-impl<W: AsyncWrite + Unpin> Write for BlockingWrite<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        futures::executor::block_on(self.inner.write(buf))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        futures::executor::block_on(self.inner.flush())
-    }
-}
-
 /// Counts the bytes that go through.
 struct Counted<T> {
     inner: T,
@@ -872,66 +868,6 @@ impl<W: Write> Write for Counted<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// A bounded pipe between two threads (a renamed archive on its way to
-/// the unpacking).
-fn pipe() -> (PipeWriter, PipeReader) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(8);
-    (
-        PipeWriter { tx },
-        PipeReader {
-            rx,
-            current: Vec::new(),
-            at: 0,
-        },
-    )
-}
-
-struct PipeWriter {
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
-}
-
-impl Write for PipeWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.tx
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct PipeReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl Read for PipeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at >= self.current.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.current = chunk;
-                    self.at = 0;
-                }
-                // The writer is done.
-                Err(_) => return Ok(0),
-            }
-        }
-        let rest = self.current.get(self.at..).unwrap_or_default();
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.at += n;
-        Ok(n)
     }
 }
 
@@ -1133,36 +1069,6 @@ mod tests {
         entries
     }
 
-    #[test]
-    fn rebasing_renames_the_top_entry_and_keeps_everything_else() {
-        let rebased = rebase(&sample_archive()[..], Vec::new(), "d", "e").unwrap_or_default();
-        let entries = listing(&rebased);
-        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
-        let long = format!("e/{}", "n".repeat(150));
-        assert_eq!(
-            names,
-            ["e", "e/a", "e/link", "e/hard", long.as_str(), "other"]
-        );
-        let (_, kind, mode, mtime, _, data) = &entries[1];
-        assert_eq!(
-            (*kind, *mode, *mtime),
-            (tar::EntryType::Regular, 0o640, 1_600_000_000)
-        );
-        assert_eq!(data, b"hello");
-        assert_eq!(entries[0].2, 0o750);
-        // A symbolic link points where it pointed; a hard link follows
-        // the renamed entry.
-        assert_eq!(
-            (entries[2].1, entries[2].4.as_str()),
-            (tar::EntryType::Symlink, "a")
-        );
-        assert_eq!(
-            (entries[3].1, entries[3].4.as_str()),
-            (tar::EntryType::Link, "e/a")
-        );
-        assert_eq!(entries[4].5, b"x");
-    }
-
     /// A directory of its own under the system's temporary directory.
     struct Scratch(std::path::PathBuf);
 
@@ -1219,6 +1125,118 @@ mod tests {
         );
         assert!(scratch.0.join("other").exists());
         assert!(!scratch.0.join("d").exists());
+    }
+
+    #[test]
+    fn unpacking_renamed_renames_the_top_entry_and_keeps_everything_else() {
+        use std::os::unix::fs::MetadataExt;
+        let scratch = Scratch::new("renamed");
+        let rename = Some(("d".to_owned(), "e".to_owned()));
+        let read = extract(&sample_archive()[..], &scratch.0, rename);
+        assert!(read.is_ok(), "{read:?}");
+        let mut names = Vec::new();
+        let mut stack = vec![scratch.0.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path.clone());
+                }
+                let name = path.strip_prefix(&scratch.0).map(Path::to_path_buf);
+                names.push(name.unwrap_or_default().display().to_string());
+            }
+        }
+        names.sort();
+        let long = format!("e/{}", "n".repeat(150));
+        assert_eq!(
+            names,
+            ["e", "e/a", "e/hard", "e/link", long.as_str(), "other"]
+        );
+        let e = scratch.0.join("e");
+        assert_eq!(
+            fs::read(e.join(&long[2..])).ok().as_deref(),
+            Some(&b"x"[..])
+        );
+        // A hard link follows the renamed entry: one file under two names.
+        let inode = |p: &Path| fs::symlink_metadata(p).map(|m| m.ino()).unwrap_or(0);
+        assert_eq!(inode(&e.join("hard")), inode(&e.join("a")));
+        assert_ne!(inode(&e.join("a")), 0);
+    }
+
+    /// A tar of raw entries (name, kind, link target, contents), their
+    /// names as given: a builder refuses the hostile ones.
+    fn raw_archive(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            let appended = builder.append(&h, *data);
+            assert!(appended.is_ok(), "{appended:?}");
+        }
+        builder.into_inner().unwrap_or_default()
+    }
+
+    /// A destination and a directory beside it that a copy must not reach.
+    fn destination_and_outside(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
+        let scratch = Scratch::new(name);
+        let (dest, outside) = (scratch.0.join("dest"), scratch.0.join("outside"));
+        let made = fs::create_dir_all(&dest).and_then(|()| fs::create_dir_all(&outside));
+        assert!(made.is_ok(), "{made:?}");
+        (scratch, dest, outside)
+    }
+
+    fn renamed() -> Option<(String, String)> {
+        Some(("d".to_owned(), "e".to_owned()))
+    }
+
+    #[test]
+    fn a_renamed_entry_with_dot_dot_is_not_unpacked() {
+        let (_scratch, dest, outside) = destination_and_outside("dotdot");
+        let tar = raw_archive(&[
+            ("d/", tar::EntryType::Directory, "", b""),
+            ("d/../../outside/x", tar::EntryType::Regular, "", b"x"),
+            ("d/y", tar::EntryType::Regular, "", b"y"),
+        ]);
+        let read = extract(&tar[..], &dest, renamed());
+        assert!(read.is_ok(), "{read:?}");
+        assert!(!outside.join("x").exists());
+        assert_eq!(fs::read(dest.join("e/y")).ok().as_deref(), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn nothing_is_unpacked_through_a_link_out_of_the_destination() {
+        let (_scratch, dest, outside) = destination_and_outside("through-link");
+        let target = outside.to_str().unwrap_or_default();
+        let tar = raw_archive(&[
+            ("d/out", tar::EntryType::Symlink, target, b""),
+            ("d/out/x", tar::EntryType::Regular, "", b"x"),
+            ("d/out/sub/y", tar::EntryType::Regular, "", b"y"),
+        ]);
+        assert!(extract(&tar[..], &dest, renamed()).is_err());
+        let tar = raw_archive(&[
+            ("d/out", tar::EntryType::Symlink, target, b""),
+            ("d/out/sub/y", tar::EntryType::Regular, "", b"y"),
+        ]);
+        assert!(extract(&tar[..], &dest, renamed()).is_err());
+        assert_eq!(fs::read_dir(&outside).map(Iterator::count).ok(), Some(0));
+    }
+
+    #[test]
+    fn a_hard_link_out_of_the_destination_is_refused() {
+        let (_scratch, dest, outside) = destination_and_outside("hard-link");
+        let written = fs::write(outside.join("secret"), b"s");
+        assert!(written.is_ok(), "{written:?}");
+        let secret = outside.join("secret");
+        for link in ["../outside/secret", secret.to_str().unwrap_or_default()] {
+            let tar = raw_archive(&[("d/hard", tar::EntryType::Link, link, b"")]);
+            assert!(extract(&tar[..], &dest, renamed()).is_err(), "{link}");
+            assert!(!dest.join("e/hard").exists(), "{link}");
+        }
     }
 
     #[test]

@@ -358,14 +358,20 @@ pub fn filters(pairs: &[String]) -> Result<HashMap<String, Vec<String>>, Failure
     Ok(filters)
 }
 
-/// `--label KEY=VALUE` options (a bare `KEY` is an empty value, as docker
-/// takes it).
-pub fn labels(pairs: &[String]) -> BTreeMap<String, String> {
+/// `--label KEY=VALUE` options, split at the first `=` (a bare `KEY` is an
+/// empty value, as docker takes it); a label without a key is refused.
+pub fn labels(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
     pairs
         .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => (pair.clone(), String::new()),
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key.is_empty() {
+                return Err(Failure::local(
+                    format!("--label {pair}"),
+                    "a label needs a key",
+                ));
+            }
+            Ok((key.to_owned(), value.to_owned()))
         })
         .collect()
 }
@@ -442,19 +448,6 @@ fn port_group(key: &str, first: u16, last: u16) -> String {
         group = format!("{ip}:{group}->{group}");
     }
     format!("{group}/{proto}")
-}
-
-/// A repository reference split into its name and its tag (`None` when
-/// untagged); a registry's port is not a tag.
-pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
-    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[name_start..].rfind(':') {
-        Some(colon) => {
-            let at = name_start + colon;
-            (&reference[..at], Some(&reference[at + 1..]))
-        }
-        None => (reference, None),
-    }
 }
 
 /// A value as `docker inspect` prints JSON: indented by four spaces, with
@@ -678,7 +671,7 @@ mod tests {
 
     #[test]
     fn labels_without_a_value_are_empty() {
-        let l = labels(&["a=1".into(), "b".into(), "c=x=y".into()]);
+        let l = labels(&["a=1".into(), "b".into(), "c=x=y".into()]).unwrap();
         assert_eq!(l["a"], "1");
         assert_eq!(l["b"], "");
         assert_eq!(l["c"], "x=y");
@@ -726,16 +719,5 @@ mod tests {
             go_json(&vec![value]).unwrap_or_default(),
             "[\n    {\n        \"Cmd\": [\n            \"sh\",\n            \"-c\",\n            \"a && b > c\"\n        ],\n        \"E\": [],\n        \"N\": \"x\\b\\u0001\\n\\u2028\"\n    }\n]"
         );
-    }
-
-    #[test]
-    fn tags_are_split_but_not_registry_ports() {
-        assert_eq!(split_tag("busybox"), ("busybox", None));
-        assert_eq!(split_tag("busybox:1"), ("busybox", Some("1")));
-        assert_eq!(
-            split_tag("127.0.0.1:5000/dockwire/testbox:latest"),
-            ("127.0.0.1:5000/dockwire/testbox", Some("latest"))
-        );
-        assert_eq!(split_tag("127.0.0.1:5000/x"), ("127.0.0.1:5000/x", None));
     }
 }

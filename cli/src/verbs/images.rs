@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use clap::Args;
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::models::ImageSummary;
-use dockwire_docker::catalog::{ImageList, ImagePull, ImageRemove, PullProgress};
+use dockwire_docker::catalog::{ImageList, ImagePull, ImageRemove, PullProgress, split_tag};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
@@ -28,7 +28,7 @@ pub struct Pull {
 
 pub async fn pull(docker: &DockerClient, args: Pull) -> Verdict {
     let mut image = args.image.clone();
-    if !image.contains('@') && format::split_tag(&image).1.is_none() {
+    if !image.contains('@') && split_tag(&image).1.is_none() {
         if !args.quiet {
             out::line("Using default tag: latest")?;
         }
@@ -321,7 +321,7 @@ fn image_rows(image: &ImageSummary) -> Vec<ImageRow<'_>> {
     let mut rows = Vec::new();
     let mut repos: Vec<&str> = Vec::new();
     for reference in &tags {
-        let (repo, tag) = format::split_tag(reference);
+        let (repo, tag) = split_tag(reference);
         repos.push(repo);
         rows.push(ImageRow {
             image,

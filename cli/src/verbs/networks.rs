@@ -189,7 +189,7 @@ async fn create(docker: &DockerClient, args: Create) -> Verdict {
         name: args.name.clone(),
         driver: Some(args.driver),
         internal: args.internal,
-        labels: format::labels(&args.label),
+        labels: format::labels(&args.label)?,
     };
     let created = docker.query(&input).await.context(what)?;
     out::line(created.id)?;

@@ -96,7 +96,7 @@ async fn create(docker: &DockerClient, args: Create) -> Verdict {
     let input = VolumeCreate {
         name: args.name.clone(),
         driver: Some(args.driver),
-        labels: format::labels(&args.label),
+        labels: format::labels(&args.label)?,
     };
     let created = docker.query(&input).await.context(|| match &args.name {
         Some(name) => format!("create volume {name}"),

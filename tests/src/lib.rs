@@ -4,7 +4,9 @@
 //!
 //! A scenario is an `async fn(Harness)`; [`run`] builds the harness for a
 //! (client runtime, server runtime, transport) triple and runs the
-//! scenario on the client's runtime. `tests/conformance.rs` runs every
+//! scenario on the client's runtime. The harness is one path for every
+//! triple: each side is a [`Runtime`] value ([`Rt::runtime`]) and every
+//! transport is made through it. `tests/conformance.rs` runs every
 //! scenario on all twelve triples.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 

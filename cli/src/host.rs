@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use dockwire_core::Limits;
 use dockwire_docker::{DockerClient, DockerService};
+use dockwire_service::Runtime;
 use dockwire_service::quic::{
     self, Fingerprint, QuicConnect, QuicOptions, TrustCheck, pinned_client_config, refused_by_peer,
 };
+use dockwire_tokio::Tokio;
 
 use crate::Global;
 use crate::error::Failure;
@@ -69,7 +71,7 @@ const SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
 pub async fn connect(global: &Global) -> Result<Connected, Failure> {
     let Some(host) = global.host.as_deref().filter(|h| !h.is_empty()) else {
         let service = DockerService::from_env();
-        let client = dockwire_tokio::duplex_client(Arc::new(service.clone()), Limits::default());
+        let client = Tokio::current().duplex_client(Arc::new(service.clone()), Limits::default());
         return Ok(Connected {
             docker: DockerClient::new(client),
             embedded: Some(service),
@@ -78,8 +80,8 @@ pub async fn connect(global: &Global) -> Result<Connected, Failure> {
         });
     };
     if let Some(path) = host.strip_prefix("unix://") {
-        let connect = dockwire_tokio::unix_connect(path.into());
-        let client = dockwire_tokio::client(connect, Limits::default());
+        let tokio = Tokio::current();
+        let client = tokio.client(tokio.dial_unix(path.into()), Limits::default());
         return Ok(Connected {
             docker: DockerClient::new(client),
             embedded: None,
@@ -134,8 +136,10 @@ async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failur
         SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let mut endpoint =
-        dockwire_tokio::quic_endpoint(local, None).map_err(|e| Failure::local(what(), e))?;
+    let tokio = Tokio::current();
+    let mut endpoint = tokio
+        .quic_endpoint(local, None)
+        .map_err(|e| Failure::local(what(), e))?;
     endpoint.set_default_client_config(config);
     let name = server.rsplit_once(':').map_or("dockwire", |(h, _)| h);
     let name = name.trim_start_matches('[').trim_end_matches(']');
@@ -168,7 +172,7 @@ async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failur
         }
     }
     let quic_connection = connection.connection().clone();
-    let client = dockwire_tokio::client(connection, Limits::default());
+    let client = tokio.client(Arc::new(connection), Limits::default());
     Ok(Connected {
         docker: DockerClient::new(client),
         embedded: None,

@@ -14,7 +14,10 @@ use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles};
 use dockwire_service::quic::{
     self, Fingerprint, NameLookup, QuicOptions, TrustCheck, mtls_server_config, peer_by_fingerprint,
 };
-use dockwire_service::{CallLog, PeerLimit, Service};
+use dockwire_service::{CallLog, PeerLimit, Runtime, Service};
+use dockwire_smol::Smol;
+use dockwire_tokio::Tokio;
+use futures::FutureExt;
 
 use crate::Global;
 use crate::error::{Failure, Outcome};
@@ -37,8 +40,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     unix: Option<PathBuf>,
     /// The async runtime to serve on
-    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
-    runtime: Runtime,
+    #[arg(long, value_enum, default_value_t = RuntimeName::Tokio)]
+    runtime: RuntimeName,
     /// Most calls one QUIC connection may have open at once (more wait)
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_calls_per_connection: u32,
@@ -63,11 +66,21 @@ pub struct ServeArgs {
 
 /// The runtime `serve` runs on.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Runtime {
+pub enum RuntimeName {
     /// tokio
     Tokio,
     /// smol (bollard's connections still run on a small tokio runtime)
     Smol,
+}
+
+impl RuntimeName {
+    /// The runtime so named; tokio's is the one this is called on.
+    fn value(self) -> Box<dyn Runtime> {
+        match self {
+            RuntimeName::Tokio => Box::new(Tokio::current()),
+            RuntimeName::Smol => Box::new(Smol),
+        }
+    }
 }
 
 /// `dockwire serve`: runs until interrupted (INT or TERM).
@@ -157,10 +170,15 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         quic: quic.as_ref().map(|_| args.listen),
         unix: args.unix.clone(),
     };
-    let served = match args.runtime {
-        Runtime::Tokio => tokio_serve(service, limits, quic, unix, listening).await,
-        Runtime::Smol => smol_serve(service, limits, quic, unix, listening).await,
-    };
+    let served = serve_on(
+        &*args.runtime.value(),
+        service,
+        limits,
+        quic,
+        unix,
+        listening,
+    )
+    .await;
     if let Some(path) = &args.unix {
         let _ = std::fs::remove_file(path);
     }
@@ -262,7 +280,7 @@ fn roles(authorized: Authorized) -> Roles {
 /// `UNAVAILABLE` until it is).
 async fn report_engine() {
     let probe = Arc::new(DockerService::from_env());
-    let client = DockerClient::new(dockwire_tokio::duplex_client(probe, Limits::default()));
+    let client = DockerClient::new(Tokio::current().duplex_client(probe, Limits::default()));
     match client.query(&Version {}).await {
         Ok(v) => println!(
             "dockwire serve: engine Docker {} (API {})",
@@ -321,7 +339,11 @@ fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
 
 type QuicSetup = Option<(quic::quinn::ServerConfig, quic::PeerName)>;
 
-async fn tokio_serve(
+/// Serves on `runtime` until INT or TERM: QUIC when set up, the Unix socket
+/// when given. This process's tokio runtime only waits for the signal and
+/// the endpoint's last packets.
+async fn serve_on(
+    runtime: &dyn Runtime,
     service: Arc<dyn Service>,
     limits: Limits,
     quic: QuicSetup,
@@ -330,27 +352,25 @@ async fn tokio_serve(
 ) -> Result<(), Failure> {
     let mut endpoint = None;
     if let (Some((config, peer)), Some(addr)) = (quic, listening.quic) {
-        let e = dockwire_tokio::quic_endpoint(addr, Some(config))
+        let e = runtime
+            .quic_endpoint(addr, Some(config))
             .map_err(|e| Failure::local(format!("listen on {addr}"), e))?;
-        let spawn = Arc::new(dockwire_tokio::TokioSpawn::current());
-        tokio::spawn(quic::serve_quic(
-            e.clone(),
-            service.clone(),
-            spawn,
-            limits,
-            peer,
-        ));
+        let serve = quic::serve_quic(e.clone(), service.clone(), runtime.spawner(), limits, peer);
+        runtime.spawn(serve.boxed());
         endpoint = Some(e);
     }
     if let Some(listener) = unix {
-        let listener = tokio::net::UnixListener::from_std(listener)
+        let listener = runtime
+            .listen_unix(listener)
             .map_err(|e| Failure::local("listen on the Unix socket", e))?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let e =
-                dockwire_tokio::serve(dockwire_tokio::UnixServer(listener), service, limits).await;
-            tracing::error!("the Unix socket stopped accepting: {e}");
-        });
+        let serve = runtime.serve(listener, service, limits);
+        runtime.spawn(
+            async move {
+                let e = serve.await;
+                tracing::error!("the Unix socket stopped accepting: {e}");
+            }
+            .boxed(),
+        );
     }
     listening.print(endpoint.as_ref().and_then(|e| e.local_addr().ok()));
     let signal = until_stopped().await;
@@ -359,84 +379,6 @@ async fn tokio_serve(
         endpoint.close(0u32.into(), b"the server is stopping");
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     }
-    Ok(())
-}
-
-async fn smol_serve(
-    service: Arc<dyn Service>,
-    limits: Limits,
-    quic: QuicSetup,
-    unix: Option<std::os::unix::net::UnixListener>,
-    listening: Listening,
-) -> Result<(), Failure> {
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
-    // smol runs on a thread of its own; this runtime only waits for the
-    // signal to stop.
-    let thread = std::thread::spawn(move || {
-        smol::block_on(async move {
-            let mut endpoint = None;
-            if let (Some((config, peer)), Some(addr)) = (quic, listening.quic) {
-                let e = match dockwire_smol::quic_endpoint(addr, Some(config)) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ =
-                            started_tx.send(Err(Failure::local(format!("listen on {addr}"), e)));
-                        return;
-                    }
-                };
-                let spawn = Arc::new(dockwire_smol::SmolSpawn);
-                smol::spawn(quic::serve_quic(
-                    e.clone(),
-                    service.clone(),
-                    spawn,
-                    limits,
-                    peer,
-                ))
-                .detach();
-                endpoint = Some(e);
-            }
-            if let Some(listener) = unix {
-                let listener = match smol::net::unix::UnixListener::try_from(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ =
-                            started_tx.send(Err(Failure::local("listen on the Unix socket", e)));
-                        return;
-                    }
-                };
-                let service = service.clone();
-                smol::spawn(async move {
-                    let e = dockwire_smol::serve(
-                        dockwire_smol::Server::Unix(listener),
-                        service,
-                        limits,
-                    )
-                    .await;
-                    tracing::error!("the Unix socket stopped accepting: {e}");
-                })
-                .detach();
-            }
-            let _ = started_tx.send(Ok(endpoint.as_ref().and_then(|e| e.local_addr().ok())));
-            let _ = stop_rx.await;
-            if let Some(endpoint) = endpoint {
-                endpoint.close(0u32.into(), b"the server is stopping");
-                let _ = futures::future::select(
-                    Box::pin(endpoint.wait_idle()),
-                    Box::pin(smol::Timer::after(Duration::from_secs(2))),
-                )
-                .await;
-            }
-        });
-    });
-    let started = started_rx
-        .await
-        .map_err(|_| Failure::local("serve", "the smol runtime ended at start"))??;
-    listening.print(started);
-    let signal = until_stopped().await;
-    tracing::info!("stopping on {signal}");
-    let _ = stop_tx.send(());
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     Ok(())
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use dockwire_core::Limits;
 use dockwire_docker::catalog::{ContainerSpec, RunInput};
 use dockwire_docker::{DockerClient, DockerService};
+use dockwire_service::Runtime;
 use dockwire_service::quic::{self, PrivateKeyDer, QuicConnect};
+use dockwire_tokio::Tokio;
 use futures::AsyncWriteExt;
 use futures::io::AllowStdIo;
 
@@ -30,26 +32,24 @@ fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error + Send + S
         let cert_der = cert.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
         let any: SocketAddr = "127.0.0.1:0".parse()?;
-        let endpoint = dockwire_tokio::quic_endpoint(
-            any,
-            Some(quic::server_config(vec![cert_der.clone()], key)?),
-        )?;
+        let runtime = Tokio::current();
+        let endpoint =
+            runtime.quic_endpoint(any, Some(quic::server_config(vec![cert_der.clone()], key)?))?;
         let addr = endpoint.local_addr()?;
         let service = Arc::new(DockerService::from_env());
-        let spawn = Arc::new(dockwire_tokio::TokioSpawn::current());
         tokio::spawn(quic::serve_quic(
             endpoint,
             service,
-            spawn,
+            runtime.spawner(),
             Limits::default(),
             quic::peer_by_address(),
         ));
 
         // The client: run, and copy the session's output out.
-        let mut endpoint = dockwire_tokio::quic_endpoint(any, None)?;
+        let mut endpoint = runtime.quic_endpoint(any, None)?;
         endpoint.set_default_client_config(quic::client_config(&[cert_der])?);
         let connect = QuicConnect::connect(&endpoint, addr, "localhost").await?;
-        let docker = DockerClient::new(dockwire_tokio::client(connect, Limits::default()));
+        let docker = DockerClient::new(runtime.client(Arc::new(connect), Limits::default()));
         let session = docker.open(&RunInput(spec)).await?;
         let (mut stdout, mut stderr) = (session.stdout, session.stderr);
         let (mut out, mut err) = (

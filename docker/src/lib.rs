@@ -10,12 +10,13 @@
 //! use std::sync::Arc;
 //! use dockwire_docker::{DockerClient, DockerService};
 //! use dockwire_docker::catalog::{ExecInput, ExecItem, Ping};
+//! use dockwire_service::Runtime;
 //! use futures::StreamExt;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let service = Arc::new(DockerService::from_env());
 //! // Any dockwire client works; this one runs the service in-process.
-//! let client = dockwire_tokio::duplex_client(service, Default::default());
+//! let client = dockwire_tokio::Tokio::current().duplex_client(service, Default::default());
 //! let docker = DockerClient::new(client);
 //! println!("engine API {}", docker.query(&Ping {}).await?.api_version);
 //! let mut items = docker.subscribe(&ExecInput::new("web", ["echo", "hi"])).await?;

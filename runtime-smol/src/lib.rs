@@ -1,28 +1,31 @@
-//! The smol shell of dockwire: binds the runtime-neutral service layer to
-//! smol. smol's sockets already speak the futures-io traits, so this is
-//! spawning, listeners and connectors: an in-memory duplex (two `piper`
-//! pipes), Unix and TCP sockets (one call per connection), and QUIC (one
-//! call per stream, on an endpoint made by [`quic_endpoint`] with quinn's
-//! smol runtime).
+//! The smol shell of dockwire: [`Smol`], the service layer's [`Runtime`]
+//! on smol. smol's sockets already speak the futures-io traits, so this is
+//! spawning (on smol's global executor), listeners and dialers: an
+//! in-memory duplex (two `piper` pipes), Unix and TCP sockets (one call per
+//! connection), and QUIC (one call per stream, on quinn's smol runtime).
 //!
 //! Serving a small service and calling it, in memory:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use dockwire_core::Limits;
-//! use dockwire_service::Router;
+//! use dockwire_service::{Router, Runtime};
+//! use dockwire_smol::Smol;
 //! use serde_json::json;
 //!
 //! smol::block_on(async {
 //!     let service = Router::new().query("math/double", |_ctx, input| async move {
 //!         Ok(json!(input["n"].as_i64().unwrap_or(0) * 2))
 //!     });
-//!     let client = dockwire_smol::duplex_client(Arc::new(service), Limits::default());
+//!     let client = Smol.duplex_client(Arc::new(service), Limits::default());
 //!     assert_eq!(client.call("math/double", json!({"n": 21})).await?, json!(42));
 //!     Ok::<_, dockwire_service::ClientError>(())
 //! })?;
 //! # Ok::<_, dockwire_service::ClientError>(())
 //! ```
+//!
+//! Every other transport is the same [`Runtime`] call as on tokio (see
+//! `dockwire-tokio`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,27 +34,74 @@ use std::sync::Arc;
 
 use dockwire_core::Limits;
 use dockwire_service::{
-    Accepted, BoxRead, BoxWrite, Client, Connect, Listen, Pipe, Service, Spawn, in_process_client,
-    quic, serve_listener, uid_peer,
+    Accepted, BoxRead, BoxWrite, Client, Connect, Listen, Pipe, Runtime, Service, Spawn,
+    in_process_client, quic, uid_peer,
 };
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, LocalBoxFuture};
 use futures::{FutureExt, TryFutureExt};
 use smol::net::unix::{UnixListener, UnixStream};
 use smol::net::{TcpListener, TcpStream};
 
-/// Spawns onto smol's global executor.
+/// smol: dockwire's [`Runtime`] on smol's global executor and reactor,
+/// which run on threads of their own, so this works from any thread.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SmolSpawn;
+pub struct Smol;
 
-impl Spawn for SmolSpawn {
+impl Spawn for Smol {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         smol::spawn(task).detach();
     }
 }
 
-/// A client over `connect`, with its calls' tasks on smol.
-pub fn client(connect: impl Connect, limits: Limits) -> Client {
-    Client::new(Arc::new(connect), Arc::new(SmolSpawn), limits)
+impl Runtime for Smol {
+    fn spawner(&self) -> Arc<dyn Spawn> {
+        Arc::new(Smol)
+    }
+
+    fn block_on(&self, task: LocalBoxFuture<'_, ()>) {
+        smol::block_on(task);
+    }
+
+    fn duplex(&self) -> Pipe {
+        duplex()
+    }
+
+    fn duplex_client(&self, service: Arc<dyn Service>, limits: Limits) -> Client {
+        in_process_client(duplex, service, self.spawner(), limits)
+    }
+
+    fn listen_unix(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Box<dyn Listen>> {
+        Ok(Box::new(UnixServer(UnixListener::try_from(listener)?)))
+    }
+
+    fn listen_tcp(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listen>> {
+        Ok(Box::new(TcpServer(TcpListener::try_from(listener)?)))
+    }
+
+    fn dial_unix(&self, path: PathBuf) -> Arc<dyn Connect> {
+        Arc::new(move || UnixStream::connect(path.clone()).map_ok(halves))
+    }
+
+    fn dial_tcp(&self, addr: SocketAddr) -> Arc<dyn Connect> {
+        Arc::new(move || {
+            TcpStream::connect(addr).map(|stream| {
+                let stream = stream?;
+                stream.set_nodelay(true)?;
+                Ok(halves(stream))
+            })
+        })
+    }
+
+    fn quic_endpoint(
+        &self,
+        addr: SocketAddr,
+        server: Option<quic::quinn::ServerConfig>,
+    ) -> io::Result<quic::quinn::Endpoint> {
+        quic::endpoint(addr, server, Arc::new(quinn::SmolRuntime))
+    }
 }
 
 /// Bytes each in-memory pipe holds before its writer waits.
@@ -59,19 +109,13 @@ const PIPE_BUFFER: usize = 256 * 1024;
 
 /// Two ends of an in-memory stream (a pair of `piper` pipes), as the
 /// service layer takes them.
-pub fn duplex() -> Pipe {
+fn duplex() -> Pipe {
     let (a_read, b_write) = piper::pipe(PIPE_BUFFER);
     let (b_read, a_write) = piper::pipe(PIPE_BUFFER);
     (
         (Box::pin(a_read), Box::pin(a_write)),
         (Box::pin(b_read), Box::pin(b_write)),
     )
-}
-
-/// A client whose every call runs `service` in this process, over a fresh
-/// pair of in-memory pipes served by its own task.
-pub fn duplex_client(service: Arc<dyn Service>, limits: Limits) -> Client {
-    in_process_client(duplex, service, Arc::new(SmolSpawn), limits)
 }
 
 /// smol's sockets are cloneable handles: one clone reads, one writes.
@@ -82,73 +126,36 @@ where
     (Box::pin(stream.clone()), Box::pin(stream))
 }
 
-/// Listeners of smol's sockets: each connection is one call. Unix peers are
-/// named by uid (`uid:1000`, through `SO_PEERCRED`), TCP peers by address.
-/// Serve one with [`serve`].
-pub enum Server {
-    /// A Unix-socket listener.
-    Unix(UnixListener),
-    /// A TCP listener.
-    Tcp(TcpListener),
-}
+/// A Unix-socket listener; each connection is one call, its peer named by
+/// uid (`uid:1000`, through `SO_PEERCRED`).
+struct UnixServer(UnixListener);
 
-impl Listen for Server {
+impl Listen for UnixServer {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
         Box::pin(async move {
-            let ((read, write), peer) = match self {
-                Server::Unix(l) => {
-                    let stream = l.accept().await?.0;
-                    let uid =
-                        rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
-                    (halves(stream), uid_peer(uid.map_err(io::Error::from)))
-                }
-                Server::Tcp(l) => {
-                    let (stream, addr) = l.accept().await?;
-                    stream.set_nodelay(true)?;
-                    (halves(stream), addr.to_string().into())
-                }
-            };
+            let stream = self.0.accept().await?.0;
+            let uid = rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
+            let (read, write) = halves(stream);
+            let peer = uid_peer(uid.map_err(io::Error::from));
             Ok(Accepted { read, write, peer })
         })
     }
 }
 
-/// Serves `listener` on smol until accepting fails.
-pub async fn serve(listener: impl Listen, service: Arc<dyn Service>, limits: Limits) -> io::Error {
-    serve_listener(listener, service, Arc::new(SmolSpawn), limits).await
-}
+/// A TCP listener; each connection is one call, its peer named by address.
+struct TcpServer(TcpListener);
 
-/// Opens a new connection per call: to a Unix-socket path, or a TCP
-/// address.
-pub enum Dial {
-    /// A Unix socket.
-    Unix(PathBuf),
-    /// A TCP address.
-    Tcp(SocketAddr),
-}
-
-impl Connect for Dial {
-    fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
-        match self {
-            Dial::Unix(path) => UnixStream::connect(path.clone()).map_ok(halves).boxed(),
-            Dial::Tcp(addr) => TcpStream::connect(*addr)
-                .map(|s| {
-                    let s = s?;
-                    s.set_nodelay(true)?;
-                    Ok(halves(s))
-                })
-                .boxed(),
-        }
+impl Listen for TcpServer {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let (stream, addr) = self.0.accept().await?;
+            stream.set_nodelay(true)?;
+            let (read, write) = halves(stream);
+            Ok(Accepted {
+                read,
+                write,
+                peer: addr.to_string().into(),
+            })
+        })
     }
-}
-
-/// A QUIC endpoint on quinn's smol runtime, bound to `addr`: a server when
-/// given a server config. Serve it with
-/// [`dockwire_service::quic::serve_quic`]; call over it with
-/// [`dockwire_service::quic::QuicConnect`].
-pub fn quic_endpoint(
-    addr: SocketAddr,
-    server: Option<quinn::ServerConfig>,
-) -> io::Result<quinn::Endpoint> {
-    quic::endpoint(addr, server, Arc::new(quinn::SmolRuntime))
 }

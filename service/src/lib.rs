@@ -14,11 +14,14 @@
 //! - [`Client`]: [`call`](Client::call), [`subscribe`](Client::subscribe)
 //!   and [`open_raw`](Client::open_raw) over any transport that can open a
 //!   stream ([`Connect`]), with per-call tasks started through [`Spawn`];
-//! - the two traits a runtime shell implements: [`Connect`] and [`Spawn`].
+//! - [`Runtime`], the one shape of a runtime shell: spawning (it is a
+//!   [`Spawn`]), the in-memory duplex, Unix and TCP listeners and dialers
+//!   (the [`Listen`]s and [`Connect`]s), and QUIC endpoints.
 //!
-//! The shells (`dockwire-tokio`, `dockwire-smol`) add only listeners,
-//! connectors and spawning; the protocol logic lives in the core and the
-//! driving logic here.
+//! The shells (`dockwire-tokio`, `dockwire-smol`) are one [`Runtime`] value
+//! each (`Tokio`, `Smol`); code that runs on either takes a
+//! `&dyn Runtime`. The protocol logic lives in the core and the driving
+//! logic here.
 //!
 //! # Flow control
 //!
@@ -53,6 +56,7 @@ mod layers;
 mod pump;
 #[cfg(feature = "quic")]
 pub mod quic;
+mod runtime;
 mod server;
 mod service;
 
@@ -60,6 +64,7 @@ pub use client::{
     Client, ClientError, Control, Exit, OutputReader, RawSession, Stdin, Subscription,
 };
 pub use layers::{CallLog, Ended, PeerLimit, TOO_MANY_CALLS, watch};
+pub use runtime::Runtime;
 pub use server::{Outcome, ServeCall, serve_call};
 pub use service::{
     CallContext, CallEnded, Input, Outputs, RawHandler, RawInput, RawIo, RawOutput, Reply, Router,

@@ -4,7 +4,9 @@
 //!
 //! A scenario is an `async fn(Harness)`; [`run`] builds the harness for a
 //! (client runtime, server runtime, transport) triple and runs the
-//! scenario on the client's runtime. `tests/conformance.rs` runs every
+//! scenario on the client's runtime. The harness is one path for every
+//! triple: each side is a [`Runtime`] value ([`Rt::runtime`]) and every
+//! transport is made through it. `tests/conformance.rs` runs every
 //! scenario on all twelve triples.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
@@ -20,9 +22,11 @@ use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
 };
 use dockwire_service::{
-    BoxRead, BoxWrite, CallContext, Client, Connect, Input, Reply, Router, Service, Spawn,
-    serve_call,
+    BoxRead, BoxWrite, CallContext, Client, Connect, Input, Listen, Reply, Router, Runtime,
+    Service, Spawn, serve_call,
 };
+use dockwire_smol::Smol;
+use dockwire_tokio::Tokio;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
@@ -71,20 +75,26 @@ fn tokio_rt() -> &'static tokio::runtime::Runtime {
 }
 
 impl Rt {
+    /// This runtime's shell: everything the harness does on it goes
+    /// through this value.
+    pub fn runtime(self) -> Arc<dyn Runtime> {
+        match self {
+            Rt::Tokio => Arc::new(Tokio(tokio_rt().handle().clone())),
+            Rt::Smol => Arc::new(Smol),
+        }
+    }
+
     /// Runs `f` to completion on this runtime.
     pub fn block_on<F: Future>(self, f: F) -> F::Output {
-        match self {
-            Rt::Tokio => tokio_rt().block_on(f),
-            Rt::Smol => smol::block_on(f),
-        }
+        let mut output = None;
+        self.runtime()
+            .block_on(Box::pin(async { output = Some(f.await) }));
+        output.expect("block_on returns once its task has run to the end")
     }
 
     /// Spawns through this runtime's shell.
     pub fn spawner(self) -> Arc<dyn Spawn> {
-        match self {
-            Rt::Tokio => Arc::new(dockwire_tokio::TokioSpawn(tokio_rt().handle().clone())),
-            Rt::Smol => Arc::new(dockwire_smol::SmolSpawn),
-        }
+        self.runtime().spawner()
     }
 }
 
@@ -134,7 +144,7 @@ pub fn client_as<S: Service>(peer: &'static str, service: &Arc<S>) -> Client {
         peer,
         service: service.clone(),
     });
-    dockwire_tokio::duplex_client(service, Limits::default())
+    Tokio::current().duplex_client(service, Limits::default())
 }
 
 /// Serves `service` to a peer named `peer`, whoever calls.
@@ -360,53 +370,36 @@ pub async fn harness_for(
     server_rt: Rt,
     transport: Transport,
 ) -> Harness {
+    let client = client_rt.runtime();
+    let server = server_rt.runtime();
     let probe = Probe::default();
     let mut quic = None;
     let mut server_endpoint = None;
     let mut socket_dir = None;
     let mut socket = None;
     let server_tasks = ServerTasks::default();
+    let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
     let connect: Arc<dyn Connect> = match transport {
         Transport::Duplex => Arc::new(DuplexConnect {
-            client_rt,
-            server: server_rt.spawner(),
+            client: client.clone(),
+            server,
             service,
             tasks: server_tasks.clone(),
         }),
         Transport::Unix => {
             let dir = unique_dir();
             let path = dir.join("dockwire.sock");
-            start_unix_server(server_rt, &path, service);
+            let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            serve_on(&*server, server.listen_unix(listener).unwrap(), service);
             socket_dir = Some(dir);
             socket = Some(path.clone());
-            match client_rt {
-                Rt::Tokio => Arc::new(dockwire_tokio::unix_connect(path)),
-                Rt::Smol => Arc::new(dockwire_smol::Dial::Unix(path)),
-            }
+            client.dial_unix(path)
         }
         Transport::Tcp => {
-            let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
             let listener = std::net::TcpListener::bind(local).unwrap();
-            listener.set_nonblocking(true).unwrap();
             let addr = listener.local_addr().unwrap();
-            match server_rt {
-                Rt::Tokio => {
-                    let _enter = tokio_rt().enter();
-                    let server = dockwire_tokio::TcpServer(
-                        tokio::net::TcpListener::from_std(listener).unwrap(),
-                    );
-                    tokio_rt().spawn(dockwire_tokio::serve(server, service, limits()));
-                }
-                Rt::Smol => {
-                    let listener = smol::net::TcpListener::try_from(listener).unwrap();
-                    let server = dockwire_smol::Server::Tcp(listener);
-                    smol::spawn(dockwire_smol::serve(server, service, limits())).detach();
-                }
-            }
-            match client_rt {
-                Rt::Tokio => Arc::new(dockwire_tokio::tcp_connect(addr)),
-                Rt::Smol => Arc::new(dockwire_smol::Dial::Tcp(addr)),
-            }
+            serve_on(&*server, server.listen_tcp(listener).unwrap(), service);
+            client.dial_tcp(addr)
         }
         Transport::Quic => {
             let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -415,29 +408,18 @@ pub async fn harness_for(
                 cert.signing_key.serialize_der().into(),
             );
             let config = server_config(vec![cert_der.clone()], key).unwrap();
-            let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-            let endpoint = match server_rt {
-                Rt::Tokio => {
-                    let _enter = tokio_rt().enter();
-                    dockwire_tokio::quic_endpoint(local, Some(config)).unwrap()
-                }
-                Rt::Smol => dockwire_smol::quic_endpoint(local, Some(config)).unwrap(),
-            };
+            let endpoint = server.quic_endpoint(local, Some(config)).unwrap();
             let addr = endpoint.local_addr().unwrap();
-            let spawn = server_rt.spawner();
             let serve = serve_quic(
                 endpoint.clone(),
                 service,
-                spawn.clone(),
+                server.spawner(),
                 limits(),
                 peer_by_address(),
             );
-            spawn.spawn(serve.boxed());
+            server.spawn(serve.boxed());
             server_endpoint = Some(endpoint);
-            let mut client_endpoint = match client_rt {
-                Rt::Tokio => dockwire_tokio::quic_endpoint(local, None).unwrap(),
-                Rt::Smol => dockwire_smol::quic_endpoint(local, None).unwrap(),
-            };
+            let mut client_endpoint = client.quic_endpoint(local, None).unwrap();
             client_endpoint.set_default_client_config(client_config(&[cert_der]).unwrap());
             let c = QuicConnect::connect(&client_endpoint, addr, "localhost")
                 .await
@@ -447,7 +429,7 @@ pub async fn harness_for(
         }
     };
     Harness {
-        client: Client::new(connect, client_rt.spawner(), limits()),
+        client: client.client(connect, limits()),
         probe,
         transport,
         quic,
@@ -469,37 +451,24 @@ fn unique_dir() -> PathBuf {
     dir
 }
 
-fn start_unix_server(rt: Rt, path: &std::path::Path, service: Arc<dyn Service>) {
-    match rt {
-        Rt::Tokio => {
-            let _enter = tokio_rt().enter();
-            let listener = tokio::net::UnixListener::bind(path).unwrap();
-            let server = dockwire_tokio::UnixServer(listener);
-            tokio_rt().spawn(dockwire_tokio::serve(server, service, limits()));
-        }
-        Rt::Smol => {
-            let listener = smol::net::unix::UnixListener::bind(path).unwrap();
-            let server = dockwire_smol::Server::Unix(listener);
-            smol::spawn(dockwire_smol::serve(server, service, limits())).detach();
-        }
-    }
+/// Serves every connection of `listener` on a task of `runtime`.
+fn serve_on(runtime: &dyn Runtime, listener: Box<dyn Listen>, service: Arc<dyn Service>) {
+    let serve = runtime.serve(listener, service, limits());
+    runtime.spawn(serve.map(drop).boxed());
 }
 
 /// In memory across runtimes: the client runtime's pipe, the far end
 /// served on the server runtime.
 struct DuplexConnect {
-    client_rt: Rt,
-    server: Arc<dyn Spawn>,
+    client: Arc<dyn Runtime>,
+    server: Arc<dyn Runtime>,
     service: Arc<dyn Service>,
     tasks: ServerTasks,
 }
 
 impl Connect for DuplexConnect {
     fn open(&self) -> BoxFuture<'static, std::io::Result<(BoxRead, BoxWrite)>> {
-        let (near, (far_read, far_write)) = match self.client_rt {
-            Rt::Tokio => dockwire_tokio::duplex(),
-            Rt::Smol => dockwire_smol::duplex(),
-        };
+        let (near, (far_read, far_write)) = self.client.duplex();
         let call = serve_call(
             self.service.clone(),
             "local".into(),

@@ -1211,9 +1211,10 @@ impl Live {
                 let dir = std::env::temp_dir().join(unique("hostile"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let path = dir.join("dockwire.sock");
-                let listener = tokio::net::UnixListener::bind(&path).unwrap();
-                let server = dockwire_tokio::UnixServer(listener);
-                tokio::spawn(dockwire_tokio::serve(server, service, limits));
+                let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+                let runtime = Rt::Tokio.runtime();
+                let listener = runtime.listen_unix(listener).unwrap();
+                tokio::spawn(runtime.serve(listener, service, limits));
                 Live {
                     over,
                     socket: Some(path),
@@ -1232,7 +1233,10 @@ impl Live {
                 });
                 let config = mtls_server_config(&server, trusted, &options).unwrap();
                 let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-                let endpoint = dockwire_tokio::quic_endpoint(local, Some(config)).unwrap();
+                let endpoint = Rt::Tokio
+                    .runtime()
+                    .quic_endpoint(local, Some(config))
+                    .unwrap();
                 let addr = endpoint.local_addr().unwrap();
                 let spawn = Rt::Tokio.spawner();
                 let serve = serve_quic(
@@ -1245,7 +1249,7 @@ impl Live {
                 spawn.spawn(serve.boxed());
                 let server_fp = server.fingerprint();
                 let pin = Arc::new(move |fp: &Fingerprint| *fp == server_fp);
-                let mut client = dockwire_tokio::quic_endpoint(local, None).unwrap();
+                let mut client = Rt::Tokio.runtime().quic_endpoint(local, None).unwrap();
                 client.set_default_client_config(
                     pinned_client_config(&alice, pin, &options).unwrap(),
                 );

@@ -292,7 +292,10 @@ struct Server {
 
 impl Server {
     fn start(config: quinn::ServerConfig, names: NameLookup) -> Self {
-        let endpoint = dockwire_tokio::quic_endpoint(local(), Some(config)).unwrap();
+        let endpoint = Rt::Tokio
+            .runtime()
+            .quic_endpoint(local(), Some(config))
+            .unwrap();
         let addr = endpoint.local_addr().unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
@@ -341,7 +344,7 @@ fn named(fingerprint: Fingerprint, name: &'static str) -> NameLookup {
 }
 
 fn dialer(config: quinn::ClientConfig) -> quinn::Endpoint {
-    let mut endpoint = dockwire_tokio::quic_endpoint(local(), None).unwrap();
+    let mut endpoint = Rt::Tokio.runtime().quic_endpoint(local(), None).unwrap();
     endpoint.set_default_client_config(config);
     endpoint
 }
@@ -399,7 +402,7 @@ async fn connect_and_call(dialer: &quinn::Endpoint, server: &Server) -> Result<C
         }
     };
     let connection = connect.connection().clone();
-    let client = dockwire_tokio::client(connect, limits());
+    let client = Rt::Tokio.runtime().client(Arc::new(connect), limits());
     if whoami(&client).await.is_err() {
         return Err(Refusal {
             at_connect: false,
@@ -448,7 +451,7 @@ fn an_authorized_clients_call_is_served_under_its_fingerprints_name() {
             peer_fingerprint(connect.connection()),
             Some(server_id.fingerprint())
         );
-        let client = dockwire_tokio::client(connect, limits());
+        let client = Rt::Tokio.runtime().client(Arc::new(connect), limits());
         assert_eq!(whoami(&client).await.unwrap(), "alice");
         assert_eq!(server.calls(), 1);
         assert_eq!(authorize.asked(), [client_id.fingerprint()]);
@@ -568,7 +571,7 @@ fn any_server_name_is_accepted_since_the_fingerprint_is_the_identity() {
             let connect = QuicConnect::connect(&dialer, server.addr, name)
                 .await
                 .unwrap();
-            whoami(&dockwire_tokio::client(connect, limits()))
+            whoami(&Rt::Tokio.runtime().client(Arc::new(connect), limits()))
                 .await
                 .unwrap();
         }
@@ -691,7 +694,10 @@ fn a_quiet_connection_lives_on_keep_alives_and_a_silent_peer_times_out() {
         let client_id = Identity::generate("dockwire").unwrap();
         let authorize = Trust::allowing(&[client_id.fingerprint()]);
         let config = mtls_server_config(&server_id, authorize.check(), &options).unwrap();
-        let endpoint = dockwire_tokio::quic_endpoint(local(), Some(config)).unwrap();
+        let endpoint = Rt::Tokio
+            .runtime()
+            .quic_endpoint(local(), Some(config))
+            .unwrap();
         let relay = Relay::start(endpoint.local_addr().unwrap(), Faults::none(), 1).unwrap();
         let accept = tokio::spawn({
             let endpoint = endpoint.clone();

@@ -355,10 +355,10 @@ async fn link(server_rt: Rt, service: impl Service, faults: Faults, options: &Qu
     });
     let config = mtls_server_config(&server_id, authorize, options).unwrap();
     let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-    let server = match server_rt {
-        Rt::Tokio => dockwire_tokio::quic_endpoint(local, Some(config)).unwrap(),
-        Rt::Smol => dockwire_smol::quic_endpoint(local, Some(config)).unwrap(),
-    };
+    let server = server_rt
+        .runtime()
+        .quic_endpoint(local, Some(config))
+        .unwrap();
     let relay = Relay::start(server.local_addr().unwrap(), faults, SEED).unwrap();
     let calls = Calls::default();
     let service = Recorded {
@@ -377,7 +377,7 @@ async fn link(server_rt: Rt, service: impl Service, faults: Faults, options: &Qu
 
     let server_fp = server_id.fingerprint();
     let pin = Arc::new(move |fp: &Fingerprint| *fp == server_fp);
-    let mut dialer = dockwire_tokio::quic_endpoint(local, None).unwrap();
+    let mut dialer = Rt::Tokio.runtime().quic_endpoint(local, None).unwrap();
     dialer.set_default_client_config(pinned_client_config(&client_id, pin, options).unwrap());
     let connect = within(
         30,

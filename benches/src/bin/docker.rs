@@ -58,10 +58,11 @@ use bollard::query_parameters as q;
 use dockwire_core::Limits;
 use dockwire_docker::catalog::{ExecInput, ExecItem, Ping};
 use dockwire_docker::{DockerClient, DockerService};
-use dockwire_service::Service;
 use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
 };
+use dockwire_service::{Runtime, Service};
+use dockwire_tokio::Tokio;
 use futures::{AsyncReadExt as _, StreamExt as _};
 
 use dockwire_benches::{Result, expect_bytes, load_average, median, mib_per_s};
@@ -316,22 +317,21 @@ impl Quic {
         let key =
             quinn::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
         let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-        let server = dockwire_tokio::quic_endpoint(
-            local,
-            Some(server_config(vec![cert_der.clone()], key)?),
-        )?;
+        let runtime = Tokio::current();
+        let server =
+            runtime.quic_endpoint(local, Some(server_config(vec![cert_der.clone()], key)?))?;
         tokio::spawn(serve_quic(
             server.clone(),
             service,
-            Arc::new(dockwire_tokio::TokioSpawn::current()),
+            runtime.spawner(),
             Limits::default(),
             peer_by_address(),
         ));
-        let mut client_endpoint = dockwire_tokio::quic_endpoint(local, None)?;
+        let mut client_endpoint = runtime.quic_endpoint(local, None)?;
         client_endpoint.set_default_client_config(client_config(&[cert_der])?);
         let connect =
             QuicConnect::connect(&client_endpoint, server.local_addr()?, "localhost").await?;
-        let client = DockerClient::new(dockwire_tokio::client(connect, Limits::default()));
+        let client = DockerClient::new(runtime.client(Arc::new(connect), Limits::default()));
         Ok(Quic {
             client,
             endpoints: [server, client_endpoint],

@@ -8,10 +8,10 @@
 //!
 //! - `tokio`: a raw handler's stdout (256 KiB chunks) read through
 //!   `RawSession::stdout` into a 64 KiB buffer, over
-//!   `dockwire_tokio::duplex_client` on a multi-thread runtime; baseline: a
+//!   `Tokio::duplex_client` on a multi-thread runtime; baseline: a
 //!   `tokio::io::copy` of the same bytes into a `tokio::io::duplex` of the
 //!   same buffer size, its other end copied into `tokio::io::sink()`.
-//! - `smol`: the same over `dockwire_smol::duplex_client`; baseline:
+//! - `smol`: the same over `Smol::duplex_client`; baseline:
 //!   `futures::io::copy` through a `piper::pipe` of the same size.
 //! - `quic`: the same over QUIC on 127.0.0.1 (tokio); baseline: a bare
 //!   quinn stream on an endpoint with the same configuration and
@@ -43,7 +43,9 @@ use dockwire_core::Limits;
 use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
 };
-use dockwire_service::{Client, Router, Service};
+use dockwire_service::{Client, Router, Runtime, Service};
+use dockwire_smol::Smol;
+use dockwire_tokio::Tokio;
 use futures::{AsyncReadExt as _, StreamExt as _};
 use serde_json::{Value, json};
 
@@ -191,6 +193,7 @@ fn run(args: &Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let tokio = Tokio(rt.handle().clone());
     println!(
         "transports: {} MiB per run, {} runs of each side alternating (dockwire first on odd runs, \
          the baseline first on even ones) after an untimed {} MiB warm-up; medians; load average \
@@ -204,10 +207,7 @@ fn run(args: &Args) -> Result<()> {
     for &scenario in &args.only {
         let (dockwire, baseline) = match scenario {
             Scenario::Tokio => {
-                let client = {
-                    let _enter = rt.enter();
-                    dockwire_tokio::duplex_client(service.clone(), Limits::default())
-                };
+                let client = tokio.duplex_client(service.clone(), Limits::default());
                 alternate(
                     args,
                     |n| rt.block_on(dockwire_raw(&client, n, CHUNK)),
@@ -215,7 +215,7 @@ fn run(args: &Args) -> Result<()> {
                 )?
             }
             Scenario::Smol => {
-                let client = dockwire_smol::duplex_client(service.clone(), Limits::default());
+                let client = Smol.duplex_client(service.clone(), Limits::default());
                 alternate(
                     args,
                     |n| smol::block_on(dockwire_raw(&client, n, CHUNK)),
@@ -233,10 +233,7 @@ fn run(args: &Args) -> Result<()> {
                 measured?
             }
             Scenario::Json => {
-                let client = {
-                    let _enter = rt.enter();
-                    dockwire_tokio::duplex_client(service.clone(), Limits::default())
-                };
+                let client = tokio.duplex_client(service.clone(), Limits::default());
                 alternate(
                     args,
                     |n| rt.block_on(dockwire_json(&client, n)),
@@ -500,29 +497,28 @@ impl Quic {
         let key =
             quinn::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
         let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-        let dockwire_server = dockwire_tokio::quic_endpoint(
+        let runtime = Tokio::current();
+        let dockwire_server = runtime.quic_endpoint(
             local,
             Some(server_config(vec![cert_der.clone()], key.clone_key())?),
         )?;
-        let bare_server = dockwire_tokio::quic_endpoint(
-            local,
-            Some(server_config(vec![cert_der.clone()], key)?),
-        )?;
+        let bare_server =
+            runtime.quic_endpoint(local, Some(server_config(vec![cert_der.clone()], key)?))?;
         tokio::spawn(serve_quic(
             dockwire_server.clone(),
             service,
-            Arc::new(dockwire_tokio::TokioSpawn::current()),
+            runtime.spawner(),
             Limits::default(),
             peer_by_address(),
         ));
         tokio::spawn(serve_bare(bare_server.clone(), pattern));
 
-        let mut client_endpoint = dockwire_tokio::quic_endpoint(local, None)?;
+        let mut client_endpoint = runtime.quic_endpoint(local, None)?;
         client_endpoint.set_default_client_config(client_config(&[cert_der])?);
         let connect =
             QuicConnect::connect(&client_endpoint, dockwire_server.local_addr()?, "localhost")
                 .await?;
-        let client = dockwire_tokio::client(connect, Limits::default());
+        let client = runtime.client(Arc::new(connect), Limits::default());
         let bare = client_endpoint
             .connect(bare_server.local_addr()?, "localhost")?
             .await?;

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use dockwire_core::Limits;
 use dockwire_docker::DockerClient;
+use dockwire_service::Runtime;
 use dockwire_service::quic::quinn::{Connection, Endpoint};
 use dockwire_service::quic::{
     Fingerprint, Identity, QuicConnect, QuicOptions, TrustCheck, pinned_client_config,
 };
+use dockwire_tokio::Tokio;
 
 /// One QUIC connection to a server, and the typed client on it.
 pub struct Wire {
@@ -35,13 +37,16 @@ impl Wire {
         let expected = Fingerprint::from_str(server).unwrap();
         let pin: TrustCheck = Arc::new(move |seen: &Fingerprint| *seen == expected);
         let config = pinned_client_config(&identity, pin, &QuicOptions::default()).unwrap();
-        let mut endpoint = dockwire_tokio::quic_endpoint(([127, 0, 0, 1], 0).into(), None).unwrap();
+        let runtime = Tokio::current();
+        let mut endpoint = runtime
+            .quic_endpoint(([127, 0, 0, 1], 0).into(), None)
+            .unwrap();
         endpoint.set_default_client_config(config);
         let connect = QuicConnect::connect(&endpoint, ([127, 0, 0, 1], port).into(), "dockwire")
             .await
             .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"));
         let connection = connect.connection().clone();
-        let docker = DockerClient::new(dockwire_tokio::client(connect, Limits::default()));
+        let docker = DockerClient::new(runtime.client(Arc::new(connect), Limits::default()));
         Wire {
             docker,
             endpoint,

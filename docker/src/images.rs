@@ -10,7 +10,7 @@ use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
 use crate::catalog::{
-    IMAGE_PULL_FAILED, ImageInspect, ImageList, ImagePull, ImageRemove, PullProgress,
+    IMAGE_PULL_FAILED, ImageInspect, ImageList, ImagePull, ImageRemove, PullProgress, split_tag,
 };
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
@@ -78,7 +78,7 @@ fn progress(
     docker: &Docker,
     i: ImagePull,
 ) -> impl Stream<Item = Result<PullProgress, CallError>> + use<> {
-    let (from_image, tag) = split_tag(&i.image);
+    let (from_image, tag) = pull_reference(&i.image);
     let options = q::CreateImageOptions {
         from_image: Some(from_image),
         tag,
@@ -102,20 +102,15 @@ fn progress(
         })
 }
 
-/// `repo:tag` → (`repo`, `tag`); a registry's port is not a tag, and a
-/// digest reference is passed whole.
-fn split_tag(image: &str) -> (String, Option<String>) {
-    if image.contains('@') {
-        return (image.to_owned(), None);
-    }
-    let name_start = image.rfind('/').map_or(0, |i| i + 1);
-    match image[name_start..].rfind(':') {
-        Some(colon) => {
-            let at = name_start + colon;
-            (image[..at].to_owned(), Some(image[at + 1..].to_owned()))
-        }
-        None => (image.to_owned(), Some("latest".into())),
-    }
+/// What a pull asks the engine for: the repository and the tag, `latest`
+/// when none is given; a digest reference is passed whole, with no tag.
+fn pull_reference(image: &str) -> (String, Option<String>) {
+    let (repository, tag) = split_tag(image);
+    let tag = match (image.contains('@'), tag) {
+        (true, _) => None,
+        (false, tag) => Some(tag.unwrap_or("latest").to_owned()),
+    };
+    (repository.to_owned(), tag)
 }
 
 #[cfg(test)]
@@ -125,17 +120,17 @@ mod tests {
     #[test]
     fn a_tag_is_split_but_a_registry_port_is_not() {
         assert_eq!(
-            split_tag("busybox"),
+            pull_reference("busybox"),
             ("busybox".into(), Some("latest".into()))
         );
         assert_eq!(
-            split_tag("127.0.0.1:5000/dockwire/testbox:v1"),
+            pull_reference("127.0.0.1:5000/dockwire/testbox:v1"),
             ("127.0.0.1:5000/dockwire/testbox".into(), Some("v1".into()))
         );
         assert_eq!(
-            split_tag("127.0.0.1:5000/testbox"),
+            pull_reference("127.0.0.1:5000/testbox"),
             ("127.0.0.1:5000/testbox".into(), Some("latest".into()))
         );
-        assert_eq!(split_tag("x@sha256:ab"), ("x@sha256:ab".into(), None));
+        assert_eq!(pull_reference("x@sha256:ab"), ("x@sha256:ab".into(), None));
     }
 }

@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
+use crate::call_error::CallError;
 use crate::chunk::{Chunk, StreamType};
 use crate::control::Control;
 use crate::envelope::{Carriage, Envelope, Payload, Request};
-use crate::error::{CallError, CommandError, ProtocolError};
+use crate::error::{CommandError, ProtocolError};
 use crate::limits::Limits;
 use crate::machine::Machine;
 use crate::wire::Wire;

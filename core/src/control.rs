@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{CallError, ErrorCode};
+use crate::call_error::{CallError, ErrorCode};
 
 /// A control message of the raw carriage.
 ///

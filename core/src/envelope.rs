@@ -4,7 +4,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::error::CallError;
+use crate::call_error::CallError;
 
 /// What follows `call.requested` on a call's stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -273,7 +273,7 @@ impl EnvelopeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use crate::call_error::ErrorCode;
     use serde_json::json;
 
     fn text(e: &Envelope) -> String {

@@ -93,6 +93,7 @@
 //! abort), keeps the typed cause in `protocol_error()`, and ignores all
 //! further input.
 
+mod call_error;
 mod chunk;
 mod client;
 mod control;
@@ -104,11 +105,12 @@ mod machine;
 mod server;
 mod wire;
 
+pub use call_error::{CallError, ErrorCode};
 pub use chunk::{CHUNK_HEADER_LEN, Chunk, ChunkCodec, ChunkError, StreamType, chunk_header};
 pub use client::{ClientCall, ClientEvent, ClientState};
 pub use control::{Control, ControlError};
 pub use envelope::{Carriage, Envelope, EnvelopeError, Payload, Request};
-pub use error::{CallError, CommandError, ErrorCode, ProtocolError};
+pub use error::{CommandError, ProtocolError};
 pub use frame::{FRAME_HEADER_LEN, FrameCodec, FrameError};
 pub use limits::{
     DEFAULT_MAX_CHUNK_RECV, DEFAULT_MAX_CHUNK_SEND, DEFAULT_MAX_FRAME_LEN, LimitError, Limits,

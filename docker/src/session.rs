@@ -14,8 +14,8 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::ExecInspectResponse;
 use bollard::query_parameters as q;
 use bytes::Bytes;
-use dockwire_core::{CallError, ErrorCode};
-use dockwire_service::{Input, RawInput, RawIo, RawOutput};
+use dockwire_core::{CallError, ErrorCode, ServerEvent};
+use dockwire_service::{RawInput, RawIo, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use serde_json::json;
@@ -461,17 +461,19 @@ async fn pump(
             match item {
                 // Writes fail once the process has closed its stdin or
                 // exited; the rest of the input has nowhere to go.
-                Input::Stdin(bytes) if open => open = stdin.write_all(&bytes).await.is_ok(),
-                Input::Stdin(_) => {}
-                Input::StdinClosed if tty => {
+                ServerEvent::Stdin(bytes) if open => open = stdin.write_all(&bytes).await.is_ok(),
+                ServerEvent::Stdin(_) => {}
+                ServerEvent::StdinClosed if tty => {
                     let _ = stdin.write_all(b"\x04").await;
                 }
-                Input::StdinClosed => {
+                ServerEvent::StdinClosed => {
                     let _ = stdin.shutdown().await;
                     open = false;
                 }
-                Input::Resize { cols, rows } => controls.resize(cols, rows).await,
-                Input::Signal(name) => controls.signal(&name).await,
+                ServerEvent::Resize { cols, rows } => controls.resize(cols, rows).await,
+                ServerEvent::Signal(name) => controls.signal(&name).await,
+                // The request, an abort or an error never reach a handler.
+                _ => {}
             }
         }
         future::pending::<()>().await
@@ -886,10 +888,10 @@ pub(crate) async fn archive_put(
     let (input, mut out) = io.split();
     out.accept(json!({})).await?;
     let tar = input
-        .take_while(|item| future::ready(*item != Input::StdinClosed))
+        .take_while(|item| future::ready(*item != ServerEvent::StdinClosed))
         .filter_map(|item| {
             future::ready(match item {
-                Input::Stdin(bytes) => Some(bytes),
+                ServerEvent::Stdin(bytes) => Some(bytes),
                 _ => None,
             })
         });

@@ -37,8 +37,9 @@ pub enum Broken {
     Stopped(i32),
 }
 
-/// Read size of this process's stdin.
-const PIECE: usize = 64 * 1024;
+/// Read size of this process's stdin: a file or a full pipe gives this
+/// much per read, each read one hand-off to a blocking thread and back.
+const STDIN_READ: usize = 256 * 1024;
 
 /// Runs `session` to its end: its exit code.
 pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
@@ -63,7 +64,7 @@ pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
         // and closes the session's stdin at its end (or a failed read).
         // A read still blocked when the session ends is left behind, not
         // waited for.
-        stdin.feed_from(ReaderStream::with_capacity(tokio::io::stdin(), PIECE));
+        stdin.feed_from(ReaderStream::with_capacity(tokio::io::stdin(), STDIN_READ));
     } else {
         drop(stdin);
     }

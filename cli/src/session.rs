@@ -4,10 +4,11 @@
 
 use std::io;
 
-use dockwire_service::{ClientError, Control, OutputReader, RawSession, Stdin};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use dockwire_service::{ClientError, Control, OutputReader, RawSession};
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::io::ReaderStream;
 
 use crate::term;
 
@@ -36,8 +37,9 @@ pub enum Broken {
     Stopped(i32),
 }
 
-/// Read size of each pump.
-const PIECE: usize = 64 * 1024;
+/// Read size of this process's stdin: a file or a full pipe gives this
+/// much per read, each read one hand-off to a blocking thread and back.
+const STDIN_READ: usize = 256 * 1024;
 
 /// Runs `session` to its end: its exit code.
 pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
@@ -58,16 +60,18 @@ pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
         tasks.push(tokio::spawn(follow_size(control.clone())));
     }
     if plan.stdin {
-        // Reading stdin may block past the session's end; that task is
-        // left behind, not waited for.
-        tokio::spawn(pump_stdin(stdin));
+        // The call's driver reads it, each read's bytes sent as they are,
+        // and closes the session's stdin at its end (or a failed read).
+        // A read still blocked when the session ends is left behind, not
+        // waited for.
+        stdin.feed_from(ReaderStream::with_capacity(tokio::io::stdin(), STDIN_READ));
     } else {
         drop(stdin);
     }
     let outputs = async {
         let (out, err) = tokio::join!(
-            pump_out(stdout, tokio::io::stdout()),
-            pump_out(stderr, tokio::io::stderr())
+            write_out(stdout, tokio::io::stdout()),
+            write_out(stderr, tokio::io::stderr())
         );
         out.and(err)
     };
@@ -102,39 +106,17 @@ fn call_error(e: io::Error) -> ClientError {
     }
 }
 
-async fn pump_stdin(mut stdin: Stdin) {
-    let mut local = tokio::io::stdin();
-    let mut buf = vec![0; PIECE];
-    loop {
-        match local.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if stdin.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = stdin.close().await;
-}
-
-async fn pump_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
-    let mut buf = vec![0; PIECE];
+/// Writes one of the session's outputs to `to` as its bytes come.
+async fn write_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
     // Whether anybody still reads our output: after `| head` nobody does;
     // the rest is drained unwritten and the exit code still counts.
     let mut read = true;
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return match read {
-                true => unless_closed(to.flush().await),
-                false => Ok(()),
-            };
-        }
+    while let Some(bytes) = from.next().await {
+        let bytes = bytes?;
         if !read {
             continue;
         }
-        let written = match to.write_all(&buf[..n]).await {
+        let written = match to.write_all(&bytes).await {
             Ok(()) => to.flush().await,
             Err(e) => Err(e),
         };
@@ -144,6 +126,10 @@ async fn pump_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io
             }
             read = false;
         }
+    }
+    match read {
+        true => unless_closed(to.flush().await),
+        false => Ok(()),
     }
 }
 

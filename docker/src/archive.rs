@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::query_parameters as q;
-use dockwire_core::CallError;
-use dockwire_service::{Input, RawIo};
+use dockwire_core::{CallError, ServerEvent};
+use dockwire_service::RawIo;
 use futures::{StreamExt, future};
 use serde_json::json;
 
@@ -76,10 +76,10 @@ pub(crate) async fn put(
     let (input, mut out) = io.split();
     out.accept(json!({})).await?;
     let tar = input
-        .take_while(|item| future::ready(*item != Input::StdinClosed))
+        .take_while(|item| future::ready(*item != ServerEvent::StdinClosed))
         .filter_map(|item| {
             future::ready(match item {
-                Input::Stdin(bytes) => Some(bytes),
+                ServerEvent::Stdin(bytes) => Some(bytes),
                 _ => None,
             })
         });

@@ -9,8 +9,8 @@ use std::pin::Pin;
 use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
 use bytes::Bytes;
-use dockwire_core::CallError;
-use dockwire_service::{Input, RawInput, RawOutput};
+use dockwire_core::{CallError, ServerEvent};
+use dockwire_service::{RawInput, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -60,17 +60,19 @@ pub(crate) async fn bridge(
             match item {
                 // Writes fail once the process has closed its stdin or
                 // exited; the rest of the input has nowhere to go.
-                Input::Stdin(bytes) if open => open = stdin.write_all(&bytes).await.is_ok(),
-                Input::Stdin(_) => {}
-                Input::StdinClosed if tty => {
+                ServerEvent::Stdin(bytes) if open => open = stdin.write_all(&bytes).await.is_ok(),
+                ServerEvent::Stdin(_) => {}
+                ServerEvent::StdinClosed if tty => {
                     let _ = stdin.write_all(b"\x04").await;
                 }
-                Input::StdinClosed => {
+                ServerEvent::StdinClosed => {
                     let _ = stdin.shutdown().await;
                     open = false;
                 }
-                Input::Resize { cols, rows } => controls.resize(cols, rows).await,
-                Input::Signal(name) => controls.signal(&name).await,
+                ServerEvent::Resize { cols, rows } => controls.resize(cols, rows).await,
+                ServerEvent::Signal(name) => controls.signal(&name).await,
+                // The request, an abort or an error never reach a handler.
+                _ => {}
             }
         }
         future::pending::<()>().await

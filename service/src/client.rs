@@ -12,11 +12,12 @@ use bytes::Bytes;
 use dockwire_core::{CallError, Carriage, ClientCall, ClientEvent, CommandError, Limits, Request};
 use futures::channel::{mpsc, oneshot};
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::{Sink, Stream, StreamExt};
 use serde_json::Value;
 
-use crate::pump::Outgoing;
-use crate::{BoxRead, BoxWrite, Connect, Spawn};
+use crate::transmit::{SendHalf, Transmit};
+use crate::{BoxRead, Connect, Spawn};
 
 /// Why a call did not give what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,6 +123,7 @@ impl Client {
         let (stderr_tx, stderr_rx) = mpsc::channel(QUEUE);
         let (exit_tx, exit_rx) = oneshot::channel();
         let (stdin_tx, stdin_rx) = mpsc::channel(QUEUE);
+        let (source_tx, source_rx) = oneshot::channel();
         let (control, control_rx) = mpsc::channel(QUEUE);
         let fault = Fault::default();
         let sinks = Sinks::Raw {
@@ -137,7 +139,10 @@ impl Client {
             Carriage::Raw,
             sinks,
             control_rx,
-            Some(stdin_rx),
+            Some(StdinFeed {
+                queue: stdin_rx,
+                source: Source::Offered(source_rx),
+            }),
         )
         .await?;
         let description = match accepted.await {
@@ -148,6 +153,7 @@ impl Client {
             accepted: description,
             stdin: Stdin {
                 tx: Some(stdin_tx),
+                source: Some(source_tx),
                 _control: control.clone(),
             },
             stdout: OutputReader::new(stdout_rx, fault.clone(), control.clone()),
@@ -167,21 +173,20 @@ impl Client {
         carriage: Carriage,
         sinks: Sinks,
         control: mpsc::Receiver<Command>,
-        stdin: Option<mpsc::Receiver<Bytes>>,
+        stdin: Option<StdinFeed>,
     ) -> Result<(), ClientError> {
         let id = format!("c{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let machine = ClientCall::new(id, Request::new(operation, input, carriage), self.limits)
             .map_err(ClientError::Request)?;
-        let (reader, writer) = self
+        let (reader, out) = self
             .connect
-            .open()
+            .open_call()
             .await
             .map_err(|e| ClientError::Connect(Arc::new(e)))?;
         self.spawn.spawn(Box::pin(Driver {
             machine,
             reader,
-            writer,
-            out: Outgoing::default(),
+            out,
             reading: true,
             stdin,
             control: Some(control),
@@ -259,18 +264,37 @@ pub struct RawSession {
     pub exit: Exit,
 }
 
-/// Writes to the session's stdin. `poll_close` (or drop) closes stdin.
+/// The session's stdin: a [`Sink`] of [`Bytes`], handed on without a
+/// copy, or an [`AsyncWrite`] (which copies what it is given). Closing it
+/// (or dropping it) closes stdin, after what was sent.
+///
+/// [`feed_from`](Self::feed_from) hands a stream of bytes (the local
+/// stdin, say) to the call's driver, which then reads it itself.
+///
+/// With both `SinkExt` and `AsyncWriteExt` in scope, `close` and `flush`
+/// need their trait named: `SinkExt::close(&mut stdin)`.
 pub struct Stdin {
     tx: Option<mpsc::Sender<Bytes>>,
+    source: Option<oneshot::Sender<StdinSource>>,
     _control: mpsc::Sender<Command>,
 }
 
-impl AsyncWrite for Stdin {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+/// What [`Stdin::feed_from`] hands to the driver.
+type StdinSource = BoxStream<'static, io::Result<Bytes>>;
+
+impl Stdin {
+    /// Sends what `source` yields as stdin, then closes stdin when it ends
+    /// (or fails: its error ends the input like an end of file). The
+    /// call's driver reads `source` itself, after whatever was sent
+    /// before, as fast as the transport takes it: no task of the caller's
+    /// is needed. It stops reading when the call ends.
+    pub fn feed_from(mut self, source: impl Stream<Item = io::Result<Bytes>> + Send + 'static) {
+        if let Some(tx) = self.source.take() {
+            let _ = tx.send(source.boxed());
+        }
+    }
+
+    fn poll_ready_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(tx) = &mut self.tx else {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -283,8 +307,61 @@ impl AsyncWrite for Stdin {
                 "the call has ended",
             )));
         }
+        Poll::Ready(Ok(()))
+    }
+
+    fn send_bytes(&mut self, bytes: Bytes) -> io::Result<()> {
+        let sent = self.tx.as_mut().map(|tx| tx.start_send(bytes));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the call has ended",
+            )),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin is closed")),
+        }
+    }
+
+    fn close(&mut self) {
+        // The driver closes stdin when this queue ends, after what it
+        // holds, and no source is on its way.
+        self.tx = None;
+        self.source = None;
+    }
+}
+
+impl Sink<Bytes> for Stdin {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_ready_bytes(cx)
+    }
+
+    /// Takes `bytes` as they are; empty ones send nothing.
+    fn start_send(self: Pin<&mut Self>, bytes: Bytes) -> io::Result<()> {
+        self.get_mut().send_bytes(bytes)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Stdin {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_ready_bytes(cx))?;
         let n = buf.len().min(STDIN_WRITE);
-        let _ = tx.start_send(Bytes::copy_from_slice(&buf[..n]));
+        this.send_bytes(Bytes::copy_from_slice(&buf[..n]))?;
         Poll::Ready(Ok(n))
     }
 
@@ -292,18 +369,22 @@ impl AsyncWrite for Stdin {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The driver closes stdin when this queue ends, after what it holds.
-        self.tx = None;
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().close();
         Poll::Ready(Ok(()))
     }
 }
 
-/// Reads the session's stdout or stderr.
+/// The session's stdout or stderr: a [`Stream`] of the [`Bytes`] as they
+/// arrived, or an [`AsyncRead`] (which copies them into the caller's
+/// buffer). Ends at the drained sentinel; a call that failed first ends
+/// it with one error.
 pub struct OutputReader {
     rx: mpsc::Receiver<Bytes>,
+    /// What a read took only part of.
     current: Bytes,
     fault: Fault,
+    done: bool,
     _control: mpsc::Sender<Command>,
 }
 
@@ -313,8 +394,43 @@ impl OutputReader {
             rx,
             current: Bytes::new(),
             fault,
+            done: false,
             _control: control,
         }
+    }
+
+    /// The next non-empty bytes; `Ok(None)` at the clean end.
+    fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        if !self.current.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.current))));
+        }
+        loop {
+            match ready!(self.rx.poll_next_unpin(cx)) {
+                Some(bytes) if bytes.is_empty() => {}
+                Some(bytes) => return Poll::Ready(Ok(Some(bytes))),
+                // The end: clean at the drained sentinel, an error otherwise.
+                None => {
+                    return Poll::Ready(match self.fault.get() {
+                        None => Ok(None),
+                        Some(e) => Err(io::Error::other(e)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Stream for OutputReader {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let next = ready!(self.poll_bytes(cx)).transpose();
+        // One error at most, then the end.
+        self.done = !matches!(next, Some(Ok(_)));
+        Poll::Ready(next)
     }
 }
 
@@ -324,20 +440,12 @@ impl AsyncRead for OutputReader {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        while self.current.is_empty() {
-            match ready!(self.rx.poll_next_unpin(cx)) {
-                Some(bytes) => self.current = bytes,
-                // The end: clean at the drained sentinel, an error otherwise.
-                None => {
-                    return Poll::Ready(match self.fault.get() {
-                        None => Ok(0),
-                        Some(e) => Err(io::Error::other(e)),
-                    });
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
+        let Some(mut bytes) = ready!(self.poll_bytes(cx))? else {
+            return Poll::Ready(Ok(0));
+        };
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes.split_to(n));
+        self.current = bytes;
         Poll::Ready(Ok(n))
     }
 }
@@ -411,14 +519,56 @@ enum Sinks {
     },
 }
 
+/// Where a raw call's driver takes stdin from: what was sent through
+/// [`Stdin`], then the source [`Stdin::feed_from`] gave, if any.
+struct StdinFeed {
+    queue: mpsc::Receiver<Bytes>,
+    source: Source,
+}
+
+enum Source {
+    /// The queue has not ended, or its end has not told whether a source
+    /// follows.
+    Offered(oneshot::Receiver<StdinSource>),
+    /// Read until it ends.
+    Reading(StdinSource),
+}
+
+impl StdinFeed {
+    /// The next stdin bytes; `None` once stdin is to be closed.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        loop {
+            match &mut self.source {
+                Source::Offered(offered) => {
+                    // The queue ends when `Stdin` is closed, dropped or
+                    // gives a source: what it sent comes first.
+                    if let Some(bytes) = ready!(self.queue.poll_next_unpin(cx)) {
+                        return Poll::Ready(Some(bytes));
+                    }
+                    match ready!(Pin::new(offered).poll(cx)) {
+                        Ok(source) => self.source = Source::Reading(source),
+                        Err(_) => return Poll::Ready(None),
+                    }
+                }
+                Source::Reading(source) => {
+                    return match ready!(source.poll_next_unpin(cx)) {
+                        Some(Ok(bytes)) => Poll::Ready(Some(bytes)),
+                        // A source that fails ends stdin as its end would.
+                        Some(Err(_)) | None => Poll::Ready(None),
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// One call's client task.
 struct Driver {
     machine: ClientCall,
     reader: BoxRead,
-    writer: BoxWrite,
-    out: Outgoing,
+    out: SendHalf,
     reading: bool,
-    stdin: Option<mpsc::Receiver<Bytes>>,
+    stdin: Option<StdinFeed>,
     control: Option<mpsc::Receiver<Command>>,
     sinks: Sinks,
     /// An event the caller's queue had no room for yet.
@@ -440,11 +590,8 @@ impl Future for Driver {
             let mut progress = false;
             let machine = &mut this.machine;
             if this.writable {
-                let pulled = || machine.poll_transmit_bytes();
-                if let Err(e) = this
-                    .out
-                    .poll_write(&mut this.writer, pulled, cx, &mut progress)
-                {
+                let mut pulled = || machine.poll_transmit_bytes();
+                if let Err(e) = this.out.poll_transmit(&mut pulled, cx, &mut progress) {
                     this.stop_writing(e);
                     progress = true;
                 }
@@ -464,7 +611,7 @@ impl Future for Driver {
                 && this.machine.transmit_len() == 0
             {
                 // The call is over; closing our half tells the server so.
-                let _ = ready!(Pin::new(&mut this.writer).poll_close(cx));
+                let _ = ready!(this.out.poll_close(cx));
                 return Poll::Ready(());
             }
             if !progress {
@@ -550,7 +697,7 @@ impl Driver {
                 return;
             }
             let Some(stdin) = &mut self.stdin else { return };
-            match stdin.poll_next_unpin(cx) {
+            match stdin.poll_next(cx) {
                 Poll::Pending => return,
                 Poll::Ready(Some(bytes)) => {
                     let _ = self.machine.send_stdin(bytes);

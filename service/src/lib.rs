@@ -6,14 +6,20 @@
 //!
 //! - the [`Service`] contract: a handler answers a request with a stream of
 //!   outputs ([`Reply::Json`]) or a raw session ([`Reply::Raw`], with a
-//!   [`RawIo`] of stdin/controls in and stdout/stderr out, resolving to the
+//!   [`RawIo`] of stdin/controls in, as the call machine's own
+//!   `ServerEvent`s, and stdout/stderr out as `Bytes`, resolving to the
 //!   exit code); [`Router`] maps operation names to handlers;
 //! - [`serve_call`], the per-call server driver: give it a stream's two
 //!   halves and it reads the request, runs the handler and writes the
 //!   answer, with bounded buffers in both directions;
 //! - [`Client`]: [`call`](Client::call), [`subscribe`](Client::subscribe)
 //!   and [`open_raw`](Client::open_raw) over any transport that can open a
-//!   stream ([`Connect`]), with per-call tasks started through [`Spawn`];
+//!   stream ([`Connect`]), with per-call tasks started through [`Spawn`].
+//!   A raw session's [`Stdin`] is a sink of `Bytes` and its stdout and
+//!   stderr ([`OutputReader`]) streams of `Bytes`, handed through without
+//!   a copy (both also `AsyncWrite`/`AsyncRead`, which copy);
+//!   [`Stdin::feed_from`] gives the call's driver a stream to read stdin
+//!   from itself;
 //! - [`Runtime`], the one shape of a runtime shell: spawning (it is a
 //!   [`Spawn`]), the in-memory duplex, Unix and TCP listeners and dialers
 //!   (the [`Listen`]s and [`Connect`]s), and QUIC endpoints.
@@ -28,9 +34,10 @@
 //! Every queue is bounded. A server driver stops reading a raw call's
 //! stream while its handler has not taken the input it has, and stops
 //! taking outputs while 256 KiB wait to be written. A client driver stops
-//! reading while the caller has not taken what was read. The transport's own
-//! flow control then holds the other side back: memory stays flat and no
-//! byte is dropped.
+//! reading while the caller has not taken what was read, and stops taking
+//! stdin (from [`Stdin`] or its source) while 256 KiB wait to be written.
+//! The transport's own flow control then holds the other side back: memory
+//! stays flat and no byte is dropped.
 //!
 //! # Cancellation
 //!
@@ -53,12 +60,12 @@ use futures::io::{AsyncRead, AsyncWrite};
 
 mod client;
 mod layers;
-mod pump;
 #[cfg(feature = "quic")]
 pub mod quic;
 mod runtime;
 mod server;
 mod service;
+mod transmit;
 
 pub use client::{
     Client, ClientError, Control, Exit, OutputReader, RawSession, Stdin, Subscription,
@@ -67,9 +74,9 @@ pub use layers::{CallLog, Ended, PeerLimit, TOO_MANY_CALLS, watch};
 pub use runtime::Runtime;
 pub use server::{Outcome, ServeCall, serve_call};
 pub use service::{
-    CallContext, CallEnded, Input, Outputs, RawHandler, RawInput, RawIo, RawOutput, Reply, Router,
-    Service,
+    CallContext, CallEnded, Outputs, RawHandler, RawInput, RawIo, RawOutput, Reply, Router, Service,
 };
+pub use transmit::SendHalf;
 
 /// The read half of a stream, boxed.
 pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
@@ -84,6 +91,17 @@ pub type BoxWrite = Pin<Box<dyn AsyncWrite + Send>>;
 pub trait Connect: Send + Sync + 'static {
     /// Opens one stream.
     fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>>;
+
+    /// Opens one stream for a [`Client`]'s driver. The default writes
+    /// [`open`](Self::open)'s write half a piece at a time; a transport
+    /// whose send side takes `Bytes` as they are (QUIC's `QuicConnect`)
+    /// gives its own, so that stdin reaches it without a copy. A `Connect`
+    /// that wraps another should pass this on too.
+    fn open_call(&self) -> BoxFuture<'static, io::Result<(BoxRead, SendHalf)>> {
+        self.open()
+            .map(|opened| opened.map(|(read, write)| (read, SendHalf::from(write))))
+            .boxed()
+    }
 }
 
 impl<F, Fut> Connect for F

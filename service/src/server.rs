@@ -1,7 +1,6 @@
-//! The per-call server driver: pumps one stream's two halves through a
+//! The per-call server driver: moves one stream's two halves through a
 //! [`ServerCall`] and runs the service's handler.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -14,8 +13,8 @@ use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, StreamExt};
 
-use crate::pump::{Plain, Transmit};
-use crate::service::{CallContext, Input, Output, Outputs, RawIo, Reply, Service};
+use crate::service::{CallContext, Output, Outputs, RawIo, Reply, Service};
+use crate::transmit::{Plain, Transmit};
 
 /// How a served call ended.
 #[derive(Debug)]
@@ -87,7 +86,7 @@ enum Handler {
     Raw {
         run: Option<BoxFuture<'static, Result<i32, CallError>>>,
         result: Option<Result<i32, CallError>>,
-        inputs: mpsc::Sender<Input>,
+        inputs: mpsc::Sender<ServerEvent>,
         outputs: mpsc::Receiver<Output>,
     },
     Done,
@@ -103,7 +102,9 @@ pub(crate) struct Serve<R, T> {
     out: T,
     reading: bool,
     handler: Handler,
-    inputs: VecDeque<Input>,
+    /// An input event the handler's queue had no room for yet; the
+    /// machine's later events wait in the machine behind it.
+    pending: Option<ServerEvent>,
     outcome: Option<Outcome>,
 }
 
@@ -123,7 +124,7 @@ impl<R, T> Serve<R, T> {
             out,
             reading: true,
             handler: Handler::Waiting,
-            inputs: VecDeque::new(),
+            pending: None,
             outcome: None,
         }
     }
@@ -137,14 +138,13 @@ impl<R: AsyncRead + Unpin, T: Transmit + Unpin> Future for Serve<R, T> {
         for _ in 0..BUDGET {
             let mut progress = false;
             let machine = &mut this.machine;
-            let pulled = || machine.poll_transmit_bytes();
-            if let Err(e) = this.out.poll_transmit(pulled, cx, &mut progress) {
+            let mut pulled = || machine.poll_transmit_bytes();
+            if let Err(e) = this.out.poll_transmit(&mut pulled, cx, &mut progress) {
                 this.handler = Handler::Done;
                 return Poll::Ready(Outcome::Io(e));
             }
             this.poll_read(cx, &mut progress);
-            this.handle_events(&mut progress);
-            this.feed_inputs(cx, &mut progress);
+            this.handle_events(cx, &mut progress);
             this.poll_handler(cx, &mut progress);
 
             if this.machine.is_finished() && this.out.len() == 0 && this.machine.transmit_len() == 0
@@ -168,7 +168,7 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
         // Stop reading while a raw handler has not taken its input: the
         // transport's flow control then holds the client back.
-        if !self.reading || self.machine.is_finished() || !self.inputs.is_empty() {
+        if !self.reading || self.machine.is_finished() || self.pending.is_some() {
             return;
         }
         match Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer()) {
@@ -187,23 +187,58 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
         }
     }
 
-    fn handle_events(&mut self, progress: &mut bool) {
-        while let Some(event) = self.machine.poll_event() {
-            *progress = true;
+    /// Acts on the machine's events, handing input to a raw handler as the
+    /// events themselves, until its queue is full.
+    fn handle_events(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
+        loop {
+            let parked = self.pending.is_some();
+            let Some(event) = self.pending.take().or_else(|| self.machine.poll_event()) else {
+                break;
+            };
             match event {
                 ServerEvent::Requested(request) => self.start(request),
-                ServerEvent::Stdin(bytes) => self.inputs.push_back(Input::Stdin(bytes)),
-                ServerEvent::StdinClosed => self.inputs.push_back(Input::StdinClosed),
-                ServerEvent::Resize { cols, rows } => {
-                    self.inputs.push_back(Input::Resize { cols, rows })
-                }
-                ServerEvent::Signal(name) => self.inputs.push_back(Input::Signal(name)),
                 ServerEvent::Aborted => self.end(Outcome::Cancelled),
                 ServerEvent::Error(e) => self.end(Outcome::Protocol(e)),
+                input => {
+                    let Some(input) = self.offer(input, cx) else {
+                        *progress = true;
+                        continue;
+                    };
+                    // A machine that has finished holds the call's end
+                    // behind this input: the handler is dropped at that
+                    // end, so its input goes with it.
+                    if self.machine.is_finished() {
+                        *progress = true;
+                        continue;
+                    }
+                    self.pending = Some(input);
+                    *progress |= !parked;
+                    break;
+                }
             }
+            *progress = true;
         }
         if self.machine.state() == dockwire_core::ServerState::Finished && self.outcome.is_none() {
             self.end(Outcome::NoCall);
+        }
+    }
+
+    /// Gives `input` to the raw handler: `None` once it is taken (or
+    /// nobody will take it), `Some(input)` back while the handler's queue
+    /// is full.
+    fn offer(&mut self, input: ServerEvent, cx: &mut Context<'_>) -> Option<ServerEvent> {
+        // No raw handler (any more): nobody will take input.
+        let Handler::Raw { inputs, .. } = &mut self.handler else {
+            return None;
+        };
+        match inputs.poll_ready(cx) {
+            Poll::Pending => Some(input),
+            // The handler dropped its input: it wants none.
+            Poll::Ready(Err(_)) => None,
+            Poll::Ready(Ok(())) => {
+                let _ = inputs.start_send(input);
+                None
+            }
         }
     }
 
@@ -224,33 +259,6 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
                 };
             }
             Reply::Refuse(e) => self.fail(e),
-        }
-    }
-
-    fn feed_inputs(&mut self, cx: &mut Context<'_>, progress: &mut bool) {
-        let Handler::Raw { inputs, .. } = &mut self.handler else {
-            // No raw handler (yet, or any more): nobody will take input.
-            if !matches!(self.handler, Handler::Waiting) {
-                self.inputs.clear();
-            }
-            return;
-        };
-        while !self.inputs.is_empty() {
-            match inputs.poll_ready(cx) {
-                Poll::Pending => return,
-                Poll::Ready(Err(_)) => {
-                    // The handler dropped its input: it wants none.
-                    self.inputs.clear();
-                    *progress = true;
-                    return;
-                }
-                Poll::Ready(Ok(())) => {
-                    if let Some(input) = self.inputs.pop_front() {
-                        let _ = inputs.start_send(input);
-                        *progress = true;
-                    }
-                }
-            }
         }
     }
 
@@ -294,7 +302,7 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     /// Drops the handler (running its cleanup) and records the outcome.
     fn end(&mut self, outcome: Outcome) {
         self.handler = Handler::Done;
-        self.inputs.clear();
+        self.pending = None;
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use dockwire_core::{CallError, Carriage, ErrorCode, Request};
+use dockwire_core::{CallError, Carriage, ErrorCode, Request, ServerEvent};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -60,7 +60,8 @@ impl<S: Service + ?Sized> Service for Arc<S> {
 /// A [`Service`] made of named handlers.
 ///
 /// ```
-/// use dockwire_service::{Router, Input};
+/// use dockwire_core::ServerEvent;
+/// use dockwire_service::Router;
 /// use futures::StreamExt;
 /// use serde_json::json;
 ///
@@ -73,8 +74,8 @@ impl<S: Service + ?Sized> Service for Arc<S> {
 ///         output.accept(json!({})).await?;
 ///         while let Some(item) = input.next().await {
 ///             match item {
-///                 Input::Stdin(bytes) => output.stdout(bytes).await?,
-///                 Input::StdinClosed => break,
+///                 ServerEvent::Stdin(bytes) => output.stdout(bytes).await?,
+///                 ServerEvent::StdinClosed => break,
 ///                 _ => {}
 ///             }
 ///         }
@@ -164,24 +165,6 @@ impl Service for Router {
     }
 }
 
-/// What a raw handler receives from the client, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// Stdin bytes.
-    Stdin(Bytes),
-    /// Stdin closed.
-    StdinClosed,
-    /// The client's terminal has a new size.
-    Resize {
-        /// Columns.
-        cols: u16,
-        /// Rows.
-        rows: u16,
-    },
-    /// The client asks for a signal (`"INT"`, `"TERM"`…).
-    Signal(String),
-}
-
 pub(crate) enum Output {
     Accept(Value),
     Stdout(Bytes),
@@ -200,7 +183,7 @@ pub struct RawIo {
 }
 
 impl RawIo {
-    pub(crate) fn new() -> (RawIo, mpsc::Sender<Input>, mpsc::Receiver<Output>) {
+    pub(crate) fn new() -> (RawIo, mpsc::Sender<ServerEvent>, mpsc::Receiver<Output>) {
         let (in_tx, in_rx) = mpsc::channel(RAW_QUEUE);
         let (out_tx, out_rx) = mpsc::channel(RAW_QUEUE);
         let io = RawIo {
@@ -216,16 +199,20 @@ impl RawIo {
     }
 }
 
-/// The client's stdin and controls, as a [`Stream`] of [`Input`]. Dropping
-/// it discards further input.
+/// The client's stdin and controls, in order: the call machine's own
+/// [`ServerEvent`]s, as it decoded them. Only [`ServerEvent::Stdin`],
+/// [`StdinClosed`](ServerEvent::StdinClosed),
+/// [`Resize`](ServerEvent::Resize) and [`Signal`](ServerEvent::Signal)
+/// reach a handler (the request started it; an abort or a protocol error
+/// drops it). Dropping it discards further input.
 pub struct RawInput {
-    rx: mpsc::Receiver<Input>,
+    rx: mpsc::Receiver<ServerEvent>,
 }
 
 impl Stream for RawInput {
-    type Item = Input;
+    type Item = ServerEvent;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Input>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ServerEvent>> {
         self.rx.poll_next_unpin(cx)
     }
 }

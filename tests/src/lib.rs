@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use dockwire_core::{CallError, ErrorCode, Limits, Request};
+use dockwire_core::{CallError, ErrorCode, Limits, Request, ServerEvent};
 use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
 };
 use dockwire_service::{
-    BoxRead, BoxWrite, CallContext, Client, Connect, Input, Listen, Reply, Router, Runtime,
-    Service, Spawn, serve_call,
+    BoxRead, BoxWrite, CallContext, Client, Connect, Listen, Reply, Router, Runtime, Service,
+    Spawn, serve_call,
 };
 use dockwire_smol::Smol;
 use dockwire_tokio::Tokio;
@@ -217,15 +217,17 @@ pub fn test_service(probe: Probe) -> Router {
                 output.accept(json!({"cat": true})).await?;
                 while let Some(item) = input.next().await {
                     match item {
-                        Input::Stdin(b) => output.stdout(b).await?,
-                        Input::StdinClosed => break,
-                        Input::Resize { cols, rows } => controls
+                        ServerEvent::Stdin(b) => output.stdout(b).await?,
+                        ServerEvent::StdinClosed => break,
+                        ServerEvent::Resize { cols, rows } => controls
                             .lock()
                             .unwrap()
                             .push(format!("resize {cols}x{rows}")),
-                        Input::Signal(name) => {
+                        ServerEvent::Signal(name) => {
                             controls.lock().unwrap().push(format!("signal {name}"))
                         }
+                        // Never given to a handler.
+                        _ => {}
                     }
                 }
                 Ok(0)

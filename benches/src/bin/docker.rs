@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release -p dockwire-benches --bin docker
 //! cargo run --release -p dockwire-benches --bin docker -- --mib 256 --reps 5 --only stream
+//! cargo build --release -p dockwire -p dockwire-benches
+//! target/release/docker --only commands
 //! ```
 //!
 //! Needs the engine and the test image `dockwire/testbox:latest` that
@@ -35,6 +37,23 @@
 //!   them, 40 alternating pings (the catalog's `Ping` through dockwire,
 //!   bollard's `ping`) show what a call costs each side without the exec.
 //!
+//! - `commands`: the `dockwire` command against the `docker` CLI, each a
+//!   process of its own on the same engine, interleaved (the order
+//!   alternating from run to run), each run timed from the spawn to the
+//!   exit:
+//!   - stdin: `exec -i <id> sha256sum` fed 256 MiB (`--stdin-mib N`) of
+//!     pseudo-random bytes from a file, its digest checked against the
+//!     other side's;
+//!   - stdout: `exec <id> head -c N /dev/zero`, 1024 MiB (`--mib N`), its
+//!     stdout piped here and counted.
+//!
+//!   dockwire is `dockwire exec` over QUIC to a `dockwire serve` on
+//!   127.0.0.1 that the bench starts (its own state folders in the
+//!   temporary directory, the client trusted as an admin); the `dockwire`
+//!   binary is the one next to this bench's (`cargo build --release -p
+//!   dockwire`), or `--dockwire PATH`. 5 runs of each (`--command-reps N`);
+//!   target: dockwire at least the CLI's throughput on both.
+//!
 //! The byte count defaults to 1024 MiB (`--mib N`), the throughput
 //! repetitions to 3 (`--reps N`, at least 3), the latency runs to 50
 //! (`--execs N`) of which the CLI joins the first 20 (`--cli-execs N`).
@@ -43,10 +62,11 @@
 //! not asserted.
 
 use std::env;
-use std::io::Read as _;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,6 +105,8 @@ const DEFAULT_MIB: u64 = 1024;
 const DEFAULT_REPS: usize = 3;
 const MIN_REPS: usize = 3;
 const DEFAULT_EXECS: usize = 50;
+const DEFAULT_STDIN_MIB: u64 = 256;
+const DEFAULT_COMMAND_REPS: usize = 5;
 const DEFAULT_CLI_EXECS: usize = 20;
 /// Bytes of the untimed warm-up stream of each side before the timed ones.
 const WARMUP_BYTES: u64 = 16 << 20;
@@ -101,12 +123,16 @@ const TARGET_VS_CLI: f64 = 1.0;
 const TARGET_LATENCY_SLACK: Duration = Duration::from_millis(2);
 
 const USAGE: &str = concat!(
-    "usage: docker [--mib N] [--reps N] [--execs N] [--cli-execs N] [--only stream,latency]\n",
-    "  --mib N         MiB of exec stdout per run (default 1024)\n",
-    "  --reps N        stream runs of each side, rotating (default 3, at least 3)\n",
-    "  --execs N       `exec true` runs of dockwire and of bollard (default 50)\n",
-    "  --cli-execs N   of which the CLI joins the first N (default 20, 0 for none)\n",
-    "  --only L        the measurements, comma-separated (default both)",
+    "usage: docker [--mib N] [--reps N] [--execs N] [--cli-execs N] [--stdin-mib N]\n",
+    "              [--command-reps N] [--dockwire PATH] [--only stream,latency,commands]\n",
+    "  --mib N           MiB of exec stdout per run (default 1024)\n",
+    "  --reps N          stream runs of each side, rotating (default 3, at least 3)\n",
+    "  --execs N         `exec true` runs of dockwire and of bollard (default 50)\n",
+    "  --cli-execs N     of which the CLI joins the first N (default 20, 0 for none)\n",
+    "  --stdin-mib N     MiB of `exec -i` stdin per commands run (default 256)\n",
+    "  --command-reps N  commands runs of each side, alternating (default 5, at least 3)\n",
+    "  --dockwire PATH   the dockwire binary (default: the one beside this bench)\n",
+    "  --only L          the measurements, comma-separated (default all three)",
 );
 
 struct Args {
@@ -114,8 +140,12 @@ struct Args {
     reps: usize,
     execs: usize,
     cli_execs: usize,
+    stdin_bytes: u64,
+    command_reps: usize,
+    dockwire: Option<PathBuf>,
     stream: bool,
     latency: bool,
+    commands: bool,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -132,7 +162,10 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut reps = DEFAULT_REPS;
     let mut execs = DEFAULT_EXECS;
     let mut cli_execs = DEFAULT_CLI_EXECS;
-    let (mut stream, mut latency) = (true, true);
+    let mut stdin_mib = DEFAULT_STDIN_MIB;
+    let mut command_reps = DEFAULT_COMMAND_REPS;
+    let mut dockwire = None;
+    let (mut stream, mut latency, mut commands) = (true, true, true);
     let mut args = env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -140,13 +173,21 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--reps" => reps = size(number("--reps", args.next(), false)?)?,
             "--execs" => execs = size(number("--execs", args.next(), false)?)?,
             "--cli-execs" => cli_execs = size(number("--cli-execs", args.next(), true)?)?,
+            "--stdin-mib" => stdin_mib = number("--stdin-mib", args.next(), false)?,
+            "--command-reps" => {
+                command_reps = size(number("--command-reps", args.next(), false)?)?;
+            }
+            "--dockwire" => {
+                dockwire = Some(PathBuf::from(args.next().ok_or_else(|| USAGE.to_owned())?));
+            }
             "--only" => {
                 let list = args.next().ok_or_else(|| USAGE.to_owned())?;
-                (stream, latency) = (false, false);
+                (stream, latency, commands) = (false, false, false);
                 for name in list.split(',') {
                     match name {
                         "stream" => stream = true,
                         "latency" => latency = true,
+                        "commands" => commands = true,
                         other => return Err(format!("unknown measurement {other:?}; {USAGE}")),
                     }
                 }
@@ -158,16 +199,26 @@ fn parse_args() -> Result<Option<Args>, String> {
     if reps < MIN_REPS {
         return Err(format!("--reps: at least {MIN_REPS}"));
     }
+    if command_reps < MIN_REPS {
+        return Err(format!("--command-reps: at least {MIN_REPS}"));
+    }
     let bytes = mib
         .checked_mul(1 << 20)
         .ok_or_else(|| format!("--mib {mib} is too large"))?;
+    let stdin_bytes = stdin_mib
+        .checked_mul(1 << 20)
+        .ok_or_else(|| format!("--stdin-mib {stdin_mib} is too large"))?;
     Ok(Some(Args {
         bytes,
         reps,
         execs,
         cli_execs: cli_execs.min(execs),
+        stdin_bytes,
+        command_reps,
+        dockwire,
         stream,
         latency,
+        commands,
     }))
 }
 
@@ -286,12 +337,20 @@ fn measure(
         } else {
             None
         };
+        let commands = if args.commands {
+            Some(commands(args, cli, id)?)
+        } else {
+            None
+        };
         println!();
         if let Some(stream) = &stream {
             println!("{}", stream.table(args.bytes));
         }
         if let Some(latency) = &latency {
             println!("{}", latency.table());
+        }
+        if let Some(commands) = &commands {
+            println!("{}", commands.table(args));
         }
         Ok(())
     })();
@@ -708,6 +767,313 @@ impl Latency {
             d - b,
             if d <= b + slack { "PASS" } else { "MISS" }
         ));
+        out
+    }
+}
+
+// ------------------------------------------------- the dockwire command
+
+/// The variables through which the dockwire command would take its
+/// settings from the bench's own environment.
+const DOCKWIRE_ENV: [&str; 4] = [
+    "DOCKWIRE_HOST",
+    "DOCKWIRE_STATE_DIR",
+    "DOCKWIRE_SERVER_FINGERPRINT",
+    "DOCKWIRE_CONGESTION",
+];
+
+/// A `dockwire serve` on 127.0.0.1 and a client trusted by it as an
+/// admin, in state folders of their own; all of it gone when dropped.
+struct Served {
+    bin: PathBuf,
+    dir: PathBuf,
+    client_state: PathBuf,
+    host: String,
+    server: Child,
+}
+
+impl Served {
+    fn start(bin: PathBuf) -> Result<Served> {
+        if !bin.exists() {
+            return Err(format!(
+                "no dockwire binary at {} (build it with `cargo build --release -p dockwire`, \
+                 or give --dockwire PATH)",
+                bin.display()
+            )
+            .into());
+        }
+        let dir = env::temp_dir().join(format!("dockwire-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let server_state = dir.join("server");
+        let client_state = dir.join("client");
+        let command = |state: &Path| {
+            let mut command = Command::new(&bin);
+            for var in DOCKWIRE_ENV {
+                command.env_remove(var);
+            }
+            command.arg("--state-dir").arg(state);
+            command
+        };
+        let output = command(&client_state).arg("id").output()?;
+        let fingerprint = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let trusted = command(&server_state)
+            .args(["trust", "add", &fingerprint, "--name", "bench", "--admin"])
+            .output()?;
+        if !output.status.success() || !trusted.status.success() {
+            return Err("dockwire: cannot make the bench's identities".into());
+        }
+        let mut server = command(&server_state)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = server.stdout.take().ok_or("dockwire serve: no stdout")?;
+        let mut host = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(addr) = line.strip_prefix("dockwire serve: listening on ") {
+                host = Some(addr.trim().to_owned());
+                break;
+            }
+        }
+        let served = Served {
+            bin,
+            dir,
+            client_state,
+            host: host.unwrap_or_default(),
+            server,
+        };
+        if !served.host.starts_with("quic://") {
+            return Err("dockwire serve: did not say where it listens".into());
+        }
+        // The first call remembers the server's fingerprint.
+        let greeted = served.command(&["version"]).output()?;
+        if !greeted.status.success() {
+            return Err(format!(
+                "dockwire version: {}",
+                String::from_utf8_lossy(&greeted.stderr)
+            )
+            .into());
+        }
+        Ok(served)
+    }
+
+    /// `dockwire --host HOST --state-dir CLIENT ARGS…`, not run yet.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        for var in DOCKWIRE_ENV {
+            command.env_remove(var);
+        }
+        command
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--state-dir")
+            .arg(&self.client_state)
+            .args(args);
+        command
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `args` under the dockwire command (over QUIC to `served`) or the
+/// docker CLI, stdin from `input` (else none) and stdout piped here and
+/// read into a 64 KiB buffer; timed from the spawn to the exit. Returns
+/// the stdout (its first 4 KiB), its byte count and the time.
+fn command_run(
+    served: Option<&Served>,
+    cli: &str,
+    args: &[&str],
+    input: Option<&Path>,
+) -> Result<(Vec<u8>, u64, Duration)> {
+    let mut command = match served {
+        Some(served) => served.command(args),
+        None => {
+            let mut command = Command::new(cli);
+            command.args(args);
+            command
+        }
+    };
+    let stdin = match input {
+        Some(path) => Stdio::from(File::open(path)?),
+        None => Stdio::null(),
+    };
+    let mut buf = vec![0u8; READ_BUF];
+    let start = Instant::now();
+    let mut child = command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut stdout = child.stdout.take().ok_or("stdout is not piped")?;
+    let (mut head, mut got) = (Vec::new(), 0u64);
+    loop {
+        let n = stdout.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&buf[..n.min(4096 - head.len())]);
+        }
+        got += n as u64;
+    }
+    let status = child.wait()?;
+    let elapsed = start.elapsed();
+    let who = if served.is_some() {
+        "dockwire"
+    } else {
+        "docker CLI"
+    };
+    if !status.success() {
+        return Err(format!("{who} {}: ended with {status}", args.join(" ")).into());
+    }
+    Ok((head, got, elapsed))
+}
+
+/// `n` pseudo-random bytes (xorshift64*) written to `path`.
+fn random_file(path: &Path, n: u64) -> Result<()> {
+    let mut file = std::io::BufWriter::new(File::create(path)?);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut left = n;
+    let mut block = vec![0u8; 1 << 20];
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        let take = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..take])?;
+        left -= take as u64;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// Per-run MiB/s of each side, in run order.
+struct Commands {
+    stdin_dockwire: Vec<f64>,
+    stdin_cli: Vec<f64>,
+    stdout_dockwire: Vec<f64>,
+    stdout_cli: Vec<f64>,
+}
+
+fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
+    let bin = match &args.dockwire {
+        Some(path) => path.clone(),
+        None => env::current_exe()?.with_file_name("dockwire"),
+    };
+    let served = Served::start(bin)?;
+    println!(
+        "commands: `{} exec -i <id> sha256sum` < {} MiB and `exec <id> head -c {} /dev/zero`, \
+         {} runs of each side alternating (dockwire over {} to its serve, then the docker \
+         CLI; then the other way round), after an untimed warm-up of each",
+        served.bin.display(),
+        args.stdin_bytes >> 20,
+        args.bytes,
+        args.command_reps,
+        served.host,
+    );
+    let input = served.dir.join("stdin");
+    random_file(&input, args.stdin_bytes)?;
+    let stdin_args = ["exec", "-i", id, "sha256sum"];
+    let head = args.bytes.to_string();
+    let stdout_args = ["exec", id, "head", "-c", &head, "/dev/zero"];
+    let digest = |who: &str, (out, _, _): &(Vec<u8>, u64, Duration)| -> Result<String> {
+        let text = String::from_utf8_lossy(out);
+        match text.split_whitespace().next() {
+            Some(hex) if hex.len() == 64 => Ok(hex.to_owned()),
+            _ => Err(format!("{who}: sha256sum said {text:?}").into()),
+        }
+    };
+    // Every run's digest of the stdin file, to check that all agree.
+    let mut sums = Vec::new();
+    // One side's run of each: stdin, then stdout; their MiB/s.
+    let mut side = |dockwire: bool| -> Result<(f64, f64)> {
+        let served = dockwire.then_some(&served);
+        let who = if dockwire { "dockwire" } else { "docker CLI" };
+        let fed = command_run(served, cli, &stdin_args, Some(&input))?;
+        sums.push(digest(who, &fed)?);
+        let drained = command_run(served, cli, &stdout_args, None)?;
+        expect_bytes(&format!("{who} stdout"), drained.1, args.bytes)?;
+        Ok((
+            mib_per_s(args.stdin_bytes, fed.2),
+            mib_per_s(args.bytes, drained.2),
+        ))
+    };
+    side(true)?;
+    side(false)?;
+    let mut out = Commands {
+        stdin_dockwire: Vec::new(),
+        stdin_cli: Vec::new(),
+        stdout_dockwire: Vec::new(),
+        stdout_cli: Vec::new(),
+    };
+    for rep in 0..args.command_reps {
+        let mut line = format!("  run {}:", rep + 1);
+        for k in 0..2 {
+            let dockwire = (rep + k) % 2 == 0;
+            let (stdin, stdout) = side(dockwire)?;
+            let who = if dockwire { "dockwire" } else { "CLI" };
+            line.push_str(&format!(" {who} stdin {stdin:.0} stdout {stdout:.0};"));
+            if dockwire {
+                out.stdin_dockwire.push(stdin);
+                out.stdout_dockwire.push(stdout);
+            } else {
+                out.stdin_cli.push(stdin);
+                out.stdout_cli.push(stdout);
+            }
+        }
+        println!("{line} MiB/s");
+    }
+    if sums.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err(format!("the sides' sha256sum disagree: {sums:?}").into());
+    }
+    Ok(out)
+}
+
+impl Commands {
+    fn table(&self, args: &Args) -> String {
+        let mut out = format!(
+            "{:<34}  {:>12}  {:>12}  {:>6}  {:>14}  {:>8}  {:>7}\n",
+            "dockwire command / docker CLI",
+            "dockwire",
+            "CLI",
+            "ratio",
+            "per-run median",
+            "target",
+            "verdict"
+        );
+        for (name, dockwire, cli) in [
+            (
+                format!("exec -i sha256sum, {} MiB", args.stdin_bytes >> 20),
+                &self.stdin_dockwire,
+                &self.stdin_cli,
+            ),
+            (
+                format!("exec head, {} MiB", args.bytes >> 20),
+                &self.stdout_dockwire,
+                &self.stdout_cli,
+            ),
+        ] {
+            let (d, c) = (median(dockwire), median(cli));
+            let ratios: Vec<f64> = dockwire.iter().zip(cli).map(|(d, c)| d / c).collect();
+            let ratio = d / c;
+            out.push_str(&format!(
+                "{name:<34}  {d:>6.0} MiB/s  {c:>6.0} MiB/s  {ratio:>6.3}  {:>14.3}  {:>8}  {:>7}\n",
+                median(&ratios),
+                format!(">= {TARGET_VS_CLI:.2}"),
+                if ratio >= TARGET_VS_CLI { "PASS" } else { "MISS" }
+            ));
+        }
         out
     }
 }

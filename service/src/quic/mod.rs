@@ -98,9 +98,9 @@ pub use quinn;
 /// [`Identity`] hold.
 pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::pump::Transmit;
 use crate::server::Serve;
-use crate::{BoxRead, BoxWrite, Connect, Service, Spawn};
+use crate::transmit::Transmit;
+use crate::{BoxRead, BoxWrite, Connect, SendHalf, Service, Spawn};
 
 mod identity;
 mod mtls;
@@ -327,7 +327,7 @@ pub async fn serve_quic(
                 // Ends when the connection does; its calls see their
                 // streams fail and cancel.
                 while let Ok((send, recv)) = connection.accept_bi().await {
-                    let out = QuicSend::new(send);
+                    let out = QuicSend::new(send, |e| e);
                     let call = Serve::new(service.clone(), name.clone(), recv, out, limits);
                     inner_spawn.spawn(call.map(drop).boxed());
                 }
@@ -381,6 +381,21 @@ impl Connect for QuicConnect {
                 Box::pin(Lost(recv)) as BoxRead,
                 Box::pin(Lost(send)) as BoxWrite,
             ))
+        }
+        .boxed()
+    }
+
+    /// As [`open`](Connect::open), with the send side taking the machine's
+    /// pieces as the `Bytes` they are, as the server's does.
+    fn open_call(&self) -> BoxFuture<'static, io::Result<(BoxRead, SendHalf)>> {
+        let connection = self.connection.clone();
+        async move {
+            let (send, recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| timed_out(io::Error::other(e)))?;
+            let send = SendHalf::new(QuicSend::new(send, timed_out));
+            Ok((Box::pin(Lost(recv)) as BoxRead, send))
         }
         .boxed()
     }
@@ -438,11 +453,11 @@ fn timed_out(e: io::Error) -> io::Error {
     }
 }
 
-/// Pieces a server driver takes from its machine at most per write.
+/// Pieces a driver takes from its machine at most per write.
 const PIECES: usize = 16;
 
-/// A call stream's send side for the server driver: the machine's pieces
-/// go to quinn as the `Bytes` they are (`write_chunks`), where its
+/// A call stream's send side for either driver: the machine's pieces go
+/// to quinn as the `Bytes` they are (`write_chunks`), where its
 /// `AsyncWrite` would copy every payload into its send buffer.
 struct QuicSend {
     send: SendStream,
@@ -450,14 +465,17 @@ struct QuicSend {
     /// ones are empty until removed.
     pieces: Vec<Bytes>,
     len: usize,
+    /// How an error is reported: a client's as [`Lost`] reports it.
+    error: fn(io::Error) -> io::Error,
 }
 
 impl QuicSend {
-    fn new(send: SendStream) -> Self {
+    fn new(send: SendStream, error: fn(io::Error) -> io::Error) -> Self {
         QuicSend {
             send,
             pieces: Vec::with_capacity(PIECES),
             len: 0,
+            error,
         }
     }
 }
@@ -469,7 +487,7 @@ impl Transmit for QuicSend {
 
     fn poll_transmit(
         &mut self,
-        mut pull: impl FnMut() -> Option<Bytes>,
+        pull: &mut dyn FnMut() -> Option<Bytes>,
         cx: &mut Context<'_>,
         progress: &mut bool,
     ) -> io::Result<()> {
@@ -486,7 +504,7 @@ impl Transmit for QuicSend {
             // leaves the task registered for the stream's credit.
             let written = match pin!(self.send.write_chunks(&mut self.pieces)).poll(cx) {
                 Poll::Pending => return Ok(()),
-                Poll::Ready(result) => result?,
+                Poll::Ready(result) => result.map_err(|e| (self.error)(e.into()))?,
             };
             self.pieces.drain(..written.chunks);
             self.len -= written.bytes;
@@ -495,7 +513,7 @@ impl Transmit for QuicSend {
     }
 
     fn poll_close(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.send.finish().map_err(io::Error::from))
+        Poll::Ready(self.send.finish().map_err(|e| (self.error)(e.into())))
     }
 }
 

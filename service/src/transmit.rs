@@ -22,7 +22,7 @@ pub struct SendHalf(Box<dyn Transmit + Send>);
 
 impl From<BoxWrite> for SendHalf {
     fn from(write: BoxWrite) -> Self {
-        SendHalf(Box::new(Plain::new(write)))
+        SendHalf::new(Plain::new(write))
     }
 }
 

@@ -369,14 +369,20 @@ impl QuicConnect {
     }
 }
 
+/// A new stream of a call on `connection`; a connection lost to its idle
+/// timeout reads as timed out.
+async fn open_bi(connection: Connection) -> io::Result<(SendStream, RecvStream)> {
+    connection
+        .open_bi()
+        .await
+        .map_err(|e| timed_out(io::Error::other(e)))
+}
+
 impl Connect for QuicConnect {
     fn open(&self) -> BoxFuture<'static, io::Result<(BoxRead, BoxWrite)>> {
         let connection = self.connection.clone();
         async move {
-            let (send, recv) = connection
-                .open_bi()
-                .await
-                .map_err(|e| timed_out(io::Error::other(e)))?;
+            let (send, recv) = open_bi(connection).await?;
             Ok((
                 Box::pin(Lost(recv)) as BoxRead,
                 Box::pin(Lost(send)) as BoxWrite,
@@ -390,10 +396,7 @@ impl Connect for QuicConnect {
     fn open_call(&self) -> BoxFuture<'static, io::Result<(BoxRead, SendHalf)>> {
         let connection = self.connection.clone();
         async move {
-            let (send, recv) = connection
-                .open_bi()
-                .await
-                .map_err(|e| timed_out(io::Error::other(e)))?;
+            let (send, recv) = open_bi(connection).await?;
             let send = SendHalf::new(QuicSend::new(send, timed_out));
             Ok((Box::pin(Lost(recv)) as BoxRead, send))
         }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::access::Roles;
+use crate::ownership::OwnerKey;
 
 /// How a `signal` control reaches an exec'd process, for which Docker has
 /// no API.
@@ -41,6 +42,9 @@ pub struct Config {
     /// Where execs are journalled while their calls run (see
     /// [`Config::with_exec_journal`]); `None`: nowhere.
     pub exec_journal: Option<PathBuf>,
+    /// The key that seals what this service creates for its owner (see
+    /// [`crate::ownership`]). By default a key of this process only.
+    pub owner_key: OwnerKey,
 }
 
 impl Config {
@@ -62,6 +66,7 @@ impl Config {
             host_access: false,
             server_id: None,
             exec_journal: None,
+            owner_key: OwnerKey::ephemeral(),
         }
     }
 
@@ -100,6 +105,13 @@ impl Config {
     /// Writes `owner` on created containers instead of the peer's name.
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Seals ownership with `key`: a key kept across restarts (and shared
+    /// by servers that should share ownership), see [`crate::ownership`].
+    pub fn with_owner_key(mut self, key: OwnerKey) -> Self {
+        self.owner_key = key;
         self
     }
 

@@ -54,6 +54,9 @@
 pub mod catalog;
 mod error;
 
+// Ownership only this server can write, and users' own names.
+pub mod ownership;
+
 mod signal;
 
 // Who may do what, and the service's settings.
@@ -91,6 +94,7 @@ mod client;
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
 pub use config::{Config, ExecSignals};
+pub use ownership::OwnerKey;
 pub use service::DockerService;
 
 #[cfg(test)]
@@ -111,6 +115,7 @@ mod tests {
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
+        ("ownership", include_str!("ownership.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),
         ("service", include_str!("service.rs")),

@@ -23,6 +23,7 @@ mod state;
 mod term;
 mod trust;
 mod verbs;
+mod writer;
 
 use error::Outcome;
 
@@ -130,11 +131,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A server spreads its connections over the cores. A client's call is
+    // one pipeline (the socket, QUIC, the session, stdio) whose tasks,
+    // on one thread, hand each other their work without waking another.
+    let built = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match built {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("dockwire: cannot start the runtime: {e}");

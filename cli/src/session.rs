@@ -4,13 +4,11 @@
 
 use std::io;
 
-use dockwire_service::{ClientError, Control, OutputReader, RawSession};
-use futures::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use dockwire_service::{ClientError, Control, RawSession};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::io::ReaderStream;
 
-use crate::term;
+use crate::{term, writer};
 
 /// How the session meets the local terminal.
 #[derive(Clone, Copy, Debug)]
@@ -70,8 +68,8 @@ pub async fn drive(session: RawSession, plan: Plan) -> Result<i32, Broken> {
     }
     let outputs = async {
         let (out, err) = tokio::join!(
-            write_out(stdout, tokio::io::stdout()),
-            write_out(stderr, tokio::io::stderr())
+            writer::write_out(stdout, io::stdout()),
+            writer::write_out(stderr, io::stderr())
         );
         out.and(err)
     };
@@ -103,41 +101,6 @@ fn call_error(e: io::Error) -> ClientError {
     {
         Some(call) => call.clone(),
         None => ClientError::Io(e.into()),
-    }
-}
-
-/// Writes one of the session's outputs to `to` as its bytes come.
-async fn write_out(mut from: OutputReader, mut to: impl AsyncWrite + Unpin) -> io::Result<()> {
-    // Whether anybody still reads our output: after `| head` nobody does;
-    // the rest is drained unwritten and the exit code still counts.
-    let mut read = true;
-    while let Some(bytes) = from.next().await {
-        let bytes = bytes?;
-        if !read {
-            continue;
-        }
-        let written = match to.write_all(&bytes).await {
-            Ok(()) => to.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(e);
-            }
-            read = false;
-        }
-    }
-    match read {
-        true => unless_closed(to.flush().await),
-        false => Ok(()),
-    }
-}
-
-/// A closed pipe is not a failure of the session.
-fn unless_closed(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
     }
 }
 

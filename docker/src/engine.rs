@@ -1,14 +1,15 @@
 //! The engine handle: the bollard client (made and version-negotiated on
-//! first use), the service's [`Config`], who a call's peer is, which
-//! containers it may act on, and the low-level engine queries the sessions
-//! share (an exec's pid and exit code, a container's exit code).
+//! first use), the service's [`Config`], who a call's peer is, and the
+//! low-level engine queries the sessions share (an exec's pid and exit
+//! code, a container's exit code). Which objects a caller may act on is
+//! in [`crate::owned`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
-use bollard::models::{ContainerInspectResponse, ExecInspectResponse};
+use bollard::models::ExecInspectResponse;
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
 use dockwire_service::CallContext;
@@ -84,39 +85,6 @@ impl Engine {
         })
     }
 
-    /// The client and the id of the container `id` names, once `caller` may
-    /// act on it. An admin's id is passed on as given, with no extra round
-    /// trip; a user's is checked and resolved to the full id, so that a
-    /// name reused in between cannot redirect the call.
-    pub(crate) async fn container(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(Docker, String), CallError> {
-        if caller.is_admin() {
-            return Ok((self.docker().await?, id.to_owned()));
-        }
-        let (docker, info) = self.inspect_owned(caller, id).await?;
-        let id = info.id.unwrap_or_else(|| id.to_owned());
-        Ok((docker, id))
-    }
-
-    /// The client and container `id`'s inspection, once `caller` may act
-    /// on it.
-    pub(crate) async fn inspect_owned(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(Docker, ContainerInspectResponse), CallError> {
-        let docker = self.docker().await?;
-        let info = docker
-            .inspect_container(id, None)
-            .await
-            .map_err(error::container)?;
-        caller.check_owner(&info)?;
-        Ok((docker, info))
-    }
-
     /// A stream made from the negotiated client.
     pub(crate) fn stream<S, T>(
         self: Arc<Self>,
@@ -127,24 +95,6 @@ impl Engine {
         T: Send + 'static,
     {
         one_then_many(async move { Ok(make(self.docker().await?)) })
-    }
-
-    /// A stream made once `caller` may act on container `id`, from the
-    /// client and the container's resolved id.
-    pub(crate) fn container_stream<S, T>(
-        self: Arc<Self>,
-        caller: Caller,
-        id: String,
-        make: impl FnOnce(Docker, String) -> S + Send + 'static,
-    ) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
-    where
-        S: Stream<Item = Result<T, CallError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        one_then_many(async move {
-            let (docker, id) = self.container(&caller, &id).await?;
-            Ok(make(docker, id))
-        })
     }
 }
 

@@ -71,19 +71,27 @@ mod cleanup;
 mod engine;
 mod journal;
 
+// A caller's own objects: references resolved, and what a user sees.
+mod owned;
+
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
 mod stdio;
 
-// The handlers, one file per concern.
+// The handlers, one file per concern. Networks and volumes first: what a
+// container's create makes or names (`create`) uses them.
+mod networks;
+mod volumes;
+
+// What a container's create makes and names, for `create` and `run`.
+mod create;
+
 mod archive;
 mod containers;
 mod exec;
 mod images;
-mod networks;
 mod run;
 mod system;
-mod volumes;
 
 // Each operation declared once, and the service that routes by it.
 pub mod operations;
@@ -108,6 +116,7 @@ mod tests {
         ("client", include_str!("client.rs")),
         ("config", include_str!("config.rs")),
         ("containers", include_str!("containers.rs")),
+        ("create", include_str!("create.rs")),
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
@@ -115,6 +124,7 @@ mod tests {
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
+        ("owned", include_str!("owned.rs")),
         ("ownership", include_str!("ownership.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),

@@ -167,15 +167,15 @@ operations! {
         query(Vec<models::ImageDeleteResponseItem>) => images::remove
     }
 
-    NetworkList "network/list" Admin { query(Vec<models::Network>) => networks::list }
-    NetworkCreate "network/create" Admin { query(NetworkCreated) => networks::create }
-    NetworkConnect "network/connect" Admin { query(Done) => networks::connect }
-    NetworkDisconnect "network/disconnect" Admin { query(Done) => networks::disconnect }
-    NetworkRemove "network/remove" Admin { query(Done) => networks::remove }
+    NetworkList "network/list" User { query(Vec<models::Network>) => networks::list }
+    NetworkCreate "network/create" User { query(NetworkCreated) => networks::create }
+    NetworkConnect "network/connect" User { query(Done) => networks::connect }
+    NetworkDisconnect "network/disconnect" User { query(Done) => networks::disconnect }
+    NetworkRemove "network/remove" User { query(Done) => networks::remove }
 
-    VolumeList "volume/list" Admin { query(models::VolumeListResponse) => volumes::list }
-    VolumeCreate "volume/create" Admin { query(models::Volume) => volumes::create }
-    VolumeRemove "volume/remove" Admin { query(Done) => volumes::remove }
+    VolumeList "volume/list" User { query(models::VolumeListResponse) => volumes::list }
+    VolumeCreate "volume/create" User { query(models::Volume) => volumes::create }
+    VolumeRemove "volume/remove" User { query(Done) => volumes::remove }
 }
 
 #[cfg(test)]

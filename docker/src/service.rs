@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::error;
 use crate::journal;
 use crate::operations;
+use crate::ownership::Kind;
 
 /// Serves the Docker operation catalog with a bollard client.
 ///
@@ -75,7 +76,7 @@ impl DockerService {
     /// processes of the execs its journal ([`Config::with_exec_journal`])
     /// still names, and removes the auto-remove containers this server (its
     /// [`Config::with_server_id`]) created and left behind: those of `run`
-    /// calls. Call it when the server starts, before serving, when none of
+    /// calls, whose seal (under [`Config::with_owner_key`]) verifies. Call it when the server starts, before serving, when none of
     /// its calls can be alive. The container ids removed; none without a
     /// server id. Each exec killed is logged.
     pub async fn sweep(&self) -> Result<Vec<String>, CallError> {
@@ -117,7 +118,21 @@ impl DockerService {
                 .map_err(error::container)?;
             let mut removed = Vec::new();
             for container in left {
-                let Some(cid) = container.id else { continue };
+                // Labels anyone could write (an image's, a plain `docker
+                // run`'s) are not enough: the seal, which covers the
+                // auto-remove label's value, must verify.
+                let key = &engine.config.owner_key;
+                let name = container.names.iter().flatten().next();
+                let sealed = match (name, &container.labels) {
+                    (Some(name), Some(labels)) => {
+                        key.owner(Kind::Container, name, labels).is_some()
+                            && labels.get(LABEL_AUTO_REMOVE).map(String::as_str) == Some("true")
+                    }
+                    _ => false,
+                };
+                let Some(cid) = container.id.filter(|_| sealed) else {
+                    continue;
+                };
                 let options = q::RemoveContainerOptions {
                     force: true,
                     ..Default::default()

@@ -11,38 +11,40 @@ use crate::access::Caller;
 use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
+use crate::ownership::{Kind, owned_labels};
 
-/// The labels a created container gets: the caller's, minus any
-/// `dockwire.*`, plus dockwire's own; `auto_remove`: dockwire removes
-/// it when its call ends (`dockwire.auto-remove`, swept after a crash).
+/// The labels a created container named `name` on the engine gets: the
+/// caller's, minus any `dockwire.*`, plus dockwire's own, sealed;
+/// `auto_remove`: dockwire removes it when its call ends
+/// (`dockwire.auto-remove`, swept after a crash). Auto-remove is written
+/// either way, `true` or `false`, so that no image label can supply it.
 pub(crate) fn labels(
     config: &Config,
     caller: &Caller,
     asked: &BTreeMap<String, String>,
     auto_remove: bool,
+    name: &str,
 ) -> HashMap<String, String> {
-    let mut labels: HashMap<String, String> = asked
-        .iter()
-        .filter(|(k, _)| !k.starts_with(LABEL_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(LABEL_MANAGED.into(), "true".into());
-    labels.insert(LABEL_OWNER.into(), caller.owner.clone());
-    if auto_remove {
-        labels.insert(LABEL_AUTO_REMOVE.into(), "true".into());
-    }
+    let mut labels = owned_labels(&caller.owner, asked);
+    labels.insert(LABEL_AUTO_REMOVE.into(), auto_remove.to_string());
     if let Some(id) = &config.server_id {
         labels.insert(LABEL_SERVER.into(), id.clone());
     }
+    config
+        .owner_key
+        .seal_labels(Kind::Container, name, &mut labels);
     labels
 }
 
-/// The engine's create body for `spec`. `engine_auto_remove` asks the
-/// engine itself to remove the container when it exits.
+/// The engine's create body for `spec`, of a container named `name` on
+/// the engine (its mounts' and network's names the engine's too).
+/// `engine_auto_remove` asks the engine itself to remove the container
+/// when it exits.
 pub(crate) fn create_body(
     config: &Config,
     caller: &Caller,
     spec: &ContainerSpec,
+    name: &str,
     engine_auto_remove: bool,
 ) -> Result<ContainerCreateBody, CallError> {
     if spec.image.is_empty() {
@@ -89,6 +91,7 @@ pub(crate) fn create_body(
             caller,
             &spec.labels,
             spec.auto_remove && !engine_auto_remove,
+            name,
         )),
         tty: Some(spec.tty),
         open_stdin: Some(spec.stdin),
@@ -136,7 +139,7 @@ mod tests {
             ("app".to_owned(), "web".to_owned()),
         ]);
         let caller = caller(&config, "alice");
-        let labels = labels(&config, &caller, &asked, false);
+        let labels = labels(&config, &caller, &asked, false, "web");
         assert_eq!(
             labels.get("dockwire.owner").map(String::as_str),
             Some("alice")
@@ -147,7 +150,14 @@ mod tests {
         );
         assert_eq!(labels.get("app").map(String::as_str), Some("web"));
         assert!(!labels.contains_key("dockwire.anything"));
-        assert!(!labels.contains_key(LABEL_AUTO_REMOVE));
+        assert_eq!(
+            labels.get(LABEL_AUTO_REMOVE).map(String::as_str),
+            Some("false")
+        );
+        // Sealed for alice, on this name only.
+        let key = &config.owner_key;
+        assert_eq!(key.owner(Kind::Container, "/web", &labels), Some("alice"));
+        assert_eq!(key.owner(Kind::Container, "/other", &labels), None);
     }
 
     #[test]
@@ -157,15 +167,19 @@ mod tests {
         let mut spec = ContainerSpec::new("img", ["sleep", "60"]);
         spec.auto_remove = true;
         let marked = |engine_auto_remove| {
-            let body = create_body(&config, &caller, &spec, engine_auto_remove).unwrap();
+            let body = create_body(&config, &caller, &spec, "run", engine_auto_remove).unwrap();
             let labels = body.labels.unwrap();
             assert_eq!(labels.get(LABEL_SERVER).map(String::as_str), Some("me"));
+            assert_eq!(
+                config.owner_key.owner(Kind::Container, "run", &labels),
+                Some("alice")
+            );
             let engine = body.host_config.unwrap().auto_remove;
             (labels.get(LABEL_AUTO_REMOVE).cloned(), engine)
         };
         // `run`: dockwire removes it after reading its exit code.
         assert_eq!(marked(false), (Some("true".into()), Some(false)));
         // `create` (`run -d --rm`): the engine removes it when it exits.
-        assert_eq!(marked(true), (None, Some(true)));
+        assert_eq!(marked(true), (Some("false".into()), Some(true)));
     }
 }

@@ -25,7 +25,8 @@ use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters as q;
 use dockwire_core::Limits;
-use dockwire_docker::{Config, DockerService, Role, Roles};
+use dockwire_docker::ownership::Kind;
+use dockwire_docker::{Config, DockerService, OwnerKey, Role, Roles};
 use dockwire_service::quic::{
     Fingerprint, Identity, QuicOptions, mtls_server_config, peer_by_fingerprint,
     pinned_client_config, serve_quic,
@@ -179,6 +180,8 @@ fn cases(t: &Targets) -> Vec<Case> {
     const INVALID_INPUT: &str = "INVALID_INPUT";
     const NOT_FOUND: &str = "NOT_FOUND";
     const FORBIDDEN: &str = "FORBIDDEN";
+    const CONTAINER_NOT_FOUND: &str = "CONTAINER_NOT_FOUND";
+    const NETWORK_NOT_FOUND: &str = "NETWORK_NOT_FOUND";
 
     let own = t.own.as_str();
     // A call that never answers by itself, to be interrupted.
@@ -747,21 +750,151 @@ fn cases(t: &Targets) -> Vec<Case> {
                 "container/exec",
                 json!({"id": t.foreign, "cmd": ["sleep", "600"], "stdin": true}),
             ))
-            .expect(Error(FORBIDDEN)),
+            .expect(Error(CONTAINER_NOT_FOUND)),
         Case::new("exec into a container the user does not own, json")
             .send(req(
                 ID,
                 "container/exec",
                 json!({"id": t.foreign, "cmd": ["sleep", "600"]}),
             ))
-            .expect(Error(FORBIDDEN)),
+            .expect(Error(CONTAINER_NOT_FOUND)),
         Case::new("exec into a foreign container through a path in the id")
             .send(req(
                 ID,
                 "container/exec",
                 json!({"id": format!("{own}/../{}", t.foreign), "cmd": ["sleep", "600"]}),
             ))
+            .expect(Error(CONTAINER_NOT_FOUND)),
+        Case::new("exec into a foreign container by a one-character id prefix")
+            .send(req(
+                ID,
+                "container/exec",
+                json!({"id": &t.foreign[..1], "cmd": ["true"]}),
+            ))
+            .expect(Error(CONTAINER_NOT_FOUND)),
+        // ---- names and ownership
+        Case::new("create named like a container id")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": &t.foreign[..12]})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named like a full container id")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": t.foreign})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named with a slash")
+            .send(req(ID, "container/create", spec(json!({"name": "a/b"}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named with a leading dash")
+            .send(req(ID, "container/create", spec(json!({"name": "-x"}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create with an empty name")
+            .send(req(ID, "container/create", spec(json!({"name": ""}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create with a 65-character name")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": "x".repeat(65)})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("run mounting a volume named with a path")
+            .send(req(ID, "container/run", spec(mount("../../etc"))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("run mounting a volume named like an id")
+            .send(req(ID, "container/run", spec(mount(&t.foreign))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create on the operator's default bridge by name")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"network": "bridge"})),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("run on a network named by a foreign id")
+            .raw()
+            .send(req_raw(
+                ID,
+                "container/run",
+                spec(json!({"network": t.foreign})),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("volume/create with bind driver options")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driverOpts": {"type": "none", "o": "bind", "device": "/"}}),
+            ))
             .expect(Error(FORBIDDEN)),
+        Case::new("volume/create with the default driver and an option")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driver": "local", "driverOpts": {"size": "1"}}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("volume/create with another driver")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driver": "nfs"}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("volume/create named with a path")
+            .send(req(ID, "volume/create", json!({"name": "../x"})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("volume/create with an unknown field")
+            .send(req(ID, "volume/create", json!({"name": "v", "opts": {}})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("volume/remove of a name with a path")
+            .send(req(ID, "volume/remove", json!({"volume": "../x"})))
+            .expect(Error("VOLUME_NOT_FOUND")),
+        Case::new("network/create named with a space")
+            .send(req(ID, "network/create", json!({"name": "a b"})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("network/create named like an id")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "0123456789abcdef"}),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("network/create with driver options")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "n", "options": {"com.docker.network.bridge.name": "docker0"}}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("network/create with the host driver")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "n", "driver": "host"}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("network/connect of the operator's bridge")
+            .send(req(
+                ID,
+                "network/connect",
+                json!({"network": "bridge", "container": own}),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("network/remove of the operator's bridge")
+            .send(req(ID, "network/remove", json!({"network": "bridge"})))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("a list of volumes filtered on another owner's label shows nothing")
+            .send(req(
+                ID,
+                "volume/list",
+                json!({"filters": {"label": ["dockwire.owner=someone-else"]}}),
+            ))
+            .expect(Output(r#"{"Volumes": []}"#)),
         Case::new("a list filtered on another owner's label shows nothing")
             .send(req(
                 ID,
@@ -1200,7 +1333,10 @@ impl Live {
         let unix_peer = format!("uid:{uid}");
         let roles =
             Roles::new(move |peer| (peer == unix_peer || peer == "alice").then_some(Role::User));
-        let config = Config::from_env().with_roles(roles).with_owner(owner);
+        let config = Config::from_env()
+            .with_roles(roles)
+            .with_owner(owner)
+            .with_owner_key(owner_key());
         let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
             DockerService::new(docker, config),
             1024,
@@ -1493,21 +1629,36 @@ fn command_of(pid: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A running `sleep` container of the test image with these labels.
-async fn sleeper(docker: &Docker, cleanup: &Cleanup, labels: &[(&str, &str)]) -> String {
+/// The key the server under test seals ownership with.
+fn owner_key() -> OwnerKey {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    OwnerKey::from_bytes(KEY.get_or_init(|| OwnerKey::generate().unwrap()))
+}
+
+/// A running `sleep` container of the test image with these labels,
+/// `sealed` with the server's key (as the server seals what it makes).
+async fn sleeper(
+    docker: &Docker,
+    cleanup: &Cleanup,
+    labels: &[(&str, &str)],
+    sealed: bool,
+) -> String {
+    let name = unique("hostile");
+    let mut labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if sealed {
+        owner_key().seal_labels(Kind::Container, &name, &mut labels);
+    }
     let body = ContainerCreateBody {
         image: Some(IMAGE.into()),
         cmd: Some(vec!["sleep".into(), "3600".into()]),
-        labels: Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        labels: Some(labels),
         ..Default::default()
     };
     let options = q::CreateContainerOptions {
-        name: Some(unique("hostile")),
+        name: Some(name),
         ..Default::default()
     };
     let created = docker.create_container(Some(options), body).await.unwrap();
@@ -1578,9 +1729,16 @@ fn run_table(over: Over) {
             &docker,
             &cleanup,
             &[("dockwire.managed", "true"), ("dockwire.owner", &owner)],
+            true,
         )
         .await;
-        let foreign = sleeper(&docker, &cleanup, &[("dockwire.owner", "someone-else")]).await;
+        let foreign = sleeper(
+            &docker,
+            &cleanup,
+            &[("dockwire.owner", "someone-else")],
+            false,
+        )
+        .await;
         let targets = Targets { own, foreign };
         let live = Live::start(over, &owner).await;
         live.ping()

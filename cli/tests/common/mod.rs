@@ -435,6 +435,12 @@ impl Containers {
         name
     }
 
+    /// Removes container `id` at the end too: a user's container, whose
+    /// name on the engine is not the name the user gave.
+    pub fn add(&self, id: &str) {
+        self.cleanup.add(id);
+    }
+
     /// A container started with docker directly (no dockwire labels) that
     /// sleeps, with no network (none is needed): its name.
     pub fn docker_sleeper(&self, what: &str) -> String {

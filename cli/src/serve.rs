@@ -113,6 +113,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         .with_roles(roles(authorized.clone()))
         .with_host_access(args.allow_host_access)
         .with_server_id(identity.fingerprint().to_string())
+        .with_owner_key(state.owner_key()?)
         // The execs of calls that a crash ends, for the next start's sweep.
         .with_exec_journal(state.path().join(EXEC_JOURNAL));
     let docker = DockerService::from_env_with(config);

@@ -868,7 +868,7 @@ fn cases(t: &Targets) -> Vec<Case> {
             .send(req(
                 ID,
                 "network/create",
-                json!({"name": "n", "options": {"com.docker.network.bridge.name": "docker0"}}),
+                json!({"name": "n", "options": {"com.docker.network.driver.mtu": "1400"}}),
             ))
             .expect(Error(FORBIDDEN)),
         Case::new("network/create with the host driver")

@@ -398,8 +398,8 @@ fn another_users_volume_cannot_be_mounted_read_or_removed() {
 fn an_operators_bind_volume_cannot_be_mounted_by_a_user() {
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
-        let dir = std::env::temp_dir().join(unique("bind"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let host = HostDir::new();
+        let dir = host.0.clone();
         std::fs::write(dir.join("host-secret"), b"operator\n").unwrap();
         let opts = BTreeMap::from([
             ("type".to_owned(), "none".to_owned()),
@@ -466,7 +466,8 @@ fn an_operators_bind_volume_cannot_be_mounted_by_a_user() {
             t.alice.query(&remove_volume(&name)).await,
         );
         t.root.query(&remove_volume(&name)).await.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(host);
+        assert!(!dir.exists());
         t.finish();
     });
 }
@@ -979,6 +980,23 @@ fn an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership() {
     });
 }
 
+/// A host directory of a test's own, removed whatever happened.
+struct HostDir(std::path::PathBuf);
+
+impl HostDir {
+    fn new() -> HostDir {
+        let dir = std::env::temp_dir().join(unique("bind"));
+        std::fs::create_dir_all(&dir).unwrap();
+        HostDir(dir)
+    }
+}
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Removes a test's image, whatever happened.
 struct ImageCleanup(String);
 
@@ -1241,8 +1259,8 @@ fn users_make_use_and_remove_networks_of_their_own() {
                 .query(&NetworkCreate {
                     name: "opts".into(),
                     options: BTreeMap::from([(
-                        "com.docker.network.bridge.name".to_owned(),
-                        "docker0".to_owned(),
+                        "com.docker.network.driver.mtu".to_owned(),
+                        "1400".to_owned(),
                     )]),
                     ..Default::default()
                 })

@@ -17,10 +17,9 @@
 //! [`Config::with_roles`]: crate::Config::with_roles
 //! [`Config::with_host_access`]: crate::Config::with_host_access
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-
-use std::collections::HashMap;
 
 use dockwire_core::{CallError, ErrorCode};
 
@@ -31,7 +30,7 @@ use crate::ownership::{Kind, OwnerKey};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Role {
-    /// Everything, on every container.
+    /// Everything, on every object.
     Admin,
     /// Its own containers, volumes and networks, image pull and list, and
     /// no host access.

@@ -26,8 +26,9 @@ pub enum ExecSignals {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// The owner written on created containers. `None`: the calling peer's
-    /// name as the transport identified it.
+    /// The owner written (and sealed) on created containers, volumes and
+    /// networks. `None`: the calling peer's name as the transport
+    /// identified it.
     pub owner: Option<String>,
     /// How exec'd processes are signalled.
     pub exec_signals: ExecSignals,
@@ -90,7 +91,8 @@ impl Config {
     }
 
     /// Decides each peer's role with `roles` (see [`crate::access`]):
-    /// users then see and act on only their own containers.
+    /// users then see and act on only their own containers, volumes and
+    /// networks.
     pub fn with_roles(mut self, roles: Roles) -> Self {
         self.roles = Some(roles);
         self
@@ -102,7 +104,7 @@ impl Config {
         self
     }
 
-    /// Writes `owner` on created containers instead of the peer's name.
+    /// Writes `owner` on created objects instead of the peer's name.
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
         self

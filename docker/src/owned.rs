@@ -391,6 +391,31 @@ fn user_mounts(caller: &Caller, mounts: &mut Option<Vec<MountPoint>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Role;
+
+    fn user(owner: &str) -> Caller {
+        Caller {
+            owner: owner.into(),
+            role: Role::User,
+            host_access: false,
+        }
+    }
+
+    #[test]
+    fn a_user_sees_its_own_names_and_only_its_own_prefix_is_stripped() {
+        let (alice, bob) = (user("alice"), user("bob"));
+        let hers = engine_name("alice", "web");
+        assert_eq!(shown(&alice, &format!("/{hers}")), "/web");
+        assert_eq!(shown(&alice, &hers), "web");
+        assert_eq!(shown(&bob, &hers), hers);
+        assert_eq!(shown(&alice, "bridge"), "bridge");
+        let conflict = CallError::new(CONFLICT, format!("name \"/{hers}\" is in use"));
+        assert_eq!(
+            user_error(&alice, conflict.clone()).message,
+            "name \"/web\" is in use"
+        );
+        assert_eq!(user_error(&bob, conflict.clone()).message, conflict.message);
+    }
 
     fn ids<'a>(
         list: &'a [(&'a str, Option<&'a str>)],

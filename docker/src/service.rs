@@ -76,9 +76,10 @@ impl DockerService {
     /// processes of the execs its journal ([`Config::with_exec_journal`])
     /// still names, and removes the auto-remove containers this server (its
     /// [`Config::with_server_id`]) created and left behind: those of `run`
-    /// calls, whose seal (under [`Config::with_owner_key`]) verifies. Call it when the server starts, before serving, when none of
-    /// its calls can be alive. The container ids removed; none without a
-    /// server id. Each exec killed is logged.
+    /// calls, whose seal (under [`Config::with_owner_key`]) verifies. Call
+    /// it when the server starts, before serving, when none of its calls
+    /// can be alive. The container ids removed; none without a server id.
+    /// Each exec killed is logged.
     pub async fn sweep(&self) -> Result<Vec<String>, CallError> {
         let engine = self.engine.clone();
         Compat::new(async move {

@@ -17,7 +17,7 @@ use crate::catalog::*;
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
-use crate::owned::user_summary;
+use crate::owned::{shown, user_summary};
 use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.
@@ -188,18 +188,27 @@ pub(crate) async fn top(
         .map_err(error::container)
 }
 
-/// `container/stats`.
+/// `container/stats`: a user's show its own name.
 pub(crate) fn stats(
     engine: Arc<Engine>,
     caller: Caller,
     i: ContainerStats,
 ) -> impl Stream<Item = Result<ContainerStatsResponse, CallError>> + Send + 'static {
+    let viewer = caller.clone();
     engine.container_stream(caller, i.id.clone(), move |docker, id| {
         let options = q::StatsOptions {
             stream: i.stream,
             one_shot: false,
         };
-        docker.stats(&id, Some(options)).map_err(error::container)
+        docker
+            .stats(&id, Some(options))
+            .map_err(error::container)
+            .map_ok(move |mut stats| {
+                if let Some(name) = &stats.name {
+                    stats.name = Some(shown(&viewer, name));
+                }
+                stats
+            })
     })
 }
 

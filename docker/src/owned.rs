@@ -380,10 +380,13 @@ fn user_networks(caller: &Caller, networks: &mut Option<HashMap<String, Endpoint
     }
 }
 
+/// A user's own container's mounts: its volumes by its own names, and
+/// not their host paths (a bind mount's source is the user's to know).
 fn user_mounts(caller: &Caller, mounts: &mut Option<Vec<MountPoint>>) {
     for mount in mounts.iter_mut().flatten() {
         if let Some(name) = &mount.name {
             mount.name = Some(shown(caller, name));
+            mount.source = None;
         }
     }
 }

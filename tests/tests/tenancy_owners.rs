@@ -1058,6 +1058,17 @@ fn names_are_per_peer_and_shown_as_each_users_own() {
             engine_name.starts_with("/dw-") && engine_name.ends_with("-web"),
             "{engine_name}"
         );
+        let mut stats = t
+            .alice
+            .subscribe(&ContainerStats {
+                id: "web".into(),
+                stream: false,
+            })
+            .await
+            .unwrap();
+        let sample = stats.next().await.unwrap().unwrap();
+        assert_eq!(sample.name.as_deref(), Some("/web"));
+        assert_eq!(sample.id.as_ref(), Some(&hers));
 
         let message = refused(
             "alice's second web",
@@ -1149,6 +1160,21 @@ fn users_make_list_and_remove_volumes_of_their_own() {
         let mut read = t.spec(&["cat", "/v/file"]);
         read.mounts = vec![mount("fresh", "/v")];
         assert_eq!(run(&t.alice, read).await.unwrap(), ("kept\n".into(), 0));
+
+        // A container's mounts show her volume's name, not its host path.
+        let mut mounted = t.spec(&["true"]);
+        mounted.mounts = vec![mount("fresh", "/v")];
+        let created = t.alice.query(&ContainerCreate(mounted)).await.unwrap();
+        let info = t
+            .alice
+            .query(&ContainerInspect(ContainerRef::new(&created.id)))
+            .await
+            .unwrap();
+        let mounts = info.mounts.unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].name.as_deref(), Some("fresh"));
+        assert_eq!(mounts[0].source, None);
+        t.remove(&t.alice, &created.id).await;
 
         let mut expected = vec!["fresh".to_owned(), "made".to_owned(), unnamed.name.clone()];
         expected.sort();

@@ -9,8 +9,8 @@
 //! right code and id. After every case the server must still serve: a
 //! `system/ping` on a fresh stream answers, an interactive `cat` opened
 //! before the first case still echoes, the QUIC connection is still open,
-//! no server task panicked, and neither a container nor a process was left
-//! behind. Every read is bounded: a hang fails its case by name.
+//! no server task panicked, and no container, volume, network or process
+//! was left behind. Every read is bounded: a hang fails its case by name.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeSet, HashMap};
@@ -1520,11 +1520,14 @@ impl Echo {
 
 // ---------------------------------------------------------------- the engine
 
-/// What the engine holds for this test: the containers labelled with its
-/// owner and the processes in the target containers.
+/// What the engine holds for this test: the containers, volumes and
+/// networks labelled with its owner and the processes in the target
+/// containers.
 #[derive(Clone, Debug, PartialEq)]
 struct Holdings {
     containers: BTreeSet<String>,
+    /// The user's volumes and networks (`volume NAME`, `network ID`).
+    objects: BTreeSet<String>,
     own: BTreeSet<String>,
     foreign: BTreeSet<String>,
 }
@@ -1541,8 +1544,34 @@ async fn holdings(docker: &Docker, owner: &str, t: &Targets) -> Result<Holdings,
         .await
         .map_err(|e| format!("listing containers: {e}"))?;
     let containers = listed.into_iter().filter_map(|c| c.id).collect();
+    let label = || HashMap::from([("label".to_owned(), vec![format!("dockwire.owner={owner}")])]);
+    let volumes = docker
+        .list_volumes(Some(q::ListVolumesOptions {
+            filters: Some(label()),
+        }))
+        .await
+        .map_err(|e| format!("listing volumes: {e}"))?;
+    let networks = docker
+        .list_networks(Some(q::ListNetworksOptions {
+            filters: Some(label()),
+        }))
+        .await
+        .map_err(|e| format!("listing networks: {e}"))?;
+    let objects = volumes
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| format!("volume {}", v.name))
+        .chain(
+            networks
+                .into_iter()
+                .filter_map(|n| n.id)
+                .map(|id| format!("network {id}")),
+        )
+        .collect();
     Ok(Holdings {
         containers,
+        objects,
         own: pids(docker, &t.own).await?,
         foreign: pids(docker, &t.foreign).await?,
     })
@@ -1600,6 +1629,18 @@ async fn settled(
                 ..Default::default()
             };
             let _ = docker.remove_container(id, Some(options)).await;
+        }
+        for object in now.objects.difference(&before.objects) {
+            let _ = write!(leaked, "{object} ");
+            let _ = match object.split_once(' ') {
+                Some(("volume", name)) => {
+                    docker
+                        .remove_volume(name, None::<q::RemoveVolumeOptions>)
+                        .await
+                }
+                Some((_, id)) => docker.remove_network(id).await,
+                None => Ok(()),
+            };
         }
         let extra = now.own.difference(&before.own);
         for pid in extra.chain(now.foreign.difference(&before.foreign)) {

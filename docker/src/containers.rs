@@ -17,7 +17,7 @@ use crate::catalog::*;
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
-use crate::owned::{shown, user_summary};
+use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.
@@ -45,6 +45,13 @@ pub(crate) async fn list(
             for value in values.iter_mut() {
                 *value = engine.container(&caller, value).await?.1;
             }
+        }
+    }
+    // The engine matches its own names: an anchored pattern of the user's
+    // names is anchored after the user's prefix.
+    if let Some(values) = i.filters.get_mut("name") {
+        for value in values.iter_mut() {
+            *value = own_name_pattern(&caller, value);
         }
     }
     let mut listed = engine

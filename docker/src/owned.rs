@@ -53,6 +53,20 @@ pub(crate) fn shown(caller: &Caller, engine: &str) -> String {
     }
 }
 
+/// A user's `name` filter pattern (a regular expression the engine
+/// matches on its names) made to match the engine's names of the user's
+/// own: one anchored at the start (`^web`, `^/web`) is anchored after the
+/// user's prefix; any other already matches inside the engine's name.
+pub(crate) fn own_name_pattern(caller: &Caller, pattern: &str) -> String {
+    match pattern.strip_prefix('^') {
+        Some(rest) if !caller.is_admin() => {
+            let rest = rest.strip_prefix('/').unwrap_or(rest);
+            format!("^/?dw-{}-{rest}", tag(&caller.owner))
+        }
+        _ => pattern.to_owned(),
+    }
+}
+
 /// An engine error on `caller`'s own objects as a user may see it: its
 /// own names in place of the engine's.
 pub(crate) fn user_error(caller: &Caller, mut e: CallError) -> CallError {

@@ -1047,6 +1047,19 @@ fn names_are_per_peer_and_shown_as_each_users_own() {
             assert_eq!(listed.len(), 1);
             assert_eq!(listed[0].names.as_deref(), Some(&["/web".to_owned()][..]));
         }
+        // A name filter anchored on her name finds hers.
+        for pattern in ["^web$", "^/web$", "web"] {
+            let listed = t
+                .alice
+                .query(&ContainerList {
+                    all: true,
+                    filters: HashMap::from([("name".to_owned(), vec![pattern.to_owned()])]),
+                })
+                .await
+                .unwrap();
+            assert_eq!(listed.len(), 1, "{pattern}");
+            assert_eq!(listed[0].id.as_ref(), Some(&hers), "{pattern}");
+        }
         let engine_name = t
             .root
             .query(&ContainerInspect(ContainerRef::new(&hers)))

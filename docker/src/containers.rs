@@ -13,9 +13,11 @@ use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
+use crate::hardening;
 use crate::spec;
 use crate::stdio::split_output;
 
@@ -63,6 +65,7 @@ pub(crate) async fn create(
         .create_container(Some(options), body)
         .await
         .map_err(error::container)?;
+    audit::created(&caller, &created.id, &spec);
     Ok(Created {
         id: created.id,
         warnings: created.warnings,
@@ -160,6 +163,7 @@ pub(crate) async fn top(
     caller: Caller,
     i: ContainerTop,
 ) -> Result<ContainerTopResponse, CallError> {
+    hardening::check_ps_args(&caller, i.ps_args.as_deref())?;
     let (docker, id) = engine.container(&caller, &i.id).await?;
     let options = q::TopOptions {
         ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),

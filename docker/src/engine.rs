@@ -71,14 +71,17 @@ impl Engine {
     }
 
     /// Who `ctx`'s peer is to access control; `None` if it has no role.
+    /// The role and the owner come from the key the connection
+    /// authenticated with, never from its name.
     pub(crate) fn caller(&self, ctx: &CallContext) -> Option<Caller> {
         let role = match &self.config.roles {
             None => Role::Admin,
-            Some(roles) => roles.role(&ctx.peer)?,
+            Some(roles) => roles.role(&ctx.key)?,
         };
-        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
+        let owner = self.config.owner.as_deref().unwrap_or(&ctx.key);
         Some(Caller {
             owner: owner.to_owned(),
+            name: ctx.peer.to_string(),
             role,
             host_access: self.config.host_access,
         })

@@ -16,6 +16,7 @@ use futures::future::{self, Either};
 use serde_json::json;
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
 use crate::cleanup::{Pending, spawn_cleanup};
 use crate::engine::{Engine, wait_exit};
@@ -236,6 +237,7 @@ async fn start(
     };
     let service = Arc::downgrade(engine);
     let guard = create_guarded(&docker, options, body, spec.auto_remove, service).await?;
+    audit::created(caller, &guard.id, spec);
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,

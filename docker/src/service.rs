@@ -13,6 +13,7 @@ use dockwire_core::{CallError, Request};
 use dockwire_service::{CallContext, Reply, Service};
 
 use crate::access::forbidden;
+use crate::audit;
 use crate::catalog::{LABEL_AUTO_REMOVE, LABEL_SERVER};
 use crate::cleanup;
 use crate::config::Config;
@@ -146,10 +147,12 @@ impl DockerService {
 
 impl Service for DockerService {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
-        let Some(caller) = self.engine.caller(&ctx) else {
+        let caller = self.engine.caller(&ctx);
+        audit::call(&ctx, caller.as_ref(), &request);
+        let Some(caller) = caller else {
             return Reply::Refuse(forbidden(format!(
-                "peer {} is not authorized on this server",
-                ctx.peer
+                "peer {} ({}) is not authorized on this server",
+                ctx.peer, ctx.key
             )));
         };
         if let Some(declared) = operations::declared(&request.operation) {

@@ -1198,8 +1198,11 @@ impl Live {
         let docker = Docker::connect_with_local_defaults().unwrap();
         let uid = std::fs::metadata("/proc/self").unwrap().uid();
         let unix_peer = format!("uid:{uid}");
+        // Roles follow keys: the Unix peer's uid, the QUIC peer's fingerprint.
+        let alice = Identity::generate("dockwire").unwrap();
+        let alice_key = format!("sha256:{}", alice.fingerprint());
         let roles =
-            Roles::new(move |peer| (peer == unix_peer || peer == "alice").then_some(Role::User));
+            Roles::new(move |key| (key == unix_peer || key == alice_key).then_some(Role::User));
         let config = Config::from_env().with_roles(roles).with_owner(owner);
         let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
             DockerService::new(docker, config),
@@ -1225,7 +1228,6 @@ impl Live {
             Over::Quic => {
                 let options = QuicOptions::default();
                 let server = Identity::generate("dockwire").unwrap();
-                let alice = Identity::generate("dockwire").unwrap();
                 let alice_fp = alice.fingerprint();
                 let trusted = Arc::new(move |fp: &Fingerprint| *fp == alice_fp);
                 let names = Arc::new(move |fp: &Fingerprint| -> Option<Arc<str>> {

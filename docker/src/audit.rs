@@ -40,7 +40,7 @@ pub(crate) fn call(ctx: &CallContext, caller: Option<&Caller>, request: &Request
         key = %ctx.key,
         peer = %loggable(&ctx.peer),
         %remote,
-        role,
+        role = %role,
         operation = %loggable(&request.operation),
         call_id = %loggable(&ctx.call_id),
         objects = %objects,

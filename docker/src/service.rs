@@ -11,6 +11,7 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::{CallError, Request};
 use dockwire_service::{CallContext, Reply, Service};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 
 use crate::access::forbidden;
 use crate::audit;
@@ -160,6 +161,23 @@ impl Service for DockerService {
                 return Reply::Refuse(refused);
             }
         }
-        operations::route(self.engine.clone(), caller, request)
+        let admin = caller.is_admin();
+        let reply = operations::route(self.engine.clone(), caller, request);
+        match admin {
+            true => reply,
+            false => without_host_paths(reply),
+        }
+    }
+}
+
+/// `reply` with no host path in its errors (see
+/// [`error::without_host_paths`]): what users get.
+fn without_host_paths(reply: Reply) -> Reply {
+    match reply {
+        Reply::Refuse(e) => Reply::Refuse(error::without_host_paths(e)),
+        Reply::Json(outputs) => Reply::Json(outputs.map_err(error::without_host_paths).boxed()),
+        Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+            handler(io).map_err(error::without_host_paths).boxed()
+        })),
     }
 }

@@ -325,7 +325,8 @@ pub async fn serve_quic(
 
 /// [`serve_quic`], with every connection watched by `watch`: a call on a
 /// connection whose key no longer has the standing it had at the
-/// handshake is refused `FORBIDDEN`, and the connection closed
+/// handshake is refused `FORBIDDEN`, and [`TrustWatch::recheck`] (which
+/// the server calls periodically, say every second) closes the connection
 /// ([`TRUST_CHANGED`]).
 pub async fn serve_quic_watched(
     endpoint: Endpoint,
@@ -365,22 +366,15 @@ async fn serve(
                 while let Ok((send, recv)) = connection.accept_bi().await {
                     let out = QuicSend::new(send, |e| e);
                     let stands = watch.as_ref().is_none_or(|w| w.still_stands(&connection));
-                    if stands {
-                        let call = Serve::new(service.clone(), who.clone(), recv, out, limits);
-                        inner_spawn.spawn(call.map(drop).boxed());
-                        continue;
-                    }
-                    // Refused, then the connection closed once the refusal
-                    // is written (or has failed to be).
-                    let call = Serve::new(Arc::new(Revoked), who.clone(), recv, out, limits);
-                    let connection = connection.clone();
-                    inner_spawn.spawn(
-                        async move {
-                            call.await;
-                            watch::close(&connection);
-                        }
-                        .boxed(),
-                    );
+                    // Refused at once, on a connection whose trust changed:
+                    // the next recheck closes it (closing it here could
+                    // drop the refusal before it reaches the client).
+                    let service = match stands {
+                        true => service.clone(),
+                        false => Arc::new(Revoked),
+                    };
+                    let call = Serve::new(service, who.clone(), recv, out, limits);
+                    inner_spawn.spawn(call.map(drop).boxed());
                 }
                 if let Some(watch) = &watch {
                     watch.forget(&connection);

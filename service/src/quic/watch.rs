@@ -1,7 +1,7 @@
 //! Connections that outlive a change of trust: each connection keeps the
 //! standing (the role, say) its key had at the handshake; once the key's
 //! standing is no longer that, the connection's calls are refused and the
-//! connection is closed.
+//! next [`TrustWatch::recheck`] closes the connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,7 +115,7 @@ impl TrustWatch {
 }
 
 /// Closes `connection` for a change of trust.
-pub(crate) fn close(connection: &Connection) {
+fn close(connection: &Connection) {
     connection.close(TRUST_CHANGED, TRUST_CHANGED_REASON.as_bytes());
 }
 

@@ -821,11 +821,7 @@ fn cases(t: &Targets) -> Vec<Case> {
     ] {
         cases.push(
             Case::new(format!("a user's top with ps arguments {args:?}"))
-                .send(req(
-                    ID,
-                    "container/top",
-                    json!({"id": own, "psArgs": args}),
-                ))
+                .send(req(ID, "container/top", json!({"id": own, "psArgs": args})))
                 .expect(Error(INVALID_INPUT)),
         );
     }

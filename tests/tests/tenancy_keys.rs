@@ -316,10 +316,12 @@ fn a_removed_key_readded_by_name_as_admin_gets_nothing_on_its_old_connection() {
     });
 }
 
-/// A key whose role changes while its connection is idle: the periodic
-/// check closes the connection, with the reason, before any call.
+/// A key whose role changes (alice promoted to admin, same key): her open
+/// connection's next call does not run with the new role, it is refused,
+/// and the periodic check closes the connection (an idle one too, before
+/// any call); bob's is untouched.
 #[test]
-fn an_idle_connection_is_closed_when_its_keys_role_changes() {
+fn a_connection_whose_keys_role_changes_is_refused_and_closed() {
     Rt::Tokio.block_on(async {
         let trust = Trust::default();
         let cast = cast(&trust);
@@ -330,10 +332,18 @@ fn an_idle_connection_is_closed_when_its_keys_role_changes() {
         bob.docker.query(&Ping {}).await.unwrap();
         assert_eq!(server.watch.recheck(), 0, "nothing changed yet");
 
+        let idle = server.connect(&cast.alice).await;
         server.trust.add(&cast.alice, "alice", Role::Admin);
-        assert_eq!(server.watch.recheck(), 1);
+        let (refused, message) = code(alice.docker.query(&admin_only()).await);
+        assert_eq!(refused, ErrorCode::FORBIDDEN, "{message}");
+        assert_eq!(server.watch.recheck(), 2, "alice's two connections");
         alice.until_closed().await;
         assert!(alice.closed_for_trust());
+        idle.until_closed().await;
+        assert!(idle.closed_for_trust());
+        // A new connection of hers has the new role.
+        let promoted = server.connect(&cast.alice).await;
+        promoted.docker.query(&admin_only()).await.unwrap();
         // bob's connection, whose trust did not change, still works.
         bob.docker.query(&Ping {}).await.unwrap();
         assert!(bob.connection.close_reason().is_none());

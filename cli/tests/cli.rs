@@ -768,7 +768,10 @@ fn users_act_only_on_their_own_containers() {
             "echo alice-log; sleep 600",
         ])
         .ok();
-    assert_eq!(owner_label(&hers), "alice");
+    assert_eq!(
+        owner_label(&hers),
+        format!("sha256:{}", alice.fingerprint())
+    );
     let outside = rig.containers.docker_sleeper("outside");
 
     let lists = |client: &Client, name: &str| {
@@ -815,6 +818,71 @@ fn users_act_only_on_their_own_containers() {
     assert!(!exists(&hers) && !exists(&outside));
 }
 
+/// Attack 11 of issue 13, with the command: alice's key is removed and a
+/// new key trusted under her name as an admin while her old connection
+/// has a call open. The server closes that connection (its call ends, with
+/// the reason), the old key is refused, the new key is the admin, and what
+/// alice made still runs, hers (her key's) only.
+#[test]
+fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
+    let rig = Rig::new("rekey");
+    let alice = rig.client("alice", false);
+    let bob = rig.client("bob", false);
+    let hers = rig.containers.name("rekey");
+    alice
+        .run(&["run", "-d", "--name", &hers, IMAGE, "sleep", "600"])
+        .ok();
+    let open = start(&mut alice.command(&["exec", &hers, "sleep", "601"]), None);
+    eventually("alice's exec runs", Duration::from_secs(10), || {
+        let top = docker(&["top", &hers]).ok().out();
+        match top.contains("sleep 601") {
+            true => Ok(()),
+            false => Err(top),
+        }
+    });
+
+    let mut remove = dockwire();
+    remove
+        .arg("--state-dir")
+        .arg(&rig.server.state)
+        .args(["trust", "remove", "alice"]);
+    run_with(&mut remove, None, LIMIT).ok();
+    let renewed = rig.scratch.join("alice-renewed");
+    trust(&rig.server.state, &fingerprint_of(&renewed), "alice", true);
+
+    let ended = open.finish(Duration::from_secs(10));
+    assert_ne!(ended.code(), 0, "{}", ended.dump());
+    assert!(
+        ended.err().contains("trust in this key changed"),
+        "{}",
+        ended.dump()
+    );
+    // (Her earlier command's connection, if the server has not yet seen
+    // it go, is closed too.)
+    rig.server.log_line(&[
+        "dockwire::serve",
+        "connection(s) whose key is no longer trusted",
+    ]);
+    let again = alice.run(&["version"]);
+    assert_ne!(
+        again.code(),
+        0,
+        "the old key is still trusted: {}",
+        again.dump()
+    );
+    // The new key is the admin; alice's container runs on, and is not bob's
+    // nor the new key's to list as its own.
+    let admin = Client::new(renewed, &rig.server.quic());
+    assert!(admin.greet());
+    admin.run(&["network", "ls"]).ok();
+    assert!(running(&hers));
+    assert_eq!(
+        owner_label(&hers),
+        format!("sha256:{}", alice.fingerprint())
+    );
+    bob.run(&["exec", &hers, "true"]).failed(Some("FORBIDDEN"));
+}
+
 #[test]
 fn owner_labels_cannot_be_forged() {
     let rig = Rig::new("forge");
@@ -838,7 +906,7 @@ fn owner_labels_cannot_be_forged() {
             "600",
         ])
         .ok();
-    assert_eq!(owner_label(&n), "alice");
+    assert_eq!(owner_label(&n), format!("sha256:{}", alice.fingerprint()));
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &n]).ok();
     let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
     assert_eq!(labels["dockwire.managed"], "true");

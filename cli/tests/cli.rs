@@ -875,6 +875,16 @@ fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
         "dockwire::serve",
         "connection(s) whose key is no longer trusted",
     ]);
+    // The audit trail has her exec, by her old key and address.
+    let key = format!("key=sha256:{}", alice.fingerprint());
+    let exec = rig.server.log_line(&[
+        "dockwire::audit",
+        &key,
+        "peer=alice",
+        "remote=127.0.0.1:",
+        "operation=container/exec",
+    ]);
+    assert!(exec.contains(&format!("objects=id={hers}")), "{exec}");
     let again = alice.run(&["version"]);
     assert_ne!(
         again.code(),

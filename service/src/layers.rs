@@ -69,7 +69,7 @@ pub struct PeerLimit<S> {
 }
 
 impl<S: Service> PeerLimit<S> {
-    /// At most `max` open calls per peer name.
+    /// At most `max` open calls per peer (by its key).
     pub fn new(inner: S, max: usize) -> Self {
         PeerLimit {
             inner,
@@ -81,7 +81,8 @@ impl<S: Service> PeerLimit<S> {
 
 impl<S: Service> Service for PeerLimit<S> {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
-        let peer = ctx.peer.clone();
+        // Counted by key: a name may pass from one key to another.
+        let peer = ctx.key.clone();
         {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let count = open.entry(peer.clone()).or_default();
@@ -89,7 +90,7 @@ impl<S: Service> Service for PeerLimit<S> {
                 return Reply::Refuse(
                     CallError::new(
                         TOO_MANY_CALLS,
-                        format!("{peer} already has {} calls open", self.max),
+                        format!("{} already has {} calls open", ctx.peer, self.max),
                     )
                     .with_retryable(true),
                 );

@@ -135,6 +135,18 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         config = config.with_allowed_registry(registry);
     }
     if !args.user_cap_drop.is_empty() {
+        let bad = args
+            .user_cap_drop
+            .iter()
+            .find(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if let Some(bad) = bad {
+            return Err(Failure::local(
+                "serve",
+                format!(
+                    "--user-cap-drop takes a capability name (NET_RAW, CAP_SYS_ADMIN, ALL) or none, not {bad:?}"
+                ),
+            ));
+        }
         let caps = args.user_cap_drop.iter().filter(|c| *c != "none");
         config = config.with_user_cap_drop(caps);
     }

@@ -190,7 +190,8 @@ pub fn valid_name(name: &str) -> bool {
 pub struct Peer {
     /// Its certificate's fingerprint.
     pub fingerprint: Fingerprint,
-    /// Its name, written as the owner of the containers it creates.
+    /// Its name, for logs and messages (what it owns and may do follows
+    /// its fingerprint).
     pub name: String,
     /// What it may do.
     pub role: Role,
@@ -251,11 +252,6 @@ impl Authorized {
             .iter()
             .find(|p| p.fingerprint == *fingerprint)
             .cloned()
-    }
-
-    /// The peer with this name.
-    pub fn by_name(&self, name: &str) -> Option<Peer> {
-        self.peers().iter().find(|p| p.name == name).cloned()
     }
 
     /// Reads and parses the file; a missing file is no peers.
@@ -523,7 +519,7 @@ mod tests {
                 role: Role::Admin,
             })
             .unwrap();
-        assert_eq!(trust.by_name("alice").unwrap().role, Role::Admin);
+        assert_eq!(trust.by_fingerprint(&a).unwrap().role, Role::Admin);
         // Same name, other fingerprint: refused.
         assert!(
             trust

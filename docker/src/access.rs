@@ -37,9 +37,13 @@ pub enum Role {
     User,
 }
 
-/// Decides each peer's role from its name (as the transport identified
-/// it); `None` refuses the peer. Asked on every call, so a change to the
-/// peers a server trusts takes effect at the next call.
+/// Decides each peer's role from its key (as the transport authenticated
+/// it: `sha256:<fingerprint>` over QUIC, `uid:N` over a Unix socket, see
+/// [`CallContext::key`]), never from its name; `None` refuses the peer.
+/// Asked on every call, so a change to the keys a server trusts takes
+/// effect at the next call.
+///
+/// [`CallContext::key`]: dockwire_service::CallContext::key
 #[derive(Clone)]
 pub struct Roles(Arc<RoleOf>);
 
@@ -51,9 +55,9 @@ impl Roles {
         Roles(Arc::new(role))
     }
 
-    /// The role of `peer`, if it has one.
-    pub fn role(&self, peer: &str) -> Option<Role> {
-        (self.0)(peer)
+    /// The role of the peer with `key`, if it has one.
+    pub fn role(&self, key: &str) -> Option<Role> {
+        (self.0)(key)
     }
 }
 
@@ -66,8 +70,11 @@ impl fmt::Debug for Roles {
 /// The caller of one call, as access control sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
-    /// The name written in (and compared with) `dockwire.owner`.
+    /// The owner written in (and compared with) `dockwire.owner`: the
+    /// key the peer authenticated with (unless the server sets one).
     pub owner: String,
+    /// The peer's display name, for logs and messages.
+    pub name: String,
     pub role: Role,
     /// Whether this caller may use host paths and host namespaces.
     pub host_access: bool,

@@ -1,10 +1,16 @@
 //! The service's settings: who owns what it creates, how exec'd processes
-//! are signalled, who may do what, and where it keeps its exec journal.
+//! are signalled, who may do what, where it keeps its exec journal, where
+//! users may pull from and what their containers may not do.
 
 use std::path::PathBuf;
 
 use crate::access::Roles;
 use crate::ownership::OwnerKey;
+
+/// The capabilities dropped from `user` peers' containers by default:
+/// raw sockets (spoofed packets, `ping` floods, ARP tricks on a shared
+/// network) and device nodes.
+pub const DEFAULT_USER_CAP_DROP: &[&str] = &["NET_RAW", "MKNOD"];
 
 /// How a `signal` control reaches an exec'd process, for which Docker has
 /// no API.
@@ -46,6 +52,13 @@ pub struct Config {
     /// The key that seals what this service creates for its owner (see
     /// [`crate::ownership`]). By default a key of this process only.
     pub owner_key: OwnerKey,
+    /// The registries (`HOST` or `HOST:PORT`) `user` peers may pull from,
+    /// besides Docker Hub. Default none: Docker Hub only.
+    pub allowed_registries: Vec<String>,
+    /// The capabilities dropped from `user` peers' containers. Default
+    /// [`DEFAULT_USER_CAP_DROP`]; admins' containers keep every
+    /// capability Docker gives.
+    pub user_cap_drop: Vec<String>,
 }
 
 impl Config {
@@ -68,7 +81,34 @@ impl Config {
             server_id: None,
             exec_journal: None,
             owner_key: OwnerKey::ephemeral(),
+            allowed_registries: Vec::new(),
+            user_cap_drop: DEFAULT_USER_CAP_DROP
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
         }
+    }
+
+    /// Lets `user` peers pull from `registry` (`HOST` or `HOST:PORT`, as
+    /// image references name it) too. A registry on a loopback, private,
+    /// link-local or otherwise special address is refused to users unless it
+    /// is allowed by that address (`127.0.0.1:5000`): a host name that
+    /// resolves to one is refused.
+    pub fn with_allowed_registry(mut self, registry: impl Into<String>) -> Self {
+        self.allowed_registries.push(registry.into());
+        self
+    }
+
+    /// Drops `caps` (names as Docker takes them: `NET_RAW`, `CAP_NET_RAW`,
+    /// `ALL`) from `user` peers' containers, instead of
+    /// [`DEFAULT_USER_CAP_DROP`].
+    pub fn with_user_cap_drop<I, S>(mut self, caps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.user_cap_drop = caps.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Labels created containers with this server's identity.

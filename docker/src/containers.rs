@@ -13,11 +13,13 @@ use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
 use crate::owned::{own_name_pattern, shown, user_summary};
+use crate::hardening;
 use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.
@@ -88,6 +90,7 @@ pub(crate) async fn create(
         .create_container(Some(options), prepared.body)
         .await
         .map_err(|e| create::create_error(&caller, error::container(e)))?;
+    audit::created(&caller, &created.id, &spec);
     Ok(Created {
         id: created.id,
         warnings: created.warnings,
@@ -185,6 +188,7 @@ pub(crate) async fn top(
     caller: Caller,
     i: ContainerTop,
 ) -> Result<ContainerTopResponse, CallError> {
+    hardening::check_ps_args(&caller, i.ps_args.as_deref())?;
     let (docker, id) = engine.container(&caller, &i.id).await?;
     let options = q::TopOptions {
         ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),

@@ -59,9 +59,13 @@ pub mod ownership;
 
 mod signal;
 
-// Who may do what, and the service's settings.
+// Who may do what, the service's settings, and what follows from them:
+// users' containers hardened, users' registries, the audit trail.
 pub mod access;
+pub mod audit;
 mod config;
+mod hardening;
+mod registry;
 
 // Typed handlers made into replies.
 mod reply;
@@ -101,7 +105,7 @@ mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use config::{Config, ExecSignals};
+pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals};
 pub use ownership::OwnerKey;
 pub use service::DockerService;
 
@@ -111,6 +115,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("access", include_str!("access.rs")),
         ("archive", include_str!("archive.rs")),
+        ("audit", include_str!("audit.rs")),
         ("catalog", include_str!("catalog.rs")),
         ("cleanup", include_str!("cleanup.rs")),
         ("client", include_str!("client.rs")),
@@ -120,12 +125,14 @@ mod tests {
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
+        ("hardening", include_str!("hardening.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
         ("ownership", include_str!("ownership.rs")),
+        ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),
         ("service", include_str!("service.rs")),

@@ -200,10 +200,7 @@ mod tests {
             || Err(bollard::errors::Error::RequestTimeoutError),
             crate::Config::from_env(),
         );
-        let ctx = CallContext {
-            peer: "admin".into(),
-            call_id: "1".into(),
-        };
+        let ctx = CallContext::new(&dockwire_service::Peer::named("admin".into()), "1");
         let caller = engine.caller(&ctx).expect("without roles, an admin");
         (Arc::new(engine), caller)
     }

@@ -16,6 +16,7 @@ use futures::future::{self, Either};
 use serde_json::json;
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
 use crate::cleanup::{Pending, spawn_cleanup};
 use crate::create;
@@ -238,6 +239,7 @@ async fn start(
     let guard = create_guarded(&docker, options, prepared.body, spec.auto_remove, service)
         .await
         .map_err(|e| create::create_error(caller, e))?;
+    audit::created(caller, &guard.id, spec);
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,

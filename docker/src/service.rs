@@ -11,8 +11,10 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::{CallError, Request};
 use dockwire_service::{CallContext, Reply, Service};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 
 use crate::access::forbidden;
+use crate::audit;
 use crate::catalog::{LABEL_AUTO_REMOVE, LABEL_SERVER};
 use crate::cleanup;
 use crate::config::Config;
@@ -162,10 +164,12 @@ impl DockerService {
 
 impl Service for DockerService {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
-        let Some(caller) = self.engine.caller(&ctx) else {
+        let caller = self.engine.caller(&ctx);
+        audit::call(&ctx, caller.as_ref(), &request);
+        let Some(caller) = caller else {
             return Reply::Refuse(forbidden(format!(
-                "peer {} is not authorized on this server",
-                ctx.peer
+                "peer {} ({}) is not authorized on this server",
+                ctx.peer, ctx.key
             )));
         };
         if let Some(declared) = operations::declared(&request.operation) {
@@ -173,6 +177,23 @@ impl Service for DockerService {
                 return Reply::Refuse(refused);
             }
         }
-        operations::route(self.engine.clone(), caller, request)
+        let admin = caller.is_admin();
+        let reply = operations::route(self.engine.clone(), caller, request);
+        match admin {
+            true => reply,
+            false => without_host_paths(reply),
+        }
+    }
+}
+
+/// `reply` with no host path in its errors (see
+/// [`error::without_host_paths`]): what users get.
+fn without_host_paths(reply: Reply) -> Reply {
+    match reply {
+        Reply::Refuse(e) => Reply::Refuse(error::without_host_paths(e)),
+        Reply::Json(outputs) => Reply::Json(outputs.map_err(error::without_host_paths).boxed()),
+        Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+            handler(io).map_err(error::without_host_paths).boxed()
+        })),
     }
 }

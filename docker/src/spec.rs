@@ -12,6 +12,7 @@ use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
 use crate::ownership::{Kind, owned_labels};
+use crate::hardening;
 
 /// The labels a created container named `name` on the engine gets: the
 /// caller's, minus any `dockwire.*`, plus dockwire's own, sealed;
@@ -74,6 +75,13 @@ pub(crate) fn create_body(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut host = HostConfig {
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        network_mode: spec.network.clone(),
+        auto_remove: Some(engine_auto_remove),
+        ..Default::default()
+    };
+    hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
@@ -99,12 +107,7 @@ pub(crate) fn create_body(
         attach_stdin: Some(spec.stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        host_config: Some(HostConfig {
-            mounts: (!mounts.is_empty()).then_some(mounts),
-            network_mode: spec.network.clone(),
-            auto_remove: Some(engine_auto_remove),
-            ..Default::default()
-        }),
+        host_config: Some(host),
         ..Default::default()
     })
 }
@@ -121,10 +124,7 @@ mod tests {
             || Err(bollard::errors::Error::RequestTimeoutError),
             config.clone(),
         );
-        let ctx = CallContext {
-            peer: peer.into(),
-            call_id: "1".into(),
-        };
+        let ctx = CallContext::new(&dockwire_service::Peer::named(peer.into()), "1");
         engine
             .caller(&ctx)
             .expect("without roles every peer is an admin")

@@ -155,7 +155,9 @@ struct AsPeer<S> {
 
 impl<S: Service> Service for AsPeer<S> {
     fn call(&self, mut ctx: CallContext, request: Request) -> Reply {
+        // A transport without keys: the name is the key.
         ctx.peer = self.peer.into();
+        ctx.key = self.peer.into();
         self.service.call(ctx, request)
     }
 }

@@ -377,7 +377,12 @@ fn a_users_events_show_only_its_own_containers() {
 #[test]
 fn image_inspect_and_remove_need_an_admin_pull_and_list_do_not() {
     Rt::Tokio.block_on(async {
-        let service = service(Config::from_env().with_roles(roles()));
+        // Users pull from the registries the server allows (see
+        // tenancy_keys.rs): here the local one.
+        let config = Config::from_env()
+            .with_roles(roles())
+            .with_allowed_registry("127.0.0.1:5000");
+        let service = service(config);
         let alice = client(&service, "alice");
         let root = client(&service, "root");
         alice

@@ -913,6 +913,51 @@ fn cases(t: &Targets) -> Vec<Case> {
             .send(req(ID, "image/remove", json!({"image": IMAGE})))
             .expect(Error(FORBIDDEN)),
     ]);
+    // Registries a user may not pull from (attack 9): the host's loopback
+    // by every spelling, link-local, private, unallowed names. Refused
+    // before the engine is asked.
+    for image in [
+        "127.0.0.1:5000/dockwire/testbox",
+        "127.1:5000/x",
+        "localhost:5000/x",
+        "localhost/x",
+        "[::1]:5000/x",
+        "[::ffff:127.0.0.1]:5000/x",
+        "0x7f000001:5000/x",
+        "169.254.169.254/latest/x",
+        "10.0.0.1:5000/x",
+        "172.17.0.1:5000/x",
+        "[fd00::1]/x",
+        "0.0.0.0:5000/x",
+        "registry.example.com/x",
+        "docker.io.evil.example/x",
+    ] {
+        cases.push(
+            Case::new(format!("a user's pull from {image}"))
+                .send(req(ID, "image/pull", json!({ "image": image })))
+                .expect(Error(FORBIDDEN)),
+        );
+    }
+    // ps arguments outside a user's safe set (attack 10).
+    for args in [
+        "-eoetimes=PID,args",
+        "-o pid=X,args",
+        "-ef -w",
+        "--sort=pid",
+        "aux\u{0}",
+        "-ef;id",
+        "-o pid,,args",
+        "-o pid,unknownfield",
+        "",
+        " ",
+        "-e\t-f",
+    ] {
+        cases.push(
+            Case::new(format!("a user's top with ps arguments {args:?}"))
+                .send(req(ID, "container/top", json!({"id": own, "psArgs": args})))
+                .expect(Error(INVALID_INPUT)),
+        );
+    }
     // A cancellation at every moment of an exec's and a run's setup: the
     // process or the container must go with the call. (An exec's window,
     // its start request in flight, is a millisecond or two wide: these
@@ -1331,8 +1376,11 @@ impl Live {
         let docker = Docker::connect_with_local_defaults().unwrap();
         let uid = std::fs::metadata("/proc/self").unwrap().uid();
         let unix_peer = format!("uid:{uid}");
+        // Roles follow keys: the Unix peer's uid, the QUIC peer's fingerprint.
+        let alice = Identity::generate("dockwire").unwrap();
+        let alice_key = format!("sha256:{}", alice.fingerprint());
         let roles =
-            Roles::new(move |peer| (peer == unix_peer || peer == "alice").then_some(Role::User));
+            Roles::new(move |key| (key == unix_peer || key == alice_key).then_some(Role::User));
         let config = Config::from_env()
             .with_roles(roles)
             .with_owner(owner)
@@ -1361,7 +1409,6 @@ impl Live {
             Over::Quic => {
                 let options = QuicOptions::default();
                 let server = Identity::generate("dockwire").unwrap();
-                let alice = Identity::generate("dockwire").unwrap();
                 let alice_fp = alice.fingerprint();
                 let trusted = Arc::new(move |fp: &Fingerprint| *fp == alice_fp);
                 let names = Arc::new(move |fp: &Fingerprint| -> Option<Arc<str>> {

@@ -18,6 +18,7 @@ use crate::engine::{Engine, wait_exit};
 use crate::error;
 use crate::spec;
 use crate::stdio::split_output;
+use crate::user_network;
 
 /// `container/list`: a user's own containers only.
 pub(crate) async fn list(
@@ -54,6 +55,11 @@ pub(crate) async fn create(
     ContainerCreate(spec): ContainerCreate,
 ) -> Result<Created, CallError> {
     let body = spec::create_body(&engine.config, &caller, &spec, spec.auto_remove)?;
+    let network = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref());
+    user_network::ready(&engine, &caller, network).await?;
     let options = q::CreateContainerOptions {
         name: spec.name.clone(),
         ..Default::default()

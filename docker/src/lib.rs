@@ -59,6 +59,9 @@ pub mod ownership;
 
 mod signal;
 
+// The host's rules that fence users' bridges off the host.
+mod firewall;
+
 // Who may do what, and the service's settings.
 pub mod access;
 mod config;
@@ -70,6 +73,9 @@ mod reply;
 mod cleanup;
 mod engine;
 mod journal;
+
+// Users' own networks, made on first need and fenced off the host.
+mod user_network;
 
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
@@ -93,7 +99,7 @@ mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use config::{Config, ExecSignals};
+pub use config::{Config, ExecSignals, UserNetwork};
 pub use ownership::OwnerKey;
 pub use service::DockerService;
 
@@ -111,6 +117,7 @@ mod tests {
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
+        ("firewall", include_str!("firewall.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
@@ -123,6 +130,7 @@ mod tests {
         ("spec", include_str!("spec.rs")),
         ("stdio", include_str!("stdio.rs")),
         ("system", include_str!("system.rs")),
+        ("user_network", include_str!("user_network.rs")),
         ("volumes", include_str!("volumes.rs")),
     ];
 

@@ -15,6 +15,7 @@ use crate::catalog::{
 };
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
+use crate::user_network;
 
 /// `network/list`.
 pub(crate) async fn list(
@@ -96,9 +97,16 @@ pub(crate) async fn remove(
     i: NetworkRemove,
 ) -> Result<Done, CallError> {
     let docker = engine.docker().await?;
-    docker
-        .remove_network(&i.network)
+    // Read first: a user network's bridge has rules to remove with it.
+    let network = docker
+        .inspect_network(&i.network, None::<q::InspectNetworkOptions>)
         .await
         .map_err(|e| engine_error(Subject::Network, e))?;
+    let id = network.id.clone().unwrap_or_else(|| i.network.clone());
+    docker
+        .remove_network(&id)
+        .await
+        .map_err(|e| engine_error(Subject::Network, e))?;
+    user_network::after_removal(&docker, &network).await;
     Ok(Done {})
 }

@@ -24,6 +24,7 @@ use crate::reply::one_then_many;
 use crate::signal;
 use crate::spec;
 use crate::stdio::{self, Controls, Output, Stdin};
+use crate::user_network;
 
 /// `container/attach`: the container's stdio; ends with its exit code.
 pub(crate) async fn attach(
@@ -229,6 +230,11 @@ async fn start(
     // dockwire removes the container itself after reading its exit code;
     // the engine's auto-remove would race with that read.
     let body = spec::create_body(&engine.config, caller, spec, false)?;
+    let network = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref());
+    user_network::ready(engine, caller, network).await?;
     let docker = engine.docker().await?;
     let options = q::CreateContainerOptions {
         name: spec.name.clone(),

@@ -11,6 +11,7 @@ use crate::access::Caller;
 use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
+use crate::user_network;
 
 /// The labels a created container gets: the caller's, minus any
 /// `dockwire.*`, plus dockwire's own; `auto_remove`: dockwire removes
@@ -49,6 +50,7 @@ pub(crate) fn create_body(
         return Err(invalid_input("`image` is empty"));
     }
     caller.check_spec(spec)?;
+    let network_mode = user_network::network_mode(config, caller, spec)?;
     let mounts = spec
         .mounts
         .iter()
@@ -98,7 +100,7 @@ pub(crate) fn create_body(
         attach_stderr: Some(true),
         host_config: Some(HostConfig {
             mounts: (!mounts.is_empty()).then_some(mounts),
-            network_mode: spec.network.clone(),
+            network_mode,
             auto_remove: Some(engine_auto_remove),
             ..Default::default()
         }),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dockwire_tests::Prng;
+use dockwire_tests::user_networks::UserNetworks;
 
 /// `[verb args…, cmd…]`.
 fn with<'a>(args: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
@@ -752,6 +753,8 @@ fn a_server_with_another_identity_is_refused() {
 
 #[test]
 fn users_act_only_on_their_own_containers() {
+    // The networks the users' containers join, removed after them.
+    let _networks = UserNetworks::of(["alice", "bob"]);
     let rig = Rig::new("users");
     let alice = rig.client("alice", false);
     let bob = rig.client("bob", false);
@@ -817,9 +820,12 @@ fn users_act_only_on_their_own_containers() {
 
 #[test]
 fn owner_labels_cannot_be_forged() {
+    // Users of this test's own (a parallel test's alice's network is not
+    // removed under it), and their networks, removed after them.
+    let _networks = UserNetworks::of(["carol", "dave"]);
     let rig = Rig::new("forge");
-    let alice = rig.client("alice", false);
-    let bob = rig.client("bob", false);
+    let alice = rig.client("carol", false);
+    let bob = rig.client("dave", false);
     let n = rig.containers.name("forge");
     alice
         .run(&[
@@ -828,7 +834,7 @@ fn owner_labels_cannot_be_forged() {
             "--name",
             &n,
             "--label",
-            "dockwire.owner=bob",
+            "dockwire.owner=dave",
             "--label",
             "dockwire.managed=false",
             "--label",
@@ -838,7 +844,7 @@ fn owner_labels_cannot_be_forged() {
             "600",
         ])
         .ok();
-    assert_eq!(owner_label(&n), "alice");
+    assert_eq!(owner_label(&n), "carol");
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &n]).ok();
     let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
     assert_eq!(labels["dockwire.managed"], "true");

@@ -56,11 +56,16 @@ fn client(service: &Arc<DockerService>, peer: &'static str) -> DockerClient {
     DockerClient::new(client_as(peer, service))
 }
 
-fn error_code<T>(result: Result<T, ClientError>) -> ErrorCode {
+/// The code of a create's error; a container made instead is removed
+/// at the end, and the test fails.
+fn made_or(cleanup: &Cleanup, result: Result<Created, ClientError>) -> ErrorCode {
     match result {
         Err(ClientError::Remote(e)) => e.code,
         Err(other) => panic!("expected a remote error, got {other:?}"),
-        Ok(_) => panic!("expected a remote error, got a success"),
+        Ok(made) => {
+            cleanup.add(&made.id);
+            panic!("expected a remote error, got container {}", made.id)
+        }
     }
 }
 
@@ -455,8 +460,8 @@ fn a_users_container_lands_on_its_own_network_not_the_default_bridge() {
         ] {
             let mut spec = ContainerSpec::new(IMAGE, ["true"]);
             spec.network = Some(asked.into());
-            let refused = alice.query(&ContainerCreate(spec)).await;
-            assert_eq!(error_code(refused), ErrorCode::FORBIDDEN, "{asked}");
+            let refused = made_or(&cleanup, alice.query(&ContainerCreate(spec)).await);
+            assert_eq!(refused, ErrorCode::FORBIDDEN, "{asked}");
         }
         // The admin's containers still land on the default bridge.
         let admins = sleeper(&root, &cleanup).await;
@@ -592,10 +597,10 @@ fn internal_mode_has_no_way_out_and_none_mode_no_interface_but_loopback() {
         let in_client = client(&internal, inward);
         let in_box = sleeper(&in_client, &cleanup).await;
         let (net, _, gateway) = only_network(&in_client, &in_box).await;
+        unreachable(&in_client, &in_box, Outside::ADDRESS, 80, "the outside").await;
         let network =
             on_engine(engine().inspect_network(&net, None::<q::InspectNetworkOptions>)).unwrap();
         assert_eq!(network.internal, Some(true));
-        unreachable(&in_client, &in_box, Outside::ADDRESS, 80, "the outside").await;
         drop(outside);
         let host = HostService::start();
         if !gateway.is_empty() {
@@ -610,7 +615,7 @@ fn internal_mode_has_no_way_out_and_none_mode_no_interface_but_loopback() {
         let refused = other
             .query(&ContainerCreate(ContainerSpec::new(IMAGE, ["true"])))
             .await;
-        assert_eq!(error_code(refused), CONFLICT);
+        assert_eq!(made_or(&cleanup, refused), CONFLICT);
 
         // None: network mode none, only loopback, no network made.
         let none = service(UserNetwork::None);

@@ -819,6 +819,46 @@ fn users_act_only_on_their_own_containers() {
 }
 
 #[test]
+fn a_users_container_is_not_made_when_its_network_cannot_be_fenced_off_the_host() {
+    // iptables and ip6tables that always fail, first on the server's PATH.
+    let scratch = Scratch::new("no-firewall");
+    let stubs = scratch.join("bin");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for tool in ["iptables", "ip6tables"] {
+        let path = stubs.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'stub: not permitted' >&2\nexit 4\n").unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).unwrap();
+    }
+    let _networks = UserNetworks::of(["erin"]);
+    let rig = Rig::started("no-firewall", |state| {
+        Server::start_with_path_first(state, "127.0.0.1:0", &[], &stubs)
+    });
+    let erin = rig.client("erin", false);
+    let refused = rig.containers.name("refused");
+    let line = erin
+        .run(&["run", "--rm", "--name", &refused, IMAGE, "true"])
+        .failed(Some("UNAVAILABLE"));
+    assert!(line.contains("not created"), "{line}");
+    assert!(!exists(&refused));
+    let networks = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=dockwire.owner=erin",
+    ])
+    .ok();
+    assert!(networks.stdout.is_empty(), "{}", networks.out());
+    // What needs no rule still works: a user's container without a
+    // network, and an admin's.
+    erin.run(&["run", "--rm", "--network", "none", IMAGE, "true"])
+        .ok();
+    rig.admin.run(&["run", "--rm", IMAGE, "true"]).ok();
+}
+
+#[test]
 fn owner_labels_cannot_be_forged() {
     // Users of this test's own (a parallel test's alice's network is not
     // removed under it), and their networks, removed after them.

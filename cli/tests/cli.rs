@@ -859,6 +859,23 @@ fn a_users_container_is_not_made_when_its_network_cannot_be_fenced_off_the_host(
 }
 
 #[test]
+fn serve_offers_only_no_user_network_with_a_remote_engine() {
+    let scratch = Scratch::new("remote-engine");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--user-network", "isolated"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(line.contains("--user-network none"), "{line}");
+}
+
+#[test]
 fn owner_labels_cannot_be_forged() {
     // Users of this test's own (a parallel test's alice's network is not
     // removed under it), and their networks, removed after them.

@@ -103,12 +103,16 @@ pub(crate) async fn ready(
             let made = create_isolated_network(engine, &caller.owner, &name, HashMap::new()).await;
             match made {
                 Ok(_) => Ok(()),
-                // Made by another server in between: fine if isolated.
+                // Made by another server in between: fine if isolated,
+                // and once its rules are in (they may be what failed).
                 Err(e) => match docker
                     .inspect_network(&name, None::<q::InspectNetworkOptions>)
                     .await
                 {
-                    Ok(network) => check_isolated(&network, &name, kind),
+                    Ok(network) => {
+                        check_isolated(&network, &name, kind)?;
+                        fence(&firewall::bridge_name(&name)).await
+                    }
                     Err(_) => Err(e),
                 },
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dockwire_core::Limits;
 use dockwire_docker::catalog::Version;
-use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles};
+use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles, UserNetwork};
 use dockwire_service::quic::{
     self, Fingerprint, NameLookup, QuicOptions, Standing, TrustCheck, TrustWatch,
     mtls_server_config, peer_by_fingerprint,
@@ -72,6 +72,35 @@ pub struct ServeArgs {
     /// replaces the default NET_RAW and MKNOD; `none` drops nothing)
     #[arg(long, value_name = "CAP")]
     user_cap_drop: Vec<String>,
+    /// How much network `user` peers' containers get: `isolated` (a network
+    /// of the user's own, the outside reachable, the host and other peers
+    /// not), `internal` (the same without outbound traffic) or `none` (no
+    /// network). Default: isolated with a local engine, none with a remote
+    /// one (DOCKER_HOST=tcp://...), which cannot have the others
+    #[arg(long, value_enum, value_name = "MODE")]
+    user_network: Option<UserNetworkName>,
+}
+
+/// `serve --user-network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserNetworkName {
+    /// A bridge network of the user's own; outbound allowed, host and
+    /// other peers blocked
+    Isolated,
+    /// The same, internal: no outbound traffic
+    Internal,
+    /// No network (network mode none)
+    None,
+}
+
+impl UserNetworkName {
+    fn mode(self) -> UserNetwork {
+        match self {
+            UserNetworkName::Isolated => UserNetwork::Isolated,
+            UserNetworkName::Internal => UserNetwork::Internal,
+            UserNetworkName::None => UserNetwork::None,
+        }
+    }
 }
 
 /// The runtime `serve` runs on.
@@ -119,7 +148,20 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         .with_idle_timeout(Duration::from_secs_f64(args.idle_timeout))
         .with_congestion(global.congestion.into());
 
-    let mut config = Config::from_env()
+    let mut config = Config::from_env();
+    if let Some(mode) = args.user_network {
+        // The rules that fence users' networks off the host can only be
+        // put on the engine's host: a remote engine's users get none.
+        if mode != UserNetworkName::None && config.user_network == UserNetwork::None {
+            return Err(Failure::local(
+                "serve",
+                "--user-network isolated or internal needs the engine on this host \
+                 (DOCKER_HOST names a remote one): use --user-network none",
+            ));
+        }
+        config = config.with_user_network(mode.mode());
+    }
+    config = config
         .with_roles(roles(authorized.clone()))
         .with_host_access(args.allow_host_access)
         .with_server_id(identity.fingerprint().to_string())

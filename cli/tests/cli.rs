@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dockwire_tests::Prng;
+use dockwire_tests::user_networks::UserNetworks;
 
 /// `[verb args…, cmd…]`.
 fn with<'a>(args: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
@@ -764,9 +765,13 @@ fn a_server_with_another_identity_is_refused() {
 
 #[test]
 fn users_act_only_on_their_own_containers() {
+    // The networks the users' containers join, removed after them.
+    let networks = UserNetworks::of(Vec::<String>::new());
     let rig = Rig::new("users");
     let alice = rig.client("alice", false);
     let bob = rig.client("bob", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    networks.add(format!("sha256:{}", bob.fingerprint()));
     let hers = rig.containers.name("alice");
     let ran = alice
         .run(&[
@@ -922,10 +927,73 @@ fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
 }
 
 #[test]
+fn a_users_container_is_not_made_when_its_network_cannot_be_fenced_off_the_host() {
+    // iptables and ip6tables that always fail, first on the server's PATH.
+    let scratch = Scratch::new("no-firewall");
+    let stubs = scratch.join("bin");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for tool in ["iptables", "ip6tables"] {
+        let path = stubs.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'stub: not permitted' >&2\nexit 4\n").unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).unwrap();
+    }
+    let networks = UserNetworks::of(Vec::<String>::new());
+    let rig = Rig::started("no-firewall", |state| {
+        Server::start_with_path_first(state, "127.0.0.1:0", &[], &stubs)
+    });
+    let erin = rig.client("erin", false);
+    networks.add(format!("sha256:{}", erin.fingerprint()));
+    let refused = rig.containers.name("refused");
+    let line = erin
+        .run(&["run", "--rm", "--name", &refused, IMAGE, "true"])
+        .failed(Some("UNAVAILABLE"));
+    assert!(line.contains("not created"), "{line}");
+    assert!(!exists(&refused));
+    let networks = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=dockwire.owner=erin",
+    ])
+    .ok();
+    assert!(networks.stdout.is_empty(), "{}", networks.out());
+    // What needs no rule still works: a user's container without a
+    // network, and an admin's.
+    erin.run(&["run", "--rm", "--network", "none", IMAGE, "true"])
+        .ok();
+    rig.admin.run(&["run", "--rm", IMAGE, "true"]).ok();
+}
+
+#[test]
+fn serve_offers_only_no_user_network_with_a_remote_engine() {
+    let scratch = Scratch::new("remote-engine");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--user-network", "isolated"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(line.contains("--user-network none"), "{line}");
+}
+
+#[test]
 fn owner_labels_cannot_be_forged() {
+    // Users of this test's own (a parallel test's alice's network is not
+    // removed under it), and their networks, removed after them.
+    let networks = UserNetworks::of(Vec::<String>::new());
     let rig = Rig::new("forge");
-    let alice = rig.client("alice", false);
-    let bob = rig.client("bob", false);
+    let alice = rig.client("carol", false);
+    let bob = rig.client("dave", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    networks.add(format!("sha256:{}", bob.fingerprint()));
     let n = rig.containers.name("forge");
     let ran = alice
         .run(&[
@@ -934,7 +1002,7 @@ fn owner_labels_cannot_be_forged() {
             "--name",
             &n,
             "--label",
-            "dockwire.owner=bob",
+            "dockwire.owner=dave",
             "--label",
             "dockwire.managed=false",
             "--label",

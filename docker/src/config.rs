@@ -28,6 +28,35 @@ pub enum ExecSignals {
     Unsupported,
 }
 
+/// How much network a `user` peer's containers get (admins' containers
+/// are not concerned). In every mode a user's container reaches neither
+/// the host nor another peer's containers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserNetwork {
+    /// Each user's containers join a bridge network of the user's own
+    /// (made on first need), from which the outside is reachable; the host
+    /// is fenced off by rules this server installs. The default with a
+    /// local engine.
+    #[default]
+    Isolated,
+    /// As `Isolated`, but the user's network is internal: no traffic
+    /// leaves it at all.
+    Internal,
+    /// Users' containers get network mode `none` (a loopback interface
+    /// only). The default with a remote engine, whose host this server
+    /// cannot put rules on.
+    None,
+}
+
+impl UserNetwork {
+    /// Whether users' containers join networks of their own (whose bridges
+    /// this server fences off the host).
+    pub fn has_networks(self) -> bool {
+        self != UserNetwork::None
+    }
+}
+
 /// The service's settings.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -59,11 +88,16 @@ pub struct Config {
     /// [`DEFAULT_USER_CAP_DROP`]; admins' containers keep every
     /// capability Docker gives.
     pub user_cap_drop: Vec<String>,
+    /// How much network users' containers get.
+    pub user_network: UserNetwork,
 }
 
 impl Config {
     /// The defaults for an engine reached at `DOCKER_HOST` (or the local
-    /// socket): host pids when the engine is on a Unix socket.
+    /// socket): host pids when the engine is on a Unix socket, and
+    /// [`UserNetwork::Isolated`] then too; with a remote engine,
+    /// [`UserNetwork::None`] (the rules that fence users' networks off the
+    /// host can only be put on the engine's host).
     pub fn from_env() -> Self {
         let local = match std::env::var("DOCKER_HOST") {
             Ok(host) => host.is_empty() || host.starts_with("unix://"),
@@ -86,6 +120,11 @@ impl Config {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
+            user_network: if local {
+                UserNetwork::Isolated
+            } else {
+                UserNetwork::None
+            },
         }
     }
 
@@ -154,6 +193,12 @@ impl Config {
     /// by servers that should share ownership), see [`crate::ownership`].
     pub fn with_owner_key(mut self, key: OwnerKey) -> Self {
         self.owner_key = key;
+        self
+    }
+
+    /// Sets how much network users' containers get.
+    pub fn with_user_network(mut self, mode: UserNetwork) -> Self {
+        self.user_network = mode;
         self
     }
 

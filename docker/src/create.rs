@@ -1,7 +1,7 @@
 //! What a container's create makes and names, for `container/create` and
 //! `container/run` alike: its name on the engine (a user's in its own
 //! names; a generated one when none is given), the network it joins (a
-//! user's own, or none), the volumes it mounts (a user's own; a new name
+//! user's own, fenced off the host, or none), the volumes it mounts (a user's own; a new name
 //! made as its own first), and the create body.
 
 use bollard::Docker;
@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::owned::user_error;
 use crate::ownership::{check_name, engine_name, generated_name};
 use crate::spec;
+use crate::user_network;
 use crate::volumes::create_owned_volume;
 
 /// A container ready to create: its name on the engine and its body.
@@ -49,10 +50,15 @@ pub(crate) async fn prepare(
     };
     // A user's network: its own, or none. Host and other containers'
     // namespaces were refused (or allowed) by the spec's check.
-    if let Some(mode) = host.network_mode.as_deref() {
+    // `user_network::network_mode` made it: the user's default network
+    // when the spec names none (made on first need), else its own.
+    if let Some(mode) = host.network_mode.clone() {
         let shared = mode == "host" || mode.starts_with("container:");
-        if mode != "none" && !shared {
-            let (_, id) = engine.network(caller, mode).await?;
+        if mode == user_network::default_name(&caller.owner) {
+            user_network::ready(engine, caller, Some(&mode)).await?;
+        } else if mode != "none" && !shared {
+            let (_, id) = engine.network(caller, &mode).await?;
+            user_network::ready_own(docker, &id).await?;
             host.network_mode = Some(id);
         }
     }

@@ -59,6 +59,9 @@ pub mod ownership;
 
 mod signal;
 
+// The host's rules that fence users' bridges off the host.
+mod firewall;
+
 // Who may do what, the service's settings, and what follows from them:
 // users' containers hardened, users' registries, the audit trail.
 pub mod access;
@@ -77,6 +80,9 @@ mod journal;
 
 // A caller's own objects: references resolved, and what a user sees.
 mod owned;
+
+// Users' own networks, made on first need and fenced off the host.
+mod user_network;
 
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
@@ -105,7 +111,7 @@ mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals};
+pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, UserNetwork};
 pub use ownership::OwnerKey;
 pub use service::DockerService;
 
@@ -126,6 +132,7 @@ mod tests {
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
         ("hardening", include_str!("hardening.rs")),
+        ("firewall", include_str!("firewall.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
@@ -140,6 +147,7 @@ mod tests {
         ("spec", include_str!("spec.rs")),
         ("stdio", include_str!("stdio.rs")),
         ("system", include_str!("system.rs")),
+        ("user_network", include_str!("user_network.rs")),
         ("volumes", include_str!("volumes.rs")),
     ];
 

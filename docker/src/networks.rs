@@ -17,8 +17,9 @@ use crate::catalog::{
 };
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
-use crate::owned::{not_found, user_error, user_network};
+use crate::owned::{not_found, user_error, user_network as own_view};
 use crate::ownership::{Kind, check_name, engine_name, owned_labels};
+use crate::user_network;
 
 /// The only network driver a user may name: the engine's default.
 const DEFAULT_DRIVER: &str = "bridge";
@@ -33,7 +34,7 @@ pub(crate) async fn list(
     if !caller.is_admin() {
         let mut networks = engine.own_networks(&docker, &caller, i.filters).await?;
         for network in &mut networks {
-            user_network(&caller, network);
+            own_view(&caller, network);
         }
         return Ok(networks);
     }
@@ -95,6 +96,9 @@ pub(crate) async fn create_owned_network(
     labels: &BTreeMap<String, String>,
 ) -> Result<NetworkCreated, CallError> {
     check_name("network", name)?;
+    if !engine.config.user_network.has_networks() {
+        return Err(forbidden("users get no networks on this server"));
+    }
     let docker = engine.docker().await?;
     let engine_name = engine_name(&caller.owner, name);
     // The engine (API 1.41) makes a second network of a name already
@@ -118,23 +122,16 @@ pub(crate) async fn create_owned_network(
             format!("network with name {name} already exists"),
         ));
     }
-    let mut labels = owned_labels(&caller.owner, labels);
-    engine
-        .config
-        .owner_key
-        .seal_labels(Kind::Network, &engine_name, &mut labels);
-    let request = NetworkCreateRequest {
-        name: engine_name,
-        driver: Some(DEFAULT_DRIVER.into()),
-        internal: Some(internal),
-        labels: Some(labels),
-        ..Default::default()
-    };
-    let created = docker
-        .create_network(request)
-        .await
-        .map_err(|e| engine_error(Subject::Network, e))?;
-    Ok(NetworkCreated { id: created.id })
+    // Made isolated and fenced off the host, as every user network.
+    let id = user_network::create_isolated_network(
+        engine,
+        &caller.owner,
+        &engine_name,
+        internal,
+        owned_labels(&caller.owner, labels),
+    )
+    .await?;
+    Ok(NetworkCreated { id })
 }
 
 /// `network/connect`: a user's own container to its own network.
@@ -145,6 +142,9 @@ pub(crate) async fn connect(
 ) -> Result<Done, CallError> {
     let (docker, network) = engine.network(&caller, &i.network).await?;
     let (_, container) = engine.container(&caller, &i.container).await?;
+    if !caller.is_admin() {
+        user_network::ready_own(&docker, &network).await?;
+    }
     let request = NetworkConnectRequest {
         container,
         ..Default::default()
@@ -182,6 +182,11 @@ pub(crate) async fn remove(
     i: NetworkRemove,
 ) -> Result<Done, CallError> {
     let (docker, network) = engine.network(&caller, &i.network).await?;
+    // Read first: a user network's bridge has rules to remove with it.
+    let inspected = docker
+        .inspect_network(&network, None::<q::InspectNetworkOptions>)
+        .await
+        .ok();
     docker
         .remove_network(&network)
         .await
@@ -195,6 +200,9 @@ pub(crate) async fn remove(
                 format!("network {} cannot be removed (is it in use?)", i.network),
             ),
         })?;
+    if let Some(inspected) = &inspected {
+        user_network::after_removal(&docker, inspected).await;
+    }
     Ok(Done {})
 }
 

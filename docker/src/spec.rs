@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::invalid_input;
 use crate::ownership::{Kind, owned_labels};
 use crate::hardening;
+use crate::user_network;
 
 /// The labels a created container named `name` on the engine gets: the
 /// caller's, minus any `dockwire.*`, plus dockwire's own, sealed;
@@ -52,6 +53,7 @@ pub(crate) fn create_body(
         return Err(invalid_input("`image` is empty"));
     }
     caller.check_spec(spec)?;
+    let network_mode = user_network::network_mode(config, caller, spec)?;
     let mounts = spec
         .mounts
         .iter()
@@ -77,7 +79,7 @@ pub(crate) fn create_body(
         .collect::<Result<Vec<_>, _>>()?;
     let mut host = HostConfig {
         mounts: (!mounts.is_empty()).then_some(mounts),
-        network_mode: spec.network.clone(),
+        network_mode,
         auto_remove: Some(engine_auto_remove),
         ..Default::default()
     };

@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 pub mod docker;
 pub mod private_engine;
 pub mod relay;
+pub mod user_networks;
 
 // README.md's examples are compiled and run with this crate's doc tests,
 // which can reach every crate they use.

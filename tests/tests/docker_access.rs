@@ -13,7 +13,9 @@ use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
 use dockwire_docker::ownership::Kind;
-use dockwire_docker::{Config, DockerClient, DockerService, Items, OwnerKey, Role, Roles};
+use dockwire_docker::{
+    Config, DockerClient, DockerService, Items, OwnerKey, Role, Roles, UserNetwork,
+};
 use dockwire_service::ClientError;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, on_engine, unique};
 use dockwire_tests::{Rt, client_as};
@@ -29,9 +31,13 @@ fn roles() -> Roles {
     })
 }
 
+/// Users' containers get no network here: users' networks are
+/// `tenancy_network.rs`'s, and parallel tests of alice's and bob's would
+/// share theirs.
 fn service(config: Config) -> Arc<DockerService> {
     let _ = engine();
     let docker = Docker::connect_with_local_defaults().expect("the local engine's client");
+    let config = config.with_user_network(UserNetwork::None);
     Arc::new(DockerService::new(docker, config))
 }
 
@@ -508,7 +514,8 @@ fn a_user_cannot_reach_the_host_unless_the_server_allows_it() {
             Docker::connect_with_local_defaults().unwrap(),
             Config::from_env()
                 .with_roles(roles())
-                .with_host_access(true),
+                .with_host_access(true)
+                .with_user_network(UserNetwork::None),
         ));
         for docker in [client(&service, "root"), client(&open, "alice")] {
             let mut session = docker

@@ -34,6 +34,7 @@ use dockwire_service::quic::{
 use dockwire_service::{CallLog, PeerLimit, Service};
 use dockwire_tests::Rt;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, unique};
+use dockwire_tests::user_networks::UserNetworks;
 use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1812,6 +1813,8 @@ fn run_table(over: Over) {
         let started = Instant::now();
         let docker = engine();
         let owner = unique(&format!("hostile-{over:?}").to_lowercase());
+        // The network the user's containers join, removed after them.
+        let _networks = UserNetworks::of([owner.clone()]);
         let cleanup = Cleanup::default();
         let own = sleeper(
             &docker,

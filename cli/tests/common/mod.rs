@@ -637,6 +637,22 @@ impl Server {
         Server::launch(command, state, extra)
     }
 
+    /// As [`Server::start`], with `dir` first on its `PATH`: the commands
+    /// there stand in for the system's.
+    pub fn start_with_path_first(state: &Path, listen: &str, extra: &[&str], dir: &Path) -> Server {
+        let mut command = dockwire();
+        let path = std::env::var("PATH").unwrap_or_default();
+        command
+            .env("PATH", format!("{}:{path}", dir.display()))
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra);
+        Server::launch(command, state, extra)
+    }
+
     /// As [`Server::start`], but started with a soft limit of `soft` open
     /// files (as many systems start processes with 1024), its hard limit
     /// left as it is: through `sh`, whose `ulimit` sets it before it

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use dockwire_core::Limits;
 use dockwire_docker::catalog::Version;
-use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles};
+use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles, UserNetwork};
 use dockwire_service::quic::{
-    self, Fingerprint, NameLookup, QuicOptions, TrustCheck, mtls_server_config, peer_by_fingerprint,
+    self, Fingerprint, NameLookup, QuicOptions, Standing, TrustCheck, TrustWatch,
+    mtls_server_config, peer_by_fingerprint,
 };
 use dockwire_service::{CallLog, PeerLimit, Runtime, Service};
 use dockwire_smol::Smol;
@@ -21,7 +22,7 @@ use futures::FutureExt;
 
 use crate::Global;
 use crate::error::{Failure, Outcome};
-use crate::state::{Authorized, StateDir};
+use crate::state::{Authorized, StateDir, role_name};
 
 /// The QUIC port `serve` listens on and clients dial by default.
 pub const DEFAULT_PORT: u16 = 7447;
@@ -62,6 +63,44 @@ pub struct ServeArgs {
     /// Let `user` peers mount host paths and use the host's network
     #[arg(long)]
     allow_host_access: bool,
+    /// Let `user` peers pull from this registry too (repeatable; by default
+    /// they pull from Docker Hub only). One on a loopback or private
+    /// address must be given by that address
+    #[arg(long, value_name = "HOST[:PORT]")]
+    allow_registry: Vec<String>,
+    /// A capability to drop from `user` peers' containers (repeatable;
+    /// replaces the default NET_RAW and MKNOD; `none` drops nothing)
+    #[arg(long, value_name = "CAP")]
+    user_cap_drop: Vec<String>,
+    /// How much network `user` peers' containers get: `isolated` (a network
+    /// of the user's own, the outside reachable, the host and other peers
+    /// not), `internal` (the same without outbound traffic) or `none` (no
+    /// network). Default: isolated with a local engine, none with a remote
+    /// one (DOCKER_HOST=tcp://...), which cannot have the others
+    #[arg(long, value_enum, value_name = "MODE")]
+    user_network: Option<UserNetworkName>,
+}
+
+/// `serve --user-network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserNetworkName {
+    /// A bridge network of the user's own; outbound allowed, host and
+    /// other peers blocked
+    Isolated,
+    /// The same, internal: no outbound traffic
+    Internal,
+    /// No network (network mode none)
+    None,
+}
+
+impl UserNetworkName {
+    fn mode(self) -> UserNetwork {
+        match self {
+            UserNetworkName::Isolated => UserNetwork::Isolated,
+            UserNetworkName::Internal => UserNetwork::Internal,
+            UserNetworkName::None => UserNetwork::None,
+        }
+    }
 }
 
 /// The runtime `serve` runs on.
@@ -109,12 +148,51 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         .with_idle_timeout(Duration::from_secs_f64(args.idle_timeout))
         .with_congestion(global.congestion.into());
 
-    let config = Config::from_env()
+    let mut config = Config::from_env();
+    if let Some(mode) = args.user_network {
+        // The rules that fence users' networks off the host can only be
+        // put on the engine's host: a remote engine's users get none.
+        if mode != UserNetworkName::None && config.user_network == UserNetwork::None {
+            return Err(Failure::local(
+                "serve",
+                "--user-network isolated or internal needs the engine on this host \
+                 (DOCKER_HOST names a remote one): use --user-network none",
+            ));
+        }
+        config = config.with_user_network(mode.mode());
+    }
+    config = config
         .with_roles(roles(authorized.clone()))
         .with_host_access(args.allow_host_access)
         .with_server_id(identity.fingerprint().to_string())
+        .with_owner_key(state.owner_key()?)
         // The execs of calls that a crash ends, for the next start's sweep.
         .with_exec_journal(state.path().join(EXEC_JOURNAL));
+    for registry in &args.allow_registry {
+        if registry.is_empty() || registry.contains(['/', ' ']) {
+            return Err(Failure::local(
+                "serve",
+                format!("--allow-registry takes HOST or HOST:PORT, not {registry:?}"),
+            ));
+        }
+        config = config.with_allowed_registry(registry);
+    }
+    if !args.user_cap_drop.is_empty() {
+        let bad = args
+            .user_cap_drop
+            .iter()
+            .find(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if let Some(bad) = bad {
+            return Err(Failure::local(
+                "serve",
+                format!(
+                    "--user-cap-drop takes a capability name (NET_RAW, CAP_SYS_ADMIN, ALL) or none, not {bad:?}"
+                ),
+            ));
+        }
+        let caps = args.user_cap_drop.iter().filter(|c| *c != "none");
+        config = config.with_user_cap_drop(caps);
+    }
     let docker = DockerService::from_env_with(config);
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
@@ -159,7 +237,8 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
             };
             let config = mtls_server_config(&identity, check, &options)
                 .map_err(|e| Failure::local("set up TLS", e))?;
-            Some((config, peer_by_fingerprint(names)))
+            let watch = TrustWatch::new(standing(authorized.clone()));
+            Some((config, peer_by_fingerprint(names), watch))
         }
     };
     let unix = match &args.unix {
@@ -258,13 +337,14 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Roles: a Unix peer (`uid:N`) is an admin when it is root or this
-/// server's user, else a user; a QUIC peer has the role its line in
-/// authorized-peers gives it, looked up by name on every call.
+/// Roles, by the key a call's connection authenticated with: a Unix peer
+/// (`uid:N`) is an admin when it is root or this server's user, else a
+/// user; a QUIC peer (`sha256:<fingerprint>`) has the role authorized-peers
+/// gives its fingerprint now, never the role of its name.
 fn roles(authorized: Authorized) -> Roles {
     let own = rustix::process::getuid().as_raw();
-    Roles::new(move |peer| {
-        if let Some(uid) = peer.strip_prefix("uid:") {
+    Roles::new(move |key| {
+        if let Some(uid) = key.strip_prefix("uid:") {
             let uid: u32 = uid.parse().ok()?;
             return Some(if uid == 0 || uid == own {
                 Role::Admin
@@ -272,8 +352,38 @@ fn roles(authorized: Authorized) -> Roles {
                 Role::User
             });
         }
-        authorized.by_name(peer).map(|p| p.role)
+        let fingerprint: Fingerprint = key.strip_prefix("sha256:")?.parse().ok()?;
+        authorized.by_fingerprint(&fingerprint).map(|p| p.role)
     })
+}
+
+/// A QUIC key's standing: its role in authorized-peers, if it is there.
+/// A connection whose key's standing changes is closed.
+fn standing(authorized: Authorized) -> Standing {
+    Arc::new(move |f: &Fingerprint| {
+        authorized
+            .by_fingerprint(f)
+            .map(|p| Arc::from(role_name(p.role)))
+    })
+}
+
+/// How often open connections are checked against authorized-peers, for
+/// those that make no call (a call is checked when it comes).
+const TRUST_RECHECK: Duration = Duration::from_secs(1);
+
+/// Checks `watch`'s connections every [`TRUST_RECHECK`], forever.
+async fn recheck_trust(watch: Arc<TrustWatch>) {
+    let mut every = tokio::time::interval(TRUST_RECHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let closed = watch.recheck();
+        if closed > 0 {
+            tracing::warn!(
+                "closed {closed} connection(s) whose key is no longer trusted with the role it connected with"
+            );
+        }
+    }
 }
 
 /// Says which engine is served, or that it is not up yet (calls then fail
@@ -337,7 +447,7 @@ fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
     Ok(listener)
 }
 
-type QuicSetup = Option<(quic::quinn::ServerConfig, quic::PeerName)>;
+type QuicSetup = Option<(quic::quinn::ServerConfig, quic::PeerName, Arc<TrustWatch>)>;
 
 /// Serves on `runtime` until INT or TERM: QUIC when set up, the Unix socket
 /// when given. This process's tokio runtime only waits for the signal and
@@ -351,12 +461,21 @@ async fn serve_on(
     listening: Listening,
 ) -> Result<(), Failure> {
     let mut endpoint = None;
-    if let (Some((config, peer)), Some(addr)) = (quic, listening.quic) {
+    if let (Some((config, peer, watch)), Some(addr)) = (quic, listening.quic) {
         let e = runtime
             .quic_endpoint(addr, Some(config))
             .map_err(|e| Failure::local(format!("listen on {addr}"), e))?;
-        let serve = quic::serve_quic(e.clone(), service.clone(), runtime.spawner(), limits, peer);
+        let serve = quic::serve_quic_watched(
+            e.clone(),
+            service.clone(),
+            runtime.spawner(),
+            limits,
+            peer,
+            watch.clone(),
+        );
         runtime.spawn(serve.boxed());
+        // On this process's tokio runtime: it only reads a file.
+        tokio::spawn(recheck_trust(watch));
         endpoint = Some(e);
     }
     if let Some(listener) = unix {
@@ -413,6 +532,7 @@ mod tests {
         assert_eq!(roles.role(&format!("uid:{other}")), Some(Role::User));
         assert_eq!(roles.role("uid:unknown"), None);
         assert_eq!(roles.role("alice"), None);
+        assert_eq!(roles.role("sha256:nothex"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,6 +6,9 @@
 //! - `authorized-peers` (servers): the clients admitted over QUIC, one per
 //!   line: `FINGERPRINT NAME ROLE` (`admin` or `user`); `#` starts a
 //!   comment. Managed by `dockwire trust`, read again whenever it changes.
+//! - `owner.key` (servers): 32 random bytes, the key that seals which peer
+//!   owns each container, volume and network the server makes (see
+//!   `dockwire_docker::ownership`); made on first start.
 //! - `known-servers` (clients): `HOST:PORT FINGERPRINT` per line, the
 //!   servers this client trusted on first use and insists on since.
 
@@ -17,7 +20,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use dockwire_docker::Role;
+use dockwire_docker::ownership::OWNER_KEY_LEN;
+use dockwire_docker::{OwnerKey, Role};
 use dockwire_service::quic::{Fingerprint, Identity};
 
 use crate::error::Failure;
@@ -67,6 +71,41 @@ impl StateDir {
         write_private(&path, identity.to_pem().as_bytes(), true)
             .map_err(|e| Failure::local(format!("save {}", path.display()), e))?;
         Ok(identity)
+    }
+
+    /// The key that seals ownership (`owner.key`), made and saved on first
+    /// use; refused when others may read it, like the identity.
+    pub fn owner_key(&self) -> Result<OwnerKey, Failure> {
+        let path = self.path.join("owner.key");
+        let what = || format!("load the owner key in {}", path.display());
+        let read = || -> Result<Option<OwnerKey>, Failure> {
+            match fs::read(&path) {
+                Ok(bytes) if bytes.len() == OWNER_KEY_LEN => {
+                    check_private(&path)?;
+                    Ok(Some(OwnerKey::from_bytes(&bytes)))
+                }
+                Ok(bytes) => Err(Failure::local(
+                    what(),
+                    format!("it holds {} bytes, not {OWNER_KEY_LEN}", bytes.len()),
+                )),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Failure::local(what(), e)),
+            }
+        };
+        if let Some(key) = read()? {
+            return Ok(key);
+        }
+        let bytes = OwnerKey::generate().map_err(|_| {
+            Failure::local("make an owner key", "the system's random source failed")
+        })?;
+        match write_private(&path, &bytes, true) {
+            Ok(()) => Ok(OwnerKey::from_bytes(&bytes)),
+            // Another server on this state directory made it first: its key.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                read()?.ok_or_else(|| Failure::local(what(), "it vanished"))
+            }
+            Err(e) => Err(Failure::local(format!("save {}", path.display()), e)),
+        }
     }
 
     /// The authorized-peers file.
@@ -151,7 +190,8 @@ pub fn valid_name(name: &str) -> bool {
 pub struct Peer {
     /// Its certificate's fingerprint.
     pub fingerprint: Fingerprint,
-    /// Its name, written as the owner of the containers it creates.
+    /// Its name, for logs and messages (what it owns and may do follows
+    /// its fingerprint).
     pub name: String,
     /// What it may do.
     pub role: Role,
@@ -212,11 +252,6 @@ impl Authorized {
             .iter()
             .find(|p| p.fingerprint == *fingerprint)
             .cloned()
-    }
-
-    /// The peer with this name.
-    pub fn by_name(&self, name: &str) -> Option<Peer> {
-        self.peers().iter().find(|p| p.name == name).cloned()
     }
 
     /// Reads and parses the file; a missing file is no peers.
@@ -440,6 +475,28 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_key_is_made_once_private_and_refused_when_readable() {
+        let dir = temp_dir("owner-key");
+        let state = StateDir::open(Some(&dir)).unwrap();
+        state.owner_key().unwrap();
+        let path = dir.join("owner.key");
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), OWNER_KEY_LEN);
+        state.owner_key().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), bytes, "the key was made again");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(state.owner_key().is_err(), "a readable key was used");
+        fs::write(&path, b"short").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(state.owner_key().is_err(), "a truncated key was used");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn trust_add_replace_remove_and_reload() {
         let dir = temp_dir("trust");
         let state = StateDir::open(Some(&dir)).unwrap();
@@ -462,7 +519,7 @@ mod tests {
                 role: Role::Admin,
             })
             .unwrap();
-        assert_eq!(trust.by_name("alice").unwrap().role, Role::Admin);
+        assert_eq!(trust.by_fingerprint(&a).unwrap().role, Role::Admin);
         // Same name, other fingerprint: refused.
         assert!(
             trust

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dockwire_tests::Prng;
+use dockwire_tests::user_networks::UserNetworks;
 
 /// `[verb args…, cmd…]`.
 fn with<'a>(args: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
@@ -347,7 +348,10 @@ fn the_verbs_drive_the_engine_through_quic() {
         docker(&["inspect", "-f", "{{.Id}}", &n]).ok().out().trim(),
         id
     );
-    assert_eq!(owner_label(&n), "admin");
+    assert_eq!(
+        owner_label(&n),
+        format!("sha256:{}", rig.admin.fingerprint())
+    );
 
     // ps lists it (docker's table: the name is the last column).
     let ps = admin.run(&["ps"]).ok();
@@ -676,7 +680,11 @@ fn an_untrusted_client_cannot_open_a_call() {
     rig.admin.run(&["ps"]).ok();
     rig.server.log_line(&["peer=admin", "operation="]);
     let log = rig.server.log();
-    for line in log.lines().filter(|l| l.contains("operation=")) {
+    // (The server's own probe of the engine at its start is `local`.)
+    let peers = log
+        .lines()
+        .filter(|l| l.contains("operation=") && !l.contains("peer=local"));
+    for line in peers {
         assert!(
             line.contains("peer=admin"),
             "a call that is not the admin's:\n{log}"
@@ -743,7 +751,12 @@ fn a_server_with_another_identity_is_refused() {
     assert!(line.contains(&second.fingerprint), "{line}");
     assert!(line.contains(&first_fingerprint), "{line}");
     assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
-    assert!(!second.log().contains("operation="), "{}", second.log());
+    let calls = second
+        .log()
+        .lines()
+        .filter(|l| l.contains("operation=") && !l.contains("peer=local"))
+        .count();
+    assert_eq!(calls, 0, "{}", second.log());
     // Only an explicit pin gets through.
     client
         .run(&["--server-fingerprint", &second.fingerprint, "ps"])
@@ -752,11 +765,15 @@ fn a_server_with_another_identity_is_refused() {
 
 #[test]
 fn users_act_only_on_their_own_containers() {
+    // The networks the users' containers join, removed after them.
+    let networks = UserNetworks::of(Vec::<String>::new());
     let rig = Rig::new("users");
     let alice = rig.client("alice", false);
     let bob = rig.client("bob", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    networks.add(format!("sha256:{}", bob.fingerprint()));
     let hers = rig.containers.name("alice");
-    alice
+    let ran = alice
         .run(&[
             "run",
             "-d",
@@ -768,7 +785,15 @@ fn users_act_only_on_their_own_containers() {
             "echo alice-log; sleep 600",
         ])
         .ok();
-    assert_eq!(owner_label(&hers), "alice");
+    // Her name is hers: the engine's is another, so the engine is asked
+    // by id.
+    let her_id = ran.out().trim().to_owned();
+    rig.containers.add(&her_id);
+    assert!(!exists(&hers), "a user's name is the engine's");
+    assert_eq!(
+        owner_label(&her_id),
+        format!("sha256:{}", alice.fingerprint())
+    );
     let outside = rig.containers.docker_sleeper("outside");
 
     let lists = |client: &Client, name: &str| {
@@ -780,9 +805,14 @@ fn users_act_only_on_their_own_containers() {
     assert!(!lists(&bob, &hers));
     assert!(!lists(&bob, &outside));
 
+    // To a user, another's container is one that does not exist: `inspect`
+    // then goes on to images, which a user may not inspect.
     let refused = |client: &Client, args: &[&str]| {
         let ran = client.run_in(args, b"");
-        ran.failed(Some("FORBIDDEN"));
+        match args[0] {
+            "inspect" => ran.failed(Some("FORBIDDEN")),
+            _ => ran.failed(Some("CONTAINER_NOT_FOUND")),
+        };
         if args[0] == "exec" || args[0] == "attach" {
             assert_eq!(ran.code(), 1, "{}", ran.dump());
         }
@@ -796,39 +826,183 @@ fn users_act_only_on_their_own_containers() {
         refused(client, &["stop", "-t", "0", target]);
         refused(client, &["kill", target]);
         refused(client, &["rm", "-f", target]);
-        assert!(running(target), "{target} was touched");
     }
+    assert!(
+        running(&her_id) && running(&outside),
+        "a container was touched"
+    );
 
     // Its owner and the admin may.
     assert_eq!(alice.run(&["exec", &hers, "true"]).code(), 0);
     assert_eq!(alice.run(&["logs", &hers]).ok().stdout, b"alice-log\n");
-    assert!(lists(&rig.admin, &hers) && lists(&rig.admin, &outside));
+    assert!(lists(&rig.admin, &outside));
     let exec = rig
         .admin
         .run(&["exec", &outside, "sh", "-c", "echo admin"])
         .ok();
     assert_eq!(exec.stdout, b"admin\n");
-    assert_eq!(rig.admin.run(&["logs", &hers]).ok().stdout, b"alice-log\n");
-    rig.admin.run(&["stop", "-t", "0", &hers]).ok();
-    assert!(!running(&hers));
-    rig.admin.run(&["rm", "-f", &hers, &outside]).ok();
-    assert!(!exists(&hers) && !exists(&outside));
+    assert_eq!(
+        rig.admin.run(&["logs", &her_id]).ok().stdout,
+        b"alice-log\n"
+    );
+    rig.admin.run(&["stop", "-t", "0", &her_id]).ok();
+    assert!(!running(&her_id));
+    rig.admin.run(&["rm", "-f", &her_id, &outside]).ok();
+    assert!(!exists(&her_id) && !exists(&outside));
+}
+
+/// Attack 11 of issue 13, with the command: alice's key is removed and a
+/// new key trusted under her name as an admin while her old connection
+/// has a call open. The server closes that connection (its call ends, with
+/// the reason), the old key is refused, the new key is the admin, and what
+/// alice made still runs, hers (her key's) only.
+#[test]
+fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
+    let rig = Rig::new("rekey");
+    let alice = rig.client("alice", false);
+    let bob = rig.client("bob", false);
+    let hers = rig.containers.name("rekey");
+    alice
+        .run(&["run", "-d", "--name", &hers, IMAGE, "sleep", "600"])
+        .ok();
+    let open = start(&mut alice.command(&["exec", &hers, "sleep", "601"]), None);
+    eventually("alice's exec runs", Duration::from_secs(10), || {
+        let top = docker(&["top", &hers]).ok().out();
+        match top.contains("sleep 601") {
+            true => Ok(()),
+            false => Err(top),
+        }
+    });
+
+    let mut remove = dockwire();
+    remove
+        .arg("--state-dir")
+        .arg(&rig.server.state)
+        .args(["trust", "remove", "alice"]);
+    run_with(&mut remove, None, LIMIT).ok();
+    let renewed = rig.scratch.join("alice-renewed");
+    trust(&rig.server.state, &fingerprint_of(&renewed), "alice", true);
+
+    let ended = open.finish(Duration::from_secs(10));
+    assert_ne!(ended.code(), 0, "{}", ended.dump());
+    assert!(
+        ended.err().contains("trust in this key changed"),
+        "{}",
+        ended.dump()
+    );
+    // (Her earlier command's connection, if the server has not yet seen
+    // it go, is closed too.)
+    rig.server.log_line(&[
+        "dockwire::serve",
+        "connection(s) whose key is no longer trusted",
+    ]);
+    // The audit trail has her exec, by her old key and address.
+    let key = format!("key=sha256:{}", alice.fingerprint());
+    let exec = rig.server.log_line(&[
+        "dockwire::audit",
+        &key,
+        "peer=alice",
+        "remote=127.0.0.1:",
+        "operation=container/exec",
+    ]);
+    assert!(exec.contains(&format!("objects=id={hers}")), "{exec}");
+    let again = alice.run(&["version"]);
+    assert_ne!(
+        again.code(),
+        0,
+        "the old key is still trusted: {}",
+        again.dump()
+    );
+    // The new key is the admin; alice's container runs on, and is not bob's
+    // nor the new key's to list as its own.
+    let admin = Client::new(renewed, &rig.server.quic());
+    assert!(admin.greet());
+    admin.run(&["network", "ls"]).ok();
+    assert!(running(&hers));
+    assert_eq!(
+        owner_label(&hers),
+        format!("sha256:{}", alice.fingerprint())
+    );
+    bob.run(&["exec", &hers, "true"]).failed(Some("FORBIDDEN"));
+}
+
+#[test]
+fn a_users_container_is_not_made_when_its_network_cannot_be_fenced_off_the_host() {
+    // iptables and ip6tables that always fail, first on the server's PATH.
+    let scratch = Scratch::new("no-firewall");
+    let stubs = scratch.join("bin");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for tool in ["iptables", "ip6tables"] {
+        let path = stubs.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'stub: not permitted' >&2\nexit 4\n").unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).unwrap();
+    }
+    let networks = UserNetworks::of(Vec::<String>::new());
+    let rig = Rig::started("no-firewall", |state| {
+        Server::start_with_path_first(state, "127.0.0.1:0", &[], &stubs)
+    });
+    let erin = rig.client("erin", false);
+    networks.add(format!("sha256:{}", erin.fingerprint()));
+    let refused = rig.containers.name("refused");
+    let line = erin
+        .run(&["run", "--rm", "--name", &refused, IMAGE, "true"])
+        .failed(Some("UNAVAILABLE"));
+    assert!(line.contains("not created"), "{line}");
+    assert!(!exists(&refused));
+    let networks = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=dockwire.owner=erin",
+    ])
+    .ok();
+    assert!(networks.stdout.is_empty(), "{}", networks.out());
+    // What needs no rule still works: a user's container without a
+    // network, and an admin's.
+    erin.run(&["run", "--rm", "--network", "none", IMAGE, "true"])
+        .ok();
+    rig.admin.run(&["run", "--rm", IMAGE, "true"]).ok();
+}
+
+#[test]
+fn serve_offers_only_no_user_network_with_a_remote_engine() {
+    let scratch = Scratch::new("remote-engine");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--user-network", "isolated"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(line.contains("--user-network none"), "{line}");
 }
 
 #[test]
 fn owner_labels_cannot_be_forged() {
+    // Users of this test's own (a parallel test's alice's network is not
+    // removed under it), and their networks, removed after them.
+    let networks = UserNetworks::of(Vec::<String>::new());
     let rig = Rig::new("forge");
-    let alice = rig.client("alice", false);
-    let bob = rig.client("bob", false);
+    let alice = rig.client("carol", false);
+    let bob = rig.client("dave", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    networks.add(format!("sha256:{}", bob.fingerprint()));
     let n = rig.containers.name("forge");
-    alice
+    let ran = alice
         .run(&[
             "run",
             "-d",
             "--name",
             &n,
             "--label",
-            "dockwire.owner=bob",
+            "dockwire.owner=dave",
             "--label",
             "dockwire.managed=false",
             "--label",
@@ -838,12 +1012,15 @@ fn owner_labels_cannot_be_forged() {
             "600",
         ])
         .ok();
-    assert_eq!(owner_label(&n), "alice");
-    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &n]).ok();
+    let id = ran.out().trim().to_owned();
+    rig.containers.add(&id);
+    assert_eq!(owner_label(&id), format!("sha256:{}", alice.fingerprint()));
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &id]).ok();
     let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
     assert_eq!(labels["dockwire.managed"], "true");
     assert_eq!(labels["mine"], "yes");
-    bob.run(&["exec", &n, "true"]).failed(Some("FORBIDDEN"));
+    bob.run(&["exec", &n, "true"])
+        .failed(Some("CONTAINER_NOT_FOUND"));
     alice.run(&["exec", &n, "true"]).ok();
 }
 

@@ -1,41 +1,49 @@
-//! Who may do what: each peer's [`Role`], container ownership, and the
-//! container options only admins may use.
+//! Who may do what: each peer's [`Role`], ownership, and the container
+//! options only admins may use.
 //!
 //! A server with [`Roles`] configured (see [`Config::with_roles`]) asks them
-//! for every call's peer. An `admin` may call everything on every
-//! container. A `user` sees and acts on only the containers whose
-//! `dockwire.owner` label is its own name (containers made outside dockwire
-//! have none), may not call the operations declared for admins only (see
-//! [`crate::operations`]: image inspect and remove, and every network and
-//! volume operation), and may not mount host paths or join the
-//! host's (or another container's) network namespace unless the server
-//! allows it ([`Config::with_host_access`]). A peer the roles do not know is
-//! refused every operation. Every refusal is `FORBIDDEN`.
+//! for every call's peer. An `admin` may call everything on every object.
+//! A `user` sees and acts on only the containers, volumes and networks
+//! sealed as its own by this server (see [`crate::ownership`]): anything
+//! else is, to it, indistinguishable from what does not exist (the same
+//! `*_NOT_FOUND` code and message). It may not call the operations
+//! declared for admins only (see [`crate::operations`]: image inspect and
+//! remove), may not use volume or network drivers or their options, and
+//! may not mount host paths or join the host's (or another container's)
+//! network namespace unless the server allows it
+//! ([`Config::with_host_access`]). A peer the roles do not know is refused
+//! every operation. Those refusals are `FORBIDDEN`.
 //!
 //! [`Config::with_roles`]: crate::Config::with_roles
 //! [`Config::with_host_access`]: crate::Config::with_host_access
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use bollard::models::ContainerInspectResponse;
 use dockwire_core::{CallError, ErrorCode};
 
 use crate::catalog::*;
+use crate::ownership::{Kind, OwnerKey};
 
 /// What a peer may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Role {
-    /// Everything, on every container.
+    /// Everything, on every object.
     Admin,
-    /// Its own containers, image pull and list, and no host access.
+    /// Its own containers, volumes and networks, image pull and list, and
+    /// no host access.
     User,
 }
 
-/// Decides each peer's role from its name (as the transport identified
-/// it); `None` refuses the peer. Asked on every call, so a change to the
-/// peers a server trusts takes effect at the next call.
+/// Decides each peer's role from its key (as the transport authenticated
+/// it: `sha256:<fingerprint>` over QUIC, `uid:N` over a Unix socket, see
+/// [`CallContext::key`]), never from its name; `None` refuses the peer.
+/// Asked on every call, so a change to the keys a server trusts takes
+/// effect at the next call.
+///
+/// [`CallContext::key`]: dockwire_service::CallContext::key
 #[derive(Clone)]
 pub struct Roles(Arc<RoleOf>);
 
@@ -47,9 +55,9 @@ impl Roles {
         Roles(Arc::new(role))
     }
 
-    /// The role of `peer`, if it has one.
-    pub fn role(&self, peer: &str) -> Option<Role> {
-        (self.0)(peer)
+    /// The role of the peer with `key`, if it has one.
+    pub fn role(&self, key: &str) -> Option<Role> {
+        (self.0)(key)
     }
 }
 
@@ -62,8 +70,11 @@ impl fmt::Debug for Roles {
 /// The caller of one call, as access control sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
-    /// The name written in (and compared with) `dockwire.owner`.
+    /// The owner written in (and compared with) `dockwire.owner`: the
+    /// key the peer authenticated with (unless the server sets one).
     pub owner: String,
+    /// The peer's display name, for logs and messages.
+    pub name: String,
     pub role: Role,
     /// Whether this caller may use host paths and host namespaces.
     pub host_access: bool,
@@ -82,36 +93,21 @@ impl Caller {
         }
     }
 
-    /// Refuses a container this caller may not act on.
-    pub(crate) fn check_owner(
+    /// Whether the object of `kind` named `name` on the engine, carrying
+    /// `labels`, is this caller's own: sealed by this server's `key` for
+    /// this caller's owner. Never from a bare `dockwire.owner` label.
+    pub(crate) fn owns(
         &self,
-        container: &ContainerInspectResponse,
-    ) -> Result<(), CallError> {
-        if self.is_admin() {
-            return Ok(());
-        }
-        let owner = container
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.as_ref())
-            .and_then(|labels| labels.get(LABEL_OWNER));
-        if owner.map(String::as_str) == Some(self.owner.as_str()) {
-            return Ok(());
-        }
-        let name = container
-            .name
-            .as_deref()
-            .map(|n| n.trim_start_matches('/'))
-            .or(container.id.as_deref())
-            .unwrap_or_default();
-        Err(forbidden(format!(
-            "container {name} does not belong to {}",
-            self.owner
-        )))
+        key: &OwnerKey,
+        kind: Kind,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> bool {
+        key.owner(kind, name, labels) == Some(self.owner.as_str())
     }
 
-    /// Refuses what a user may not put in a container: host paths and
-    /// host (or other containers') namespaces.
+    /// Refuses what a user may not put in a container: host paths (its
+    /// network is decided by `user_network`).
     pub(crate) fn check_spec(&self, spec: &ContainerSpec) -> Result<(), CallError> {
         if self.is_admin() || self.host_access {
             return Ok(());
@@ -122,21 +118,14 @@ impl Caller {
                 mount.source
             )));
         }
-        let network = spec.network.as_deref().unwrap_or_default();
-        if network == "host" || network.starts_with("container:") {
-            return Err(forbidden(format!(
-                "the network mode {network:?} needs an admin"
-            )));
-        }
+        // The network a user may ask for: see `user_network::network_mode`.
         Ok(())
     }
 
-    /// Narrows a user's filters (of a container list or events) to its own
-    /// containers: label filters must all match.
-    pub(crate) fn own_containers(
-        &self,
-        filters: &mut std::collections::HashMap<String, Vec<String>>,
-    ) {
+    /// Narrows a user's filters (of a list or events) to objects labelled
+    /// as its own: label filters must all match. Only a first cut: the
+    /// label can be forged, the seal ([`Caller::owns`]) is what decides.
+    pub(crate) fn own_objects(&self, filters: &mut HashMap<String, Vec<String>>) {
         if self.is_admin() {
             return;
         }

@@ -637,9 +637,12 @@ pub struct NetworkCreate {
     /// No outside connectivity.
     #[serde(default)]
     pub internal: bool,
-    /// Labels.
+    /// Labels; `dockwire.*` ones are replaced by the server's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The driver's options (admins only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// A new network.
@@ -696,13 +699,16 @@ pub struct VolumeList {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeCreate {
-    /// Its name (the engine picks one when absent).
+    /// Its name (the server picks one when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Driver (`local` when absent).
+    /// Driver (`local` when absent; admins only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Labels.
+    /// The driver's options, as `docker volume create -o` (admins only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels; `dockwire.*` ones are replaced by the server's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

@@ -1,10 +1,16 @@
 //! The service's settings: who owns what it creates, how exec'd processes
-//! are signalled, who may do what, and where it keeps its exec journal.
+//! are signalled, who may do what, where it keeps its exec journal, where
+//! users may pull from and what their containers may not do.
 
 use std::path::PathBuf;
 
 use crate::access::Roles;
 use crate::ownership::OwnerKey;
+
+/// The capabilities dropped from `user` peers' containers by default:
+/// raw sockets (spoofed packets, `ping` floods, ARP tricks on a shared
+/// network) and device nodes.
+pub const DEFAULT_USER_CAP_DROP: &[&str] = &["NET_RAW", "MKNOD"];
 
 /// How a `signal` control reaches an exec'd process, for which Docker has
 /// no API.
@@ -22,12 +28,42 @@ pub enum ExecSignals {
     Unsupported,
 }
 
+/// How much network a `user` peer's containers get (admins' containers
+/// are not concerned). In every mode a user's container reaches neither
+/// the host nor another peer's containers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserNetwork {
+    /// Each user's containers join a bridge network of the user's own
+    /// (made on first need), from which the outside is reachable; the host
+    /// is fenced off by rules this server installs. The default with a
+    /// local engine.
+    #[default]
+    Isolated,
+    /// As `Isolated`, but the user's network is internal: no traffic
+    /// leaves it at all.
+    Internal,
+    /// Users' containers get network mode `none` (a loopback interface
+    /// only). The default with a remote engine, whose host this server
+    /// cannot put rules on.
+    None,
+}
+
+impl UserNetwork {
+    /// Whether users' containers join networks of their own (whose bridges
+    /// this server fences off the host).
+    pub fn has_networks(self) -> bool {
+        self != UserNetwork::None
+    }
+}
+
 /// The service's settings.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// The owner written on created containers. `None`: the calling peer's
-    /// name as the transport identified it.
+    /// The owner written (and sealed) on created containers, volumes and
+    /// networks. `None`: the calling peer's name as the transport
+    /// identified it.
     pub owner: Option<String>,
     /// How exec'd processes are signalled.
     pub exec_signals: ExecSignals,
@@ -45,11 +81,23 @@ pub struct Config {
     /// The key that seals what this service creates for its owner (see
     /// [`crate::ownership`]). By default a key of this process only.
     pub owner_key: OwnerKey,
+    /// The registries (`HOST` or `HOST:PORT`) `user` peers may pull from,
+    /// besides Docker Hub. Default none: Docker Hub only.
+    pub allowed_registries: Vec<String>,
+    /// The capabilities dropped from `user` peers' containers. Default
+    /// [`DEFAULT_USER_CAP_DROP`]; admins' containers keep every
+    /// capability Docker gives.
+    pub user_cap_drop: Vec<String>,
+    /// How much network users' containers get.
+    pub user_network: UserNetwork,
 }
 
 impl Config {
     /// The defaults for an engine reached at `DOCKER_HOST` (or the local
-    /// socket): host pids when the engine is on a Unix socket.
+    /// socket): host pids when the engine is on a Unix socket, and
+    /// [`UserNetwork::Isolated`] then too; with a remote engine,
+    /// [`UserNetwork::None`] (the rules that fence users' networks off the
+    /// host can only be put on the engine's host).
     pub fn from_env() -> Self {
         let local = match std::env::var("DOCKER_HOST") {
             Ok(host) => host.is_empty() || host.starts_with("unix://"),
@@ -67,7 +115,39 @@ impl Config {
             server_id: None,
             exec_journal: None,
             owner_key: OwnerKey::ephemeral(),
+            allowed_registries: Vec::new(),
+            user_cap_drop: DEFAULT_USER_CAP_DROP
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            user_network: if local {
+                UserNetwork::Isolated
+            } else {
+                UserNetwork::None
+            },
         }
+    }
+
+    /// Lets `user` peers pull from `registry` (`HOST` or `HOST:PORT`, as
+    /// image references name it) too. A registry on a loopback, private,
+    /// link-local or otherwise special address is refused to users unless it
+    /// is allowed by that address (`127.0.0.1:5000`): a host name that
+    /// resolves to one is refused.
+    pub fn with_allowed_registry(mut self, registry: impl Into<String>) -> Self {
+        self.allowed_registries.push(registry.into());
+        self
+    }
+
+    /// Drops `caps` (names as Docker takes them: `NET_RAW`, `CAP_NET_RAW`,
+    /// `ALL`) from `user` peers' containers, instead of
+    /// [`DEFAULT_USER_CAP_DROP`].
+    pub fn with_user_cap_drop<I, S>(mut self, caps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.user_cap_drop = caps.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Labels created containers with this server's identity.
@@ -90,7 +170,8 @@ impl Config {
     }
 
     /// Decides each peer's role with `roles` (see [`crate::access`]):
-    /// users then see and act on only their own containers.
+    /// users then see and act on only their own containers, volumes and
+    /// networks.
     pub fn with_roles(mut self, roles: Roles) -> Self {
         self.roles = Some(roles);
         self
@@ -102,7 +183,7 @@ impl Config {
         self
     }
 
-    /// Writes `owner` on created containers instead of the peer's name.
+    /// Writes `owner` on created objects instead of the peer's name.
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
         self
@@ -112,6 +193,12 @@ impl Config {
     /// by servers that should share ownership), see [`crate::ownership`].
     pub fn with_owner_key(mut self, key: OwnerKey) -> Self {
         self.owner_key = key;
+        self
+    }
+
+    /// Sets how much network users' containers get.
+    pub fn with_user_network(mut self, mode: UserNetwork) -> Self {
+        self.user_network = mode;
         self
     }
 

@@ -13,29 +13,56 @@ use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
+use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
-use crate::spec;
+use crate::owned::{own_name_pattern, shown, user_summary};
+use crate::hardening;
 use crate::stdio::split_output;
 
-/// `container/list`: a user's own containers only.
+/// `container/list`: a user's own containers only, with its own names.
 pub(crate) async fn list(
     engine: Arc<Engine>,
     caller: Caller,
     mut i: ContainerList,
 ) -> Result<Vec<ContainerSummary>, CallError> {
-    caller.own_containers(&mut i.filters);
-    let options = q::ListContainersOptions {
-        all: i.all,
-        filters: (!i.filters.is_empty()).then_some(i.filters),
-        ..Default::default()
-    };
     let docker = engine.docker().await?;
-    docker
-        .list_containers(Some(options))
-        .await
-        .map_err(error::container)
+    if caller.is_admin() {
+        let options = q::ListContainersOptions {
+            all: i.all,
+            filters: (!i.filters.is_empty()).then_some(i.filters),
+            ..Default::default()
+        };
+        return docker
+            .list_containers(Some(options))
+            .await
+            .map_err(error::container);
+    }
+    // These filters name a container: a user's resolve among its own, or
+    // the engine's answer would tell whether another peer's exists.
+    for key in ["before", "since"] {
+        if let Some(values) = i.filters.get_mut(key) {
+            for value in values.iter_mut() {
+                *value = engine.container(&caller, value).await?.1;
+            }
+        }
+    }
+    // The engine matches its own names: an anchored pattern of the user's
+    // names is anchored after the user's prefix.
+    if let Some(values) = i.filters.get_mut("name") {
+        for value in values.iter_mut() {
+            *value = own_name_pattern(&caller, value);
+        }
+    }
+    let mut listed = engine
+        .own_containers(&docker, &caller, i.all, i.filters)
+        .await?;
+    for summary in &mut listed {
+        user_summary(&caller, summary);
+    }
+    Ok(listed)
 }
 
 /// `container/inspect`.
@@ -53,16 +80,17 @@ pub(crate) async fn create(
     caller: Caller,
     ContainerCreate(spec): ContainerCreate,
 ) -> Result<Created, CallError> {
-    let body = spec::create_body(&engine.config, &caller, &spec, spec.auto_remove)?;
+    let docker = engine.docker().await?;
+    let prepared = create::prepare(&engine, &docker, &caller, &spec, spec.auto_remove).await?;
     let options = q::CreateContainerOptions {
-        name: spec.name.clone(),
+        name: Some(prepared.name),
         ..Default::default()
     };
-    let docker = engine.docker().await?;
     let created = docker
-        .create_container(Some(options), body)
+        .create_container(Some(options), prepared.body)
         .await
-        .map_err(error::container)?;
+        .map_err(|e| create::create_error(&caller, error::container(e)))?;
+    audit::created(&caller, &created.id, &spec);
     Ok(Created {
         id: created.id,
         warnings: created.warnings,
@@ -160,6 +188,7 @@ pub(crate) async fn top(
     caller: Caller,
     i: ContainerTop,
 ) -> Result<ContainerTopResponse, CallError> {
+    hardening::check_ps_args(&caller, i.ps_args.as_deref())?;
     let (docker, id) = engine.container(&caller, &i.id).await?;
     let options = q::TopOptions {
         ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),
@@ -170,18 +199,27 @@ pub(crate) async fn top(
         .map_err(error::container)
 }
 
-/// `container/stats`.
+/// `container/stats`: a user's show its own name.
 pub(crate) fn stats(
     engine: Arc<Engine>,
     caller: Caller,
     i: ContainerStats,
 ) -> impl Stream<Item = Result<ContainerStatsResponse, CallError>> + Send + 'static {
+    let viewer = caller.clone();
     engine.container_stream(caller, i.id.clone(), move |docker, id| {
         let options = q::StatsOptions {
             stream: i.stream,
             one_shot: false,
         };
-        docker.stats(&id, Some(options)).map_err(error::container)
+        docker
+            .stats(&id, Some(options))
+            .map_err(error::container)
+            .map_ok(move |mut stats| {
+                if let Some(name) = &stats.name {
+                    stats.name = Some(shown(&viewer, name));
+                }
+                stats
+            })
     })
 }
 

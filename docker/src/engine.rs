@@ -1,14 +1,15 @@
 //! The engine handle: the bollard client (made and version-negotiated on
-//! first use), the service's [`Config`], who a call's peer is, which
-//! containers it may act on, and the low-level engine queries the sessions
-//! share (an exec's pid and exit code, a container's exit code).
+//! first use), the service's [`Config`], who a call's peer is, and the
+//! low-level engine queries the sessions share (an exec's pid and exit
+//! code, a container's exit code). Which objects a caller may act on is
+//! in [`crate::owned`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
-use bollard::models::{ContainerInspectResponse, ExecInspectResponse};
+use bollard::models::ExecInspectResponse;
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
 use dockwire_service::CallContext;
@@ -19,6 +20,7 @@ use crate::catalog::DOCKER_ERROR;
 use crate::config::Config;
 use crate::error::{self, Subject, engine_error};
 use crate::reply::one_then_many;
+use crate::signal;
 
 /// How long to wait for the engine to report an ended exec's exit code.
 const EXIT_CODE_PATIENCE: Duration = Duration::from_secs(30);
@@ -71,50 +73,20 @@ impl Engine {
     }
 
     /// Who `ctx`'s peer is to access control; `None` if it has no role.
+    /// The role and the owner come from the key the connection
+    /// authenticated with, never from its name.
     pub(crate) fn caller(&self, ctx: &CallContext) -> Option<Caller> {
         let role = match &self.config.roles {
             None => Role::Admin,
-            Some(roles) => roles.role(&ctx.peer)?,
+            Some(roles) => roles.role(&ctx.key)?,
         };
-        let owner = self.config.owner.as_deref().unwrap_or(&ctx.peer);
+        let owner = self.config.owner.as_deref().unwrap_or(&ctx.key);
         Some(Caller {
             owner: owner.to_owned(),
+            name: ctx.peer.to_string(),
             role,
             host_access: self.config.host_access,
         })
-    }
-
-    /// The client and the id of the container `id` names, once `caller` may
-    /// act on it. An admin's id is passed on as given, with no extra round
-    /// trip; a user's is checked and resolved to the full id, so that a
-    /// name reused in between cannot redirect the call.
-    pub(crate) async fn container(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(Docker, String), CallError> {
-        if caller.is_admin() {
-            return Ok((self.docker().await?, id.to_owned()));
-        }
-        let (docker, info) = self.inspect_owned(caller, id).await?;
-        let id = info.id.unwrap_or_else(|| id.to_owned());
-        Ok((docker, id))
-    }
-
-    /// The client and container `id`'s inspection, once `caller` may act
-    /// on it.
-    pub(crate) async fn inspect_owned(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(Docker, ContainerInspectResponse), CallError> {
-        let docker = self.docker().await?;
-        let info = docker
-            .inspect_container(id, None)
-            .await
-            .map_err(error::container)?;
-        caller.check_owner(&info)?;
-        Ok((docker, info))
     }
 
     /// A stream made from the negotiated client.
@@ -127,24 +99,6 @@ impl Engine {
         T: Send + 'static,
     {
         one_then_many(async move { Ok(make(self.docker().await?)) })
-    }
-
-    /// A stream made once `caller` may act on container `id`, from the
-    /// client and the container's resolved id.
-    pub(crate) fn container_stream<S, T>(
-        self: Arc<Self>,
-        caller: Caller,
-        id: String,
-        make: impl FnOnce(Docker, String) -> S + Send + 'static,
-    ) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
-    where
-        S: Stream<Item = Result<T, CallError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        one_then_many(async move {
-            let (docker, id) = self.container(&caller, &id).await?;
-            Ok(make(docker, id))
-        })
     }
 }
 
@@ -168,21 +122,53 @@ impl ExecProcess {
     }
 }
 
-/// The host pid of a running exec; `None` once it has ended. Right after
-/// its start the engine may not report the process as running yet: this
-/// waits for it, briefly (up to about a second).
+/// The host pid of a running exec, as this server sees it; `None` once it
+/// has ended, or when the server does not see the engine's pids (see
+/// [`visible_pid`]). Right after its start the engine may not report the
+/// process as running yet: this waits for it, briefly (up to about a
+/// second).
 pub(crate) async fn running_pid(
     docker: &Docker,
     exec_id: &str,
 ) -> Result<Option<i64>, EngineError> {
     for _ in 0..100 {
-        match ExecProcess::of(&docker.inspect_exec(exec_id).await?) {
+        let info = docker.inspect_exec(exec_id).await?;
+        match ExecProcess::of(&info) {
             ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
-            ExecProcess::Running(pid) => return Ok(Some(pid)),
+            ExecProcess::Running(pid) => return Ok(visible_pid(docker, &info, pid).await),
             ExecProcess::Ended => return Ok(None),
         }
     }
     Ok(None)
+}
+
+/// `pid`, the host pid the engine reports for the exec `info`, if it
+/// names that exec's process here too: this server shares the engine's
+/// pid namespace (`/proc/PID` here is a process in the pid namespace of
+/// the exec's container). A server in a pid namespace of its own (in a
+/// container, say) would otherwise signal whatever process of its own has
+/// that number: it gets `None`, and the signal is dropped (logged).
+pub(crate) async fn visible_pid(
+    docker: &Docker,
+    info: &ExecInspectResponse,
+    pid: i64,
+) -> Option<i64> {
+    let container = info.container_id.as_deref()?;
+    let inspected = docker
+        .inspect_container(container, None::<q::InspectContainerOptions>)
+        .await
+        .ok()?;
+    let init = inspected.state.and_then(|s| s.pid).filter(|p| *p > 0)?;
+    if signal::in_one_container(pid, init) {
+        return Some(pid);
+    }
+    tracing::warn!(
+        pid,
+        container,
+        "the engine's pid of an exec is not that process here (this server does not share \
+         the engine's pid namespace): not signalling it"
+    );
+    None
 }
 
 /// The exit code of an exec whose output has ended. The engine can report

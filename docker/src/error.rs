@@ -94,6 +94,52 @@ pub(crate) fn is_unreachable(e: &Engine) -> bool {
     )
 }
 
+/// Where on its host the engine keeps what its messages may name: a
+/// container's root file system, a volume's data, its sockets.
+const HOST_PATHS: &[&str] = &[
+    "/var/lib/docker",
+    "/var/run/docker",
+    "/run/docker",
+    "/var/lib/containerd",
+    "/run/containerd",
+    "/var/run/containerd",
+];
+
+/// What a host path becomes in a message a user sees.
+pub(crate) const HOST_PATH: &str = "<host path>";
+
+/// `e` with every path under the engine's directories on its host
+/// replaced by [`HOST_PATH`]: the engine's messages name them (`source
+/// /var/lib/docker/overlay2/<id>/merged/bin/sh is not directory`), and
+/// where the engine keeps things is no user's business.
+pub(crate) fn without_host_paths(mut e: CallError) -> CallError {
+    if HOST_PATHS.iter().any(|p| e.message.contains(p)) {
+        e.message = scrub(&e.message);
+    }
+    e
+}
+
+fn scrub(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = HOST_PATHS.iter().filter_map(|p| rest.find(p)).min() {
+        out.push_str(&rest[..at]);
+        out.push_str(HOST_PATH);
+        let path = &rest[at..];
+        let end = path
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | ';' | ')'))
+            .unwrap_or(path.len());
+        // A path's trailing `:` (before an error's cause) stays.
+        let end = match path[..end].strip_suffix(':') {
+            Some(trimmed) => trimmed.len(),
+            None => end,
+        };
+        rest = &path[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An input that does not fit the operation.
 pub(crate) fn invalid_input(message: impl Into<String>) -> CallError {
     CallError::new(ErrorCode::INVALID_INPUT, message)
@@ -142,6 +188,28 @@ mod tests {
         );
         assert_eq!(e.code, ErrorCode::UNAVAILABLE);
         assert!(e.retryable);
+    }
+
+    #[test]
+    fn host_paths_in_messages_are_replaced_and_the_rest_kept() {
+        let e = CallError::new(
+            DOCKER_ERROR,
+            "source /var/lib/docker/overlay2/01e3/merged/bin/busybox is not directory",
+        );
+        assert_eq!(
+            without_host_paths(e).message,
+            "source <host path> is not directory"
+        );
+        let e = CallError::new(
+            DOCKER_ERROR,
+            "error mounting \"/var/lib/docker/volumes/v/_data\" to rootfs at \"/bin/sh\": x; /run/containerd/a: y",
+        );
+        assert_eq!(
+            without_host_paths(e).message,
+            "error mounting \"<host path>\" to rootfs at \"/bin/sh\": x; <host path>: y"
+        );
+        let e = CallError::new(DOCKER_ERROR, "no such file /etc/passwd");
+        assert_eq!(without_host_paths(e).message, "no such file /etc/passwd");
     }
 
     #[test]

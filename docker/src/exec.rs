@@ -17,7 +17,7 @@ use crate::access::Caller;
 use crate::catalog::{DOCKER_ERROR, ExecInput, ExecItem};
 use crate::cleanup::spawn_cleanup;
 use crate::config::{Config, ExecSignals};
-use crate::engine::{Engine, ExecProcess, exec_exit, running_pid};
+use crate::engine::{Engine, ExecProcess, exec_exit, running_pid, visible_pid};
 use crate::error::{self, invalid_input};
 use crate::journal;
 use crate::reply::one_then_many;
@@ -196,6 +196,9 @@ impl ExecGuard {
                 match ExecProcess::of(&info) {
                     ExecProcess::Starting => {}
                     ExecProcess::Running(pid) => {
+                        let Some(pid) = visible_pid(&docker, &info, pid).await else {
+                            return;
+                        };
                         if let Some(found) = HostProcess::of(pid) {
                             let _ = process.set(found);
                         }

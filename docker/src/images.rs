@@ -14,6 +14,8 @@ use crate::catalog::{
 };
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
+use crate::registry;
+use crate::reply::one_then_many;
 
 /// `image/list`.
 pub(crate) async fn list(
@@ -46,13 +48,18 @@ pub(crate) async fn inspect(
         .map_err(|e| engine_error(Subject::Image, e))
 }
 
-/// `image/pull`.
+/// `image/pull`: a user's only from the registries it may pull from
+/// (see [`crate::registry`]), checked before the engine is asked.
 pub(crate) fn pull(
     engine: Arc<Engine>,
-    _: Caller,
+    caller: Caller,
     i: ImagePull,
 ) -> impl Stream<Item = Result<PullProgress, CallError>> + Send + 'static {
-    engine.stream(move |docker| progress(&docker, i))
+    one_then_many(async move {
+        registry::check_pull(&engine.config, &caller, &i.image).await?;
+        let docker = engine.docker().await?;
+        Ok(progress(&docker, i, caller.is_admin()))
+    })
 }
 
 /// `image/remove`.
@@ -73,10 +80,13 @@ pub(crate) async fn remove(
 }
 
 /// `image/pull`: progress until done; an error item from the engine ends
-/// the call with `IMAGE_PULL_FAILED`.
+/// the call with `IMAGE_PULL_FAILED`, with the engine's message when
+/// `verbatim` (for admins), else a fixed one: the engine's message can
+/// carry what the registry answered, which is no user's business.
 fn progress(
     docker: &Docker,
     i: ImagePull,
+    verbatim: bool,
 ) -> impl Stream<Item = Result<PullProgress, CallError>> + use<> {
     let (from_image, tag) = pull_reference(&i.image);
     let options = q::CreateImageOptions {
@@ -84,21 +94,46 @@ fn progress(
         tag,
         ..Default::default()
     };
+    let fixed = Arc::new(move |e: CallError, status: String| {
+        if verbatim || e.code != IMAGE_PULL_FAILED {
+            return e;
+        }
+        CallError::new(
+            IMAGE_PULL_FAILED,
+            format!("pulling {:?} failed ({status})", i.image),
+        )
+    });
+    let on_item = fixed.clone();
     docker
         .create_image(Some(options), None, None)
-        .map_err(|e| engine_error(Subject::Pull, e))
-        .and_then(|info| async move {
-            if let Some(detail) = info.error_detail {
-                let message = detail.message.unwrap_or_else(|| "the pull failed".into());
-                return Err(CallError::new(IMAGE_PULL_FAILED, message));
+        .map_err(move |e| {
+            let status = match &e {
+                bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
+                    format!("the engine answered {status_code}")
+                }
+                _ => "the engine reported an error".to_owned(),
+            };
+            fixed(engine_error(Subject::Pull, e), status)
+        })
+        .and_then(move |info| {
+            let fixed = on_item.clone();
+            async move {
+                if let Some(detail) = info.error_detail {
+                    let message = detail.message.unwrap_or_else(|| "the pull failed".into());
+                    let status = match detail.code {
+                        Some(code) => format!("error {code}"),
+                        None => "the registry or the engine refused it".to_owned(),
+                    };
+                    return Err(fixed(CallError::new(IMAGE_PULL_FAILED, message), status));
+                }
+                let progress = info.progress_detail.unwrap_or_default();
+                Ok(PullProgress {
+                    id: info.id,
+                    status: info.status.unwrap_or_default(),
+                    current: progress.current,
+                    total: progress.total,
+                })
             }
-            let progress = info.progress_detail.unwrap_or_default();
-            Ok(PullProgress {
-                id: info.id,
-                status: info.status.unwrap_or_default(),
-                current: progress.current,
-                total: progress.total,
-            })
         })
 }
 

@@ -59,9 +59,16 @@ pub mod ownership;
 
 mod signal;
 
-// Who may do what, and the service's settings.
+// The host's rules that fence users' bridges off the host.
+mod firewall;
+
+// Who may do what, the service's settings, and what follows from them:
+// users' containers hardened, users' registries, the audit trail.
 pub mod access;
+pub mod audit;
 mod config;
+mod hardening;
+mod registry;
 
 // Typed handlers made into replies.
 mod reply;
@@ -71,19 +78,30 @@ mod cleanup;
 mod engine;
 mod journal;
 
+// A caller's own objects: references resolved, and what a user sees.
+mod owned;
+
+// Users' own networks, made on first need and fenced off the host.
+mod user_network;
+
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
 mod stdio;
 
-// The handlers, one file per concern.
+// The handlers, one file per concern. Networks and volumes first: what a
+// container's create makes or names (`create`) uses them.
+mod networks;
+mod volumes;
+
+// What a container's create makes and names, for `create` and `run`.
+mod create;
+
 mod archive;
 mod containers;
 mod exec;
 mod images;
-mod networks;
 mod run;
 mod system;
-mod volumes;
 
 // Each operation declared once, and the service that routes by it.
 pub mod operations;
@@ -93,7 +111,7 @@ mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use config::{Config, ExecSignals};
+pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, UserNetwork};
 pub use ownership::OwnerKey;
 pub use service::DockerService;
 
@@ -103,19 +121,25 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("access", include_str!("access.rs")),
         ("archive", include_str!("archive.rs")),
+        ("audit", include_str!("audit.rs")),
         ("catalog", include_str!("catalog.rs")),
         ("cleanup", include_str!("cleanup.rs")),
         ("client", include_str!("client.rs")),
         ("config", include_str!("config.rs")),
         ("containers", include_str!("containers.rs")),
+        ("create", include_str!("create.rs")),
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
+        ("hardening", include_str!("hardening.rs")),
+        ("firewall", include_str!("firewall.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
+        ("owned", include_str!("owned.rs")),
         ("ownership", include_str!("ownership.rs")),
+        ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),
         ("service", include_str!("service.rs")),
@@ -123,6 +147,7 @@ mod tests {
         ("spec", include_str!("spec.rs")),
         ("stdio", include_str!("stdio.rs")),
         ("system", include_str!("system.rs")),
+        ("user_network", include_str!("user_network.rs")),
         ("volumes", include_str!("volumes.rs")),
     ];
 

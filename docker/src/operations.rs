@@ -167,15 +167,15 @@ operations! {
         query(Vec<models::ImageDeleteResponseItem>) => images::remove
     }
 
-    NetworkList "network/list" Admin { query(Vec<models::Network>) => networks::list }
-    NetworkCreate "network/create" Admin { query(NetworkCreated) => networks::create }
-    NetworkConnect "network/connect" Admin { query(Done) => networks::connect }
-    NetworkDisconnect "network/disconnect" Admin { query(Done) => networks::disconnect }
-    NetworkRemove "network/remove" Admin { query(Done) => networks::remove }
+    NetworkList "network/list" User { query(Vec<models::Network>) => networks::list }
+    NetworkCreate "network/create" User { query(NetworkCreated) => networks::create }
+    NetworkConnect "network/connect" User { query(Done) => networks::connect }
+    NetworkDisconnect "network/disconnect" User { query(Done) => networks::disconnect }
+    NetworkRemove "network/remove" User { query(Done) => networks::remove }
 
-    VolumeList "volume/list" Admin { query(models::VolumeListResponse) => volumes::list }
-    VolumeCreate "volume/create" Admin { query(models::Volume) => volumes::create }
-    VolumeRemove "volume/remove" Admin { query(Done) => volumes::remove }
+    VolumeList "volume/list" User { query(models::VolumeListResponse) => volumes::list }
+    VolumeCreate "volume/create" User { query(models::Volume) => volumes::create }
+    VolumeRemove "volume/remove" User { query(Done) => volumes::remove }
 }
 
 #[cfg(test)]
@@ -200,10 +200,7 @@ mod tests {
             || Err(bollard::errors::Error::RequestTimeoutError),
             crate::Config::from_env(),
         );
-        let ctx = CallContext {
-            peer: "admin".into(),
-            call_id: "1".into(),
-        };
+        let ctx = CallContext::new(&dockwire_service::Peer::named("admin".into()), "1");
         let caller = engine.caller(&ctx).expect("without roles, an admin");
         (Arc::new(engine), caller)
     }

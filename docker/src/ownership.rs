@@ -21,7 +21,7 @@
 //! the owner ([`engine_name`]), so that a user's names cannot collide with
 //! another peer's, nor look like a container id (they are never hex).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use dockwire_core::CallError;
@@ -39,17 +39,26 @@ const SEALED: [&str; 4] = [LABEL_MANAGED, LABEL_OWNER, LABEL_AUTO_REMOVE, LABEL_
 /// The longest name a user may give an object.
 pub(crate) const MAX_NAME: usize = 64;
 
+/// The shortest all-hex name that is refused: Docker's short ids are 12
+/// hex digits, and a name shaped like one reads as an id.
+const MIN_ID_LEN: usize = 12;
+
 /// The kinds of objects a seal tells apart: one kind's seal never passes
 /// for another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+#[non_exhaustive]
+pub enum Kind {
+    /// A container.
     Container,
+    /// A volume.
     Volume,
+    /// A network.
     Network,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// Its name in messages and seals.
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Container => "container",
             Kind::Volume => "volume",
@@ -122,8 +131,10 @@ impl OwnerKey {
     }
 
     /// Adds the seal to `labels` (dockwire's own already in them) of an
-    /// object of `kind` named `name` on the engine.
-    pub(crate) fn seal_labels(&self, kind: Kind, name: &str, labels: &mut HashMap<String, String>) {
+    /// object of `kind` named `name` on the engine. Public for servers
+    /// (and tests) that make objects behind the service's back with the
+    /// same key: the key is the only capability a seal needs.
+    pub fn seal_labels(&self, kind: Kind, name: &str, labels: &mut HashMap<String, String>) {
         let seal = self.seal(kind, name, labels);
         labels.insert(LABEL_SEAL.into(), seal);
     }
@@ -178,8 +189,9 @@ pub(crate) fn user_name<'a>(owner: &str, engine: &'a str) -> Option<&'a str> {
     rest.strip_prefix('-')
 }
 
-/// Refuses a name a user may not give: empty, too long, or with
-/// characters outside Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// Refuses a name a user may not give: empty, too long, with characters
+/// outside Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, or shaped like an id
+/// (12 or more hex digits and nothing else).
 pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CallError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -189,7 +201,54 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CallError> {
             "a {what} name is 1 to {MAX_NAME} of [a-zA-Z0-9_.-], starting with a letter or digit"
         )));
     }
+    if name.len() >= MIN_ID_LEN && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid_input(format!(
+            "a {what} name of {MIN_ID_LEN} or more hex digits reads as an id"
+        )));
+    }
     Ok(())
+}
+
+/// dockwire's own labels on an object `owner` makes, over the `asked`
+/// ones minus any `dockwire.*` (which only the server writes).
+pub(crate) fn owned_labels(
+    owner: &str,
+    asked: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = asked
+        .iter()
+        .filter(|(k, _)| !k.starts_with(LABEL_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_MANAGED.into(), "true".into());
+    labels.insert(LABEL_OWNER.into(), owner.to_owned());
+    labels
+}
+
+/// A readable name for a user's container made without one
+/// (`calm-otter-4821`): never hex-only, so never shaped like an id.
+pub(crate) fn generated_name() -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "calm", "brisk", "quiet", "lucid", "nimble", "sunny", "steady", "gentle", "proud", "witty",
+        "merry", "noble", "rapid", "silent", "vivid", "keen",
+    ];
+    const NOUNS: [&str; 16] = [
+        "otter", "heron", "lynx", "maple", "comet", "river", "finch", "badger", "cedar", "falcon",
+        "harbor", "marten", "orca", "pine", "raven", "willow",
+    ];
+    let mut bytes = [0u8; 4];
+    if rand::SecureRandom::fill(&rand::SystemRandom::new(), &mut bytes).is_err() {
+        // Uniqueness, not secrecy: the clock does.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        bytes = now.to_be_bytes();
+    }
+    let adjective = ADJECTIVES[usize::from(bytes[0] & 15)];
+    let noun = NOUNS[usize::from(bytes[1] & 15)];
+    let number = u16::from_be_bytes([bytes[2], bytes[3]]);
+    format!("{adjective}-{noun}-{number}")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -251,9 +310,29 @@ mod tests {
     }
 
     #[test]
+    fn generated_names_are_valid_readable_and_not_ids() {
+        for _ in 0..64 {
+            let name = generated_name();
+            assert!(check_name("container", &name).is_ok(), "{name}");
+            assert_eq!(name.split('-').count(), 3, "{name}");
+        }
+    }
+
+    #[test]
     fn names_outside_dockers_alphabet_are_refused() {
         assert!(check_name("container", "web-1.a_b").is_ok());
-        for bad in ["", "-x", "a/b", "a b", "é", &"x".repeat(MAX_NAME + 1)] {
+        assert!(check_name("container", "db").is_ok());
+        assert!(check_name("container", "402f151820c").is_ok());
+        for bad in [
+            "",
+            "-x",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(MAX_NAME + 1),
+            "402f151820cd",
+            &"ab".repeat(32),
+        ] {
             assert!(check_name("container", bad).is_err(), "{bad:?}");
         }
     }

@@ -16,13 +16,14 @@ use futures::future::{self, Either};
 use serde_json::json;
 
 use crate::access::Caller;
+use crate::audit;
 use crate::catalog::*;
 use crate::cleanup::{Pending, spawn_cleanup};
+use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error::{self, invalid_input};
 use crate::reply::one_then_many;
 use crate::signal;
-use crate::spec;
 use crate::stdio::{self, Controls, Output, Stdin};
 
 /// `container/attach`: the container's stdio; ends with its exit code.
@@ -228,14 +229,17 @@ async fn start(
 ) -> Result<Started, CallError> {
     // dockwire removes the container itself after reading its exit code;
     // the engine's auto-remove would race with that read.
-    let body = spec::create_body(&engine.config, caller, spec, false)?;
     let docker = engine.docker().await?;
+    let prepared = create::prepare(engine, &docker, caller, spec, false).await?;
     let options = q::CreateContainerOptions {
-        name: spec.name.clone(),
+        name: Some(prepared.name),
         ..Default::default()
     };
     let service = Arc::downgrade(engine);
-    let guard = create_guarded(&docker, options, body, spec.auto_remove, service).await?;
+    let guard = create_guarded(&docker, options, prepared.body, spec.auto_remove, service)
+        .await
+        .map_err(|e| create::create_error(caller, e))?;
+    audit::created(caller, &guard.id, spec);
     let options = q::AttachContainerOptions {
         stream: true,
         stdin: spec.stdin,

@@ -11,8 +11,10 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::{CallError, Request};
 use dockwire_service::{CallContext, Reply, Service};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 
 use crate::access::forbidden;
+use crate::audit;
 use crate::catalog::{LABEL_AUTO_REMOVE, LABEL_SERVER};
 use crate::cleanup;
 use crate::config::Config;
@@ -20,6 +22,7 @@ use crate::engine::Engine;
 use crate::error;
 use crate::journal;
 use crate::operations;
+use crate::ownership::Kind;
 
 /// Serves the Docker operation catalog with a bollard client.
 ///
@@ -75,9 +78,10 @@ impl DockerService {
     /// processes of the execs its journal ([`Config::with_exec_journal`])
     /// still names, and removes the auto-remove containers this server (its
     /// [`Config::with_server_id`]) created and left behind: those of `run`
-    /// calls. Call it when the server starts, before serving, when none of
-    /// its calls can be alive. The container ids removed; none without a
-    /// server id. Each exec killed is logged.
+    /// calls, whose seal (under [`Config::with_owner_key`]) verifies. Call
+    /// it when the server starts, before serving, when none of its calls
+    /// can be alive. The container ids removed; none without a server id.
+    /// Each exec killed is logged.
     pub async fn sweep(&self) -> Result<Vec<String>, CallError> {
         let engine = self.engine.clone();
         Compat::new(async move {
@@ -117,7 +121,21 @@ impl DockerService {
                 .map_err(error::container)?;
             let mut removed = Vec::new();
             for container in left {
-                let Some(cid) = container.id else { continue };
+                // Labels anyone could write (an image's, a plain `docker
+                // run`'s) are not enough: the seal, which covers the
+                // auto-remove label's value, must verify.
+                let key = &engine.config.owner_key;
+                let name = container.names.iter().flatten().next();
+                let sealed = match (name, &container.labels) {
+                    (Some(name), Some(labels)) => {
+                        key.owner(Kind::Container, name, labels).is_some()
+                            && labels.get(LABEL_AUTO_REMOVE).map(String::as_str) == Some("true")
+                    }
+                    _ => false,
+                };
+                let Some(cid) = container.id.filter(|_| sealed) else {
+                    continue;
+                };
                 let options = q::RemoveContainerOptions {
                     force: true,
                     ..Default::default()
@@ -146,10 +164,12 @@ impl DockerService {
 
 impl Service for DockerService {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
-        let Some(caller) = self.engine.caller(&ctx) else {
+        let caller = self.engine.caller(&ctx);
+        audit::call(&ctx, caller.as_ref(), &request);
+        let Some(caller) = caller else {
             return Reply::Refuse(forbidden(format!(
-                "peer {} is not authorized on this server",
-                ctx.peer
+                "peer {} ({}) is not authorized on this server",
+                ctx.peer, ctx.key
             )));
         };
         if let Some(declared) = operations::declared(&request.operation) {
@@ -157,6 +177,23 @@ impl Service for DockerService {
                 return Reply::Refuse(refused);
             }
         }
-        operations::route(self.engine.clone(), caller, request)
+        let admin = caller.is_admin();
+        let reply = operations::route(self.engine.clone(), caller, request);
+        match admin {
+            true => reply,
+            false => without_host_paths(reply),
+        }
+    }
+}
+
+/// `reply` with no host path in its errors (see
+/// [`error::without_host_paths`]): what users get.
+fn without_host_paths(reply: Reply) -> Reply {
+    match reply {
+        Reply::Refuse(e) => Reply::Refuse(error::without_host_paths(e)),
+        Reply::Json(outputs) => Reply::Json(outputs.map_err(error::without_host_paths).boxed()),
+        Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+            handler(io).map_err(error::without_host_paths).boxed()
+        })),
     }
 }

@@ -97,6 +97,25 @@ pub(crate) fn kill_tree(pid: i64) {
     }
 }
 
+/// Whether `pid` and `init`, as the engine numbers them, are here two
+/// processes of one pid namespace that is not this process's own: true
+/// when this server shares the engine's pid namespace and both are in one
+/// container. A server in a pid namespace of its own sees other processes
+/// (or none) under those numbers: not in one container's namespace. (A
+/// container that shares the host's pid namespace is refused too: its
+/// processes cannot be told from this server's own neighbours.)
+pub(crate) fn in_one_container(pid: i64, init: i64) -> bool {
+    let namespace = |who: &str| std::fs::read_link(format!("/proc/{who}/ns/pid")).ok();
+    let (Some(of_pid), Some(of_init), Some(own)) = (
+        namespace(&pid.to_string()),
+        namespace(&init.to_string()),
+        namespace("self"),
+    ) else {
+        return false;
+    };
+    of_pid == of_init && of_pid != own
+}
+
 /// A host process, told apart from a later one that reuses its pid by
 /// its start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +183,14 @@ mod tests {
         assert!(!reused.runs(), "another process with the same pid");
         // Above the kernel's pid_max: no process.
         assert_eq!(HostProcess::of(i64::from(i32::MAX)), None);
+    }
+
+    #[test]
+    fn processes_of_this_servers_own_pid_namespace_are_no_containers() {
+        let me = i64::from(std::process::id());
+        let parent = i64::from(std::os::unix::process::parent_id());
+        assert!(!in_one_container(me, parent));
+        assert!(!in_one_container(me, i64::from(i32::MAX)));
     }
 
     #[test]

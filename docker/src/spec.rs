@@ -11,44 +11,49 @@ use crate::access::Caller;
 use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
+use crate::ownership::{Kind, owned_labels};
+use crate::hardening;
+use crate::user_network;
 
-/// The labels a created container gets: the caller's, minus any
-/// `dockwire.*`, plus dockwire's own; `auto_remove`: dockwire removes
-/// it when its call ends (`dockwire.auto-remove`, swept after a crash).
+/// The labels a created container named `name` on the engine gets: the
+/// caller's, minus any `dockwire.*`, plus dockwire's own, sealed;
+/// `auto_remove`: dockwire removes it when its call ends
+/// (`dockwire.auto-remove`, swept after a crash). Auto-remove is written
+/// either way, `true` or `false`, so that no image label can supply it.
 pub(crate) fn labels(
     config: &Config,
     caller: &Caller,
     asked: &BTreeMap<String, String>,
     auto_remove: bool,
+    name: &str,
 ) -> HashMap<String, String> {
-    let mut labels: HashMap<String, String> = asked
-        .iter()
-        .filter(|(k, _)| !k.starts_with(LABEL_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(LABEL_MANAGED.into(), "true".into());
-    labels.insert(LABEL_OWNER.into(), caller.owner.clone());
-    if auto_remove {
-        labels.insert(LABEL_AUTO_REMOVE.into(), "true".into());
-    }
+    let mut labels = owned_labels(&caller.owner, asked);
+    labels.insert(LABEL_AUTO_REMOVE.into(), auto_remove.to_string());
     if let Some(id) = &config.server_id {
         labels.insert(LABEL_SERVER.into(), id.clone());
     }
+    config
+        .owner_key
+        .seal_labels(Kind::Container, name, &mut labels);
     labels
 }
 
-/// The engine's create body for `spec`. `engine_auto_remove` asks the
-/// engine itself to remove the container when it exits.
+/// The engine's create body for `spec`, of a container named `name` on
+/// the engine (its mounts' and network's names the engine's too).
+/// `engine_auto_remove` asks the engine itself to remove the container
+/// when it exits.
 pub(crate) fn create_body(
     config: &Config,
     caller: &Caller,
     spec: &ContainerSpec,
+    name: &str,
     engine_auto_remove: bool,
 ) -> Result<ContainerCreateBody, CallError> {
     if spec.image.is_empty() {
         return Err(invalid_input("`image` is empty"));
     }
     caller.check_spec(spec)?;
+    let network_mode = user_network::network_mode(config, caller, spec)?;
     let mounts = spec
         .mounts
         .iter()
@@ -72,6 +77,13 @@ pub(crate) fn create_body(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut host = HostConfig {
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        network_mode,
+        auto_remove: Some(engine_auto_remove),
+        ..Default::default()
+    };
+    hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
@@ -89,6 +101,7 @@ pub(crate) fn create_body(
             caller,
             &spec.labels,
             spec.auto_remove && !engine_auto_remove,
+            name,
         )),
         tty: Some(spec.tty),
         open_stdin: Some(spec.stdin),
@@ -96,12 +109,7 @@ pub(crate) fn create_body(
         attach_stdin: Some(spec.stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        host_config: Some(HostConfig {
-            mounts: (!mounts.is_empty()).then_some(mounts),
-            network_mode: spec.network.clone(),
-            auto_remove: Some(engine_auto_remove),
-            ..Default::default()
-        }),
+        host_config: Some(host),
         ..Default::default()
     })
 }
@@ -118,10 +126,7 @@ mod tests {
             || Err(bollard::errors::Error::RequestTimeoutError),
             config.clone(),
         );
-        let ctx = CallContext {
-            peer: peer.into(),
-            call_id: "1".into(),
-        };
+        let ctx = CallContext::new(&dockwire_service::Peer::named(peer.into()), "1");
         engine
             .caller(&ctx)
             .expect("without roles every peer is an admin")
@@ -136,7 +141,7 @@ mod tests {
             ("app".to_owned(), "web".to_owned()),
         ]);
         let caller = caller(&config, "alice");
-        let labels = labels(&config, &caller, &asked, false);
+        let labels = labels(&config, &caller, &asked, false, "web");
         assert_eq!(
             labels.get("dockwire.owner").map(String::as_str),
             Some("alice")
@@ -147,7 +152,14 @@ mod tests {
         );
         assert_eq!(labels.get("app").map(String::as_str), Some("web"));
         assert!(!labels.contains_key("dockwire.anything"));
-        assert!(!labels.contains_key(LABEL_AUTO_REMOVE));
+        assert_eq!(
+            labels.get(LABEL_AUTO_REMOVE).map(String::as_str),
+            Some("false")
+        );
+        // Sealed for alice, on this name only.
+        let key = &config.owner_key;
+        assert_eq!(key.owner(Kind::Container, "/web", &labels), Some("alice"));
+        assert_eq!(key.owner(Kind::Container, "/other", &labels), None);
     }
 
     #[test]
@@ -157,15 +169,19 @@ mod tests {
         let mut spec = ContainerSpec::new("img", ["sleep", "60"]);
         spec.auto_remove = true;
         let marked = |engine_auto_remove| {
-            let body = create_body(&config, &caller, &spec, engine_auto_remove).unwrap();
+            let body = create_body(&config, &caller, &spec, "run", engine_auto_remove).unwrap();
             let labels = body.labels.unwrap();
             assert_eq!(labels.get(LABEL_SERVER).map(String::as_str), Some("me"));
+            assert_eq!(
+                config.owner_key.owner(Kind::Container, "run", &labels),
+                Some("alice")
+            );
             let engine = body.host_config.unwrap().auto_remove;
             (labels.get(LABEL_AUTO_REMOVE).cloned(), engine)
         };
         // `run`: dockwire removes it after reading its exit code.
         assert_eq!(marked(false), (Some("true".into()), Some(false)));
         // `create` (`run -d --rm`): the engine removes it when it exits.
-        assert_eq!(marked(true), (None, Some(true)));
+        assert_eq!(marked(true), (Some("false".into()), Some(true)));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bollard::models::{EventMessage, SystemVersion};
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, TryStreamExt, future};
 
 use crate::access::Caller;
 use crate::catalog::{Events, Ping, Pong, Version};
@@ -37,24 +37,28 @@ pub(crate) async fn version(
         .map_err(|e| engine_error(Subject::Engine, e))
 }
 
-/// `system/events`: a user's are those of its own containers only.
+/// `system/events`: a user's are those of its own containers only, with
+/// its own names.
 pub(crate) fn events(
     engine: Arc<Engine>,
     caller: Caller,
     mut i: Events,
 ) -> impl Stream<Item = Result<EventMessage, CallError>> + Send + 'static {
     if !caller.is_admin() {
-        caller.own_containers(&mut i.filters);
+        caller.own_objects(&mut i.filters);
         i.filters.insert("type".into(), vec!["container".into()]);
     }
+    let own = engine.clone();
     engine.stream(move |docker| {
         let options = q::EventsOptions {
             since: i.since,
             until: i.until,
             filters: (!i.filters.is_empty()).then_some(i.filters),
         };
+        // The label filter is a first cut; the seal decides.
         docker
             .events(Some(options))
             .map_err(|e| engine_error(Subject::Engine, e))
+            .try_filter_map(move |event| future::ready(Ok(own.own_event(&caller, event))))
     })
 }

@@ -69,7 +69,7 @@ pub struct PeerLimit<S> {
 }
 
 impl<S: Service> PeerLimit<S> {
-    /// At most `max` open calls per peer name.
+    /// At most `max` open calls per peer (by its key).
     pub fn new(inner: S, max: usize) -> Self {
         PeerLimit {
             inner,
@@ -81,7 +81,8 @@ impl<S: Service> PeerLimit<S> {
 
 impl<S: Service> Service for PeerLimit<S> {
     fn call(&self, ctx: CallContext, request: Request) -> Reply {
-        let peer = ctx.peer.clone();
+        // Counted by key: a name may pass from one key to another.
+        let peer = ctx.key.clone();
         {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let count = open.entry(peer.clone()).or_default();
@@ -89,7 +90,7 @@ impl<S: Service> Service for PeerLimit<S> {
                 return Reply::Refuse(
                     CallError::new(
                         TOO_MANY_CALLS,
-                        format!("{peer} already has {} calls open", self.max),
+                        format!("{} already has {} calls open", ctx.peer, self.max),
                     )
                     .with_retryable(true),
                 );
@@ -110,8 +111,9 @@ impl<S: Service> Service for PeerLimit<S> {
 }
 
 /// Logs one `tracing` line per call when it ends (target
-/// `dockwire::call`, level INFO; WARN when it failed): the peer, the
-/// operation, the carriage, how it ended and how long it took.
+/// `dockwire::call`, level INFO; WARN when it failed): the peer's key and
+/// name, its address (`-` when the transport has none), the operation, the
+/// carriage, the call id, how it ended and how long it took.
 pub struct CallLog<S> {
     inner: S,
 }
@@ -132,7 +134,12 @@ impl<S: Service> Service for CallLog<S> {
             Carriage::Json => "json",
             Carriage::Raw => "raw",
         };
-        let peer = ctx.peer.clone();
+        let peer = loggable(&ctx.peer);
+        let key = ctx.key.clone();
+        let remote = ctx
+            .remote
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
         let call_id = loggable(&ctx.call_id);
         watch(self.inner.call(ctx, request), move |ended| {
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -145,9 +152,9 @@ impl<S: Service> Service for CallLog<S> {
             };
             let failed = matches!(ended, Ended::Refused(_) | Ended::Failed(_));
             if failed {
-                tracing::warn!(target: "dockwire::call", %peer, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
+                tracing::warn!(target: "dockwire::call", %key, %peer, %remote, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
             } else {
-                tracing::info!(target: "dockwire::call", %peer, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
+                tracing::info!(target: "dockwire::call", %key, %peer, %remote, %operation, %carriage, %call_id, %outcome, duration_ms, "call");
             }
         })
     }

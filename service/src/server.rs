@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, StreamExt};
 
-use crate::service::{CallContext, Output, Outputs, RawIo, Reply, Service};
+use crate::service::{CallContext, Output, Outputs, Peer, RawIo, Reply, Service};
 use crate::transmit::{Plain, Transmit};
 
 /// How a served call ended.
@@ -63,7 +63,13 @@ where
     W: AsyncWrite + Unpin,
 {
     ServeCall {
-        inner: Serve::new(service, peer, reader, Plain::new(writer), limits),
+        inner: Serve::new(
+            service,
+            Peer::named(peer),
+            reader,
+            Plain::new(writer),
+            limits,
+        ),
     }
 }
 
@@ -96,7 +102,7 @@ enum Handler {
 /// transport that takes the machine's pieces as they are.
 pub(crate) struct Serve<R, T> {
     service: Arc<dyn Service>,
-    peer: Arc<str>,
+    peer: Peer,
     machine: ServerCall,
     reader: R,
     out: T,
@@ -111,7 +117,7 @@ pub(crate) struct Serve<R, T> {
 impl<R, T> Serve<R, T> {
     pub(crate) fn new(
         service: Arc<dyn Service>,
-        peer: Arc<str>,
+        peer: Peer,
         reader: R,
         out: T,
         limits: Limits,
@@ -243,10 +249,7 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     }
 
     fn start(&mut self, request: dockwire_core::Request) {
-        let ctx = CallContext {
-            peer: self.peer.clone(),
-            call_id: self.machine.id().unwrap_or_default().to_owned(),
-        };
+        let ctx = CallContext::new(&self.peer, self.machine.id().unwrap_or_default());
         match self.service.call(ctx, request) {
             Reply::Json(outputs) => self.handler = Handler::Json(outputs),
             Reply::Raw(handler) => {

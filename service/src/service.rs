@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,11 +18,54 @@ use serde_json::Value;
 /// Who is calling, as the transport identified them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallContext {
-    /// The peer's identity: a certificate's name, a Unix uid, or what the
-    /// server's configuration says for transports without one.
+    /// The peer's display name: a certificate's name, a Unix uid, or what
+    /// the server's configuration says for transports without one. For
+    /// logs and messages only: it may change while a connection is open.
     pub peer: Arc<str>,
+    /// The key the connection authenticated with, which decisions (roles,
+    /// ownership) rest on: `sha256:<fingerprint>` for a QUIC client
+    /// certificate, `uid:N` for a Unix peer, the peer's name for
+    /// transports without keys (in-memory, TCP).
+    pub key: Arc<str>,
+    /// The peer's address, where the transport has one (QUIC).
+    pub remote: Option<SocketAddr>,
     /// The call's id, as the client chose it.
     pub call_id: String,
+}
+
+impl CallContext {
+    /// The context of call `call_id` from `peer`.
+    pub fn new(peer: &Peer, call_id: impl Into<String>) -> Self {
+        CallContext {
+            peer: peer.name.clone(),
+            key: peer.key.clone(),
+            remote: peer.remote,
+            call_id: call_id.into(),
+        }
+    }
+}
+
+/// A connection's peer, as its transport authenticated it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its display name (see [`CallContext::peer`]).
+    pub name: Arc<str>,
+    /// Its key (see [`CallContext::key`]).
+    pub key: Arc<str>,
+    /// Its address, if the transport has one.
+    pub remote: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// A peer whose name is its key, with no address: what transports
+    /// without keys (in-memory, TCP) and Unix sockets (`uid:N`) know.
+    pub fn named(name: Arc<str>) -> Self {
+        Peer {
+            key: name.clone(),
+            name,
+            remote: None,
+        }
+    }
 }
 
 /// The outputs of a json-carriage call: each item is one `call.responded`;

@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 pub mod docker;
 pub mod private_engine;
 pub mod relay;
+pub mod user_networks;
 
 // README.md's examples are compiled and run with this crate's doc tests,
 // which can reach every crate they use.
@@ -155,7 +156,9 @@ struct AsPeer<S> {
 
 impl<S: Service> Service for AsPeer<S> {
     fn call(&self, mut ctx: CallContext, request: Request) -> Reply {
+        // A transport without keys: the name is the key.
         ctx.peer = self.peer.into();
+        ctx.key = self.peer.into();
         self.service.call(ctx, request)
     }
 }

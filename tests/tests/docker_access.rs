@@ -12,7 +12,10 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService, Items, Role, Roles};
+use dockwire_docker::ownership::Kind;
+use dockwire_docker::{
+    Config, DockerClient, DockerService, Items, OwnerKey, Role, Roles, UserNetwork,
+};
 use dockwire_service::ClientError;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, on_engine, unique};
 use dockwire_tests::{Rt, client_as};
@@ -28,9 +31,13 @@ fn roles() -> Roles {
     })
 }
 
+/// Users' containers get no network here: users' networks are
+/// `tenancy_network.rs`'s, and parallel tests of alice's and bob's would
+/// share theirs.
 fn service(config: Config) -> Arc<DockerService> {
     let _ = engine();
     let docker = Docker::connect_with_local_defaults().expect("the local engine's client");
+    let config = config.with_user_network(UserNetwork::None);
     Arc::new(DockerService::new(docker, config))
 }
 
@@ -50,6 +57,23 @@ fn forbidden<T>(what: &str, result: Result<T, ClientError>) {
     assert_eq!(code(result), ErrorCode::FORBIDDEN, "{what}");
 }
 
+/// What a user gets for a container that is not its own: what a missing
+/// one gives, naming only its own reference.
+fn missing<T>(what: &str, reference: &str, result: Result<T, ClientError>) {
+    match result {
+        Err(ClientError::Remote(e)) => {
+            assert_eq!(e.code, CONTAINER_NOT_FOUND, "{what}: {}", e.message);
+            assert_eq!(
+                e.message,
+                format!("No such container: {reference}"),
+                "{what}"
+            );
+        }
+        Err(other) => panic!("{what}: expected a remote error, got {other:?}"),
+        Ok(_) => panic!("{what}: expected a remote error, got a success"),
+    }
+}
+
 /// A sleeping container made by `docker` (as its peer), removed at the end.
 async fn sleeper(docker: &DockerClient, cleanup: &Cleanup, labels: &[(&str, &str)]) -> String {
     let mut spec = ContainerSpec::new(IMAGE, ["sleep", "3600"]);
@@ -67,37 +91,42 @@ async fn sleeper(docker: &DockerClient, cleanup: &Cleanup, labels: &[(&str, &str
     created.id
 }
 
-/// Every way a user could reach a container it does not own is refused.
-async fn refused_everything_on(bob: &DockerClient, id: &str) {
+/// Every way a user could reach a container it does not own finds
+/// nothing, exactly as for a container that does not exist.
+async fn nothing_reaches(bob: &DockerClient, id: &str) {
     let r = || ContainerRef::new(id);
-    forbidden("inspect", bob.query(&ContainerInspect(r())).await);
-    forbidden("start", bob.query(&ContainerStart(r())).await);
-    forbidden(
+    missing("inspect", id, bob.query(&ContainerInspect(r())).await);
+    missing("start", id, bob.query(&ContainerStart(r())).await);
+    missing(
         "stop",
+        id,
         bob.query(&ContainerStop {
             id: id.into(),
             timeout: Some(0),
         })
         .await,
     );
-    forbidden(
+    missing(
         "restart",
+        id,
         bob.query(&ContainerRestart(ContainerStop {
             id: id.into(),
             timeout: Some(0),
         }))
         .await,
     );
-    forbidden(
+    missing(
         "kill",
+        id,
         bob.query(&ContainerKill {
             id: id.into(),
             signal: None,
         })
         .await,
     );
-    forbidden(
+    missing(
         "remove",
+        id,
         bob.query(&ContainerRemove {
             id: id.into(),
             force: true,
@@ -105,9 +134,10 @@ async fn refused_everything_on(bob: &DockerClient, id: &str) {
         })
         .await,
     );
-    forbidden("wait", bob.query(&ContainerWait(r())).await);
-    forbidden(
+    missing("wait", id, bob.query(&ContainerWait(r())).await);
+    missing(
         "top",
+        id,
         bob.query(&ContainerTop {
             id: id.into(),
             ps_args: None,
@@ -117,8 +147,9 @@ async fn refused_everything_on(bob: &DockerClient, id: &str) {
     let first = |items: Result<Items<LogItem>, ClientError>| async move {
         items.unwrap().next().await.expect("one item: the error")
     };
-    forbidden(
+    missing(
         "logs",
+        id,
         first(bob.subscribe(&ContainerLogs::new(id)).await).await,
     );
     let mut stats = bob
@@ -128,34 +159,46 @@ async fn refused_everything_on(bob: &DockerClient, id: &str) {
         })
         .await
         .unwrap();
-    forbidden("stats", stats.next().await.expect("one item: the error"));
+    missing(
+        "stats",
+        id,
+        stats.next().await.expect("one item: the error"),
+    );
     let mut exec = bob
         .subscribe(&ExecInput::new(id, ["echo", "in"]))
         .await
         .unwrap();
-    forbidden("exec json", exec.next().await.expect("one item: the error"));
-    forbidden(
+    missing(
+        "exec json",
+        id,
+        exec.next().await.expect("one item: the error"),
+    );
+    missing(
         "exec raw",
+        id,
         bob.open(&ExecInput::new(id, ["echo", "in"])).await,
     );
-    forbidden(
+    missing(
         "attach",
+        id,
         bob.open(&AttachInput {
             id: id.into(),
             stdin: true,
         })
         .await,
     );
-    forbidden(
+    missing(
         "archive get",
+        id,
         bob.open(&ArchiveGet {
             id: id.into(),
             path: "/etc".into(),
         })
         .await,
     );
-    forbidden(
+    missing(
         "archive put",
+        id,
         bob.open(&ArchivePut {
             id: id.into(),
             path: "/tmp".into(),
@@ -184,11 +227,12 @@ fn a_user_cannot_see_or_touch_another_peers_container() {
         let labels = info.config.unwrap().labels.unwrap();
         assert_eq!(labels.get(LABEL_OWNER).map(String::as_str), Some("alice"));
 
-        refused_everything_on(&bob, &id).await;
-        // By name too: the name resolves to the same container.
+        nothing_reaches(&bob, &id).await;
+        // By name too: alice's name is hers; bob's names are his own.
         let name = info.name.unwrap().trim_start_matches('/').to_owned();
-        forbidden(
+        missing(
             "inspect by name",
+            &name,
             bob.query(&ContainerInspect(ContainerRef::new(&name))).await,
         );
 
@@ -279,7 +323,7 @@ fn a_user_cannot_touch_a_container_made_outside_dockwire() {
         cleanup.add(&created.id);
         on_engine(docker.start_container(&created.id, None::<q::StartContainerOptions>)).unwrap();
 
-        refused_everything_on(&alice, &created.id).await;
+        nothing_reaches(&alice, &created.id).await;
         let all = alice
             .query(&ContainerList {
                 all: true,
@@ -337,9 +381,14 @@ fn a_users_events_show_only_its_own_containers() {
 }
 
 #[test]
-fn images_networks_and_volumes_need_an_admin_except_pull_and_list() {
+fn image_inspect_and_remove_need_an_admin_pull_and_list_do_not() {
     Rt::Tokio.block_on(async {
-        let service = service(Config::from_env().with_roles(roles()));
+        // Users pull from the registries the server allows (see
+        // tenancy_keys.rs): here the local one.
+        let config = Config::from_env()
+            .with_roles(roles())
+            .with_allowed_registry("127.0.0.1:5000");
+        let service = service(config);
         let alice = client(&service, "alice");
         let root = client(&service, "root");
         alice
@@ -371,80 +420,8 @@ fn images_networks_and_volumes_need_an_admin_except_pull_and_list() {
                 })
                 .await,
         );
-        forbidden(
-            "network list",
-            alice
-                .query(&NetworkList {
-                    filters: HashMap::new(),
-                })
-                .await,
-        );
-        forbidden(
-            "network create",
-            alice
-                .query(&NetworkCreate {
-                    name: unique("net"),
-                    driver: None,
-                    internal: false,
-                    labels: BTreeMap::new(),
-                })
-                .await,
-        );
-        forbidden(
-            "network remove",
-            alice
-                .query(&NetworkRemove {
-                    network: "bridge".into(),
-                })
-                .await,
-        );
-        let member = || NetworkMember {
-            network: "bridge".into(),
-            container: "x".into(),
-            force: false,
-        };
-        forbidden(
-            "network connect",
-            alice.query(&NetworkConnect(member())).await,
-        );
-        forbidden(
-            "network disconnect",
-            alice.query(&NetworkDisconnect(member())).await,
-        );
-        forbidden(
-            "volume list",
-            alice
-                .query(&VolumeList {
-                    filters: HashMap::new(),
-                })
-                .await,
-        );
-        forbidden(
-            "volume create",
-            alice
-                .query(&VolumeCreate {
-                    name: Some(unique("vol")),
-                    driver: None,
-                    labels: BTreeMap::new(),
-                })
-                .await,
-        );
-        forbidden(
-            "volume remove",
-            alice
-                .query(&VolumeRemove {
-                    volume: "x".into(),
-                    force: false,
-                })
-                .await,
-        );
         // The admin may.
         root.query(&ImageInspect(image())).await.unwrap();
-        root.query(&NetworkList {
-            filters: HashMap::new(),
-        })
-        .await
-        .unwrap();
     });
 }
 
@@ -537,7 +514,8 @@ fn a_user_cannot_reach_the_host_unless_the_server_allows_it() {
             Docker::connect_with_local_defaults().unwrap(),
             Config::from_env()
                 .with_roles(roles())
-                .with_host_access(true),
+                .with_host_access(true)
+                .with_user_network(UserNetwork::None),
         ));
         for docker in [client(&service, "root"), client(&open, "alice")] {
             let mut session = docker
@@ -564,7 +542,13 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
     Rt::Tokio.block_on(async {
         let me = format!("sweep-test-{}", std::process::id());
         let other = format!("sweep-other-{}", std::process::id());
-        let mine = service(Config::from_env().with_server_id(&me));
+        // The key a server keeps across its restarts.
+        let key = OwnerKey::from_bytes(&OwnerKey::generate().unwrap());
+        let mine = service(
+            Config::from_env()
+                .with_server_id(&me)
+                .with_owner_key(key.clone()),
+        );
         let theirs = service(Config::from_env().with_server_id(&other));
         let cleanup = Cleanup::default();
         let make = |service: &Arc<DockerService>, auto_remove: bool| {
@@ -588,12 +572,14 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
         // (a real crash is in the `dockwire` command's tests, crash.rs):
         // a container the engine will not remove, with these labels.
         let left = {
-            let labels = HashMap::from([
+            let name = unique("left");
+            let mut labels = HashMap::from([
                 (LABEL_MANAGED.to_owned(), "true".to_owned()),
                 (LABEL_OWNER.to_owned(), "root".to_owned()),
                 (LABEL_AUTO_REMOVE.to_owned(), "true".to_owned()),
                 (LABEL_SERVER.to_owned(), me.clone()),
             ]);
+            key.seal_labels(Kind::Container, &name, &mut labels);
             let body = bollard::models::ContainerCreateBody {
                 image: Some(IMAGE.to_owned()),
                 cmd: Some(vec!["sleep".to_owned(), "3600".to_owned()]),
@@ -604,9 +590,11 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
                 }),
                 ..Default::default()
             };
-            let created =
-                on_engine(engine().create_container(None::<q::CreateContainerOptions>, body))
-                    .unwrap();
+            let options = q::CreateContainerOptions {
+                name: Some(name),
+                ..Default::default()
+            };
+            let created = on_engine(engine().create_container(Some(options), body)).unwrap();
             cleanup.add(&created.id);
             created.id
         };
@@ -617,7 +605,11 @@ fn a_restarted_server_sweeps_only_its_own_auto_remove_leftovers() {
         let kept = make(&mine, false).await;
         let foreign = make(&theirs, true).await;
 
-        let restarted = service(Config::from_env().with_server_id(&me));
+        let restarted = service(
+            Config::from_env()
+                .with_server_id(&me)
+                .with_owner_key(key.clone()),
+        );
         let removed = restarted.sweep().await.unwrap();
         assert_eq!(removed, vec![left.clone()]);
         assert!(on_engine(engine().inspect_container(&left, None)).is_err());

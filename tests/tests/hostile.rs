@@ -9,8 +9,8 @@
 //! right code and id. After every case the server must still serve: a
 //! `system/ping` on a fresh stream answers, an interactive `cat` opened
 //! before the first case still echoes, the QUIC connection is still open,
-//! no server task panicked, and neither a container nor a process was left
-//! behind. Every read is bounded: a hang fails its case by name.
+//! no server task panicked, and no container, volume, network or process
+//! was left behind. Every read is bounded: a hang fails its case by name.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +25,8 @@ use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters as q;
 use dockwire_core::Limits;
-use dockwire_docker::{Config, DockerService, Role, Roles};
+use dockwire_docker::ownership::Kind;
+use dockwire_docker::{Config, DockerService, OwnerKey, Role, Roles};
 use dockwire_service::quic::{
     Fingerprint, Identity, QuicOptions, mtls_server_config, peer_by_fingerprint,
     pinned_client_config, serve_quic,
@@ -33,6 +34,7 @@ use dockwire_service::quic::{
 use dockwire_service::{CallLog, PeerLimit, Service};
 use dockwire_tests::Rt;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, unique};
+use dockwire_tests::user_networks::UserNetworks;
 use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,6 +181,8 @@ fn cases(t: &Targets) -> Vec<Case> {
     const INVALID_INPUT: &str = "INVALID_INPUT";
     const NOT_FOUND: &str = "NOT_FOUND";
     const FORBIDDEN: &str = "FORBIDDEN";
+    const CONTAINER_NOT_FOUND: &str = "CONTAINER_NOT_FOUND";
+    const NETWORK_NOT_FOUND: &str = "NETWORK_NOT_FOUND";
 
     let own = t.own.as_str();
     // A call that never answers by itself, to be interrupted.
@@ -747,21 +751,151 @@ fn cases(t: &Targets) -> Vec<Case> {
                 "container/exec",
                 json!({"id": t.foreign, "cmd": ["sleep", "600"], "stdin": true}),
             ))
-            .expect(Error(FORBIDDEN)),
+            .expect(Error(CONTAINER_NOT_FOUND)),
         Case::new("exec into a container the user does not own, json")
             .send(req(
                 ID,
                 "container/exec",
                 json!({"id": t.foreign, "cmd": ["sleep", "600"]}),
             ))
-            .expect(Error(FORBIDDEN)),
+            .expect(Error(CONTAINER_NOT_FOUND)),
         Case::new("exec into a foreign container through a path in the id")
             .send(req(
                 ID,
                 "container/exec",
                 json!({"id": format!("{own}/../{}", t.foreign), "cmd": ["sleep", "600"]}),
             ))
+            .expect(Error(CONTAINER_NOT_FOUND)),
+        Case::new("exec into a foreign container by a one-character id prefix")
+            .send(req(
+                ID,
+                "container/exec",
+                json!({"id": &t.foreign[..1], "cmd": ["true"]}),
+            ))
+            .expect(Error(CONTAINER_NOT_FOUND)),
+        // ---- names and ownership
+        Case::new("create named like a container id")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": &t.foreign[..12]})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named like a full container id")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": t.foreign})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named with a slash")
+            .send(req(ID, "container/create", spec(json!({"name": "a/b"}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create named with a leading dash")
+            .send(req(ID, "container/create", spec(json!({"name": "-x"}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create with an empty name")
+            .send(req(ID, "container/create", spec(json!({"name": ""}))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create with a 65-character name")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"name": "x".repeat(65)})),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("run mounting a volume named with a path")
+            .send(req(ID, "container/run", spec(mount("../../etc"))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("run mounting a volume named like an id")
+            .send(req(ID, "container/run", spec(mount(&t.foreign))))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("create on the operator's default bridge by name")
+            .send(req(
+                ID,
+                "container/create",
+                spec(json!({"network": "bridge"})),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("run on a network named by a foreign id")
+            .raw()
+            .send(req_raw(
+                ID,
+                "container/run",
+                spec(json!({"network": t.foreign})),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("volume/create with bind driver options")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driverOpts": {"type": "none", "o": "bind", "device": "/"}}),
+            ))
             .expect(Error(FORBIDDEN)),
+        Case::new("volume/create with the default driver and an option")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driver": "local", "driverOpts": {"size": "1"}}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("volume/create with another driver")
+            .send(req(
+                ID,
+                "volume/create",
+                json!({"name": "v", "driver": "nfs"}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("volume/create named with a path")
+            .send(req(ID, "volume/create", json!({"name": "../x"})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("volume/create with an unknown field")
+            .send(req(ID, "volume/create", json!({"name": "v", "opts": {}})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("volume/remove of a name with a path")
+            .send(req(ID, "volume/remove", json!({"volume": "../x"})))
+            .expect(Error("VOLUME_NOT_FOUND")),
+        Case::new("network/create named with a space")
+            .send(req(ID, "network/create", json!({"name": "a b"})))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("network/create named like an id")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "0123456789abcdef"}),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("network/create with driver options")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "n", "options": {"com.docker.network.driver.mtu": "1400"}}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("network/create with the host driver")
+            .send(req(
+                ID,
+                "network/create",
+                json!({"name": "n", "driver": "host"}),
+            ))
+            .expect(Error(FORBIDDEN)),
+        Case::new("network/connect of the operator's bridge")
+            .send(req(
+                ID,
+                "network/connect",
+                json!({"network": "bridge", "container": own}),
+            ))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("network/remove of the operator's bridge")
+            .send(req(ID, "network/remove", json!({"network": "bridge"})))
+            .expect(Error(NETWORK_NOT_FOUND)),
+        Case::new("a list of volumes filtered on another owner's label shows nothing")
+            .send(req(
+                ID,
+                "volume/list",
+                json!({"filters": {"label": ["dockwire.owner=someone-else"]}}),
+            ))
+            .expect(Output(r#"{"Volumes": []}"#)),
         Case::new("a list filtered on another owner's label shows nothing")
             .send(req(
                 ID,
@@ -780,6 +914,51 @@ fn cases(t: &Targets) -> Vec<Case> {
             .send(req(ID, "image/remove", json!({"image": IMAGE})))
             .expect(Error(FORBIDDEN)),
     ]);
+    // Registries a user may not pull from (attack 9): the host's loopback
+    // by every spelling, link-local, private, unallowed names. Refused
+    // before the engine is asked.
+    for image in [
+        "127.0.0.1:5000/dockwire/testbox",
+        "127.1:5000/x",
+        "localhost:5000/x",
+        "localhost/x",
+        "[::1]:5000/x",
+        "[::ffff:127.0.0.1]:5000/x",
+        "0x7f000001:5000/x",
+        "169.254.169.254/latest/x",
+        "10.0.0.1:5000/x",
+        "172.17.0.1:5000/x",
+        "[fd00::1]/x",
+        "0.0.0.0:5000/x",
+        "registry.example.com/x",
+        "docker.io.evil.example/x",
+    ] {
+        cases.push(
+            Case::new(format!("a user's pull from {image}"))
+                .send(req(ID, "image/pull", json!({ "image": image })))
+                .expect(Error(FORBIDDEN)),
+        );
+    }
+    // ps arguments outside a user's safe set (attack 10).
+    for args in [
+        "-eoetimes=PID,args",
+        "-o pid=X,args",
+        "-ef -w",
+        "--sort=pid",
+        "aux\u{0}",
+        "-ef;id",
+        "-o pid,,args",
+        "-o pid,unknownfield",
+        "",
+        " ",
+        "-e\t-f",
+    ] {
+        cases.push(
+            Case::new(format!("a user's top with ps arguments {args:?}"))
+                .send(req(ID, "container/top", json!({"id": own, "psArgs": args})))
+                .expect(Error(INVALID_INPUT)),
+        );
+    }
     // A cancellation at every moment of an exec's and a run's setup: the
     // process or the container must go with the call. (An exec's window,
     // its start request in flight, is a millisecond or two wide: these
@@ -1198,9 +1377,15 @@ impl Live {
         let docker = Docker::connect_with_local_defaults().unwrap();
         let uid = std::fs::metadata("/proc/self").unwrap().uid();
         let unix_peer = format!("uid:{uid}");
+        // Roles follow keys: the Unix peer's uid, the QUIC peer's fingerprint.
+        let alice = Identity::generate("dockwire").unwrap();
+        let alice_key = format!("sha256:{}", alice.fingerprint());
         let roles =
-            Roles::new(move |peer| (peer == unix_peer || peer == "alice").then_some(Role::User));
-        let config = Config::from_env().with_roles(roles).with_owner(owner);
+            Roles::new(move |key| (key == unix_peer || key == alice_key).then_some(Role::User));
+        let config = Config::from_env()
+            .with_roles(roles)
+            .with_owner(owner)
+            .with_owner_key(owner_key());
         let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
             DockerService::new(docker, config),
             1024,
@@ -1225,7 +1410,6 @@ impl Live {
             Over::Quic => {
                 let options = QuicOptions::default();
                 let server = Identity::generate("dockwire").unwrap();
-                let alice = Identity::generate("dockwire").unwrap();
                 let alice_fp = alice.fingerprint();
                 let trusted = Arc::new(move |fp: &Fingerprint| *fp == alice_fp);
                 let names = Arc::new(move |fp: &Fingerprint| -> Option<Arc<str>> {
@@ -1384,11 +1568,14 @@ impl Echo {
 
 // ---------------------------------------------------------------- the engine
 
-/// What the engine holds for this test: the containers labelled with its
-/// owner and the processes in the target containers.
+/// What the engine holds for this test: the containers, volumes and
+/// networks labelled with its owner and the processes in the target
+/// containers.
 #[derive(Clone, Debug, PartialEq)]
 struct Holdings {
     containers: BTreeSet<String>,
+    /// The user's volumes and networks (`volume NAME`, `network ID`).
+    objects: BTreeSet<String>,
     own: BTreeSet<String>,
     foreign: BTreeSet<String>,
 }
@@ -1405,8 +1592,34 @@ async fn holdings(docker: &Docker, owner: &str, t: &Targets) -> Result<Holdings,
         .await
         .map_err(|e| format!("listing containers: {e}"))?;
     let containers = listed.into_iter().filter_map(|c| c.id).collect();
+    let label = || HashMap::from([("label".to_owned(), vec![format!("dockwire.owner={owner}")])]);
+    let volumes = docker
+        .list_volumes(Some(q::ListVolumesOptions {
+            filters: Some(label()),
+        }))
+        .await
+        .map_err(|e| format!("listing volumes: {e}"))?;
+    let networks = docker
+        .list_networks(Some(q::ListNetworksOptions {
+            filters: Some(label()),
+        }))
+        .await
+        .map_err(|e| format!("listing networks: {e}"))?;
+    let objects = volumes
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| format!("volume {}", v.name))
+        .chain(
+            networks
+                .into_iter()
+                .filter_map(|n| n.id)
+                .map(|id| format!("network {id}")),
+        )
+        .collect();
     Ok(Holdings {
         containers,
+        objects,
         own: pids(docker, &t.own).await?,
         foreign: pids(docker, &t.foreign).await?,
     })
@@ -1465,6 +1678,18 @@ async fn settled(
             };
             let _ = docker.remove_container(id, Some(options)).await;
         }
+        for object in now.objects.difference(&before.objects) {
+            let _ = write!(leaked, "{object} ");
+            let _ = match object.split_once(' ') {
+                Some(("volume", name)) => {
+                    docker
+                        .remove_volume(name, None::<q::RemoveVolumeOptions>)
+                        .await
+                }
+                Some((_, id)) => docker.remove_network(id).await,
+                None => Ok(()),
+            };
+        }
         let extra = now.own.difference(&before.own);
         for pid in extra.chain(now.foreign.difference(&before.foreign)) {
             let _ = write!(leaked, "pid {pid} ({}) ", command_of(pid));
@@ -1493,21 +1718,36 @@ fn command_of(pid: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A running `sleep` container of the test image with these labels.
-async fn sleeper(docker: &Docker, cleanup: &Cleanup, labels: &[(&str, &str)]) -> String {
+/// The key the server under test seals ownership with.
+fn owner_key() -> OwnerKey {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    OwnerKey::from_bytes(KEY.get_or_init(|| OwnerKey::generate().unwrap()))
+}
+
+/// A running `sleep` container of the test image with these labels,
+/// `sealed` with the server's key (as the server seals what it makes).
+async fn sleeper(
+    docker: &Docker,
+    cleanup: &Cleanup,
+    labels: &[(&str, &str)],
+    sealed: bool,
+) -> String {
+    let name = unique("hostile");
+    let mut labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if sealed {
+        owner_key().seal_labels(Kind::Container, &name, &mut labels);
+    }
     let body = ContainerCreateBody {
         image: Some(IMAGE.into()),
         cmd: Some(vec!["sleep".into(), "3600".into()]),
-        labels: Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        labels: Some(labels),
         ..Default::default()
     };
     let options = q::CreateContainerOptions {
-        name: Some(unique("hostile")),
+        name: Some(name),
         ..Default::default()
     };
     let created = docker.create_container(Some(options), body).await.unwrap();
@@ -1573,14 +1813,23 @@ fn run_table(over: Over) {
         let started = Instant::now();
         let docker = engine();
         let owner = unique(&format!("hostile-{over:?}").to_lowercase());
+        // The network the user's containers join, removed after them.
+        let _networks = UserNetworks::of([owner.clone()]);
         let cleanup = Cleanup::default();
         let own = sleeper(
             &docker,
             &cleanup,
             &[("dockwire.managed", "true"), ("dockwire.owner", &owner)],
+            true,
         )
         .await;
-        let foreign = sleeper(&docker, &cleanup, &[("dockwire.owner", "someone-else")]).await;
+        let foreign = sleeper(
+            &docker,
+            &cleanup,
+            &[("dockwire.owner", "someone-else")],
+            false,
+        )
+        .await;
         let targets = Targets { own, foreign };
         let live = Live::start(over, &owner).await;
         live.ping()

@@ -190,6 +190,7 @@ async fn create(docker: &DockerClient, args: Create) -> Verdict {
         driver: Some(args.driver),
         internal: args.internal,
         labels: format::labels(&args.label)?,
+        ..NetworkCreate::default()
     };
     let created = docker.query(&input).await.context(what)?;
     out::line(created.id)?;

@@ -97,6 +97,7 @@ async fn create(docker: &DockerClient, args: Create) -> Verdict {
         name: args.name.clone(),
         driver: Some(args.driver),
         labels: format::labels(&args.label)?,
+        ..VolumeCreate::default()
     };
     let created = docker.query(&input).await.context(|| match &args.name {
         Some(name) => format!("create volume {name}"),

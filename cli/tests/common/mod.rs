@@ -435,6 +435,12 @@ impl Containers {
         name
     }
 
+    /// Removes container `id` at the end too: a user's container, whose
+    /// name on the engine is not the name the user gave.
+    pub fn add(&self, id: &str) {
+        self.cleanup.add(id);
+    }
+
     /// A container started with docker directly (no dockwire labels) that
     /// sleeps, with no network (none is needed): its name.
     pub fn docker_sleeper(&self, what: &str) -> String {
@@ -622,6 +628,22 @@ impl Server {
     pub fn start(state: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut command = dockwire();
         command
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra);
+        Server::launch(command, state, extra)
+    }
+
+    /// As [`Server::start`], with `dir` first on its `PATH`: the commands
+    /// there stand in for the system's.
+    pub fn start_with_path_first(state: &Path, listen: &str, extra: &[&str], dir: &Path) -> Server {
+        let mut command = dockwire();
+        let path = std::env::var("PATH").unwrap_or_default();
+        command
+            .env("PATH", format!("{}:{path}", dir.display()))
             .arg("serve")
             .arg("--listen")
             .arg(listen)

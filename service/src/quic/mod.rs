@@ -100,16 +100,20 @@ pub use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::server::Serve;
 use crate::transmit::Transmit;
-use crate::{BoxRead, BoxWrite, Connect, SendHalf, Service, Spawn};
+use crate::{BoxRead, BoxWrite, Connect, Peer, SendHalf, Service, Spawn};
 
 mod identity;
 mod mtls;
+mod watch;
 
 pub use identity::{Fingerprint, Identity, IdentityError};
 pub use mtls::{
     NameLookup, TrustCheck, mtls_server_config, peer_by_fingerprint, peer_fingerprint,
     pinned_client_config, refused_by_peer,
 };
+pub use watch::{Standing, TRUST_CHANGED, TRUST_CHANGED_REASON, TrustWatch};
+
+use watch::Revoked;
 
 /// Concurrent calls (bidirectional streams) a peer may have open on one
 /// connection, by default.
@@ -306,7 +310,9 @@ pub fn endpoint(
 
 /// Accepts connections on `endpoint` until it is closed, and serves every
 /// bidirectional stream of each as one call. `peer` names a connection's
-/// peer (a certificate's name, once identities exist).
+/// peer (a certificate's name, once identities exist); its calls' key is
+/// `sha256:<fingerprint>` of its certificate (the name, without one) and
+/// their remote address the connection's.
 pub async fn serve_quic(
     endpoint: Endpoint,
     service: Arc<dyn Service>,
@@ -314,26 +320,83 @@ pub async fn serve_quic(
     limits: Limits,
     peer: PeerName,
 ) {
+    serve(endpoint, service, spawn, limits, peer, None).await
+}
+
+/// [`serve_quic`], with every connection watched by `watch`: a call on a
+/// connection whose key no longer has the standing it had at the
+/// handshake is refused `FORBIDDEN`, and [`TrustWatch::recheck`] (which
+/// the server calls periodically, say every second) closes the connection
+/// ([`TRUST_CHANGED`]).
+pub async fn serve_quic_watched(
+    endpoint: Endpoint,
+    service: Arc<dyn Service>,
+    spawn: Arc<dyn Spawn>,
+    limits: Limits,
+    peer: PeerName,
+    watch: Arc<TrustWatch>,
+) {
+    serve(endpoint, service, spawn, limits, peer, Some(watch)).await
+}
+
+async fn serve(
+    endpoint: Endpoint,
+    service: Arc<dyn Service>,
+    spawn: Arc<dyn Spawn>,
+    limits: Limits,
+    peer: PeerName,
+    watch: Option<Arc<TrustWatch>>,
+) {
     while let Some(incoming) = endpoint.accept().await {
         let service = service.clone();
         let inner_spawn = spawn.clone();
         let peer = peer.clone();
+        let watch = watch.clone();
         spawn.spawn(
             async move {
                 let Ok(connection) = incoming.await else {
                     return;
                 };
-                let name = peer(&connection);
+                let who = connection_peer(&connection, &peer);
+                if let Some(watch) = &watch {
+                    watch.admit(&connection);
+                }
                 // Ends when the connection does; its calls see their
                 // streams fail and cancel.
                 while let Ok((send, recv)) = connection.accept_bi().await {
                     let out = QuicSend::new(send, |e| e);
-                    let call = Serve::new(service.clone(), name.clone(), recv, out, limits);
+                    let stands = watch.as_ref().is_none_or(|w| w.still_stands(&connection));
+                    // Refused at once, on a connection whose trust changed:
+                    // the next recheck closes it (closing it here could
+                    // drop the refusal before it reaches the client).
+                    let service = match stands {
+                        true => service.clone(),
+                        false => Arc::new(Revoked),
+                    };
+                    let call = Serve::new(service, who.clone(), recv, out, limits);
                     inner_spawn.spawn(call.map(drop).boxed());
+                }
+                if let Some(watch) = &watch {
+                    watch.forget(&connection);
                 }
             }
             .boxed(),
         );
+    }
+}
+
+/// The peer of `connection`'s calls: named by `name`, keyed by its
+/// certificate's fingerprint.
+fn connection_peer(connection: &Connection, name: &PeerName) -> Peer {
+    let name = name(connection);
+    let key = match peer_fingerprint(connection) {
+        Some(fingerprint) => format!("sha256:{fingerprint}").into(),
+        None => name.clone(),
+    };
+    Peer {
+        name,
+        key,
+        remote: Some(connection.remote_address()),
     }
 }
 

@@ -1,0 +1,119 @@
+//! Users' networks behind dockwire's back: the host rules dockwire puts on
+//! a user bridge, and the cleanup of what a test's users got (their
+//! networks and those rules), so that none outlives the suite.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use bollard::query_parameters as q;
+use dockwire_docker::catalog::LABEL_OWNER;
+
+use crate::docker::{engine, on_engine};
+
+/// The comment dockwire's rules carry.
+pub const RULE_COMMENT: &str = "dockwire-user-network";
+
+/// The bridge driver's option naming a network's interface.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// The lines of `iptables -S INPUT` (and ip6tables') that name interface
+/// `bridge`.
+pub fn rules_for(bridge: &str) -> Vec<String> {
+    let needle = format!("-i {bridge} ");
+    let mut found = Vec::new();
+    for tool in ["iptables", "ip6tables"] {
+        for line in list_input(tool) {
+            if line.contains(&needle) {
+                found.push(format!("{tool}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+/// Removes, when dropped, the networks dockwire made for `owners` and the
+/// host rules on their bridges. For tests whose users' containers join
+/// their own networks; drop it after their containers are gone (make it
+/// first, and [`add`](Self::add) owners known only later, such as keys).
+pub struct UserNetworks(std::sync::Mutex<Vec<String>>);
+
+impl UserNetworks {
+    /// The networks of `owners`, removed when dropped.
+    pub fn of<S: Into<String>>(owners: impl IntoIterator<Item = S>) -> Self {
+        UserNetworks(std::sync::Mutex::new(
+            owners.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Removes `owner`'s networks too, when dropped.
+    pub fn add(&self, owner: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(owner.into());
+    }
+}
+
+impl Drop for UserNetworks {
+    fn drop(&mut self) {
+        let owners = std::mem::take(
+            self.0
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for owner in &owners {
+            remove_networks_of(owner);
+        }
+    }
+}
+
+/// Removes every network labelled as `owner`'s, and its bridge's rules.
+pub fn remove_networks_of(owner: &str) {
+    let docker = engine();
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={owner}")])]);
+    let options = q::ListNetworksOptions {
+        filters: Some(filters),
+    };
+    let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
+    for network in networks {
+        let Some(id) = network.id else { continue };
+        let _ = on_engine(docker.remove_network(&id));
+        let bridge = network
+            .options
+            .as_ref()
+            .and_then(|o| o.get(BRIDGE_NAME_OPTION))
+            .cloned();
+        if let Some(bridge) = bridge {
+            remove_rules_for(&bridge);
+        }
+    }
+}
+
+/// Deletes dockwire's rules on `bridge`, in both families.
+pub fn remove_rules_for(bridge: &str) {
+    let needle = format!("-i {bridge} ");
+    for tool in ["iptables", "ip6tables"] {
+        for line in list_input(tool) {
+            if !line.contains(&needle) || !line.contains(RULE_COMMENT) {
+                continue;
+            }
+            let Some(spec) = line.strip_prefix("-A ") else {
+                continue;
+            };
+            let mut args = vec!["-w", "-D"];
+            args.extend(spec.split_whitespace());
+            let _ = Command::new(tool).args(&args).output();
+        }
+    }
+}
+
+/// `tool -S INPUT`, line by line; none when the tool is missing.
+fn list_input(tool: &str) -> Vec<String> {
+    match Command::new(tool).args(["-w", "-S", "INPUT"]).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}

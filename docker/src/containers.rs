@@ -18,8 +18,8 @@ use crate::catalog::*;
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
-use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::hardening;
+use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.

@@ -413,6 +413,7 @@ mod tests {
     fn user(owner: &str) -> Caller {
         Caller {
             owner: owner.into(),
+            name: owner.into(),
             role: Role::User,
             host_access: false,
         }

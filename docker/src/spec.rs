@@ -11,8 +11,8 @@ use crate::access::Caller;
 use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
-use crate::ownership::{Kind, owned_labels};
 use crate::hardening;
+use crate::ownership::{Kind, owned_labels};
 use crate::user_network;
 
 /// The labels a created container named `name` on the engine gets: the

@@ -125,7 +125,8 @@ pub(crate) async fn ready(
             fence(&firewall::bridge_name(&name)).await
         }
         Err(e) if is_missing(&e) => {
-            let made = create_isolated_network(engine, &caller.owner, &name, false, HashMap::new()).await;
+            let made =
+                create_isolated_network(engine, &caller.owner, &name, false, HashMap::new()).await;
             match made {
                 Ok(_) => Ok(()),
                 // Made by another server in between: fine if isolated,
@@ -304,6 +305,7 @@ mod tests {
     fn user(owner: &str) -> Caller {
         Caller {
             owner: owner.into(),
+            name: owner.into(),
             role: Role::User,
             host_access: false,
         }
@@ -334,15 +336,18 @@ mod tests {
     fn users_may_not_pick_the_default_bridge_the_host_or_anothers_network() {
         let config = Config::from_env().with_user_network(UserNetwork::Isolated);
         let alice = user("alice");
-        for asked in [
-            "bridge",
-            "default",
-            "host",
-            "container:x",
-            "operators-net",
-            &default_name("bob"),
-        ] {
+        for asked in ["bridge", "default", "host", "container:x"] {
             let e = network_mode(&config, &alice, &spec(Some(asked))).unwrap_err();
+            assert_eq!(e.code, ErrorCode::FORBIDDEN, "{asked}");
+        }
+        // A name passes here, to be resolved among the user's own networks
+        // (`crate::create`: anyone else's is not found); with no user
+        // networks on this server it is refused at once.
+        for asked in ["operators-net", default_name("bob").as_str()] {
+            let passed = network_mode(&config, &alice, &spec(Some(asked))).unwrap();
+            assert_eq!(passed.as_deref(), Some(asked));
+            let none = config.clone().with_user_network(UserNetwork::None);
+            let e = network_mode(&none, &alice, &spec(Some(asked))).unwrap_err();
             assert_eq!(e.code, ErrorCode::FORBIDDEN, "{asked}");
         }
         let admin = Caller {

@@ -858,16 +858,21 @@ fn users_act_only_on_their_own_containers() {
 /// alice made still runs, hers (her key's) only.
 #[test]
 fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
+    let networks = UserNetworks::of(Vec::<String>::new());
     let rig = Rig::new("rekey");
     let alice = rig.client("alice", false);
     let bob = rig.client("bob", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
     let hers = rig.containers.name("rekey");
-    alice
+    let ran = alice
         .run(&["run", "-d", "--name", &hers, IMAGE, "sleep", "600"])
         .ok();
+    // Her name is hers: the engine knows the container by its id.
+    let her_id = ran.out().trim().to_owned();
+    rig.containers.add(&her_id);
     let open = start(&mut alice.command(&["exec", &hers, "sleep", "601"]), None);
     eventually("alice's exec runs", Duration::from_secs(10), || {
-        let top = docker(&["top", &hers]).ok().out();
+        let top = docker(&["top", &her_id]).ok().out();
         match top.contains("sleep 601") {
             true => Ok(()),
             false => Err(top),
@@ -918,12 +923,13 @@ fn a_key_removed_and_its_name_readded_as_admin_loses_its_open_connection() {
     let admin = Client::new(renewed, &rig.server.quic());
     assert!(admin.greet());
     admin.run(&["network", "ls"]).ok();
-    assert!(running(&hers));
+    assert!(running(&her_id));
     assert_eq!(
-        owner_label(&hers),
+        owner_label(&her_id),
         format!("sha256:{}", alice.fingerprint())
     );
-    bob.run(&["exec", &hers, "true"]).failed(Some("FORBIDDEN"));
+    bob.run(&["exec", &hers, "true"])
+        .failed(Some("CONTAINER_NOT_FOUND"));
 }
 
 #[test]

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 pub mod docker;
 pub mod private_engine;
+pub mod quic_peers;
 pub mod relay;
 pub mod user_networks;
 

@@ -76,16 +76,42 @@ pub fn remove_networks_of(owner: &str) {
     };
     let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
     for network in networks {
-        let Some(id) = network.id else { continue };
-        let _ = on_engine(docker.remove_network(&id));
-        let bridge = network
-            .options
-            .as_ref()
-            .and_then(|o| o.get(BRIDGE_NAME_OPTION))
-            .cloned();
-        if let Some(bridge) = bridge {
-            remove_rules_for(&bridge);
+        remove_with_rules(&network);
+    }
+}
+
+/// Removes `owner`'s default network (`dw-<tag>`, made on its first
+/// container) and its rules: what a test's user keeps by design, unlike
+/// the networks it makes itself.
+pub fn remove_default_network_of(owner: &str) {
+    let docker = engine();
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={owner}")])]);
+    let options = q::ListNetworksOptions {
+        filters: Some(filters),
+    };
+    let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
+    for network in networks {
+        let name = network.name.as_deref().unwrap_or_default();
+        let is_default = name
+            .strip_prefix("dw-")
+            .is_some_and(|tag| tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_default {
+            remove_with_rules(&network);
         }
+    }
+}
+
+/// Removes `network` and dockwire's rules on its bridge, if any.
+pub fn remove_with_rules(network: &bollard::models::Network) {
+    let Some(id) = &network.id else { return };
+    let _ = on_engine(engine().remove_network(id));
+    let bridge = network
+        .options
+        .as_ref()
+        .and_then(|o| o.get(BRIDGE_NAME_OPTION))
+        .cloned();
+    if let Some(bridge) = bridge {
+        remove_rules_for(&bridge);
     }
 }
 

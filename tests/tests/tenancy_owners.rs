@@ -3,9 +3,10 @@
 //! and bob) and an admin (root) on one service. One test per attack class
 //! and per rule; each asserts that the attack fails (the code and the
 //! message, which names nothing of the victim's) and what the victim
-//! still has. Peers are named by a wrapper service, as a transport would
-//! name them; each test has peers of its own, so that what one test's
-//! peers own is no other test's.
+//! still has. The peers reach the service over QUIC with mutual TLS, each
+//! with an identity of its own (its key, `sha256:<fingerprint>`, is the
+//! owner of what it makes); each test has peers of its own, so that what
+//! one test's peers own is no other test's.
 //!
 //! Everything a test makes carries its label `dockwire-test=<label>` or
 //! is owned by its peers; [`Tenancy::finish`] fails the test if any of it
@@ -20,10 +21,12 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles};
+use dockwire_docker::{Config, DockerClient, DockerService, Role};
 use dockwire_service::ClientError;
+use dockwire_tests::Rt;
 use dockwire_tests::docker::{IMAGE, engine, on_engine, unique};
-use dockwire_tests::{Rt, client_as};
+use dockwire_tests::quic_peers::{QuicPeers, QuicServed};
+use dockwire_tests::user_networks::{remove_default_network_of, remove_networks_of};
 use futures::StreamExt;
 use futures::io::AsyncWriteExt;
 
@@ -32,41 +35,41 @@ struct Tenancy {
     alice: DockerClient,
     bob: DockerClient,
     root: DockerClient,
-    /// The owners of alice's and bob's objects (their peer names).
-    owners: [&'static str; 2],
+    /// The owners of alice's and bob's objects: their keys.
+    owners: [String; 2],
     /// The server id written on what this service makes.
     server_id: String,
     /// The label of everything this test makes.
     label: String,
     finished: bool,
+    /// The server, over QUIC with mutual TLS, each peer with its own key.
+    _served: QuicServed,
 }
 
 impl Tenancy {
     fn new() -> Tenancy {
         let _ = engine();
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let alice = leak(unique("alice"));
-        let bob = leak(unique("bob"));
-        let root = leak(unique("root"));
-        let roles = Roles::new(move |peer| match peer {
-            p if p == alice || p == bob => Some(Role::User),
-            p if p == root => Some(Role::Admin),
-            _ => None,
+        let peers = QuicPeers::new(&["alice", "bob", "root"]);
+        let roles = peers.roles(|name| match name {
+            "root" => Some(Role::Admin),
+            _ => Some(Role::User),
         });
+        let owners = [peers.key("alice"), peers.key("bob")];
         let server_id = unique("tenancy-server");
         let config = Config::from_env()
             .with_roles(roles)
             .with_server_id(&server_id);
         let docker = Docker::connect_with_local_defaults().unwrap();
-        let service = Arc::new(DockerService::new(docker, config));
+        let served = peers.serve(Arc::new(DockerService::new(docker, config)));
         Tenancy {
-            alice: DockerClient::new(client_as(alice, &service)),
-            bob: DockerClient::new(client_as(bob, &service)),
-            root: DockerClient::new(client_as(root, &service)),
-            owners: [alice, bob],
+            alice: DockerClient::new(served.client("alice")),
+            bob: DockerClient::new(served.client("bob")),
+            root: DockerClient::new(served.client("root")),
+            owners,
             server_id,
             label: unique("tenancy"),
             finished: false,
+            _served: served,
         }
     }
 
@@ -163,6 +166,10 @@ impl Tenancy {
                 let _ = on_engine(docker.remove_container(id, Some(options)));
             }
         }
+        // The peers' networks with the host rules on their bridges.
+        for owner in &self.owners {
+            remove_networks_of(owner);
+        }
         for held in self.held() {
             let (kind, name) = held.split_once(' ').unwrap();
             let _ = match kind {
@@ -176,6 +183,11 @@ impl Tenancy {
     /// Fails the test if anything it made is left (removing it anyway).
     fn finish(mut self) {
         self.finished = true;
+        // The users' default networks (made on their first container) are
+        // theirs to keep; a test's own networks are not.
+        for owner in &self.owners {
+            remove_default_network_of(owner);
+        }
         let left = self.held();
         self.clean();
         assert!(left.is_empty(), "the test left {left:?}");
@@ -343,7 +355,7 @@ fn another_users_volume_cannot_be_mounted_read_or_removed() {
             run(&t.alice, write).await.unwrap(),
             ("alice-secret\n".into(), 0)
         );
-        let engine_names = volumes_of(&t.root, t.owners[0]).await;
+        let engine_names = volumes_of(&t.root, &t.owners[0]).await;
         assert_eq!(engine_names.len(), 1, "{engine_names:?}");
         let engine_name = engine_names[0].clone();
         assert!(engine_name.starts_with("dw-") && engine_name.ends_with("-data"));
@@ -378,7 +390,7 @@ fn another_users_volume_cannot_be_mounted_read_or_removed() {
             ("alice-secret\n".into(), 0)
         );
         assert_eq!(
-            volumes_of(&t.root, t.owners[0]).await,
+            volumes_of(&t.root, &t.owners[0]).await,
             vec![engine_name.clone()]
         );
 
@@ -831,7 +843,7 @@ fn a_name_cannot_squat_another_containers_id() {
 fn an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership() {
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
-        let alice = t.owners[0];
+        let alice = &t.owners[0];
         let tag = format!("dockwire-test-forged:{}", unique("img").replace('-', ""));
         let dockerfile = format!(
             "FROM {IMAGE}\nLABEL dockwire.managed=true dockwire.owner={alice} \

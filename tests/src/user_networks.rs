@@ -91,14 +91,16 @@ pub fn remove_default_network_of(owner: &str) {
     };
     let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
     for network in networks {
-        let name = network.name.as_deref().unwrap_or_default();
-        let is_default = name
-            .strip_prefix("dw-")
-            .is_some_and(|tag| tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()));
-        if is_default {
+        if is_default_network(network.name.as_deref().unwrap_or_default()) {
             remove_with_rules(&network);
         }
     }
+}
+
+/// Whether `name` is a user's default network's (`dw-<12 hex>`).
+pub fn is_default_network(name: &str) -> bool {
+    name.strip_prefix("dw-")
+        .is_some_and(|tag| tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Removes `network` and dockwire's rules on its bridge, if any.

@@ -34,7 +34,7 @@ use dockwire_service::quic::{
 use dockwire_service::{CallLog, PeerLimit, Service};
 use dockwire_tests::Rt;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, unique};
-use dockwire_tests::user_networks::UserNetworks;
+use dockwire_tests::user_networks::{UserNetworks, is_default_network};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -810,13 +810,14 @@ fn cases(t: &Targets) -> Vec<Case> {
         Case::new("run mounting a volume named like an id")
             .send(req(ID, "container/run", spec(mount(&t.foreign))))
             .expect(Error(INVALID_INPUT)),
+        // A network mode, not an object: refused as `host` is.
         Case::new("create on the operator's default bridge by name")
             .send(req(
                 ID,
                 "container/create",
                 spec(json!({"network": "bridge"})),
             ))
-            .expect(Error(NETWORK_NOT_FOUND)),
+            .expect(Error(FORBIDDEN)),
         Case::new("run on a network named by a foreign id")
             .raw()
             .send(req_raw(
@@ -1613,6 +1614,9 @@ async fn holdings(docker: &Docker, owner: &str, t: &Targets) -> Result<Holdings,
         .chain(
             networks
                 .into_iter()
+                // The user's default network (made on its first container)
+                // is the user's to keep, not a leak.
+                .filter(|n| !is_default_network(n.name.as_deref().unwrap_or_default()))
                 .filter_map(|n| n.id)
                 .map(|id| format!("network {id}")),
         )

@@ -24,6 +24,7 @@ use dockwire_service::quic::{
 };
 use dockwire_service::{CallLog, Client, ClientError, PeerLimit, Service};
 use dockwire_tests::docker::{Cleanup, IMAGE, REGISTRY_IMAGE, engine, on_engine};
+use dockwire_tests::user_networks::remove_networks_of;
 use dockwire_tests::{Rt, sleep_ms};
 use futures::{FutureExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +70,34 @@ struct Server {
     identity: Identity,
     trust: Trust,
     watch: Arc<TrustWatch>,
+    /// The keys that connected: what they own is removed with the server.
+    keys: Mutex<Vec<String>>,
     _endpoint: quinn::Endpoint,
+}
+
+impl Drop for Server {
+    /// Removes the networks (with their host rules) and volumes the
+    /// peers got, after the test's containers (declared after the server,
+    /// so gone first).
+    fn drop(&mut self) {
+        let keys = std::mem::take(self.keys.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for key in keys {
+            remove_networks_of(&key);
+            let filters =
+                HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={key}")])]);
+            let volumes = on_engine(engine().list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptions {
+                    filters: Some(filters),
+                },
+            )));
+            for volume in volumes.ok().and_then(|v| v.volumes).unwrap_or_default() {
+                let _ = on_engine(engine().remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                ));
+            }
+        }
+    }
 }
 
 impl Server {
@@ -122,12 +150,17 @@ impl Server {
             identity,
             trust: trust.clone(),
             watch,
+            keys: Mutex::new(Vec::new()),
             _endpoint: endpoint,
         }
     }
 
     /// A connection of `identity`, and a Docker client over it.
     async fn connect(&self, identity: &Identity) -> Peer {
+        self.keys
+            .lock()
+            .unwrap()
+            .push(format!("sha256:{}", identity.fingerprint()));
         let server = self.identity.fingerprint();
         let pin = Arc::new(move |fp: &Fingerprint| *fp == server);
         let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
@@ -649,11 +682,8 @@ fn no_host_path_is_in_an_error_a_user_sees() {
             target: "/bin/sh".into(),
             read_only: false,
         }];
+        // (The volume, made as alice's by the mount, goes with the server.)
         let (_, message) = code(alice.docker.query(&ContainerCreate(s)).await);
-        let _ = on_engine(engine().remove_volume(
-            &volume,
-            None::<bollard::query_parameters::RemoveVolumeOptions>,
-        ));
         assert!(message.contains("<host path>"), "{message}");
         assert!(!message.contains("/var/lib/docker"), "{message}");
     });

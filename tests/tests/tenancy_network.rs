@@ -3,9 +3,12 @@
 //! of the user's own, from which neither the host (its gateway address on
 //! the bridge, nor any other of its addresses) nor another peer's
 //! containers can be reached, while the user's own containers reach each
-//! other and the host still reaches into them. Every test has users of
-//! its own (unique names), so that parallel tests share no network, and
-//! removes the networks and rules its users got.
+//! other and the host still reaches into them. The attacks (reaching the
+//! host, reaching other peers) and the default network run over QUIC with
+//! mutual TLS, each peer with a key of its own; the modes' and removal's
+//! tests name their peers in memory. Every test has users of its own
+//! (fresh keys or unique names), so that parallel tests share no network,
+//! and removes the networks and rules its users got.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +26,7 @@ use dockwire_docker::catalog::*;
 use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles, UserNetwork};
 use dockwire_service::ClientError;
 use dockwire_tests::docker::{Cleanup, IMAGE, engine, on_engine, unique};
+use dockwire_tests::quic_peers::{QuicPeers, QuicServed};
 use dockwire_tests::user_networks::{BRIDGE_NAME_OPTION, UserNetworks, rules_for};
 use dockwire_tests::{Rt, client_as};
 use futures::StreamExt;
@@ -54,6 +58,21 @@ fn service(mode: UserNetwork) -> Arc<DockerService> {
 
 fn client(service: &Arc<DockerService>, peer: &'static str) -> DockerClient {
     DockerClient::new(client_as(peer, service))
+}
+
+/// A service of `mode` served over QUIC with mutual TLS to the peers
+/// `names`, each with an identity (a key) of its own: `root` an admin,
+/// the others users.
+fn served(mode: UserNetwork, names: &[&'static str]) -> QuicServed {
+    let _ = engine();
+    let peers = QuicPeers::new(names);
+    let roles = peers.roles(|name| match name {
+        "root" => Some(Role::Admin),
+        _ => Some(Role::User),
+    });
+    let docker = Docker::connect_with_local_defaults().expect("the local engine's client");
+    let config = Config::from_env().with_roles(roles).with_user_network(mode);
+    peers.serve(Arc::new(DockerService::new(docker, config)))
 }
 
 /// The code of a create's error; a container made instead is removed
@@ -397,14 +416,14 @@ fn admins_published_web(cleanup: &Cleanup) -> (String, u16) {
 #[test]
 fn a_users_container_lands_on_its_own_network_not_the_default_bridge() {
     Rt::Tokio.block_on(async {
-        let (alice_name, bob_name) = (user("alice"), user("bob"));
-        let _networks = UserNetworks::of([alice_name, bob_name]);
+        let served = served(UserNetwork::Isolated, &["alice", "bob", "root"]);
+        let alice_key = served.key("alice");
+        let _networks = UserNetworks::of([served.key("alice"), served.key("bob")]);
         let cleanup = Cleanup::default();
-        let service = service(UserNetwork::Isolated);
         let (alice, bob, root) = (
-            client(&service, alice_name),
-            client(&service, bob_name),
-            client(&service, "root"),
+            DockerClient::new(served.client("alice")),
+            DockerClient::new(served.client("bob")),
+            DockerClient::new(served.client("root")),
         );
 
         // Two containers at once: one network made, both on it.
@@ -431,7 +450,7 @@ fn a_users_container_lands_on_its_own_network_not_the_default_bridge() {
         let labels = network.labels.unwrap_or_default();
         assert_eq!(
             labels.get(LABEL_OWNER).map(String::as_str),
-            Some(alice_name)
+            Some(alice_key.as_str())
         );
         assert!(labels.contains_key("dockwire.seal"));
         let bridge = bridge_of(&net);
@@ -448,20 +467,20 @@ fn a_users_container_lands_on_its_own_network_not_the_default_bridge() {
         let (his_net, _, _) = only_network(&bob, &his).await;
         assert_ne!(his_net, net);
 
-        // alice may not pick the default bridge, the host's network,
-        // another container's, or bob's network.
+        // alice may not pick the default bridge, the host's network or
+        // another container's; bob's network is, to her, not there.
         let container = format!("container:{his}");
-        for asked in [
-            "bridge",
-            "default",
-            "host",
-            container.as_str(),
-            his_net.as_str(),
+        for (asked, code) in [
+            ("bridge", ErrorCode::FORBIDDEN),
+            ("default", ErrorCode::FORBIDDEN),
+            ("host", ErrorCode::FORBIDDEN),
+            (container.as_str(), ErrorCode::FORBIDDEN),
+            (his_net.as_str(), NETWORK_NOT_FOUND),
         ] {
             let mut spec = ContainerSpec::new(IMAGE, ["true"]);
             spec.network = Some(asked.into());
             let refused = made_or(&cleanup, alice.query(&ContainerCreate(spec)).await);
-            assert_eq!(refused, ErrorCode::FORBIDDEN, "{asked}");
+            assert_eq!(refused, code, "{asked}");
         }
         // The admin's containers still land on the default bridge.
         let admins = sleeper(&root, &cleanup).await;
@@ -472,11 +491,13 @@ fn a_users_container_lands_on_its_own_network_not_the_default_bridge() {
 #[test]
 fn a_users_container_cannot_reach_the_host_by_its_gateway_or_any_other_address() {
     Rt::Tokio.block_on(async {
-        let alice_name = user("alice");
-        let _networks = UserNetworks::of([alice_name]);
+        let served = served(UserNetwork::Isolated, &["alice", "root"]);
+        let _networks = UserNetworks::of([served.key("alice")]);
         let cleanup = Cleanup::default();
-        let service = service(UserNetwork::Isolated);
-        let (alice, root) = (client(&service, alice_name), client(&service, "root"));
+        let (alice, root) = (
+            DockerClient::new(served.client("alice")),
+            DockerClient::new(served.client("root")),
+        );
         let host = HostService::start();
 
         let hers = web(&alice, &cleanup, "alice").await;
@@ -513,11 +534,13 @@ fn a_users_container_cannot_reach_the_host_by_its_gateway_or_any_other_address()
 #[test]
 fn a_users_container_cannot_reach_other_peers_containers_by_ip_or_published_port() {
     Rt::Tokio.block_on(async {
-        let (alice_name, bob_name) = (user("alice"), user("bob"));
-        let _networks = UserNetworks::of([alice_name, bob_name]);
+        let served = served(UserNetwork::Isolated, &["alice", "bob"]);
+        let _networks = UserNetworks::of([served.key("alice"), served.key("bob")]);
         let cleanup = Cleanup::default();
-        let service = service(UserNetwork::Isolated);
-        let (alice, bob) = (client(&service, alice_name), client(&service, bob_name));
+        let (alice, bob) = (
+            DockerClient::new(served.client("alice")),
+            DockerClient::new(served.client("bob")),
+        );
 
         // bob's own second container reaches his first: the positive
         // control, so that what follows cannot pass by accident.

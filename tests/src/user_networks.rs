@@ -69,13 +69,7 @@ impl Drop for UserNetworks {
 
 /// Removes every network labelled as `owner`'s, and its bridge's rules.
 pub fn remove_networks_of(owner: &str) {
-    let docker = engine();
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={owner}")])]);
-    let options = q::ListNetworksOptions {
-        filters: Some(filters),
-    };
-    let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
-    for network in networks {
+    for network in networks_of(owner) {
         remove_with_rules(&network);
     }
 }
@@ -84,17 +78,20 @@ pub fn remove_networks_of(owner: &str) {
 /// container) and its rules: what a test's user keeps by design, unlike
 /// the networks it makes itself.
 pub fn remove_default_network_of(owner: &str) {
-    let docker = engine();
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={owner}")])]);
-    let options = q::ListNetworksOptions {
-        filters: Some(filters),
-    };
-    let networks = on_engine(docker.list_networks(Some(options))).unwrap_or_default();
-    for network in networks {
+    for network in networks_of(owner) {
         if is_default_network(network.name.as_deref().unwrap_or_default()) {
             remove_with_rules(&network);
         }
     }
+}
+
+/// The networks labelled as `owner`'s.
+fn networks_of(owner: &str) -> Vec<bollard::models::Network> {
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER}={owner}")])]);
+    let options = q::ListNetworksOptions {
+        filters: Some(filters),
+    };
+    on_engine(engine().list_networks(Some(options))).unwrap_or_default()
 }
 
 /// Whether `name` is a user's default network's (`dw-<12 hex>`).

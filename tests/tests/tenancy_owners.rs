@@ -26,7 +26,9 @@ use dockwire_service::ClientError;
 use dockwire_tests::Rt;
 use dockwire_tests::docker::{IMAGE, engine, on_engine, unique};
 use dockwire_tests::quic_peers::{QuicPeers, QuicServed};
-use dockwire_tests::user_networks::{remove_default_network_of, remove_networks_of};
+use dockwire_tests::user_networks::{
+    BRIDGE_NAME_OPTION, remove_default_network_of, remove_networks_of, rules_for,
+};
 use futures::StreamExt;
 use futures::io::AsyncWriteExt;
 
@@ -1262,6 +1264,23 @@ fn users_make_use_and_remove_networks_of_their_own() {
         refused("a second net", CONFLICT, t.alice.query(&create(true)).await);
         let his = t.bob.query(&create(false)).await.unwrap();
         assert_ne!(hers.id, his.id);
+        // Every user network is a bridge fenced off the host, as the
+        // default one: its interface `dw` + 12 hex, with dockwire's rule.
+        let bridge_of = |id: &str| {
+            let network =
+                on_engine(engine().inspect_network(id, None::<q::InspectNetworkOptions>)).unwrap();
+            network
+                .options
+                .unwrap_or_default()
+                .get(BRIDGE_NAME_OPTION)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (her_bridge, his_bridge) = (bridge_of(&hers.id), bridge_of(&his.id));
+        for bridge in [&her_bridge, &his_bridge] {
+            assert!(bridge.starts_with("dw") && bridge.len() == 14, "{bridge:?}");
+            assert!(!rules_for(bridge).is_empty(), "no rule for {bridge}");
+        }
         let listed = t.alice.query(&NetworkList::default()).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name.as_deref(), Some("net"));
@@ -1343,6 +1362,9 @@ fn users_make_use_and_remove_networks_of_their_own() {
             })
             .await
             .unwrap();
+        // Their rules went with them.
+        assert_eq!(rules_for(&her_bridge), Vec::<String>::new());
+        assert_eq!(rules_for(&his_bridge), Vec::<String>::new());
         t.finish();
     });
 }

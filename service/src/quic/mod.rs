@@ -305,7 +305,33 @@ pub fn endpoint(
     runtime: Arc<dyn quinn::Runtime>,
 ) -> io::Result<Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
+    grow_receive_buffer(&socket);
     Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+}
+
+/// The receive buffer asked for an endpoint's socket.
+pub const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Asks for a [`RECEIVE_BUFFER`] on `socket`. The default (about 208 KiB
+/// on Linux) holds a fraction of a connection's flow-control window: a
+/// peer that sends a window's worth while this process is busy for a
+/// moment overflows it, the kernel drops datagrams, and the sender takes
+/// the drops for congestion and slows down (on loopback, hundreds of drops
+/// per 256 MiB of stdin). The kernel caps the size at `net.core.rmem_max`;
+/// a smaller buffer is logged, not refused.
+fn grow_receive_buffer(socket: &std::net::UdpSocket) {
+    let grown = quinn::udp::UdpSocketState::new(socket.into()).and_then(|state| {
+        state.set_recv_buffer_size(socket.into(), RECEIVE_BUFFER)?;
+        state.recv_buffer_size(socket.into())
+    });
+    match grown {
+        Ok(size) if size < RECEIVE_BUFFER => tracing::debug!(
+            "the UDP receive buffer is {size} bytes, below the {RECEIVE_BUFFER} asked \
+             (raise net.core.rmem_max)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("cannot size the UDP receive buffer: {e}"),
+    }
 }
 
 /// Accepts connections on `endpoint` until it is closed, and serves every

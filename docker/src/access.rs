@@ -81,6 +81,17 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// A `user` whose owner and name are `owner`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_user(owner: &str) -> Caller {
+        Caller {
+            owner: owner.into(),
+            name: owner.into(),
+            role: Role::User,
+            host_access: false,
+        }
+    }
+
     pub(crate) fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -408,20 +408,10 @@ fn user_mounts(caller: &Caller, mounts: &mut Option<Vec<MountPoint>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Role;
-
-    fn user(owner: &str) -> Caller {
-        Caller {
-            owner: owner.into(),
-            name: owner.into(),
-            role: Role::User,
-            host_access: false,
-        }
-    }
 
     #[test]
     fn a_user_sees_its_own_names_and_only_its_own_prefix_is_stripped() {
-        let (alice, bob) = (user("alice"), user("bob"));
+        let (alice, bob) = (Caller::test_user("alice"), Caller::test_user("bob"));
         let hers = engine_name("alice", "web");
         assert_eq!(shown(&alice, &format!("/{hers}")), "/web");
         assert_eq!(shown(&alice, &hers), "web");

@@ -302,15 +302,6 @@ mod tests {
     use super::*;
     use crate::access::Role;
 
-    fn user(owner: &str) -> Caller {
-        Caller {
-            owner: owner.into(),
-            name: owner.into(),
-            role: Role::User,
-            host_access: false,
-        }
-    }
-
     fn spec(network: Option<&str>) -> ContainerSpec {
         let mut spec = ContainerSpec::new("img", ["true"]);
         spec.network = network.map(str::to_owned);
@@ -320,7 +311,7 @@ mod tests {
     #[test]
     fn a_users_container_joins_its_own_network_unless_it_asks_for_none() {
         let config = Config::from_env().with_user_network(UserNetwork::Isolated);
-        let alice = user("alice");
+        let alice = Caller::test_user("alice");
         let own = network_mode(&config, &alice, &spec(None)).unwrap();
         assert_eq!(own, Some(default_name("alice")));
         assert_ne!(own, Some(default_name("bob")));
@@ -335,7 +326,7 @@ mod tests {
     #[test]
     fn users_may_not_pick_the_default_bridge_the_host_or_anothers_network() {
         let config = Config::from_env().with_user_network(UserNetwork::Isolated);
-        let alice = user("alice");
+        let alice = Caller::test_user("alice");
         for asked in ["bridge", "default", "host", "container:x"] {
             let e = network_mode(&config, &alice, &spec(Some(asked))).unwrap_err();
             assert_eq!(e.code, ErrorCode::FORBIDDEN, "{asked}");
@@ -352,7 +343,7 @@ mod tests {
         }
         let admin = Caller {
             role: Role::Admin,
-            ..user("root")
+            ..Caller::test_user("root")
         };
         let asked = network_mode(&config, &admin, &spec(Some("bridge"))).unwrap();
         assert_eq!(asked.as_deref(), Some("bridge"));

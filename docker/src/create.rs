@@ -25,7 +25,8 @@ pub(crate) struct Prepared {
 
 /// Prepares `spec`'s container for `caller`. `engine_auto_remove` asks the
 /// engine itself to remove it when it exits. Everything the spec asks is
-/// checked before anything is made: a refused spec makes no volume.
+/// checked before anything is made: a refused spec makes no volume and no
+/// network.
 pub(crate) async fn prepare(
     engine: &Engine,
     docker: &Docker,
@@ -48,6 +49,13 @@ pub(crate) async fn prepare(
     let Some(host) = body.host_config.as_mut() else {
         return Ok(Prepared { name, body });
     };
+    let mounts = host.mounts.iter_mut().flatten();
+    let volumes: Vec<_> = mounts
+        .filter(|m| m.typ == Some(MountType::VOLUME))
+        .collect();
+    for mount in &volumes {
+        check_name("volume", mount.source.as_deref().unwrap_or_default())?;
+    }
     // A user's network: its own, or none. Host and other containers'
     // namespaces were refused (or allowed) by the spec's check.
     // `user_network::network_mode` made it: the user's default network
@@ -61,13 +69,6 @@ pub(crate) async fn prepare(
             user_network::ready_own(docker, &id).await?;
             host.network_mode = Some(id);
         }
-    }
-    let mounts = host.mounts.iter_mut().flatten();
-    let volumes: Vec<_> = mounts
-        .filter(|m| m.typ == Some(MountType::VOLUME))
-        .collect();
-    for mount in &volumes {
-        check_name("volume", mount.source.as_deref().unwrap_or_default())?;
     }
     for mount in volumes {
         let asked = mount.source.clone().unwrap_or_default();

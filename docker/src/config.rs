@@ -13,19 +13,24 @@ use crate::ownership::OwnerKey;
 pub const DEFAULT_USER_CAP_DROP: &[&str] = &["NET_RAW", "MKNOD"];
 
 /// How a `signal` control reaches an exec'd process, for which Docker has
-/// no API.
+/// no API, and how a cancelled exec's processes are killed. Signals to
+/// `attach` and `run` go to the container through the engine's API in
+/// either case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExecSignals {
-    /// The server shares the engine's host (and pid namespace): it signals
-    /// the exec's host pid, which `inspect_exec` reports, directly. Also
-    /// how a cancelled exec's process is killed.
+    /// The server shares the engine host's pid namespace: it signals the
+    /// exec's host pid, which `inspect_exec` reports, directly. A pid that
+    /// is not that process here (the server is in a pid namespace of its
+    /// own after all) is not signalled: the signal is dropped and logged.
+    /// The default with a local engine socket.
     HostPid,
-    /// The engine is elsewhere: signals to an exec are dropped (logged by
-    /// nobody, answered by nothing), and a cancelled exec only loses its
-    /// stdio. Signals to `attach` and `run` still work: they go to the
-    /// container through the engine's API.
-    Unsupported,
+    /// Through the engine: each exec carries a marker in its environment
+    /// (`DOCKWIRE_EXEC`), and a second exec in its container signals the
+    /// processes carrying it (see the crate's README for the limits). The
+    /// default with a remote engine, and for a server in a container with
+    /// the engine's socket mounted.
+    Engine,
 }
 
 /// How much network a `user` peer's containers get (admins' containers
@@ -94,7 +99,8 @@ pub struct Config {
 
 impl Config {
     /// The defaults for an engine reached at `DOCKER_HOST` (or the local
-    /// socket): host pids when the engine is on a Unix socket, and
+    /// socket): exec signals by host pid when the engine is on a Unix
+    /// socket (through the engine otherwise), and
     /// [`UserNetwork::Isolated`] then too; with a remote engine,
     /// [`UserNetwork::None`] (the rules that fence users' networks off the
     /// host can only be put on the engine's host).
@@ -108,7 +114,7 @@ impl Config {
             exec_signals: if local {
                 ExecSignals::HostPid
             } else {
-                ExecSignals::Unsupported
+                ExecSignals::Engine
             },
             roles: None,
             host_access: false,
@@ -160,10 +166,11 @@ impl Config {
     /// server's user) while its call runs: a file named by the exec's id,
     /// holding its container (as the call named it), written before the exec starts and
     /// deleted once its call has the exit code or has cleaned up after a
-    /// cancellation. [`DockerService::sweep`](crate::DockerService::sweep) then kills the processes of
-    /// execs whose calls died with a crashed server (with
-    /// [`ExecSignals::HostPid`]; a remote engine's are only logged). A
-    /// record that cannot be written is logged and the exec goes on.
+    /// cancellation (and, with [`ExecSignals::Engine`], the exec's marker).
+    /// [`DockerService::sweep`](crate::DockerService::sweep) then kills the processes of
+    /// execs whose calls died with a crashed server, the way
+    /// [`ExecSignals`] says. A record that cannot be written is logged and
+    /// the exec goes on.
     pub fn with_exec_journal(mut self, dir: impl Into<PathBuf>) -> Self {
         self.exec_journal = Some(dir.into());
         self

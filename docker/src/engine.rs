@@ -124,18 +124,30 @@ impl ExecProcess {
 
 /// The host pid of a running exec, as this server sees it; `None` once it
 /// has ended, or when the server does not see the engine's pids (see
-/// [`visible_pid`]). Right after its start the engine may not report the
-/// process as running yet: this waits for it, briefly (up to about a
-/// second).
+/// [`visible_pid`]). Waits for a just-started exec as [`running_exec`].
 pub(crate) async fn running_pid(
     docker: &Docker,
     exec_id: &str,
 ) -> Result<Option<i64>, EngineError> {
+    match running_exec(docker, exec_id).await? {
+        Some((info, pid)) => Ok(visible_pid(docker, &info, pid).await),
+        None => Ok(None),
+    }
+}
+
+/// A running exec's inspection and host pid (as the engine numbers it);
+/// `None` once it has ended. Right after its start the engine may not
+/// report the process as running yet: this waits for it, briefly (up to
+/// about a second).
+pub(crate) async fn running_exec(
+    docker: &Docker,
+    exec_id: &str,
+) -> Result<Option<(ExecInspectResponse, i64)>, EngineError> {
     for _ in 0..100 {
         let info = docker.inspect_exec(exec_id).await?;
         match ExecProcess::of(&info) {
             ExecProcess::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
-            ExecProcess::Running(pid) => return Ok(visible_pid(docker, &info, pid).await),
+            ExecProcess::Running(pid) => return Ok(Some((info, pid))),
             ExecProcess::Ended => return Ok(None),
         }
     }
@@ -166,7 +178,7 @@ pub(crate) async fn visible_pid(
         pid,
         container,
         "the engine's pid of an exec is not that process here (this server does not share \
-         the engine's pid namespace): not signalling it"
+         the engine's pid namespace): not signalling it; serve with --exec-signals engine"
     );
     None
 }

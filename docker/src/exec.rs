@@ -17,8 +17,9 @@ use crate::access::Caller;
 use crate::catalog::{DOCKER_ERROR, ExecInput, ExecItem};
 use crate::cleanup::spawn_cleanup;
 use crate::config::{Config, ExecSignals};
-use crate::engine::{Engine, ExecProcess, exec_exit, running_pid, visible_pid};
+use crate::engine::{Engine, ExecProcess, exec_exit, running_exec, running_pid, visible_pid};
 use crate::error::{self, invalid_input};
+use crate::exec_signal::{self, MARKER_VAR, Marker, Reach};
 use crate::journal;
 use crate::reply::one_then_many;
 use crate::signal::{self, HostProcess};
@@ -98,12 +99,13 @@ async fn start(
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
     }
+    let (env, marker) = marked_env(&i.env, config.exec_signals)?;
     let options = CreateExecOptions {
         attach_stdin: Some(stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(i.tty),
-        env: Some(i.env.clone()),
+        env: Some(env),
         cmd: Some(i.cmd.clone()),
         user: i.user.clone(),
         working_dir: i.workdir.clone(),
@@ -116,9 +118,19 @@ async fn start(
     // Before the start: a crash from here on may leave its process.
     let journal = config.exec_journal.clone();
     if let Some(dir) = &journal {
-        journal::record(dir, &created.id, &i.id);
+        journal::record(dir, &created.id, &i.id, marker.as_ref());
     }
-    let guard = ExecGuard::new(docker, &created.id, config.exec_signals, journal);
+    let guard = ExecGuard {
+        docker: docker.clone(),
+        exec_id: created.id.clone(),
+        container: i.id.clone(),
+        user: i.user.clone(),
+        signals: config.exec_signals,
+        marker,
+        process: Arc::default(),
+        journal,
+        armed: true,
+    };
     let start = StartExecOptions {
         detach: false,
         tty: false,
@@ -147,12 +159,39 @@ async fn start(
     }
 }
 
+/// The exec's environment as the engine gets it: the caller's `env`, and
+/// with [`ExecSignals::Engine`] a fresh marker's entry last (see
+/// [`crate::exec_signal`]). A caller's `env` may not name the marker's
+/// variable, in any mode: it is the server's.
+fn marked_env(
+    env: &[String],
+    signals: ExecSignals,
+) -> Result<(Vec<String>, Option<Marker>), CallError> {
+    if exec_signal::names_marker(env) {
+        return Err(invalid_input(format!(
+            "`env` may not set {MARKER_VAR}: the server marks its execs with it"
+        )));
+    }
+    let mut env = env.to_vec();
+    let marker = (signals == ExecSignals::Engine).then(Marker::generate);
+    if let Some(marker) = &marker {
+        env.push(marker.env_entry());
+    }
+    Ok((env, marker))
+}
+
 /// Kills an exec's processes if its call ends before the exec does, and
 /// delivers signals to it.
 struct ExecGuard {
     docker: Docker,
     exec_id: String,
+    /// The exec's container (its id) and user, as the exec was created:
+    /// where and as whom signals through the engine run.
+    container: String,
+    user: Option<String>,
     signals: ExecSignals,
+    /// The exec's marker, with [`ExecSignals::Engine`].
+    marker: Option<Marker>,
     /// The exec's process, once learnt from the engine: what the cleanup
     /// kills when the engine cannot tell it any more.
     process: Arc<OnceLock<HostProcess>>,
@@ -162,17 +201,6 @@ struct ExecGuard {
 }
 
 impl ExecGuard {
-    fn new(docker: &Docker, exec_id: &str, signals: ExecSignals, journal: Option<PathBuf>) -> Self {
-        ExecGuard {
-            docker: docker.clone(),
-            exec_id: exec_id.to_owned(),
-            signals,
-            process: Arc::default(),
-            journal,
-            armed: true,
-        }
-    }
-
     /// Learns the started exec's host process in the background, while
     /// the engine answers. An engine that goes away mid-call may leave the
     /// process running (a crash, or a restart with live restore) and, once
@@ -235,15 +263,51 @@ impl Controls for ExecGuard {
             tracing::warn!(exec = %self.exec_id, signal = name, "unknown signal, dropped");
             return;
         };
-        if self.signals != ExecSignals::HostPid {
-            tracing::warn!(exec = %self.exec_id, signal = name, "exec signals need the engine's host; dropped");
+        if let Some(marker) = &self.marker {
+            self.signal_through_engine(marker, sig.as_raw()).await;
             return;
         }
         match running_pid(&self.docker, &self.exec_id).await {
             Ok(Some(pid)) => signal::send(pid, sig),
-            // Ended: nothing to signal.
+            // Ended (or not visible here, logged): nothing to signal.
             Ok(None) => {}
             Err(e) => tracing::warn!(exec = %self.exec_id, "cannot find the exec's pid: {e}"),
+        }
+    }
+}
+
+impl ExecGuard {
+    /// Signals the exec's top process through the engine, once it runs.
+    async fn signal_through_engine(&self, marker: &Marker, number: i32) {
+        match running_exec(&self.docker, &self.exec_id).await {
+            Ok(Some(_)) => {}
+            // Ended: nothing to signal.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(exec = %self.exec_id, "cannot inspect the exec to signal it: {e}");
+                return;
+            }
+        }
+        let user = self.user.as_deref();
+        match exec_signal::send(
+            &self.docker,
+            &self.container,
+            user,
+            marker,
+            number,
+            Reach::Top,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(exec = %self.exec_id, "no process to signal: it has ended")
+            }
+            Err(e) => tracing::warn!(
+                exec = %self.exec_id,
+                signal = number,
+                "cannot signal the exec through the engine: {e}"
+            ),
         }
     }
 }
@@ -254,15 +318,43 @@ impl Drop for ExecGuard {
             return;
         }
         let journal = self.journal.take();
+        let docker = self.docker.clone();
+        let exec_id = std::mem::take(&mut self.exec_id);
+        if let Some(marker) = self.marker.take() {
+            let container = std::mem::take(&mut self.container);
+            let user = self.user.take();
+            spawn_cleanup(async move {
+                // Every process carrying the marker, the exec's top one
+                // ended or not: what it started lives on otherwise.
+                let kill = rustix::process::Signal::KILL.as_raw();
+                let sent = exec_signal::send(
+                    &docker,
+                    &container,
+                    user.as_deref(),
+                    &marker,
+                    kill,
+                    Reach::All,
+                )
+                .await;
+                if let Err(e) = sent {
+                    tracing::warn!(
+                        exec = %exec_id,
+                        "cannot kill a cancelled exec's processes through the engine: {e}"
+                    );
+                }
+                if let Some(dir) = journal {
+                    journal::forget(&dir, &exec_id);
+                }
+            });
+            return;
+        }
         if self.signals != ExecSignals::HostPid {
-            // Nothing a later sweep could do either.
+            // No marker to find its processes by.
             if let Some(dir) = journal {
-                journal::forget(&dir, &self.exec_id);
+                journal::forget(&dir, &exec_id);
             }
             return;
         }
-        let docker = self.docker.clone();
-        let exec_id = std::mem::take(&mut self.exec_id);
         let process = self.process.clone();
         spawn_cleanup(async move {
             match running_pid(&docker, &exec_id).await {
@@ -281,5 +373,51 @@ impl Drop for ExecGuard {
                 journal::forget(&dir, &exec_id);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|e| (*e).to_owned()).collect()
+    }
+
+    #[test]
+    fn through_the_engine_an_exec_gets_a_fresh_marker_last() {
+        let caller = env(&["A=1", "B=2"]);
+        let (first, marker) = marked_env(&caller, ExecSignals::Engine).unwrap();
+        let marker = marker.expect("a marker");
+        assert_eq!(first, env(&["A=1", "B=2", &marker.env_entry()]));
+        let (_, other) = marked_env(&caller, ExecSignals::Engine).unwrap();
+        assert_ne!(other, Some(marker), "one marker per exec");
+    }
+
+    #[test]
+    fn by_host_pid_an_exec_gets_the_callers_env_alone() {
+        let caller = env(&["A=1"]);
+        assert_eq!(
+            marked_env(&caller, ExecSignals::HostPid).unwrap(),
+            (caller, None)
+        );
+    }
+
+    #[test]
+    fn a_callers_env_naming_the_marker_is_refused_in_either_mode() {
+        for signals in [ExecSignals::Engine, ExecSignals::HostPid] {
+            for entry in [
+                "DOCKWIRE_EXEC=0123456789abcdef0123456789abcdef",
+                "DOCKWIRE_EXEC",
+            ] {
+                let refused = marked_env(&env(&["A=1", entry]), signals).unwrap_err();
+                assert_eq!(refused.code, dockwire_core::ErrorCode::INVALID_INPUT);
+                assert!(
+                    refused.message.contains("DOCKWIRE_EXEC"),
+                    "{}",
+                    refused.message
+                );
+            }
+        }
     }
 }

@@ -43,7 +43,7 @@
 //!
 //! A call that ends early (the client aborts or vanishes) drops its
 //! handler, whose guards then clean up on the engine: a cancelled exec's
-//! process tree is killed (when the server shares the engine's host, see
+//! processes are killed (by host pid, or through the engine, see
 //! [`ExecSignals`]), and a cancelled `run` kills its container, and
 //! removes it when `autoRemove` was asked.
 
@@ -57,6 +57,8 @@ mod error;
 // Ownership only this server can write, and users' own names.
 pub mod ownership;
 
+// Signals to exec'd processes: to host pids, or through the engine.
+mod exec_signal;
 mod signal;
 
 // The host's rules that fence users' bridges off the host.
@@ -131,6 +133,7 @@ mod tests {
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
+        ("exec_signal", include_str!("exec_signal.rs")),
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
         ("images", include_str!("images.rs")),

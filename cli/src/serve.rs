@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dockwire_core::Limits;
 use dockwire_docker::catalog::Version;
-use dockwire_docker::{Config, DockerClient, DockerService, Role, Roles, UserNetwork};
+use dockwire_docker::{Config, DockerClient, DockerService, ExecSignals, Role, Roles, UserNetwork};
 use dockwire_service::quic::{
     self, Fingerprint, NameLookup, QuicOptions, Standing, TrustCheck, TrustWatch,
     mtls_server_config, peer_by_fingerprint,
@@ -79,6 +79,32 @@ pub struct ServeArgs {
     /// one (DOCKER_HOST=tcp://...), which cannot have the others
     #[arg(long, value_enum, value_name = "MODE")]
     user_network: Option<UserNetworkName>,
+    /// How signals reach exec'd processes (and cancelled execs are killed):
+    /// `host-pid` (this server shares the engine host's pid namespace) or
+    /// `engine` (a second exec in the container signals the processes
+    /// marked DOCKWIRE_EXEC; needs sh, tr, grep and kill in the image).
+    /// Default: host-pid with a local engine socket, engine with a remote
+    /// one. Use engine for a server in a container with the socket mounted
+    #[arg(long, value_enum, value_name = "ROUTE")]
+    exec_signals: Option<ExecSignalsName>,
+}
+
+/// `serve --exec-signals`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecSignalsName {
+    /// Signal the exec's host pid (the engine's pid namespace is shared)
+    HostPid,
+    /// Signal through the engine, by a marker in the exec's environment
+    Engine,
+}
+
+impl ExecSignalsName {
+    fn route(self) -> ExecSignals {
+        match self {
+            ExecSignalsName::HostPid => ExecSignals::HostPid,
+            ExecSignalsName::Engine => ExecSignals::Engine,
+        }
+    }
 }
 
 /// `serve --user-network`.
@@ -160,6 +186,9 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
             ));
         }
         config = config.with_user_network(mode.mode());
+    }
+    if let Some(route) = args.exec_signals {
+        config = config.with_exec_signals(route.route());
     }
     config = config
         .with_roles(roles(authorized.clone()))

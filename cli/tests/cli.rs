@@ -1134,3 +1134,48 @@ fn a_smol_server_runs_and_execs_with_exit_codes() {
     assert_same_bytes("through cat on smol", &cat.stdout, &data);
     rig.server.log_line(&["peer=admin", "operation="]);
 }
+
+#[test]
+fn serve_exec_signals_engine_marks_execs_and_kills_a_vanished_clients_exec() {
+    // Through the engine, as a server in a container with the engine's
+    // socket mounted would have it (this one could use host pids).
+    let rig = Rig::with(
+        "exec-signals",
+        &["--exec-signals", "engine", "--idle-timeout", "2"],
+    );
+    let name = rig.containers.docker_sleeper("exec-signals");
+    let marker = rig
+        .admin
+        .run(&["exec", &name, "sh", "-c", "echo \"$DOCKWIRE_EXEC\""])
+        .ok()
+        .out();
+    let marker = marker.trim();
+    assert!(
+        marker.len() == 32 && marker.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the exec carries no marker: {marker:?}"
+    );
+    let top = || docker(&["top", &name]).ok().out();
+    let exec = start(
+        &mut rig
+            .admin
+            .command(&["exec", &name, "sh", "-c", "sleep 701 & sleep 702; true"]),
+        None,
+    );
+    eventually("the exec runs", Duration::from_secs(10), || {
+        match top().contains("sleep 701") && top().contains("sleep 702") {
+            true => Ok(()),
+            false => Err(top()),
+        }
+    });
+    // The client vanishes (SIGKILL): its connection times out, its call
+    // is cancelled, and the server kills the exec through the engine.
+    drop(exec);
+    eventually(
+        "the exec's processes are gone",
+        Duration::from_secs(15),
+        || match top().contains("sleep 701") || top().contains("sleep 702") {
+            false => Ok(()),
+            true => Err(top()),
+        },
+    );
+}

@@ -34,7 +34,9 @@ use serde_json::{Value, json};
 pub mod docker;
 pub mod private_engine;
 pub mod quic_peers;
+pub mod reach;
 pub mod relay;
+pub mod tenancy;
 pub mod user_networks;
 
 // README.md's examples are compiled and run with this crate's doc tests,

@@ -32,7 +32,7 @@ fn roles() -> Roles {
 }
 
 /// Users' containers get no network here: users' networks are
-/// `tenancy_network.rs`'s, and parallel tests of alice's and bob's would
+/// `tenancy.rs`'s, and parallel tests of alice's and bob's would
 /// share theirs.
 fn service(config: Config) -> Arc<DockerService> {
     let _ = engine();
@@ -384,7 +384,7 @@ fn a_users_events_show_only_its_own_containers() {
 fn image_inspect_and_remove_need_an_admin_pull_and_list_do_not() {
     Rt::Tokio.block_on(async {
         // Users pull from the registries the server allows (see
-        // tenancy_keys.rs): here the local one.
+        // tenancy.rs): here the local one.
         let config = Config::from_env()
             .with_roles(roles())
             .with_allowed_registry("127.0.0.1:5000");

@@ -32,6 +32,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
 pub mod docker;
+pub mod exec_signals;
 pub mod private_engine;
 pub mod quic_peers;
 pub mod reach;

@@ -38,7 +38,12 @@
 //! | hardening: the operator's capability set | `the_operator_chooses_the_capabilities_users_lose` |
 //! | hardening: no host path in a user's error | `no_host_path_is_in_an_error_a_user_sees` |
 //! | the audit line | `every_call_leaves_an_audit_line_with_key_address_object_and_outcome` |
-//! | exec signals through the engine | `tenancy_signals.rs` (another part of issue 13; to be folded in here) |
+//! | exec signals through the engine: they reach the process | `exec_signal_through_the_engine_reaches_the_process` |
+//! | … a non-root user's process | `exec_signal_through_the_engine_reaches_a_non_root_users_process` |
+//! | … only its own exec | `a_signal_through_the_engine_reaches_only_its_own_exec` |
+//! | … a cancelled exec is killed | `a_cancelled_exec_is_killed_through_the_engine` |
+//! | … a dead call's exec, by the sweep | `a_dead_calls_exec_is_killed_through_the_engine_by_the_sweep` |
+//! | … a caller cannot set the marker | `a_callers_dockwire_exec_is_refused_and_the_servers_marker_is_fresh` |
 //!
 //! Everything a test makes carries its label `dockwire-test=<label>` or
 //! is owned by one of its keys; `Tenancy::finish` fails the test if any
@@ -55,15 +60,21 @@ use bollard::Docker;
 use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService, OwnerKey, Role, UserNetwork};
+use dockwire_docker::{
+    Config, DockerClient, DockerService, ExecSignals, OwnerKey, Role, UserNetwork,
+};
+use dockwire_service::ClientError;
 use dockwire_service::quic::Identity;
-use dockwire_tests::docker::{Cleanup, IMAGE, REGISTRY_IMAGE, engine, on_engine, unique};
+use dockwire_tests::docker::{
+    Cleanup, IMAGE, REGISTRY_IMAGE, engine, on_engine, read_until, runs, unique,
+};
+use dockwire_tests::exec_signals::*;
 use dockwire_tests::reach::*;
 use dockwire_tests::tenancy::*;
 use dockwire_tests::user_networks::{BRIDGE_NAME_OPTION, rules_for};
 use dockwire_tests::{Rt, sleep_ms};
 use futures::StreamExt;
-use futures::io::AsyncWriteExt;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 // ------------------------------------------- attacks on other peers' objects
 
@@ -2013,5 +2024,240 @@ fn every_call_leaves_an_audit_line_with_key_address_object_and_outcome() {
         }
         t.remove(&alice.docker, &hers).await;
         t.finish();
+    });
+}
+
+// ------------------------------------------- exec signals through the engine
+//
+// The server does not share the engine's pid namespace (`ExecSignals::Engine`):
+// signals and cleanup reach an exec by a second exec in its container (the rig
+// is `dockwire_tests::exec_signals`).
+
+/// A shell that says `ready`, then on TERM says `got-term` and exits 7.
+const TRAPPING: &str = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 1; done";
+
+#[test]
+fn exec_signal_through_the_engine_reaches_the_process() {
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        let mut session = t
+            .alice
+            .open(&ExecInput::new(&id, ["sh", "-c", TRAPPING]))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        read_until(&mut session, &mut seen, "ready\n").await;
+        session.control.signal("TERM").await.unwrap();
+        session.stdout.read_to_end(&mut seen).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen), "ready\ngot-term\n");
+        assert_eq!(session.exit.await.unwrap(), 7);
+
+        // A plain process, signalled by number: what a shell reports for
+        // TERM.
+        let mut session = t
+            .alice
+            .open(&ExecInput::new(&id, ["sleep", "610"]))
+            .await
+            .unwrap();
+        session.control.signal("15").await.unwrap();
+        let mut rest = Vec::new();
+        session.stdout.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"");
+        assert_eq!(session.exit.await.unwrap(), 143);
+        t.finish(&id).await;
+    });
+}
+
+#[test]
+fn exec_signal_through_the_engine_reaches_a_non_root_users_process() {
+    // The signaller runs as the exec's user: the container's root could
+    // not read that process's environment (no CAP_SYS_PTRACE).
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        let mut input = ExecInput::new(&id, ["sh", "-c", TRAPPING]);
+        input.user = Some("1000:1000".into());
+        let mut session = t.alice.open(&input).await.unwrap();
+        let mut seen = Vec::new();
+        read_until(&mut session, &mut seen, "ready\n").await;
+        session.control.signal("SIGTERM").await.unwrap();
+        session.stdout.read_to_end(&mut seen).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen), "ready\ngot-term\n");
+        assert_eq!(session.exit.await.unwrap(), 7);
+        t.finish(&id).await;
+    });
+}
+
+#[test]
+fn a_signal_through_the_engine_reaches_only_its_own_exec() {
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        let mut signalled = t
+            .alice
+            .open(&ExecInput::new(&id, ["sleep", "611"]))
+            .await
+            .unwrap();
+        let mut bystander = t
+            .alice
+            .open(&ExecInput::new(
+                &id,
+                ["sh", "-c", "sleep 612; echo bystander-done"],
+            ))
+            .await
+            .unwrap();
+        within_patience("both execs run", async || {
+            runs(&id, "sleep 611") && runs(&id, "sleep 612")
+        })
+        .await;
+        signalled.control.signal("TERM").await.unwrap();
+        assert_eq!(signalled.exit.await.unwrap(), 143);
+        // The other exec, with its own marker, is untouched.
+        assert!(runs(&id, "sleep 612"), "the other exec still runs");
+        assert_eq!(marked(&id).await.len(), 2, "the bystander's sh and sleep");
+        bystander.control.abort().await.unwrap();
+        assert!(bystander.exit.await.is_err());
+        within_patience("the bystander is killed", async || {
+            marked(&id).await.is_empty()
+        })
+        .await;
+        t.finish(&id).await;
+    });
+}
+
+#[test]
+fn a_cancelled_exec_is_killed_through_the_engine() {
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        // Aborted on the raw carriage: the shell, and the child it started.
+        let mut session = t
+            .alice
+            .open(&ExecInput::new(
+                &id,
+                ["sh", "-c", "sleep 601 & sleep 602; true"],
+            ))
+            .await
+            .unwrap();
+        within_patience("the exec and its child run", async || {
+            runs(&id, "sleep 601") && runs(&id, "sleep 602")
+        })
+        .await;
+        assert_eq!(marked(&id).await.len(), 3, "sh and its two sleeps");
+        session.control.abort().await.unwrap();
+        assert!(session.exit.await.is_err());
+        within_patience("no process carries a marker", async || {
+            marked(&id).await.is_empty()
+        })
+        .await;
+        assert!(!runs(&id, "sleep 601") && !runs(&id, "sleep 602"));
+
+        // A json exec whose subscription is dropped.
+        let items = t
+            .alice
+            .subscribe(&ExecInput::new(
+                &id,
+                ["sh", "-c", "sleep 603 & sleep 604; true"],
+            ))
+            .await
+            .unwrap();
+        within_patience("the json exec and its child run", async || {
+            runs(&id, "sleep 603") && runs(&id, "sleep 604")
+        })
+        .await;
+        drop(items);
+        within_patience("no process carries a marker", async || {
+            marked(&id).await.is_empty()
+        })
+        .await;
+        assert!(!runs(&id, "sleep 603") && !runs(&id, "sleep 604"));
+        // The container itself is untouched.
+        assert!(runs(&id, "sleep 3600"));
+        t.finish(&id).await;
+    });
+}
+
+#[test]
+fn a_callers_dockwire_exec_is_refused_and_the_servers_marker_is_fresh() {
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        // The marker is the server's: fresh per exec, 128 bits of hex.
+        let echo = ["sh", "-c", "echo \"$DOCKWIRE_EXEC\""];
+        let first = output(&t.alice, ExecInput::new(&id, echo)).await.unwrap();
+        let second = output(&t.alice, ExecInput::new(&id, echo)).await.unwrap();
+        for (out, code) in [&first, &second] {
+            assert_eq!(*code, 0);
+            let marker = out.strip_suffix('\n').unwrap();
+            assert_eq!(marker.len(), 32, "{out:?}");
+            assert!(marker.bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
+        }
+        assert_ne!(first.0, second.0);
+
+        // A caller's own: refused (given a value, or passed on from the
+        // container's), and nothing runs.
+        let forged = first.0.trim();
+        for entry in [
+            format!("DOCKWIRE_EXEC={forged}"),
+            "DOCKWIRE_EXEC".to_owned(),
+        ] {
+            let mut input = ExecInput::new(&id, ["touch", "/tmp/forged"]);
+            input.env = vec!["A=1".into(), entry.clone()];
+            let refused = match output(&t.alice, input).await {
+                Err(ClientError::Remote(e)) => e,
+                other => panic!("{entry}: expected a refusal, got {other:?}"),
+            };
+            assert_eq!(refused.code, ErrorCode::INVALID_INPUT, "{entry}");
+            assert_eq!(
+                refused.message,
+                "`env` may not set DOCKWIRE_EXEC: the server marks its execs with it"
+            );
+        }
+        let ls = output(&t.alice, ExecInput::new(&id, ["ls", "/tmp"]))
+            .await
+            .unwrap();
+        assert_eq!(ls, (String::new(), 0), "nothing ran");
+        t.finish(&id).await;
+    });
+}
+
+#[test]
+fn a_dead_calls_exec_is_killed_through_the_engine_by_the_sweep() {
+    bounded(async {
+        let t = Signals::new();
+        let id = t.container().await;
+        // Two execs whose calls died with a crashed server, as its journal
+        // left them: one with its marker, one from before markers.
+        let marker = "0123456789abcdef0123456789abcdef";
+        let marked_exec = detached(&id, Some(marker), "sleep 631 & sleep 632; true").await;
+        let old_exec = detached(&id, None, "sleep 633").await;
+        let journal = std::env::temp_dir().join(unique("signals-journal"));
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join(&marked_exec), format!("{id}\n{marker}\n")).unwrap();
+        std::fs::write(journal.join(&old_exec), format!("{id}\n")).unwrap();
+        within_patience("the execs run", async || {
+            runs(&id, "sleep 631") && runs(&id, "sleep 632") && runs(&id, "sleep 633")
+        })
+        .await;
+
+        let restarted = DockerService::new(
+            Docker::connect_with_local_defaults().unwrap(),
+            Config::from_env()
+                .with_exec_journal(&journal)
+                .with_exec_signals(ExecSignals::Engine),
+        );
+        restarted.sweep().await.unwrap();
+        within_patience("the marked exec's processes are gone", async || {
+            !runs(&id, "sleep 631") && !runs(&id, "sleep 632")
+        })
+        .await;
+        // Nothing tells the old record's processes: they are left (and
+        // logged), as documented.
+        assert!(runs(&id, "sleep 633"));
+        let left: Vec<_> = std::fs::read_dir(&journal).unwrap().collect();
+        assert!(left.is_empty(), "the records are dropped: {left:?}");
+        std::fs::remove_dir_all(&journal).unwrap();
+        t.finish(&id).await;
     });
 }

@@ -1,8 +1,22 @@
 //! The host's packet filter rules that keep users' containers off the
-//! host: one rule per user bridge (and per IP family), in `INPUT`, which
-//! rejects every new connection from the bridge to any address of the
-//! host (its gateway address on the bridge and all the others), while
-//! replies to connections the host opened still pass.
+//! host and off every other bridge, for each user bridge and IP family:
+//!
+//! - in `filter`'s `INPUT`, a rule that rejects every new connection from
+//!   the bridge to any address of the host (its gateway address on the
+//!   bridge and all the others), while replies to connections the host
+//!   opened still pass;
+//! - in `mangle`'s `FORWARD`, a rule that drops every new connection
+//!   routed into the bridge from anywhere else (another user's bridge,
+//!   the default bridge, the uplink), and rules that drop whatever the
+//!   bridge routes to the engine's other bridges (`docker0`, `br-…`).
+//!
+//! Docker's own isolation between its networks lives in `filter`'s
+//! `FORWARD`, and Docker 20.10 deletes and re-inserts those rules as
+//! networks come and go: in that gap traffic between bridges passes, and
+//! a user can make and remove networks at will. `mangle` is passed before
+//! `filter` and Docker never writes it, so these rules hold whatever
+//! `filter`'s `FORWARD` says at the moment (an operator's `ACCEPT`
+//! included).
 //!
 //! A user network's bridge is named `dw` + 12 hex digits ([`bridge_name`]),
 //! so that its rules can be found, checked and removed by name. Rules live
@@ -10,8 +24,7 @@
 //! before the network is made and again (idempotently) before each user
 //! container joins it, and removed with the network. Two servers on one
 //! engine therefore never remove each other's rules: a network's rules go
-//! only when the network goes ([`stale`] finds those of networks removed
-//! behind dockwire's back).
+//! only when the network goes.
 //!
 //! The rules are written with the `iptables` and `ip6tables` commands, so
 //! they work with either of their backends (nf_tables or legacy).
@@ -24,8 +37,9 @@ use ring::digest;
 /// The comment on every rule of dockwire's: how its rules are found.
 const COMMENT: &str = "dockwire-user-network";
 
-/// The chain the kernel passes traffic for the host's own addresses to.
-const CHAIN: &str = "INPUT";
+/// The engine's bridges besides users': its default bridge and its
+/// networks' (`br-` and 12 hex digits), as `iptables` wildcards.
+const ENGINE_BRIDGES: [&str; 2] = ["docker0", "br-+"];
 
 /// The prefix of every user bridge's interface name.
 pub(crate) const BRIDGE_PREFIX: &str = "dw";
@@ -84,12 +98,12 @@ pub(crate) fn fence(bridge: &str) -> Result<(), FirewallError> {
     check_bridge(bridge)?;
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     for tool in tools() {
-        if !has_rule(tool, bridge)? {
-            // First in the chain: no rule of the host's can accept the
-            // traffic before this one rejects it.
-            let mut args = vec!["-w", "-I", CHAIN, "1"];
-            args.extend(rule(bridge));
-            run(tool, &args)?;
+        for rule in rules(bridge) {
+            if !has_rule(tool, &rule)? {
+                // First in the chain: no rule of the host's can accept
+                // the traffic before this one refuses it.
+                run(tool, &rule.args("-I"))?;
+            }
         }
     }
     Ok(())
@@ -101,10 +115,10 @@ pub(crate) fn unfence(bridge: &str) -> Result<(), FirewallError> {
     check_bridge(bridge)?;
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     for tool in tools() {
-        while has_rule(tool, bridge)? {
-            let mut args = vec!["-w", "-D", CHAIN];
-            args.extend(rule(bridge));
-            run(tool, &args)?;
+        for rule in rules(bridge) {
+            while has_rule(tool, &rule)? {
+                run(tool, &rule.args("-D"))?;
+            }
         }
     }
     Ok(())
@@ -121,23 +135,57 @@ fn check_bridge(bridge: &str) -> Result<(), FirewallError> {
     }
 }
 
-/// The rule's match and target, after the chain.
-fn rule(bridge: &str) -> [&str; 13] {
-    [
-        "-i",
-        bridge,
-        "-m",
-        "conntrack",
-        "!",
-        "--ctstate",
-        "ESTABLISHED,RELATED",
-        "-m",
-        "comment",
-        "--comment",
-        COMMENT,
-        "-j",
-        "REJECT",
-    ]
+/// One rule: where it goes, what it matches, what it does.
+#[derive(Debug, PartialEq, Eq)]
+struct Rule {
+    table: &'static str,
+    chain: &'static str,
+    /// The match and target, after the chain.
+    spec: Vec<String>,
+}
+
+impl Rule {
+    fn new(table: &'static str, chain: &'static str, spec: &[&str]) -> Rule {
+        let mut spec: Vec<String> = spec.iter().map(|s| (*s).to_owned()).collect();
+        let target = spec.split_off(spec.len() - 2);
+        spec.extend(["-m", "comment", "--comment", COMMENT].map(str::to_owned));
+        spec.extend(target);
+        Rule { table, chain, spec }
+    }
+
+    /// The command's arguments that apply `op` (`-C`, `-D`; `-I`, at the
+    /// top of the chain) to this rule.
+    fn args(&self, op: &'static str) -> Vec<&str> {
+        let mut args = vec!["-w", "-t", self.table, op, self.chain];
+        if op == "-I" {
+            args.push("1");
+        }
+        args.extend(self.spec.iter().map(String::as_str));
+        args
+    }
+}
+
+/// `bridge`'s rules (see the module's documentation).
+fn rules(bridge: &str) -> Vec<Rule> {
+    let not_a_reply = ["-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED"];
+    let mut into_host = vec!["-i", bridge];
+    into_host.extend(not_a_reply);
+    into_host.extend(["-j", "REJECT"]);
+    let mut into_bridge = vec!["-o", bridge, "!", "-i", bridge];
+    into_bridge.extend(not_a_reply);
+    into_bridge.extend(["-j", "DROP"]);
+    let mut rules = vec![
+        Rule::new("filter", "INPUT", &into_host),
+        Rule::new("mangle", "FORWARD", &into_bridge),
+    ];
+    for other in ENGINE_BRIDGES {
+        rules.push(Rule::new(
+            "mangle",
+            "FORWARD",
+            &["-i", bridge, "-o", other, "-j", "DROP"],
+        ));
+    }
+    rules
 }
 
 /// The commands to write rules with: IPv4's always, IPv6's when the host
@@ -151,10 +199,9 @@ fn tools() -> Vec<&'static str> {
     tools
 }
 
-/// Whether `tool` has `bridge`'s rule: `-C` exits 1 when it has not.
-fn has_rule(tool: &'static str, bridge: &str) -> Result<bool, FirewallError> {
-    let mut args = vec!["-w", "-C", CHAIN];
-    args.extend(rule(bridge));
+/// Whether `tool` has `rule`: `-C` exits 1 when it has not.
+fn has_rule(tool: &'static str, rule: &Rule) -> Result<bool, FirewallError> {
+    let args = rule.args("-C");
     let out = command(tool, &args)?;
     match out.status.code() {
         Some(0) => Ok(true),
@@ -210,5 +257,34 @@ mod tests {
             assert!(!is_bridge_name(not), "{not}");
         }
         assert!(matches!(fence("eth0"), Err(FirewallError::NotABridge(_))));
+    }
+
+    #[test]
+    fn a_bridge_is_fenced_off_the_host_and_every_other_bridge_by_comment() {
+        let bridge = bridge_name("dw-0123456789ab");
+        let written: Vec<String> = rules(&bridge)
+            .iter()
+            .map(|r| r.args("-I").join(" "))
+            .collect();
+        let c = format!("-m comment --comment {COMMENT}");
+        assert_eq!(
+            written,
+            [
+                format!(
+                    "-w -t filter -I INPUT 1 -i {bridge} -m conntrack ! --ctstate \
+                     ESTABLISHED,RELATED {c} -j REJECT"
+                ),
+                format!(
+                    "-w -t mangle -I FORWARD 1 -o {bridge} ! -i {bridge} -m conntrack ! \
+                     --ctstate ESTABLISHED,RELATED {c} -j DROP"
+                ),
+                format!("-w -t mangle -I FORWARD 1 -i {bridge} -o docker0 {c} -j DROP"),
+                format!("-w -t mangle -I FORWARD 1 -i {bridge} -o br-+ {c} -j DROP"),
+            ]
+        );
+        assert_eq!(
+            rules(&bridge)[0].args("-D").join(" "),
+            written[0].replace("-I INPUT 1", "-D INPUT")
+        );
     }
 }

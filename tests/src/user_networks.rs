@@ -16,19 +16,32 @@ pub const RULE_COMMENT: &str = "dockwire-user-network";
 /// The bridge driver's option naming a network's interface.
 pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
-/// The lines of `iptables -S INPUT` (and ip6tables') that name interface
-/// `bridge`.
+/// The chains dockwire puts rules in: (table, chain).
+const CHAINS: [(&str, &str); 2] = [("filter", "INPUT"), ("mangle", "FORWARD")];
+
+/// The lines of `iptables -t filter -S INPUT` and `-t mangle -S FORWARD`
+/// (and ip6tables') that name interface `bridge`, each after its tool and
+/// table (`iptables filter: -A INPUT …`).
 pub fn rules_for(bridge: &str) -> Vec<String> {
-    let needle = format!("-i {bridge} ");
     let mut found = Vec::new();
     for tool in ["iptables", "ip6tables"] {
-        for line in list_input(tool) {
-            if line.contains(&needle) {
-                found.push(format!("{tool}: {line}"));
+        for (table, chain) in CHAINS {
+            for line in list(tool, table, chain) {
+                if names(&line, bridge) {
+                    found.push(format!("{tool} {table}: {line}"));
+                }
             }
         }
     }
     found
+}
+
+/// Whether rule `line` matches on interface `bridge`, in or out.
+fn names(line: &str, bridge: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .any(|w| matches!(w[0], "-i" | "-o") && w[1] == bridge)
 }
 
 /// Removes, when dropped, the networks dockwire made for `owners` and the
@@ -116,29 +129,111 @@ pub fn remove_with_rules(network: &bollard::models::Network) {
 
 /// Deletes dockwire's rules on `bridge`, in both families.
 pub fn remove_rules_for(bridge: &str) {
-    let needle = format!("-i {bridge} ");
     for tool in ["iptables", "ip6tables"] {
-        for line in list_input(tool) {
-            if !line.contains(&needle) || !line.contains(RULE_COMMENT) {
-                continue;
+        for (table, chain) in CHAINS {
+            for line in list(tool, table, chain) {
+                if !names(&line, bridge) || !line.contains(RULE_COMMENT) {
+                    continue;
+                }
+                let Some(spec) = line.strip_prefix("-A ") else {
+                    continue;
+                };
+                let mut args = vec!["-w", "-t", table, "-D"];
+                args.extend(spec.split_whitespace());
+                let _ = Command::new(tool).args(&args).output();
             }
-            let Some(spec) = line.strip_prefix("-A ") else {
-                continue;
-            };
-            let mut args = vec!["-w", "-D"];
-            args.extend(spec.split_whitespace());
-            let _ = Command::new(tool).args(&args).output();
         }
     }
 }
 
-/// `tool -S INPUT`, line by line; none when the tool is missing.
-fn list_input(tool: &str) -> Vec<String> {
-    match Command::new(tool).args(["-w", "-S", "INPUT"]).output() {
+/// `tool -t table -S chain`, line by line; none when the tool is missing.
+fn list(tool: &str, table: &str, chain: &str) -> Vec<String> {
+    match Command::new(tool)
+        .args(["-w", "-t", table, "-S", chain])
+        .output()
+    {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// Rules that accept everything to and from `bridge` in `DOCKER-USER`
+/// (the chain Docker keeps first in `filter`'s `FORWARD`, for operators'
+/// rules), until dropped: what traffic between bridges meets under an
+/// operator's permissive rule, or while Docker rewrites its isolation
+/// rules. IPv4 only.
+pub struct ForwardAccepted {
+    specs: Vec<Vec<String>>,
+}
+
+/// Docker's chain for operators' `FORWARD` rules.
+const USER_CHAIN: &str = "DOCKER-USER";
+
+impl ForwardAccepted {
+    /// Inserts the rules.
+    pub fn on(bridge: &str) -> ForwardAccepted {
+        let specs: Vec<Vec<String>> = ["-i", "-o"]
+            .iter()
+            .map(|dir| {
+                [USER_CHAIN, dir, bridge, "-j", "ACCEPT"]
+                    .map(str::to_owned)
+                    .to_vec()
+            })
+            .collect();
+        for spec in &specs {
+            let mut args = vec!["-w", "-I", USER_CHAIN, "1"];
+            args.extend(spec[1..].iter().map(String::as_str));
+            let out = Command::new("iptables").args(&args).output().unwrap();
+            assert!(out.status.success(), "iptables {args:?}: {out:?}");
+        }
+        ForwardAccepted { specs }
+    }
+}
+
+impl Drop for ForwardAccepted {
+    fn drop(&mut self) {
+        for spec in &self.specs {
+            let mut args = vec!["-w", "-D"];
+            args.extend(spec.iter().map(String::as_str));
+            let _ = Command::new("iptables").args(&args).output();
+        }
+    }
+}
+
+/// dockwire's `mangle` `FORWARD` rules on `bridge` (IPv4), taken out until
+/// dropped, then put back as they were: a test's control that shows what
+/// they hold back.
+pub struct ForwardFenceLifted {
+    lines: Vec<String>,
+}
+
+impl ForwardFenceLifted {
+    /// Deletes the rules; panics if there are none.
+    pub fn on(bridge: &str) -> ForwardFenceLifted {
+        let lines: Vec<String> = list("iptables", "mangle", "FORWARD")
+            .into_iter()
+            .filter(|l| names(l, bridge) && l.contains(RULE_COMMENT))
+            .collect();
+        assert!(!lines.is_empty(), "no mangle FORWARD rule names {bridge}");
+        for line in &lines {
+            let mut args = vec!["-w", "-t", "mangle", "-D"];
+            args.extend(line.trim_start_matches("-A ").split_whitespace());
+            let out = Command::new("iptables").args(&args).output().unwrap();
+            assert!(out.status.success(), "iptables {args:?}: {out:?}");
+        }
+        ForwardFenceLifted { lines }
+    }
+}
+
+impl Drop for ForwardFenceLifted {
+    fn drop(&mut self) {
+        for line in self.lines.iter().rev() {
+            let mut args = vec!["-w", "-t", "mangle", "-I", "FORWARD", "1"];
+            args.extend(line.trim_start_matches("-A FORWARD ").split_whitespace());
+            let _ = Command::new("iptables").args(&args).output();
+        }
     }
 }

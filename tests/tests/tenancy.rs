@@ -30,6 +30,7 @@
 //! | volumes: a user's own, no drivers or options | `users_make_list_and_remove_volumes_of_their_own` |
 //! | networks: a network of one's own by default | `a_users_container_lands_on_its_own_network_not_the_default_bridge` |
 //! | networks: users' own further networks | `users_make_use_and_remove_networks_of_their_own` |
+//! | 3, 4 while Docker rewrites its `FORWARD` rules (or an operator accepts all) | `other_peers_containers_stay_unreachable_while_the_forward_chain_accepts_everything` |
 //! | networks: `--user-network isolated\|internal\|none` | `internal_mode_has_no_way_out_and_none_mode_no_interface_but_loopback` |
 //! | networks: rules go with the network | `removing_a_users_network_removes_its_rules_and_leaves_nothing` |
 //! | pulls: allowed registries only | `users_pull_only_from_allowed_registries` |
@@ -71,7 +72,9 @@ use dockwire_tests::docker::{
 use dockwire_tests::exec_signals::*;
 use dockwire_tests::reach::*;
 use dockwire_tests::tenancy::*;
-use dockwire_tests::user_networks::{BRIDGE_NAME_OPTION, rules_for};
+use dockwire_tests::user_networks::{
+    BRIDGE_NAME_OPTION, ForwardAccepted, ForwardFenceLifted, rules_for,
+};
 use dockwire_tests::{Rt, sleep_ms};
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -1505,6 +1508,69 @@ fn a_users_container_cannot_reach_other_peers_containers_by_ip_or_published_port
     });
 }
 
+/// Attacks 3 and 4 under an operator's rule that accepts everything
+/// (in `DOCKER-USER`), or while Docker rewrites its own isolation rules in
+/// `filter`'s `FORWARD` (it deletes and re-inserts them as networks come
+/// and go, and a user can make and remove networks at will; the gap that
+/// once let this test's older form fail one run in five): dockwire's rules in `mangle`
+/// still keep alice's container from the admin's container on the default
+/// bridge and from bob's on his network, and keep bob's from hers. The
+/// control lifts dockwire's rules on alice's bridge for a moment: the
+/// admin's container then answers her, so the accepting rules really open
+/// the way.
+#[test]
+fn other_peers_containers_stay_unreachable_while_the_forward_chain_accepts_everything() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::with(Config::from_env().with_user_network(UserNetwork::Isolated));
+        let cleanup = Cleanup::default();
+        let (alice, bob) = (&t.alice, &t.bob);
+        let his_web = web(bob, &cleanup, "bob").await;
+        let (his_net, his_ip, _) = only_network(bob, &his_web).await;
+        let (admins, _) = admins_published_web(&cleanup);
+        let admins_ip = on_engine(engine().inspect_container(&admins, None))
+            .unwrap()
+            .network_settings
+            .and_then(|s| s.networks)
+            .and_then(|n| n.get("bridge").cloned())
+            .and_then(|n| n.ip_address)
+            .unwrap();
+        let hers = web(alice, &cleanup, "alice").await;
+        let (her_net, her_ip, _) = only_network(alice, &hers).await;
+        let his_other = sleeper(bob, &cleanup).await;
+        // bob's own container reaches his web: the servers are up.
+        let (out, _, _) = get_ready(bob, &his_other, &his_ip, 8080, "bob").await;
+        assert!(out.ends_with("bob\n"), "{out:?}");
+
+        let _open_hers = ForwardAccepted::on(&bridge_of(&her_net));
+        let _open_his = ForwardAccepted::on(&bridge_of(&his_net));
+        unreachable(alice, &hers, &admins_ip, 8080, "the admin's container").await;
+        unreachable(alice, &hers, &his_ip, 8080, "bob's container").await;
+        unreachable(bob, &his_other, &her_ip, 8080, "alice's container").await;
+
+        // The control: without dockwire's rules on her bridge, the
+        // accepting rules let alice reach the admin's container.
+        {
+            let _lifted = ForwardFenceLifted::on(&bridge_of(&her_net));
+            let (out, _, code) = get_ready(alice, &hers, &admins_ip, 8080, "root").await;
+            assert!(out.ends_with("root\n") && code == 0, "{out:?} {code}");
+        }
+        unreachable(
+            alice,
+            &hers,
+            &admins_ip,
+            8080,
+            "the admin's container, again",
+        )
+        .await;
+
+        // Each still reaches its own.
+        let (out, _, _) = get(bob, &his_other, &his_ip, 8080).await;
+        assert!(out.ends_with("bob\n"), "{out:?}");
+        let (out, _, _) = get(alice, &hers, &her_ip, 8080).await;
+        assert!(out.ends_with("alice\n"), "{out:?}");
+    });
+}
+
 #[test]
 fn internal_mode_has_no_way_out_and_none_mode_no_interface_but_loopback() {
     Rt::Tokio.block_on(async {
@@ -1596,9 +1662,24 @@ fn removing_a_users_network_removes_its_rules_and_leaves_nothing() {
             let hers = sleeper(alice, &cleanup).await;
             let (net, _, _) = only_network(alice, &hers).await;
             let bridge = bridge_of(&net);
+            // Per family: one REJECT into the host, three DROPs between
+            // bridges.
             let rules = rules_for(&bridge);
-            assert!(!rules.is_empty(), "round {round}: no rule for {bridge}");
-            assert!(rules.iter().all(|r| r.contains("REJECT")), "{rules:?}");
+            for tool in ["iptables", "ip6tables"] {
+                let count = |table: &str, target: &str| {
+                    let prefix = format!("{tool} {table}:");
+                    rules
+                        .iter()
+                        .filter(|r| r.starts_with(&prefix) && r.contains(target))
+                        .count()
+                };
+                assert_eq!(
+                    (count("filter", "-j REJECT"), count("mangle", "-j DROP")),
+                    (1, 3),
+                    "round {round}: {rules:?}"
+                );
+            }
+            assert_eq!(rules.len(), 8, "round {round}: {rules:?}");
 
             root.query(&remove(hers)).await.unwrap();
             root.query(&NetworkRemove {

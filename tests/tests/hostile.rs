@@ -676,6 +676,21 @@ fn cases(t: &Targets) -> Vec<Case> {
                 json!({"id": own, "cmd": ["true"], "privileged": true}),
             ))
             .expect(Error(INVALID_INPUT)),
+        Case::new("exec setting the server's exec marker DOCKWIRE_EXEC")
+            .send(req(
+                ID,
+                "container/exec",
+                json!({"id": own, "cmd": ["true"], "env": ["DOCKWIRE_EXEC=0123456789abcdef0123456789abcdef"]}),
+            ))
+            .expect(Error(INVALID_INPUT)),
+        Case::new("raw exec naming the bare exec marker DOCKWIRE_EXEC")
+            .raw()
+            .send(req_raw(
+                ID,
+                "container/exec",
+                json!({"id": own, "cmd": ["cat"], "stdin": true, "env": ["DOCKWIRE_EXEC"]}),
+            ))
+            .expect(Error(INVALID_INPUT)),
         Case::new("exec with an empty cmd, json")
             .send(req(ID, "container/exec", exec(&[], false, false)))
             .expect(Error(INVALID_INPUT)),

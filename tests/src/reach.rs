@@ -164,6 +164,18 @@ pub fn bridge_of(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The address of container `id` (made behind dockwire's back) on the
+/// engine's default bridge.
+pub fn default_bridge_ip(id: &str) -> String {
+    on_engine(engine().inspect_container(id, None))
+        .unwrap()
+        .network_settings
+        .and_then(|s| s.networks)
+        .and_then(|n| n.get("bridge").cloned())
+        .and_then(|n| n.ip_address)
+        .expect("an address on the default bridge")
+}
+
 /// An IPv4 address of the host other than loopback and the bridges'
 /// (its uplink's, as a remote peer would reach it).
 pub fn host_address() -> String {

@@ -72,9 +72,7 @@ use dockwire_tests::docker::{
 use dockwire_tests::exec_signals::*;
 use dockwire_tests::reach::*;
 use dockwire_tests::tenancy::*;
-use dockwire_tests::user_networks::{
-    BRIDGE_NAME_OPTION, ForwardAccepted, ForwardFenceLifted, rules_for,
-};
+use dockwire_tests::user_networks::{ForwardAccepted, ForwardFenceLifted, rules_for};
 use dockwire_tests::{Rt, sleep_ms};
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -1230,16 +1228,6 @@ fn users_make_use_and_remove_networks_of_their_own() {
         assert_ne!(hers.id, his.id);
         // Every user network is a bridge fenced off the host, as the
         // default one: its interface `dw` + 12 hex, with dockwire's rule.
-        let bridge_of = |id: &str| {
-            let network =
-                on_engine(engine().inspect_network(id, None::<q::InspectNetworkOptions>)).unwrap();
-            network
-                .options
-                .unwrap_or_default()
-                .get(BRIDGE_NAME_OPTION)
-                .cloned()
-                .unwrap_or_default()
-        };
         let (her_bridge, his_bridge) = (bridge_of(&hers.id), bridge_of(&his.id));
         for bridge in [&her_bridge, &his_bridge] {
             assert!(bridge.starts_with("dw") && bridge.len() == 14, "{bridge:?}");
@@ -1462,13 +1450,7 @@ fn a_users_container_cannot_reach_other_peers_containers_by_ip_or_published_port
         // The admin's container on the default bridge, published on the
         // host: the host reaches it.
         let (admins, port) = admins_published_web(&cleanup);
-        let admins_ip = on_engine(engine().inspect_container(&admins, None))
-            .unwrap()
-            .network_settings
-            .and_then(|s| s.networks)
-            .and_then(|n| n.get("bridge").cloned())
-            .and_then(|n| n.ip_address)
-            .unwrap();
+        let admins_ip = default_bridge_ip(&admins);
         let mut answer = String::new();
         for _ in 0..20 {
             answer = host_get("127.0.0.1", port);
@@ -1527,13 +1509,7 @@ fn other_peers_containers_stay_unreachable_while_the_forward_chain_accepts_every
         let his_web = web(bob, &cleanup, "bob").await;
         let (his_net, his_ip, _) = only_network(bob, &his_web).await;
         let (admins, _) = admins_published_web(&cleanup);
-        let admins_ip = on_engine(engine().inspect_container(&admins, None))
-            .unwrap()
-            .network_settings
-            .and_then(|s| s.networks)
-            .and_then(|n| n.get("bridge").cloned())
-            .and_then(|n| n.ip_address)
-            .unwrap();
+        let admins_ip = default_bridge_ip(&admins);
         let hers = web(alice, &cleanup, "alice").await;
         let (her_net, her_ip, _) = only_network(alice, &hers).await;
         let his_other = sleeper(bob, &cleanup).await;

@@ -26,6 +26,11 @@ impl Drop for Pending {
     }
 }
 
+/// How many cleanups this process has started and not yet finished.
+pub(crate) fn pending() -> usize {
+    PENDING.load(Ordering::SeqCst)
+}
+
 /// Waits until every cleanup this process started has finished, or for
 /// `limit` at most; whether they all finished.
 pub(crate) async fn settle(limit: Duration) -> bool {

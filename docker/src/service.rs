@@ -74,6 +74,15 @@ impl DockerService {
         Compat::new(cleanup::settle(limit)).await
     }
 
+    /// How many cleanups of cancelled calls are running (or retrying an
+    /// engine that cannot be reached) now, in every service of this
+    /// process: what [`settle`](Self::settle) waits for. A call's cleanup
+    /// starts once the service has seen the call cancelled, which can be a
+    /// moment after the caller dropped it.
+    pub fn pending_cleanups(&self) -> usize {
+        cleanup::pending()
+    }
+
     /// Cleans up after calls that died with a crashed process: kills the
     /// processes of the execs its journal ([`Config::with_exec_journal`])
     /// still names, and removes the auto-remove containers this server (its

@@ -379,6 +379,14 @@ fn runs_cancelled_while_the_engine_is_down_are_cleaned_up_once_it_is_back() {
         // The calls may have ended with the engine's connections already;
         // dropping them cancels whatever is left.
         drop((removed, kept));
+        // The service sees the calls cancelled a moment later (longer on
+        // a busy machine), and starts their cleanups.
+        within("the cleanups start", async {
+            while service.pending_cleanups() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
         // Their cleanups wait for the engine: `settle` counts them, and
         // still returns at its limit.
         let asked = Instant::now();

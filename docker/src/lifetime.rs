@@ -56,6 +56,10 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 /// (a container started behind dockwire's back, an engine back up).
 const RESCAN: Duration = Duration::from_secs(10);
 
+/// The least time between two scans: a peer's calls (each create or
+/// start wakes the enforcer) cannot make it scan the engine without pause.
+const MIN_SCAN_GAP: Duration = Duration::from_millis(250);
+
 /// Go's `time.ParseDuration` (docker's durations): an optional sign, then
 /// one or more decimal numbers each with a unit (`ns`, `us`, `µs`, `ms`,
 /// `s`, `m`, `h`), as in `90s`, `1h30m`, `1.5h`. Nanoseconds; `None` when
@@ -393,8 +397,10 @@ impl Lifetimes {
         let Some((at, cause)) = deadline(lifetime, record, created) else {
             return;
         };
-        let shown = DateTime::<Utc>::from(UNIX_EPOCH + Duration::from_millis(at))
-            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(at)) else {
+            return;
+        };
+        let shown = DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true);
         if let Some(labels) = info.config.as_mut().and_then(|c| c.labels.as_mut()) {
             labels.insert(LABEL_EXPIRES.into(), shown);
             labels.insert(LABEL_EXPIRES_BY.into(), cause.as_str().into());
@@ -410,6 +416,7 @@ impl Lifetimes {
         Fut: Future<Output = Result<Docker, CallError>>,
     {
         loop {
+            let began = tokio::time::Instant::now();
             let pause = match docker().await {
                 Ok(docker) => match self.scan(&docker).await {
                     Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now_ms())),
@@ -424,6 +431,9 @@ impl Lifetimes {
             let sleep = std::pin::pin!(tokio::time::sleep(pause.min(RESCAN)));
             let woken = std::pin::pin!(self.wake.notified());
             futures::future::select(sleep, woken).await;
+            // However often calls wake it, it scans a few times a second
+            // at most.
+            tokio::time::sleep_until(began + MIN_SCAN_GAP).await;
         }
     }
 
@@ -487,13 +497,19 @@ impl Lifetimes {
             }
         }
         self.forget_others(&seen);
-        for (id, cause) in expired {
+        // Removed at once, not one after another: each takes the engine
+        // a moment (the kill, the layers).
+        let removals = expired.into_iter().map(|(id, cause)| async move {
             let options = q::RemoveContainerOptions {
                 force: true,
                 v: true,
                 ..Default::default()
             };
-            match docker.remove_container(&id, Some(options)).await {
+            let removed = docker.remove_container(&id, Some(options)).await;
+            (id, cause, removed)
+        });
+        for (id, cause, removed) in futures::future::join_all(removals).await {
+            match removed {
                 Ok(()) => {
                     tracing::info!(container = %id, "removed: its {} has passed", cause.as_str());
                     self.forget(&id);
@@ -575,7 +591,11 @@ impl Lifetimes {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            // A `.tmp` is a write a crash cut short.
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json").or_else(|| n.strip_suffix(".tmp")));
+            let Some(id) = id else {
                 continue;
             };
             if valid_id(id) && !seen.iter().any(|s| s == id) {

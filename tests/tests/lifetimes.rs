@@ -7,6 +7,7 @@
 //! | rule | test |
 //! |---|---|
 //! | a ttl removes on time, from the start; `inspect` shows the deadline | `a_ttl_container_is_removed_on_time_and_inspect_shows_when` |
+//! | a restart of the container does not extend its ttl | `a_restart_of_the_container_does_not_extend_its_ttl` |
 //! | a `run` with a ttl ends and leaves nothing | `a_run_with_a_ttl_ends_when_its_container_is_removed` |
 //! | an idle timeout removes on time; a call pushes it | `an_idle_container_is_removed_on_time_and_a_call_pushes_its_deadline` |
 //! | users' maximum refused before anything is made; defaults; bad durations | `a_users_lifetime_above_the_maximum_is_refused_and_nothing_is_made` |
@@ -185,30 +186,67 @@ fn a_ttl_container_is_removed_on_time_and_inspect_shows_when() {
 }
 
 #[test]
+fn a_restart_of_the_container_does_not_extend_its_ttl() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let server = Enforced::new(&t, Config::from_env());
+        let alice = server.client("alice");
+        let id = sleeper(&alice, timed(t.spec(&[]), Some("3s"), None)).await;
+        let started = started_at(&id).await;
+        sleep_ms(2500).await;
+        alice
+            .query(&ContainerRestart(ContainerStop {
+                id: id.clone(),
+                timeout: Some(0),
+            }))
+            .await
+            .unwrap();
+        assert!(started_at(&id).await > started + Duration::from_secs(2));
+        // From its first start, not from the restart.
+        let gone = gone_at(&id, Duration::from_secs(10)).await;
+        on_time("removal", gone, started + Duration::from_secs(3));
+        drop(server);
+        t.finish();
+    });
+}
+
+#[test]
 fn a_run_with_a_ttl_ends_when_its_container_is_removed() {
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
         let server = Enforced::new(&t, Config::from_env());
         let alice = server.client("alice");
-        let started = SystemTime::now();
-        let mut spec = timed(t.spec(&["sleep", "60"]), Some("2s"), None);
+        let asked = SystemTime::now();
+        let spec = t.spec(&["sh", "-c", "echo up; sleep 60"]);
+        let mut spec = timed(spec, Some("2s"), None);
         spec.auto_remove = true;
         let mut items = alice.subscribe(&RunInput(spec)).await.unwrap();
         // It ends: with the killed container's code, or an error once it
-        // is gone.
+        // is gone. Its start is between the ask and its first output.
+        let mut up = None;
         let ended = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(item) = futures::StreamExt::next(&mut items).await {
-                if item.is_err() {
-                    break;
+                match item {
+                    Ok(ExecItem::Output { .. }) => {
+                        up.get_or_insert_with(SystemTime::now);
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
             }
         })
         .await;
+        let end = SystemTime::now();
         assert!(ended.is_ok(), "the run did not end");
-        on_time(
-            "the run's end",
-            SystemTime::now(),
-            started + Duration::from_secs(2),
+        let up = up.expect("the container said it was up");
+        assert!(
+            end >= asked + Duration::from_secs(2),
+            "ended before its ttl"
+        );
+        assert!(
+            end <= up + Duration::from_secs(2) + SLACK,
+            "ended {:?} after it was up",
+            end.duration_since(up)
         );
         drop(server);
         t.finish();
@@ -426,9 +464,13 @@ fn deadlines_hold_across_a_restart_of_the_server() {
         sleep_ms(1000).await;
         let server = Enforced::new(&t, config());
         let alice = server.client("alice");
-        // Counted from its create, the idle container would be gone by
-        // now; from the touch the first server kept, it is not.
-        sleep_ms(1500).await;
+        // A second before the touch's deadline: counted from its create
+        // (2.5 s before the touch), the idle container would be gone; from
+        // the touch the first server kept, it is not.
+        let wait = (touched + Duration::from_secs(3))
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        sleep_ms(u64::try_from(wait.as_millis()).unwrap()).await;
         assert!(
             exists(&idle).await,
             "the idle deadline lost its touch across the restart"

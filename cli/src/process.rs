@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Overwrite the image's default entrypoint
     #[arg(long)]
     entrypoint: Option<String>,
+    /// Lifetimes: --ttl, --idle-timeout.
+    #[command(flatten)]
+    lifetime: crate::verbs::containers::LifetimeArgs,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -280,6 +283,7 @@ fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
     spec.tty = args.tty;
     spec.stdin = args.interactive;
     spec.auto_remove = args.rm;
+    args.lifetime.apply(&mut spec);
     Ok(spec)
 }
 

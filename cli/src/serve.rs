@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use dockwire_core::Limits;
 use dockwire_docker::catalog::Version;
-use dockwire_docker::{Config, DockerClient, DockerService, ExecSignals, Role, Roles, UserNetwork};
+use dockwire_docker::{
+    Config, DockerClient, DockerService, ExecSignals, LifetimePolicy, Role, Roles, UserNetwork,
+};
 use dockwire_service::quic::{
     self, Fingerprint, NameLookup, QuicOptions, Standing, TrustCheck, TrustWatch,
     mtls_server_config, peer_by_fingerprint,
@@ -87,6 +89,29 @@ pub struct ServeArgs {
     /// one. Use engine for a server in a container with the socket mounted
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
+
+    // Lifetimes of `user` peers' containers (see dockwire_docker::lifetime).
+    /// Time to live a `user` peer's container gets when it asks for none
+    /// (`90s`, `5m`, `1h30m`); default: none
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    user_ttl: Option<Duration>,
+    /// Longest time to live a `user` peer may ask for (and the default
+    /// when --user-ttl is not given); default: no maximum
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    user_ttl_max: Option<Duration>,
+    /// Idle timeout a `user` peer's container gets when it asks for none;
+    /// default: none
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    user_idle_timeout: Option<Duration>,
+    /// Longest idle timeout a `user` peer may ask for (and the default
+    /// when --user-idle-timeout is not given); default: no maximum
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    user_idle_timeout_max: Option<Duration>,
+}
+
+/// A `--user-ttl`-like value: a Go-like duration.
+fn lifetime(value: &str) -> Result<Duration, String> {
+    dockwire_docker::lifetime::parse_lifetime(value)
 }
 
 /// `serve --exec-signals`.
@@ -222,6 +247,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         let caps = args.user_cap_drop.iter().filter(|c| *c != "none");
         config = config.with_user_cap_drop(caps);
     }
+    config = lifetimes(config, &args, &state)?;
     let docker = DockerService::from_env_with(config);
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
@@ -248,6 +274,8 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         ),
     }
     share(&held, &state)?;
+    // Containers' ttl and idle timeouts, for as long as this server runs.
+    tokio::spawn(docker.lifetimes());
 
     let service: Arc<dyn Service> = Arc::new(CallLog::new(PeerLimit::new(
         docker,
@@ -293,6 +321,30 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     drop(held);
     served.map(|()| 0)
 }
+
+/// `config` with `args`' lifetimes policy for users, and the records that
+/// keep containers' deadlines across a restart in `state`.
+fn lifetimes(config: Config, args: &ServeArgs, state: &StateDir) -> Result<Config, Failure> {
+    let policy = |default: Option<Duration>, max: Option<Duration>, flag: &str| match (default, max)
+    {
+        (Some(d), Some(m)) if d > m => Err(Failure::local(
+            "serve",
+            format!("--{flag} is above --{flag}-max"),
+        )),
+        _ => Ok(LifetimePolicy::new(default, max)),
+    };
+    Ok(config
+        .with_user_ttl(policy(args.user_ttl, args.user_ttl_max, "user-ttl")?)
+        .with_user_idle_timeout(policy(
+            args.user_idle_timeout,
+            args.user_idle_timeout_max,
+            "user-idle-timeout",
+        )?)
+        .with_lifetime_dir(state.path().join(LIFETIMES)))
+}
+
+/// Where timed containers' records are kept, in the state directory.
+const LIFETIMES: &str = "lifetimes";
 
 /// The exec journal's directory, in the state directory.
 const EXEC_JOURNAL: &str = "execs";

@@ -7,7 +7,7 @@ use dockwire_docker::catalog::Version;
 
 use crate::error::{Context, Outcome};
 
-mod containers;
+pub(crate) mod containers;
 mod cp;
 mod events;
 pub(crate) mod format;

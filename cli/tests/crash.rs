@@ -17,7 +17,10 @@
 //! kills the process of the exec whose call died (found by the server's
 //! exec journal in its state directory), and not one started with
 //! `docker exec`; and that the journal keeps no record of an exec that
-//! ended, or whose client died while the server lived. Run with `--nocapture` to see the times measured.
+//! ended, or whose client died while the server lived. A `run --ttl` and
+//! a `run --idle-timeout` made before the kill are removed on time by the
+//! restarted server (the idle one's last touch kept across the kill in the
+//! state directory). Run with `--nocapture` to see the times measured.
 //!
 //! Needs the engine and the test image of `scripts/engine`; without them
 //! every test fails, loudly (none skips).
@@ -362,4 +365,81 @@ fn a_second_server_on_the_same_state_leaves_the_first_ones_calls_alone() {
     let lines = run.stdout_so_far().lines().count();
     run.wait_for_stdout(&format!("line {}\n", lines + 5), FIRST_LINES);
     assert!(twin.stop().success());
+}
+
+/// The engine's start time of container `name`, and now, both as
+/// milliseconds since the epoch.
+fn started_ms(name: &str) -> i64 {
+    let ran = docker(&["inspect", "-f", "{{.State.StartedAt}}", name]).ok();
+    chrono::DateTime::parse_from_rfc3339(ran.out().trim())
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// When each of `names` is gone (ms since the epoch), all polled together
+/// every 100 ms, for 30 s at most.
+fn gone_ms<const N: usize>(names: [&str; N]) -> [i64; N] {
+    let began = Instant::now();
+    let mut gone = [None; N];
+    while gone.iter().any(Option::is_none) {
+        assert!(began.elapsed() < Duration::from_secs(30), "{names:?} stay");
+        for (at, name) in gone.iter_mut().zip(names) {
+            if at.is_none() && !exists(name) {
+                *at = Some(now_ms());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    gone.map(|at| at.unwrap_or_default())
+}
+
+#[test]
+fn a_restarted_server_holds_the_ttl_and_idle_deadlines_set_before_its_kill() {
+    let mut rig = Rig::with("crash-lifetimes", &SERVE);
+    let timed = rig.containers.name("crash-ttl");
+    let idle = rig.containers.name("crash-idle");
+    let untimed = rig.containers.name("crash-untimed");
+    for (name, flags) in [
+        (&timed, ["--ttl", "7s"]),
+        (&idle, ["--idle-timeout", "5s"]),
+        (&untimed, ["--label", "plain=yes"]),
+    ] {
+        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+        args.extend(flags);
+        args.extend([IMAGE, "sleep", "600"]);
+        rig.admin.run(&args).ok();
+    }
+    let started = started_ms(&timed);
+    // `inspect` shows the deadline.
+    let shown = rig.admin.run(&["inspect", &timed]).ok().out();
+    assert!(
+        shown.contains("\"dockwire.expires-by\": \"ttl\""),
+        "{shown}"
+    );
+    assert!(shown.contains("\"dockwire.ttl\": \"7s\""), "{shown}");
+    // A touch, then the kill: the idle deadline is 5 s from the touch.
+    std::thread::sleep(Duration::from_millis(2000));
+    let touched = now_ms();
+    rig.admin.run(&["exec", &idle, "true"]).ok();
+    rig.server.kill();
+    std::thread::sleep(Duration::from_millis(1000));
+    let server = Server::start(&rig.server.state, "127.0.0.1:0", &SERVE);
+    // Counted from its create, the idle container would be gone by now;
+    // the restarted server kept its touch.
+    let wait = (touched + 4000 - now_ms()).max(0);
+    std::thread::sleep(Duration::from_millis(u64::try_from(wait).unwrap()));
+    assert!(exists(&idle), "the touch before the kill was lost");
+    let [idle_gone, timed_gone] = gone_ms([&idle, &timed]);
+    let off = (idle_gone - (touched + 5000)).abs();
+    eprintln!("idle: removed {off} ms off its deadline");
+    assert!(off <= 2000, "idle: {off} ms off its deadline");
+    let off = (timed_gone - (started + 7000)).abs();
+    eprintln!("ttl: removed {off} ms off its deadline");
+    assert!(off <= 2000, "ttl: {off} ms off its deadline");
+    assert!(running(&untimed), "the restarted server stopped {untimed}");
+    rig.server = server;
 }

@@ -61,6 +61,19 @@ pub const LABEL_SERVER: &str = "dockwire.server";
 /// The prefix reserved to dockwire: callers' labels under it are replaced.
 pub const LABEL_PREFIX: &str = "dockwire.";
 
+// Lifetimes (see [`crate::lifetime`]), written (empty when none) and
+// sealed on every container dockwire creates.
+/// A container's time to live from its start, as `90s` or `1h30m`.
+pub const LABEL_TTL: &str = "dockwire.ttl";
+/// A container's idle timeout, as `90s` or `1h30m`.
+pub const LABEL_IDLE_TIMEOUT: &str = "dockwire.idle-timeout";
+/// Not on the engine: added to `container/inspect`'s labels, the time
+/// (RFC 3339, UTC) at which the server removes the container, if any.
+pub const LABEL_EXPIRES: &str = "dockwire.expires";
+/// Not on the engine: added to `container/inspect`'s labels with
+/// [`LABEL_EXPIRES`], which deadline comes first: `ttl` or `idle-timeout`.
+pub const LABEL_EXPIRES_BY: &str = "dockwire.expires-by";
+
 /// An operation of the catalog, named by its input type.
 pub trait Operation: Serialize {
     /// The operation's name on the wire.
@@ -340,6 +353,16 @@ pub struct ContainerSpec {
     /// cancelled); for `create`, the engine's own auto-remove is set.
     #[serde(default)]
     pub auto_remove: bool,
+
+    // Lifetimes (see [`crate::lifetime`]): Go-like durations (`90s`,
+    // `5m`, `1h30m`). A `user`'s are subject to the server's default and
+    // maximum.
+    /// Killed and removed this long after it starts (`--ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Removed after this long with no call naming it (`--idle-timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 impl ContainerSpec {

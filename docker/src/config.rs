@@ -95,6 +95,37 @@ pub struct Config {
     pub user_cap_drop: Vec<String>,
     /// How much network users' containers get.
     pub user_network: UserNetwork,
+
+    // Lifetimes (see [`crate::lifetime`]).
+    /// `user` peers' time to live: the default and the maximum. Default:
+    /// neither (a user's container lives until removed, unless it asks).
+    pub user_ttl: LifetimePolicy,
+    /// `user` peers' idle timeout: the default and the maximum. Default:
+    /// neither.
+    pub user_idle_timeout: LifetimePolicy,
+    /// Where the server keeps what enforcing lifetimes needs across its
+    /// restart (each timed container's last touch and first start); `None`:
+    /// in memory only (a restart then restarts idle clocks).
+    pub lifetime_dir: Option<PathBuf>,
+}
+
+/// The operator's default and maximum of one lifetime (`ttl` or idle
+/// timeout) for `user` peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LifetimePolicy {
+    /// What a container that asks for none gets. With a maximum and no
+    /// default, the maximum is the default.
+    pub default: Option<std::time::Duration>,
+    /// The most a user may ask for: a request above it is refused.
+    pub max: Option<std::time::Duration>,
+}
+
+impl LifetimePolicy {
+    /// A default and a maximum.
+    pub fn new(default: Option<std::time::Duration>, max: Option<std::time::Duration>) -> Self {
+        LifetimePolicy { default, max }
+    }
 }
 
 impl Config {
@@ -131,6 +162,9 @@ impl Config {
             } else {
                 UserNetwork::None
             },
+            user_ttl: LifetimePolicy::default(),
+            user_idle_timeout: LifetimePolicy::default(),
+            lifetime_dir: None,
         }
     }
 
@@ -206,6 +240,26 @@ impl Config {
     /// Sets how much network users' containers get.
     pub fn with_user_network(mut self, mode: UserNetwork) -> Self {
         self.user_network = mode;
+        self
+    }
+
+    /// Sets `user` peers' default and maximum time to live.
+    pub fn with_user_ttl(mut self, policy: LifetimePolicy) -> Self {
+        self.user_ttl = policy;
+        self
+    }
+
+    /// Sets `user` peers' default and maximum idle timeout.
+    pub fn with_user_idle_timeout(mut self, policy: LifetimePolicy) -> Self {
+        self.user_idle_timeout = policy;
+        self
+    }
+
+    /// Keeps timed containers' last touches and first starts in `dir`
+    /// (created when needed), so that their deadlines hold across a
+    /// restart of the server.
+    pub fn with_lifetime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lifetime_dir = Some(dir.into());
         self
     }
 

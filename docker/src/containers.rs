@@ -71,7 +71,9 @@ pub(crate) async fn inspect(
     caller: Caller,
     ContainerInspect(i): ContainerInspect,
 ) -> Result<ContainerInspectResponse, CallError> {
-    Ok(engine.inspect_owned(&caller, &i.id).await?.1)
+    let mut info = engine.inspect_owned(&caller, &i.id).await?.1;
+    engine.lifetimes.show(&caller, &mut info);
+    Ok(info)
 }
 
 /// `container/create`.
@@ -91,6 +93,8 @@ pub(crate) async fn create(
         .await
         .map_err(|e| create::create_error(&caller, error::container(e)))?;
     audit::created(&caller, &created.id, &spec);
+    // Its idle timeout counts from now: the enforcer learns of it.
+    engine.lifetimes.changed();
     Ok(Created {
         id: created.id,
         warnings: created.warnings,
@@ -104,7 +108,10 @@ pub(crate) async fn start(
     ContainerStart(i): ContainerStart,
 ) -> Result<Done, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
-    not_modified_is_done(docker.start_container(&id, None).await)
+    let started = not_modified_is_done(docker.start_container(&id, None).await);
+    // Its ttl counts from its first start: the enforcer learns of it.
+    engine.lifetimes.changed();
+    started
 }
 
 /// `container/stop`.

@@ -19,6 +19,7 @@ use crate::access::{Caller, Role};
 use crate::catalog::DOCKER_ERROR;
 use crate::config::Config;
 use crate::error::{self, Subject, engine_error};
+use crate::lifetime::Lifetimes;
 use crate::reply::one_then_many;
 use crate::signal;
 
@@ -34,6 +35,9 @@ pub(crate) struct Engine {
     /// The client once made, and whether its version has been negotiated.
     docker: Mutex<Option<(Docker, bool)>>,
     pub(crate) config: Config,
+    /// Containers' lifetimes: touched by calls, enforced by
+    /// [`crate::DockerService::lifetimes`].
+    pub(crate) lifetimes: Lifetimes,
 }
 
 impl Engine {
@@ -46,6 +50,7 @@ impl Engine {
         Engine {
             connect: Box::new(connect),
             docker: Mutex::new(None),
+            lifetimes: Lifetimes::new(&config),
             config,
         }
     }

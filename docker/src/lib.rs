@@ -72,6 +72,10 @@ mod config;
 mod hardening;
 mod registry;
 
+// Containers' lifetimes (ttl, idle timeout): decided at create, touched
+// by calls, enforced by a task of the server's.
+pub mod lifetime;
+
 // Typed handlers made into replies.
 mod reply;
 
@@ -113,7 +117,7 @@ mod client;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
-pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, UserNetwork};
+pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
 pub use service::DockerService;
 
@@ -138,6 +142,7 @@ mod tests {
         ("firewall", include_str!("firewall.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
+        ("lifetime", include_str!("lifetime.rs")),
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),

@@ -90,6 +90,8 @@ impl Engine {
     ) -> Result<(Docker, String), CallError> {
         let docker = self.docker().await?;
         if caller.is_admin() {
+            // A call naming a container touches it (its idle timeout).
+            self.lifetimes.touch(reference);
             return Ok((docker, reference.to_owned()));
         }
         let own = self
@@ -103,6 +105,7 @@ impl Engine {
             )
         });
         let id = pick(Kind::Container, reference, candidates)?;
+        self.lifetimes.touch(&id);
         Ok((docker, id))
     }
 

@@ -5,7 +5,9 @@
 //! dockwire's labels (`dockwire.owner`, `dockwire.managed`, and for
 //! containers `dockwire.auto-remove` and `dockwire.server`) and a seal:
 //! `dockwire.seal`, an HMAC-SHA256 under the server's [`OwnerKey`] over
-//! the object's kind, its name on the engine and those labels' values.
+//! the object's kind, its name on the engine and those labels' values
+//! (and a container's lifetimes, `dockwire.ttl` and
+//! `dockwire.idle-timeout`, when it carries them).
 //! An object belongs to the owner its labels name only when its seal
 //! verifies. Nothing a caller or an image writes can make a seal: callers'
 //! `dockwire.*` labels are dropped at create, an image's labels cannot
@@ -35,6 +37,11 @@ pub const LABEL_SEAL: &str = "dockwire.seal";
 
 /// The labels a seal covers, in the order it covers them.
 const SEALED: [&str; 4] = [LABEL_MANAGED, LABEL_OWNER, LABEL_AUTO_REMOVE, LABEL_SERVER];
+
+/// Labels a seal covers too when the object carries them (by name, so
+/// that a label added to a sealed object breaks its seal, while objects
+/// sealed before these labels existed keep theirs).
+const SEALED_IF_PRESENT: [&str; 2] = [LABEL_TTL, LABEL_IDLE_TIMEOUT];
 
 /// The longest name a user may give an object.
 pub(crate) const MAX_NAME: usize = 64;
@@ -126,6 +133,16 @@ impl OwnerKey {
                 }
                 None => context.update(&u64::MAX.to_be_bytes()),
             }
+        }
+        for key in SEALED_IF_PRESENT {
+            let Some(value) = labels.get(key) else {
+                continue;
+            };
+            context.update(&[1]);
+            context.update(&(key.len() as u64).to_be_bytes());
+            context.update(key.as_bytes());
+            context.update(&(value.len() as u64).to_be_bytes());
+            context.update(value.as_bytes());
         }
         hex(context.sign().as_ref())
     }
@@ -291,6 +308,17 @@ mod tests {
         let mut marked = sealed.clone();
         marked.insert(LABEL_AUTO_REMOVE.into(), "true".into());
         assert_eq!(key.owner(Kind::Container, "web", &marked), None);
+        // A lifetime added, or a sealed one changed.
+        let mut timed = sealed.clone();
+        timed.insert(LABEL_TTL.into(), "1h".into());
+        assert_eq!(key.owner(Kind::Container, "web", &timed), None);
+        let mut with_ttl = labels("alice");
+        with_ttl.insert(LABEL_TTL.into(), "5s".into());
+        key.seal_labels(Kind::Container, "web", &mut with_ttl);
+        assert_eq!(key.owner(Kind::Container, "web", &with_ttl), Some("alice"));
+        let mut longer = with_ttl.clone();
+        longer.insert(LABEL_TTL.into(), "50s".into());
+        assert_eq!(key.owner(Kind::Container, "web", &longer), None);
         // Another server's key.
         assert_eq!(
             OwnerKey::ephemeral().owner(Kind::Container, "web", &sealed),

@@ -255,6 +255,8 @@ async fn start(
         .start_container(&guard.id, None::<q::StartContainerOptions>)
         .await
         .map_err(error::container)?;
+    // Its ttl counts from now: the enforcer learns of it.
+    engine.lifetimes.changed();
     Ok(Started {
         docker,
         guard,

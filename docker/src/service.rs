@@ -4,6 +4,7 @@
 //! handler. It also sweeps what a crashed server left behind.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_compat::Compat;
@@ -157,6 +158,19 @@ impl DockerService {
             Ok(removed)
         })
         .await
+    }
+
+    /// Enforces the lifetimes (`ttl`, `idleTimeout`) of the containers this
+    /// service's key sealed, until dropped: spawn it when the server
+    /// starts (see [`crate::lifetime`]). It wakes at the next deadline,
+    /// when a container is made or started through the service, and
+    /// every few seconds; an expired container is killed and removed.
+    pub fn lifetimes(&self) -> impl Future<Output = ()> + Send + 'static {
+        let engine = self.engine.clone();
+        Compat::new(async move {
+            let docker = || engine.docker();
+            engine.lifetimes.enforce(docker).await;
+        })
     }
 
     /// A service that makes its client with `connect` on its first call,

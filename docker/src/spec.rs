@@ -12,6 +12,7 @@ use crate::catalog::*;
 use crate::config::Config;
 use crate::error::invalid_input;
 use crate::hardening;
+use crate::lifetime::Lifetime;
 use crate::ownership::{Kind, owned_labels};
 use crate::user_network;
 
@@ -26,9 +27,11 @@ pub(crate) fn labels(
     asked: &BTreeMap<String, String>,
     auto_remove: bool,
     name: &str,
+    lifetime: Lifetime,
 ) -> HashMap<String, String> {
     let mut labels = owned_labels(&caller.owner, asked);
     labels.insert(LABEL_AUTO_REMOVE.into(), auto_remove.to_string());
+    lifetime.write_labels(&mut labels);
     if let Some(id) = &config.server_id {
         labels.insert(LABEL_SERVER.into(), id.clone());
     }
@@ -53,6 +56,7 @@ pub(crate) fn create_body(
         return Err(invalid_input("`image` is empty"));
     }
     caller.check_spec(spec)?;
+    let lifetime = Lifetime::decide(config, caller, spec)?;
     let network_mode = user_network::network_mode(config, caller, spec)?;
     let mounts = spec
         .mounts
@@ -102,6 +106,7 @@ pub(crate) fn create_body(
             &spec.labels,
             spec.auto_remove && !engine_auto_remove,
             name,
+            lifetime,
         )),
         tty: Some(spec.tty),
         open_stdin: Some(spec.stdin),
@@ -141,7 +146,7 @@ mod tests {
             ("app".to_owned(), "web".to_owned()),
         ]);
         let caller = caller(&config, "alice");
-        let labels = labels(&config, &caller, &asked, false, "web");
+        let labels = labels(&config, &caller, &asked, false, "web", Lifetime::default());
         assert_eq!(
             labels.get("dockwire.owner").map(String::as_str),
             Some("alice")

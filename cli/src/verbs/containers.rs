@@ -583,3 +583,30 @@ mod tests {
         assert!(tail("ten").is_err());
     }
 }
+
+/// `run`'s lifetimes: the server removes the container when one has
+/// passed.
+#[derive(Args, Debug, Default)]
+pub struct LifetimeArgs {
+    /// Kill and remove the container this long after it starts (90s, 5m,
+    /// 1h30m)
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    ttl: Option<String>,
+    /// Remove the container after this long with no call naming it (exec,
+    /// logs, cp, inspect, start, ...)
+    #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+    idle_timeout: Option<String>,
+}
+
+impl LifetimeArgs {
+    /// Puts these lifetimes in `spec`.
+    pub fn apply(&self, spec: &mut dockwire_docker::catalog::ContainerSpec) {
+        spec.ttl = self.ttl.clone();
+        spec.idle_timeout = self.idle_timeout.clone();
+    }
+}
+
+/// A lifetime, checked here as the server checks it, and sent as given.
+fn lifetime(value: &str) -> Result<String, String> {
+    dockwire_docker::lifetime::parse_lifetime(value).map(|_| value.to_owned())
+}

@@ -105,63 +105,10 @@ fn from_nanos(nanos: i128) -> Option<Timestamp> {
 
 /// Go's `time.ParseDuration`: an optional sign, then one or more decimal
 /// numbers each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
-/// Nanoseconds; `None` when it is not a duration.
+/// Nanoseconds; `None` when it is not a duration. The one parser, shared
+/// with the server's lifetimes.
 pub fn parse_duration(value: &str) -> Option<i128> {
-    let (negative, mut rest) = match value.as_bytes().first() {
-        Some(b'-') => (true, &value[1..]),
-        Some(b'+') => (false, &value[1..]),
-        _ => (false, value),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int, after) = rest.split_at(int_len);
-        let (frac, after) = match after.strip_prefix('.') {
-            Some(after) => {
-                let frac_len = after.bytes().take_while(u8::is_ascii_digit).count();
-                after.split_at(frac_len)
-            }
-            None => ("", after),
-        };
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let scale: i128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => NANOS,
-            "m" => 60 * NANOS,
-            "h" => 3600 * NANOS,
-            _ => return None,
-        };
-        let whole: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-        let mut part = whole.checked_mul(scale)?;
-        if !frac.is_empty() {
-            // Nine digits are enough below a nanosecond of any unit here.
-            let digits = &frac[..frac.len().min(18)];
-            let numerator: i128 = digits.parse().ok()?;
-            let denominator = 10i128.checked_pow(u32::try_from(digits.len()).ok()?)?;
-            part = part.checked_add(numerator.checked_mul(scale)? / denominator)?;
-        }
-        total = total.checked_add(part)?;
-        rest = after;
-    }
-    // Go limits durations to about 292 years.
-    if total > i128::from(i64::MAX) {
-        return None;
-    }
-    Some(if negative { -total } else { total })
+    dockwire_docker::lifetime::parse_go_duration(value)
 }
 
 /// `YYYY-MM-DD[THH[:MM[:SS[.frac]]]][Z|±HH:MM]`; local time without a zone.

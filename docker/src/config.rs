@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::access::Roles;
 use crate::ownership::OwnerKey;
+use crate::policy::Policy;
 
 /// The capabilities dropped from `user` peers' containers by default:
 /// raw sockets (spoofed packets, `ping` floods, ARP tricks on a shared
@@ -95,6 +96,8 @@ pub struct Config {
     pub user_cap_drop: Vec<String>,
     /// How much network users' containers get.
     pub user_network: UserNetwork,
+    /// Each role's resource defaults and caps (see [`crate::policy`]).
+    pub policy: Policy,
 }
 
 impl Config {
@@ -131,7 +134,14 @@ impl Config {
             } else {
                 UserNetwork::None
             },
+            policy: Policy::default(),
         }
+    }
+
+    /// Sets each role's resource defaults and caps.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Lets `user` peers pull from `registry` (`HOST` or `HOST:PORT`, as

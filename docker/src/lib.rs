@@ -54,6 +54,9 @@
 pub mod catalog;
 mod error;
 
+// Sizes as Docker writes them.
+pub mod units;
+
 // Ownership only this server can write, and users' own names.
 pub mod ownership;
 
@@ -65,12 +68,15 @@ mod signal;
 mod firewall;
 
 // Who may do what, the service's settings, and what follows from them:
-// users' containers hardened, users' registries, the audit trail.
+// users' containers hardened, limited by the policy and sandboxed as
+// their specs ask, users' registries, the audit trail.
 pub mod access;
 pub mod audit;
 mod config;
 mod hardening;
+pub mod policy;
 mod registry;
+mod sandbox;
 
 // Typed handlers made into replies.
 mod reply;
@@ -115,6 +121,7 @@ pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, UserNetwork};
 pub use ownership::OwnerKey;
+pub use policy::{Limits, Policy, RolePolicy};
 pub use service::DockerService;
 
 #[cfg(test)]
@@ -141,6 +148,9 @@ mod tests {
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
+        ("policy", include_str!("policy.rs")),
+        ("sandbox", include_str!("sandbox.rs")),
+        ("units", include_str!("units.rs")),
         ("ownership", include_str!("ownership.rs")),
         ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),

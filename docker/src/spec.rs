@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::invalid_input;
 use crate::hardening;
 use crate::ownership::{Kind, owned_labels};
+use crate::sandbox;
 use crate::user_network;
 
 /// The labels a created container named `name` on the engine gets: the
@@ -83,6 +84,8 @@ pub(crate) fn create_body(
         auto_remove: Some(engine_auto_remove),
         ..Default::default()
     };
+    let mut body = ContainerCreateBody::default();
+    sandbox::apply(config, caller, spec, &mut body, &mut host)?;
     hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -110,7 +113,7 @@ pub(crate) fn create_body(
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         host_config: Some(host),
-        ..Default::default()
+        ..body
     })
 }
 

@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 mod error;
 mod host;
 mod process;
+mod sandbox;
 mod serve;
 mod session;
 mod state;

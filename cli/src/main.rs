@@ -19,6 +19,7 @@ mod host;
 mod process;
 mod sandbox;
 mod serve;
+mod serve_policy;
 mod session;
 mod state;
 mod term;

@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// one. Use engine for a server in a container with the socket mounted
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
+    /// Resource defaults and caps of each role
+    #[command(flatten)]
+    policy: crate::serve_policy::PolicyArgs,
 }
 
 /// `serve --exec-signals`.
@@ -222,6 +225,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         let caps = args.user_cap_drop.iter().filter(|c| *c != "none");
         config = config.with_user_cap_drop(caps);
     }
+    config = config.with_policy(args.policy.policy()?);
     let docker = DockerService::from_env_with(config);
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());

@@ -154,3 +154,56 @@ fn update_changes_a_running_containers_limits_within_a_users_cap() {
 fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+#[test]
+fn serve_policy_flags_set_a_users_defaults_and_caps() {
+    let networks = UserNetworks::of(Vec::<String>::new());
+    let rig = Rig::with(
+        "sandbox-policy",
+        &[
+            "--user-memory",
+            "96m",
+            "--user-memory-max",
+            "256m",
+            "--user-pids",
+            "40",
+            "--admin-pids",
+            "300",
+        ],
+    );
+    let alice = rig.client("alice", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    let ran = alice.run(&["run", "--rm", IMAGE, "sh", "-c", LIMITS]).ok();
+    assert_eq!(ran.out(), format!("{}\n40\n", 96 << 20));
+    let ran = alice.run(&["run", "--rm", "-m", "512m", IMAGE, "true"]);
+    let line = ran.failed(Some("FORBIDDEN"));
+    assert!(
+        line.contains("memory 512m is above this server's cap for users (256m)"),
+        "{line}"
+    );
+    // The admin: the operator's default pids, no memory limit, no cap.
+    let ran = rig
+        .admin
+        .run(&["run", "--rm", "-m", "512m", IMAGE, "sh", "-c", LIMITS])
+        .ok();
+    assert_eq!(ran.out(), format!("{}\n300\n", 512 << 20));
+    // A default above its cap: serve refuses to start.
+    let scratch = Scratch::new("sandbox-policy-bad");
+    let bad = run_with(
+        dockwire().args([
+            "--state-dir",
+            scratch.join("state").to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--user-memory",
+            "8g",
+        ]),
+        None,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(
+        bad.failed(None),
+        "dockwire: serve: --user-memory is above --user-memory-max"
+    );
+}

@@ -282,6 +282,8 @@ fn update_changes_a_running_containers_memory_limit() {
         // Over the cap, or naming another's container: refused, unchanged.
         let mut over = ContainerUpdate::new(&id);
         over.memory = Some("5g".into());
+        // With swap too: the engine itself would take it.
+        over.memory_swap = Some("10g".into());
         let message = refused(
             "over the cap",
             ErrorCode::FORBIDDEN,

@@ -67,14 +67,16 @@ mod signal;
 // The host's rules that fence users' bridges off the host.
 mod firewall;
 
-// Who may do what, the service's settings, and what follows from them:
-// users' containers hardened, limited by the policy and sandboxed as
-// their specs ask, users' registries, the audit trail.
+// Who may do what, and each role's resource defaults and caps.
 pub mod access;
+pub mod policy;
+
+// The service's settings, and what follows from them: users' containers
+// hardened and sandboxed as their specs ask, users' registries, the
+// audit trail.
 pub mod audit;
 mod config;
 mod hardening;
-pub mod policy;
 mod registry;
 mod sandbox;
 

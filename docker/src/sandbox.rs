@@ -50,6 +50,15 @@ pub(crate) fn apply(
     host.security_opt = security_opt(caller, &spec.security_opt)?;
     host.init = spec.init;
     host.restart_policy = spec.restart.as_deref().map(restart_policy).transpose()?;
+    let restarts = host
+        .restart_policy
+        .as_ref()
+        .is_some_and(|r| r.name != Some(RestartPolicyNameEnum::NO));
+    if restarts && spec.auto_remove {
+        // As docker's `--rm` with `--restart`: a container removed when
+        // it exits cannot be restarted.
+        return Err(invalid_input("restart and autoRemove conflict"));
+    }
     body.hostname = spec.hostname.as_deref().map(hostname).transpose()?;
     if let Some(sig) = &spec.stop_signal {
         if signal::parse(sig).is_none() {
@@ -340,6 +349,10 @@ mod tests {
             |s| s.restart = Some("sometimes".into()),
             |s| s.restart = Some("always:3".into()),
             |s| s.restart = Some("on-failure:-1".into()),
+            |s| {
+                s.restart = Some("always".into());
+                s.auto_remove = true;
+            },
             |s| s.hostname = Some("-bad".into()),
             |s| s.hostname = Some("a b".into()),
             |s| s.stop_signal = Some("SIGNOPE".into()),

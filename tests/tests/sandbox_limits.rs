@@ -124,11 +124,23 @@ fn every_sandbox_field_is_in_the_engines_inspect() {
         assert_eq!(config.hostname.as_deref(), Some("sandbox"));
         assert_eq!(config.stop_signal.as_deref(), Some("SIGUSR1"));
         assert_eq!(config.stop_timeout, Some(3));
-        // Inside: the host name, and the init as pid 1.
-        let (out, code) = exec(&t.root, &id, &["sh", "-c", "hostname; cat /proc/1/comm"])
-            .await
-            .unwrap();
-        assert_eq!((out.as_str(), code), ("sandbox\ndocker-init\n", 0));
+        // Inside: the host name, the init as pid 1, /dev/shm's size (KiB)
+        // and the CPU quota per 100 ms period (cgroup v1 or v2).
+        let look = "hostname; cat /proc/1/comm; df -k /dev/shm | tail -1 | awk '{print $2}'; \
+                    cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max";
+        let (out, code) = exec(&t.root, &id, &["sh", "-c", look]).await.unwrap();
+        assert_eq!(
+            (out.as_str(), code),
+            ("sandbox\ndocker-init\n16384\n50000\n", 0)
+        );
+        // Stopped by its stop signal (USR1: 128 + 10), not TERM (143).
+        let stop = ContainerStop {
+            id: id.clone(),
+            timeout: Some(10),
+        };
+        t.root.query(&stop).await.unwrap();
+        let state = inspect(&t.root, &id).await.state.unwrap();
+        assert_eq!(state.exit_code, Some(138));
         t.remove(&t.root, &id).await;
         t.finish();
     });

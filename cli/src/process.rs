@@ -20,7 +20,15 @@ use crate::verbs::format::labels;
 
 /// `dockwire run`: create a container, start it and attach to it.
 #[derive(clap::Args, Debug)]
+// `-h` is `--hostname`, as in docker's `run`.
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Limits and hardening (docker's flags)
+    #[command(flatten)]
+    sandbox: Box<crate::sandbox::SandboxArgs>,
     /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
@@ -284,6 +292,7 @@ fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
     spec.stdin = args.interactive;
     spec.auto_remove = args.rm;
     args.lifetime.apply(&mut spec);
+    args.sandbox.apply(&mut spec)?;
     Ok(spec)
 }
 

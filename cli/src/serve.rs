@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// one. Use engine for a server in a container with the socket mounted
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
+    /// Resource defaults and caps of each role
+    #[command(flatten)]
+    policy: crate::serve_policy::PolicyArgs,
 
     // Lifetimes of `user` peers' containers (see dockwire_docker::lifetime).
     /// Time to live a `user` peer's container gets when it asks for none
@@ -248,6 +251,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         config = config.with_user_cap_drop(caps);
     }
     config = lifetimes(config, &args, &state)?;
+    config = config.with_policy(args.policy.policy()?);
     let docker = DockerService::from_env_with(config);
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());

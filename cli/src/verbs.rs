@@ -45,6 +45,8 @@ pub enum Verb {
     Stats(stats::Stats),
     /// Fetch the logs of a container
     Logs(containers::Logs),
+    /// Update configuration (limits, restart policy) of one or more containers
+    Update(containers::Update),
     /// Get real time events from the server
     Events(events::Events),
     /// Copy files/folders between a container and the local filesystem
@@ -79,6 +81,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Top(args) => containers::top(docker, args).await,
         Verb::Stats(args) => stats::stats(docker, args).await,
         Verb::Logs(args) => containers::logs(docker, args).await,
+        Verb::Update(args) => containers::update(docker, args).await,
         Verb::Events(args) => events::events(docker, args).await,
         Verb::Cp(args) => cp::cp(docker, args).await,
         Verb::Pull(args) => images::pull(docker, args).await,

@@ -363,6 +363,76 @@ pub struct ContainerSpec {
     /// Removed after this long with no call naming it (`--idle-timeout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    // Sandbox limits and hardening (`docker run`'s flags of those names).
+    // Sizes are bytes or Docker's units (`64m`, `1g`); see
+    // [`crate::units::parse_size`]. A `user`'s are subject to the
+    // server's policy (see [`crate::policy`]).
+    /// Memory limit (`--memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Memory plus swap (`--memory-swap`); `-1`: unlimited swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<String>,
+    /// CPUs (`--cpus`, fractions allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Process limit (`--pids-limit`); `0` or `-1`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// Resource limits (`--ulimit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// Size of `/dev/shm` (`--shm-size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// Root filesystem read-only (`--read-only`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// tmpfs mounts: path -> mount options (`--tmpfs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
+    /// Capabilities added (`--cap-add`); admins only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped (`--cap-drop`); a user's add to the server's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Security options (`--security-opt`): only
+    /// `no-new-privileges[:true|false]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// Host name (`--hostname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Run an init as pid 1 (`--init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// The signal that stops the container (`--stop-signal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait before killing it on stop (`--stop-timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// Restart policy (`--restart`): `no`, `always`, `unless-stopped`,
+    /// `on-failure[:N]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Log options of the `json-file` driver (`--log-opt`): only
+    /// `max-size` and `max-file`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
+}
+
+/// One resource limit (`--ulimit NAME=SOFT[:HARD]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ulimit {
+    /// Its name (`nofile`, `nproc`, …).
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
 }
 
 impl ContainerSpec {
@@ -394,6 +464,41 @@ pub struct Created {
     /// The engine's warnings.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// `container/update` (docker's `update`): new limits for a container,
+/// running or not; what is absent is left as it is. A `user`'s are
+/// subject to the server's caps (see [`crate::policy`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerUpdate {
+    /// The container.
+    pub id: String,
+    /// Memory limit: bytes or Docker's units (`64m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Memory plus swap; `-1`: unlimited swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<String>,
+    /// CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Process limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// Restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+}
+
+impl ContainerUpdate {
+    /// An update of `id` that changes nothing yet.
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerUpdate {
+            id: id.into(),
+            ..ContainerUpdate::default()
+        }
+    }
 }
 
 /// `container/logs`: one item per log line, ending (with `follow`) when

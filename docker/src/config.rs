@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::access::Roles;
 use crate::ownership::OwnerKey;
+use crate::policy::Policy;
 
 /// The capabilities dropped from `user` peers' containers by default:
 /// raw sockets (spoofed packets, `ping` floods, ARP tricks on a shared
@@ -95,6 +96,8 @@ pub struct Config {
     pub user_cap_drop: Vec<String>,
     /// How much network users' containers get.
     pub user_network: UserNetwork,
+    /// Each role's resource defaults and caps (see [`crate::policy`]).
+    pub policy: Policy,
 
     // Lifetimes (see [`crate::lifetime`]).
     /// `user` peers' time to live: the default and the maximum. Default:
@@ -165,7 +168,14 @@ impl Config {
             user_ttl: LifetimePolicy::default(),
             user_idle_timeout: LifetimePolicy::default(),
             lifetime_dir: None,
+            policy: Policy::default(),
         }
+    }
+
+    /// Sets each role's resource defaults and caps.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Lets `user` peers pull from `registry` (`HOST` or `HOST:PORT`, as

@@ -1,5 +1,5 @@
 //! `container/*` on the json carriage: list, inspect, create, start,
-//! stop, restart, kill, remove, wait, top, stats and logs.
+//! update, stop, restart, kill, remove, wait, top, stats and logs.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, ContainerTopResponse,
+    ContainerUpdateBody,
 };
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
@@ -20,6 +21,8 @@ use crate::engine::{Engine, wait_exit};
 use crate::error;
 use crate::hardening;
 use crate::owned::{own_name_pattern, shown, user_summary};
+use crate::policy;
+use crate::sandbox::restart_policy;
 use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.
@@ -112,6 +115,37 @@ pub(crate) async fn start(
     // Its ttl counts from its first start: the enforcer learns of it.
     engine.lifetimes.changed();
     started
+}
+
+/// `container/update`: limits checked against the caller's caps before
+/// the container is looked up.
+pub(crate) async fn update(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ContainerUpdate,
+) -> Result<Done, CallError> {
+    let limits = policy::asked_update(&i)?;
+    let restart = i.restart.as_deref().map(restart_policy).transpose()?;
+    if limits == policy::Limits::default() && restart.is_none() {
+        return Err(error::invalid_input(
+            "an update needs memory, memorySwap, cpus, pidsLimit or restart",
+        ));
+    }
+    engine.config.policy.check(caller.role, &limits)?;
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let body = ContainerUpdateBody {
+        memory: limits.memory,
+        memory_swap: limits.memory_swap,
+        nano_cpus: limits.nano_cpus,
+        pids_limit: limits.pids_limit,
+        restart_policy: restart,
+        ..Default::default()
+    };
+    docker
+        .update_container(&id, body)
+        .await
+        .map_err(error::container)?;
+    Ok(Done {})
 }
 
 /// `container/stop`.

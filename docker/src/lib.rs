@@ -54,6 +54,9 @@
 pub mod catalog;
 mod error;
 
+// Sizes as Docker writes them.
+pub mod units;
+
 // Ownership only this server can write, and users' own names.
 pub mod ownership;
 
@@ -64,13 +67,18 @@ mod signal;
 // The host's rules that fence users' bridges off the host.
 mod firewall;
 
-// Who may do what, the service's settings, and what follows from them:
-// users' containers hardened, users' registries, the audit trail.
+// Who may do what, and each role's resource defaults and caps.
 pub mod access;
+pub mod policy;
+
+// The service's settings, and what follows from them: users' containers
+// hardened and sandboxed as their specs ask, users' registries, the
+// audit trail.
 pub mod audit;
 mod config;
 mod hardening;
 mod registry;
+mod sandbox;
 
 // Containers' lifetimes (ttl, idle timeout): decided at create, touched
 // by calls, enforced by a task of the server's.
@@ -119,6 +127,7 @@ pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
+pub use policy::{Limits, Policy, RolePolicy};
 pub use service::DockerService;
 
 #[cfg(test)]
@@ -146,6 +155,9 @@ mod tests {
         ("networks", include_str!("networks.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
+        ("policy", include_str!("policy.rs")),
+        ("sandbox", include_str!("sandbox.rs")),
+        ("units", include_str!("units.rs")),
         ("ownership", include_str!("ownership.rs")),
         ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),

@@ -136,6 +136,7 @@ operations! {
     }
     ContainerCreate "container/create" User { query(Created) => containers::create }
     ContainerStart "container/start" User { query(Done) => containers::start }
+    ContainerUpdate "container/update" User { query(Done) => containers::update }
     ContainerStop "container/stop" User { query(Done) => containers::stop }
     ContainerRestart "container/restart" User { query(Done) => containers::restart }
     ContainerKill "container/kill" User { query(Done) => containers::kill }
@@ -190,7 +191,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 32);
+        assert_eq!(OPERATIONS.len(), 33);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -14,6 +14,7 @@ use crate::error::invalid_input;
 use crate::hardening;
 use crate::lifetime::Lifetime;
 use crate::ownership::{Kind, owned_labels};
+use crate::sandbox;
 use crate::user_network;
 
 /// The labels a created container named `name` on the engine gets: the
@@ -87,6 +88,8 @@ pub(crate) fn create_body(
         auto_remove: Some(engine_auto_remove),
         ..Default::default()
     };
+    let mut body = ContainerCreateBody::default();
+    sandbox::apply(config, caller, spec, &mut body, &mut host)?;
     hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -115,7 +118,7 @@ pub(crate) fn create_body(
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         host_config: Some(host),
-        ..Default::default()
+        ..body
     })
 }
 

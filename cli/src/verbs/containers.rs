@@ -1,5 +1,5 @@
 //! Container verbs: `ps`, `inspect`, `start`, `stop`, `restart`, `kill`,
-//! `rm`, `wait`, `top` and `logs`.
+//! `rm`, `wait`, `top`, `logs` and `update`.
 
 use std::future::Future;
 
@@ -11,7 +11,7 @@ use dockwire_docker::catalog::models::{
 use dockwire_docker::catalog::{
     CONTAINER_NOT_FOUND, ContainerInspect, ContainerKill, ContainerList, ContainerLogs,
     ContainerRef, ContainerRemove, ContainerRestart, ContainerStart, ContainerStop, ContainerTop,
-    ContainerWait, IMAGE_NOT_FOUND, ImageInspect, ImageRef, StreamName,
+    ContainerUpdate, ContainerWait, IMAGE_NOT_FOUND, ImageInspect, ImageRef, StreamName,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -397,6 +397,51 @@ where
         }
     }
     Ok(i32::from(failed))
+}
+
+// ---------------------------------------------------------------- update
+
+/// Update configuration of one or more containers
+#[derive(Args, Debug)]
+pub struct Update {
+    /// Memory limit (bytes, or 64m, 1g)
+    #[arg(short = 'm', long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Memory plus swap; -1 for unlimited swap
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "N")]
+    cpus: Option<f64>,
+    /// Process limit (-1 for unlimited)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Restart policy (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, value_name = "POLICY")]
+    restart: Option<String>,
+    /// Containers, by name or id
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+pub async fn update(docker: &DockerClient, args: Update) -> Verdict {
+    let args = &args;
+    each(&args.containers, |id| async move {
+        let input = ContainerUpdate {
+            id: id.to_owned(),
+            memory: args.memory.clone(),
+            memory_swap: args.memory_swap.clone(),
+            cpus: args.cpus,
+            pids_limit: args.pids_limit,
+            restart: args.restart.clone(),
+        };
+        docker
+            .query(&input)
+            .await
+            .context(|| format!("update {id}"))
+            .map(|_| id.to_owned())
+    })
+    .await
 }
 
 // ------------------------------------------------------------------- top

@@ -92,6 +92,15 @@ impl Caller {
         }
     }
 
+    /// A caller of `role`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_as(role: Role) -> Caller {
+        Caller {
+            role,
+            ..Caller::test_user("k")
+        }
+    }
+
     pub(crate) fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -86,33 +86,24 @@ mod tests {
     use super::*;
     use crate::access::Role;
 
-    fn caller(role: Role) -> Caller {
-        Caller {
-            owner: "k".into(),
-            name: "n".into(),
-            role,
-            host_access: false,
-        }
-    }
-
     #[test]
     fn users_containers_get_no_new_privileges_and_the_operators_cap_drop() {
         let config = Config::from_env();
         let mut host = HostConfig::default();
-        harden(&config, &caller(Role::User), &mut host);
+        harden(&config, &Caller::test_as(Role::User), &mut host);
         assert_eq!(host.security_opt, Some(vec![NO_NEW_PRIVILEGES.to_owned()]));
         assert_eq!(
             host.cap_drop,
             Some(vec!["NET_RAW".to_owned(), "MKNOD".to_owned()])
         );
         let mut admins = HostConfig::default();
-        harden(&config, &caller(Role::Admin), &mut admins);
+        harden(&config, &Caller::test_as(Role::Admin), &mut admins);
         assert_eq!(admins, HostConfig::default());
     }
 
     #[test]
     fn users_ps_arguments_are_a_fixed_set() {
-        let user = caller(Role::User);
+        let user = Caller::test_as(Role::User);
         for ok in [
             None,
             Some("-ef"),
@@ -140,6 +131,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert!(check_ps_args(&caller(Role::Admin), Some("-eoetimes=PID,args")).is_ok());
+        assert!(check_ps_args(&Caller::test_as(Role::Admin), Some("-eoetimes=PID,args")).is_ok());
     }
 }

@@ -244,15 +244,6 @@ mod tests {
     use crate::catalog::Ulimit;
     use dockwire_core::ErrorCode;
 
-    fn caller(role: Role) -> Caller {
-        Caller {
-            owner: "k".into(),
-            name: "n".into(),
-            role,
-            host_access: false,
-        }
-    }
-
     fn applied(
         role: Role,
         spec: &ContainerSpec,
@@ -261,7 +252,7 @@ mod tests {
         let mut host = HostConfig::default();
         apply(
             &Config::from_env(),
-            &caller(role),
+            &Caller::test_as(role),
             spec,
             &mut body,
             &mut host,

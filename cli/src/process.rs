@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Overwrite the image's default entrypoint
     #[arg(long)]
     entrypoint: Option<String>,
+    /// Runtime to use for this container (runc, runsc for gVisor)
+    #[arg(long, value_name = "RUNTIME")]
+    runtime: Option<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -280,6 +283,7 @@ fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
     spec.tty = args.tty;
     spec.stdin = args.interactive;
     spec.auto_remove = args.rm;
+    spec.runtime = args.runtime.clone();
     Ok(spec)
 }
 

@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// one. Use engine for a server in a container with the socket mounted
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
+    /// The runtime every `user` peer's container runs under, whatever it
+    /// asks (`runsc`: gVisor; the engine must have it). Default: users
+    /// choose runc (the engine's default) or runsc
+    #[arg(long, value_name = "RUNTIME")]
+    user_runtime: Option<String>,
 }
 
 /// `serve --exec-signals`.
@@ -221,6 +226,16 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         }
         let caps = args.user_cap_drop.iter().filter(|c| *c != "none");
         config = config.with_user_cap_drop(caps);
+    }
+    if let Some(runtime) = &args.user_runtime {
+        let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if runtime.is_empty() || !runtime.bytes().all(name) {
+            return Err(Failure::local(
+                "serve",
+                format!("--user-runtime takes a runtime's name (runsc), not {runtime:?}"),
+            ));
+        }
+        config = config.with_user_runtime(runtime);
     }
     let docker = DockerService::from_env_with(config);
 

@@ -95,6 +95,10 @@ pub struct Config {
     pub user_cap_drop: Vec<String>,
     /// How much network users' containers get.
     pub user_network: UserNetwork,
+    /// The runtime every `user` container runs under, whatever the caller
+    /// asks (`runsc`: gVisor); `None`: users choose among
+    /// [`USER_RUNTIMES`](crate::runtime::USER_RUNTIMES).
+    pub user_runtime: Option<String>,
 }
 
 impl Config {
@@ -131,6 +135,7 @@ impl Config {
             } else {
                 UserNetwork::None
             },
+            user_runtime: None,
         }
     }
 
@@ -212,6 +217,13 @@ impl Config {
     /// Sets how exec'd processes are signalled.
     pub fn with_exec_signals(mut self, exec_signals: ExecSignals) -> Self {
         self.exec_signals = exec_signals;
+        self
+    }
+
+    /// Puts every `user` container under `runtime` (`runsc`: gVisor),
+    /// whatever the caller asks; the engine must have it.
+    pub fn with_user_runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.user_runtime = Some(runtime.into());
         self
     }
 }

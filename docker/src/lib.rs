@@ -72,6 +72,9 @@ mod config;
 mod hardening;
 mod registry;
 
+// The runtime a container runs under, and what gVisor changes.
+pub mod runtime;
+
 // Typed handlers made into replies.
 mod reply;
 
@@ -145,6 +148,7 @@ mod tests {
         ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),
+        ("runtime", include_str!("runtime.rs")),
         ("service", include_str!("service.rs")),
         ("signal", include_str!("signal.rs")),
         ("spec", include_str!("spec.rs")),

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::invalid_input;
 use crate::hardening;
 use crate::ownership::{Kind, owned_labels};
+use crate::runtime;
 use crate::user_network;
 
 /// The labels a created container named `name` on the engine gets: the
@@ -83,6 +84,7 @@ pub(crate) fn create_body(
         auto_remove: Some(engine_auto_remove),
         ..Default::default()
     };
+    host.runtime = runtime::chosen(config, caller, spec.runtime.as_deref())?;
     hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),

@@ -14,6 +14,7 @@ use crate::access::Caller;
 use crate::catalog::{ArchiveGet, ArchivePut, PathStat};
 use crate::engine::Engine;
 use crate::error::{self, invalid_input};
+use crate::gvisor;
 
 /// Go's `os.ModeDir`, as the engine reports a path's mode.
 const GO_MODE_DIR: u32 = 1 << 31;
@@ -46,6 +47,7 @@ pub(crate) async fn get(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
+    gvisor::check_archive_path(&docker, &i.id, &i.path).await?;
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     let (_input, mut out) = io.split();
     out.accept(json!(stat)).await?;
@@ -69,6 +71,7 @@ pub(crate) async fn put(
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
     // Check the container and the directory before accepting any bytes.
+    gvisor::check_archive_path(&docker, &i.id, &i.path).await?;
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     if stat.mode & GO_MODE_DIR == 0 {
         return Err(invalid_input(format!("{} is not a directory", i.path)));

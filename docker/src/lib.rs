@@ -93,6 +93,9 @@ mod user_network;
 mod spec;
 mod stdio;
 
+// What the engine answers wrong for a container in gVisor.
+mod gvisor;
+
 // The handlers, one file per concern. Networks and volumes first: what a
 // container's create makes or names (`create`) uses them.
 mod networks;
@@ -139,6 +142,7 @@ mod tests {
         ("exec_signal", include_str!("exec_signal.rs")),
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
+        ("gvisor", include_str!("gvisor.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("networks", include_str!("networks.rs")),

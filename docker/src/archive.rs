@@ -47,7 +47,7 @@ pub(crate) async fn get(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
-    gvisor::check_archive_path(&docker, &i.id, &i.path).await?;
+    gvisor::check_archive_get(&docker, &i.id, &i.path).await?;
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     let (_input, mut out) = io.split();
     out.accept(json!(stat)).await?;
@@ -70,8 +70,11 @@ pub(crate) async fn put(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
+    // gVisor's own /tmp: unpacked inside instead, see `gvisor`.
+    if gvisor::in_own_tmp(&docker, &i.id, &i.path).await? {
+        return gvisor::put(&docker, &i.id, &i.path, io).await;
+    }
     // Check the container and the directory before accepting any bytes.
-    gvisor::check_archive_path(&docker, &i.id, &i.path).await?;
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     if stat.mode & GO_MODE_DIR == 0 {
         return Err(invalid_input(format!("{} is not a directory", i.path)));

@@ -11,6 +11,7 @@
 //! | a tty shell, resize, a signal | `exec_an_interactive_shell_with_a_tty`, `exec_resize_and_signal_reach_the_process` |
 //! | stdin EOF reaching `cat`, 64 MiB by SHA-256 | `exec_cat_echoes_64_mib` |
 //! | an abort leaves nothing running | `an_aborted_or_dropped_exec_leaves_nothing_running_in_gvisor` |
+//! | a crashed server's exec is killed by the next start's sweep | `a_dead_calls_exec_in_gvisor_is_killed_by_the_sweep_by_its_marker` |
 //! | `top` lists the container's processes | `top_in_gvisor_lists_the_containers_own_processes` |
 //! | `cp` into `/tmp` lands inside, out of it refused, elsewhere right | `cp_into_tmp_in_gvisor_lands_inside_out_of_it_is_refused_and_elsewhere_round_trips` |
 //! | a user's gVisor container is still fenced off the host | `a_users_gvisor_container_is_fenced_off_the_host` |
@@ -27,9 +28,10 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters as q;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, UserNetwork};
+use dockwire_docker::{Config, DockerClient, DockerService, ExecSignals, UserNetwork};
 use dockwire_tests::Rt;
-use dockwire_tests::docker::{self, Cleanup, Rig, engine, eventually, on_engine};
+use dockwire_tests::docker::{self, Cleanup, Rig, engine, eventually, on_engine, unique};
+use dockwire_tests::exec_signals::detached;
 use dockwire_tests::reach::{HostService, get, host_address, only_network, web};
 use dockwire_tests::tenancy::{Tenancy, code, exec, tar_of};
 use futures::StreamExt;
@@ -255,6 +257,45 @@ fn an_aborted_or_dropped_exec_leaves_nothing_running_in_gvisor() {
             !runs_inside(&id, "sleep 1002")
         })
         .await;
+        t.remove(&t.alice, &id).await;
+    });
+    t.finish();
+}
+
+#[test]
+fn a_dead_calls_exec_in_gvisor_is_killed_by_the_sweep_by_its_marker() {
+    let t = gvisor_for_users(UserNetwork::None);
+    bounded(async {
+        let id = t.sleeper(&t.alice, t.spec(&[])).await;
+        // An exec whose call died with a crashed server, as its journal
+        // left it: a gVisor container's execs carry a marker even when
+        // the server signals others by host pid.
+        let marker = "0123456789abcdef0123456789abcdef";
+        let exec_id = detached(&id, Some(marker), "sleep 641 & sleep 642; true").await;
+        let journal = std::env::temp_dir().join(unique("gvisor-journal"));
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join(&exec_id), format!("{id}\n{marker}\n")).unwrap();
+        eventually("the exec runs", || {
+            let ps = inside_ps(&id);
+            ps.contains("sleep 641") && ps.contains("sleep 642")
+        })
+        .await;
+
+        let restarted = DockerService::new(
+            bollard::Docker::connect_with_local_defaults().unwrap(),
+            Config::from_env()
+                .with_exec_journal(&journal)
+                .with_exec_signals(ExecSignals::HostPid),
+        );
+        restarted.sweep().await.unwrap();
+        eventually("the exec's processes are gone", || {
+            let ps = inside_ps(&id);
+            !ps.contains("sleep 641") && !ps.contains("sleep 642")
+        })
+        .await;
+        let left: Vec<_> = std::fs::read_dir(&journal).unwrap().collect();
+        assert!(left.is_empty(), "the record is dropped: {left:?}");
+        std::fs::remove_dir_all(&journal).unwrap();
         t.remove(&t.alice, &id).await;
     });
     t.finish();

@@ -238,6 +238,15 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         config = config.with_user_runtime(runtime);
     }
     let docker = DockerService::from_env_with(config);
+    if let Some(runtime) = docker.missing_user_runtime().await {
+        return Err(Failure::local(
+            "serve",
+            format!(
+                "--user-runtime {runtime}: the engine has no such runtime (scripts/engine \
+                 registers runsc with it)"
+            ),
+        ));
+    }
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());

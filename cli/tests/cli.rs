@@ -1216,3 +1216,27 @@ fn run_runtime_runsc_is_gvisor_and_serve_user_runtime_puts_users_there() {
     alice.run(&["rm", "-f", &name]).ok();
     assert!(!exists(&id));
 }
+
+/// `serve --user-runtime` names a runtime the engine must have: one it
+/// lacks stops the server at its start, saying so, rather than failing
+/// every user's create.
+#[test]
+fn serve_refuses_a_user_runtime_the_engine_does_not_have() {
+    engine();
+    let scratch = Scratch::new("user-runtime");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--user-runtime", "dockwire-no-such-runtime"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(
+        line.contains("--user-runtime dockwire-no-such-runtime")
+            && line.contains("no such runtime"),
+        "{line}"
+    );
+}

@@ -67,13 +67,9 @@ pub(crate) async fn check_installed(
     if runtime == RUNC {
         return Ok(());
     }
-    let info = docker
-        .info()
+    let installed = installed(docker, runtime)
         .await
         .map_err(|e| engine_error(Subject::Engine, e))?;
-    let installed = info
-        .runtimes
-        .is_some_and(|runtimes| runtimes.contains_key(runtime));
     match (installed, forced) {
         (true, _) => Ok(()),
         (false, false) => Err(invalid_input(format!(
@@ -86,6 +82,17 @@ pub(crate) async fn check_installed(
             ),
         )),
     }
+}
+
+/// Whether the engine has `runtime`.
+pub(crate) async fn installed(
+    docker: &Docker,
+    runtime: &str,
+) -> Result<bool, bollard::errors::Error> {
+    let info = docker.info().await?;
+    Ok(info
+        .runtimes
+        .is_some_and(|runtimes| runtimes.contains_key(runtime)))
 }
 
 /// Whether containers under `runtime` run in gVisor.

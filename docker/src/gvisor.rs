@@ -10,10 +10,10 @@
 //!   on `/tmp`, which the engine's archive API does not reach (a file
 //!   copied in is invisible inside; one written inside is not found). A
 //!   copy into `/tmp` (or below) is unpacked by the image's `tar` in an
-//!   exec, as root, instead (the image needs `sh` and `tar`; a copy cut
-//!   short may leave part of it); a copy out of it is refused with
-//!   `INVALID_INPUT`, saying so. The rest of the file system is the
-//!   engine's, and copies there work as under runc.
+//!   exec, as root, instead (a copy cut short may leave part of it), and
+//!   a copy out of it is the image's `stat` and `tar -c` in execs (the
+//!   image needs `sh`, `stat`, `readlink` and `tar`). The rest of the file
+//!   system is the engine's, and copies there work as under runc.
 //! - exec signals: see [`crate::runtime::exec_signals`].
 
 use std::pin::pin;
@@ -29,7 +29,7 @@ use futures::future::{Either, select};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::catalog::{CONTAINER_NOT_FOUND, DOCKER_ERROR};
+use crate::catalog::{CONTAINER_NOT_FOUND, DOCKER_ERROR, PathStat};
 use crate::engine::exec_exit;
 use crate::error::{self, invalid_input};
 use crate::runtime;
@@ -67,21 +67,82 @@ pub(crate) async fn in_own_tmp(docker: &Docker, id: &str, path: &str) -> Result<
     Ok(in_tmp(path) && runtime::runs_gvisor(docker, id).await?)
 }
 
-/// Refuses a copy out of `path` of container `id` when it is in a gVisor
-/// container's own `/tmp`.
-pub(crate) async fn check_archive_get(
+/// `archive-get` of `path`, in gVisor container `id`'s own `/tmp`:
+/// accepted with its stat (the image's `stat`), then a tar of it (the
+/// image's `tar -c`, as root) as stdout, named by its base name as the
+/// engine names it.
+pub(crate) async fn get(
     docker: &Docker,
     id: &str,
     path: &str,
-) -> Result<(), CallError> {
-    if !in_own_tmp(docker, id, path).await? {
-        return Ok(());
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let asked = path;
+    let absolute = absolute(asked);
+    let path = absolute.as_str();
+    let cmd = ["sh", "-c", STAT_SCRIPT, "dockwire-cp", path].map(str::to_owned);
+    let (code, said, _) = run(docker, id, cmd.to_vec()).await?;
+    let stat = match code {
+        0 => parse_stat(&String::from_utf8_lossy(&said), path),
+        _ => None,
+    };
+    let Some(stat) = stat else {
+        return Err(CallError::new(
+            CONTAINER_NOT_FOUND,
+            format!("Could not find the file {asked} in the container"),
+        ));
+    };
+    let (_input, mut out) = io.split();
+    out.accept(json!(stat)).await?;
+    let (parent, name) = match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((parent, name)) => (parent, name),
+        None => ("/", path),
+    };
+    let cmd = ["tar", "-c", "-f", "-", "-C", parent, name].map(str::to_owned);
+    let options = CreateExecOptions {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(cmd.to_vec()),
+        user: Some("0".to_owned()),
+        ..Default::default()
+    };
+    let created = docker
+        .create_exec(id, options)
+        .await
+        .map_err(error::container)?;
+    let start = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: None,
+    };
+    let mut stderr = Vec::new();
+    if let StartExecResults::Attached { mut output, .. } = docker
+        .start_exec(&created.id, Some(start))
+        .await
+        .map_err(error::container)?
+    {
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(error::container)? {
+                LogOutput::StdOut { message } => out.stdout(message).await?,
+                LogOutput::StdErr { message } => {
+                    let room = OUTPUT_KEPT.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&message[..message.len().min(room)]);
+                }
+                _ => {}
+            }
+        }
     }
-    Err(invalid_input(format!(
-        "{path} is in /tmp of a gVisor container: gVisor keeps /tmp in a memory filesystem \
-         of its own, which the engine's copy does not reach; copy from another directory, or \
-         through an exec (`exec CONTAINER tar -c -C /tmp NAME`)"
-    )))
+    match exec_exit(docker, &created.id).await? {
+        0 => Ok(0),
+        code => Err(CallError::new(
+            DOCKER_ERROR,
+            format!(
+                "tar in the gVisor container failed (exit {code}): {}",
+                String::from_utf8_lossy(&stderr).trim()
+            ),
+        )),
+    }
 }
 
 /// `archive-put` into `path`, in gVisor container `id`'s own `/tmp`: once
@@ -196,6 +257,71 @@ pub(crate) async fn put(
 /// Prints its own pid (which `exec` keeps for `ps`), then runs `ps` with
 /// the script's arguments.
 const PS_SCRIPT: &str = r#"echo "$$"; exec ps "$@""#;
+
+/// Prints `$1`'s size, mode (hex) and modification time (Unix seconds),
+/// `|`-separated, then where it links to if it is a symbolic link.
+const STAT_SCRIPT: &str = r#"stat -c '%s|%f|%Y' "$1" && { readlink "$1" || true; }"#;
+
+/// [`STAT_SCRIPT`]'s output about `path` as the engine's stat: Go's
+/// `os.FileMode` bits, an RFC 3339 time. `None` if it is not that.
+fn parse_stat(said: &str, path: &str) -> Option<PathStat> {
+    let mut lines = said.lines();
+    let mut fields = lines.next()?.split('|');
+    let size = fields.next()?.parse().ok()?;
+    let unix_mode = u32::from_str_radix(fields.next()?, 16).ok()?;
+    let mtime: i64 = fields.next()?.parse().ok()?;
+    let name = path
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("/");
+    Some(PathStat {
+        name: name.to_owned(),
+        size,
+        mode: go_file_mode(unix_mode),
+        mtime: rfc3339(mtime),
+        link_target: lines.next().unwrap_or_default().to_owned(),
+    })
+}
+
+/// A Unix `st_mode` as Go's `os.FileMode`, as the engine reports modes.
+fn go_file_mode(unix: u32) -> u32 {
+    let kind = match unix & 0o170_000 {
+        0o040_000 => 1 << 31,
+        0o120_000 => 1 << 27,
+        0o010_000 => 1 << 25,
+        0o140_000 => 1 << 24,
+        0o020_000 => (1 << 26) | (1 << 21),
+        0o060_000 => 1 << 26,
+        _ => 0,
+    };
+    let special = [(0o4000, 1 << 23), (0o2000, 1 << 22), (0o1000, 1 << 20)]
+        .iter()
+        .filter(|(bit, _)| unix & bit != 0)
+        .fold(0, |all, (_, go)| all | go);
+    kind | special | (unix & 0o777)
+}
+
+/// Unix seconds as RFC 3339, in UTC (days to a civil date: Howard
+/// Hinnant's algorithm).
+fn rfc3339(seconds: i64) -> String {
+    let (days, second) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second / 3600,
+        second % 3600 / 60,
+        second % 60
+    )
+}
 
 /// Exits 0 when `$1` is a directory, [`NOT_A_DIRECTORY`] when it is
 /// something else, 4 when it is nothing.
@@ -339,6 +465,30 @@ mod tests {
         }
         assert_eq!(absolute("tmp/./a//b/../c/"), "/tmp/a/c");
         assert_eq!(absolute("/../tmp"), "/tmp");
+    }
+
+    #[test]
+    fn stat_output_becomes_the_engines_stat() {
+        let file = parse_stat("6|81a4|1796600758\n", "/tmp/e.txt").unwrap();
+        assert_eq!(
+            (
+                file.name.as_str(),
+                file.size,
+                file.mode,
+                file.mtime.as_str()
+            ),
+            ("e.txt", 6, 0o644, "2026-12-06T23:45:58Z")
+        );
+        let dir = parse_stat("4096|43ff|0\n", "/tmp").unwrap();
+        assert_eq!(dir.mode, (1 << 31) | (1 << 20) | 0o777);
+        assert_eq!(dir.mtime, "1970-01-01T00:00:00Z");
+        let link = parse_stat("1|a1ff|951782400\nx\n", "/tmp/l").unwrap();
+        assert_eq!(link.mode, (1 << 27) | 0o777);
+        assert_eq!(link.link_target, "x");
+        assert_eq!(link.mtime, "2000-02-29T00:00:00Z");
+        for bad in ["", "x|y|z", "1|zz|0", "1|81a4"] {
+            assert!(parse_stat(bad, "/tmp/x").is_none(), "{bad:?}");
+        }
     }
 
     #[test]

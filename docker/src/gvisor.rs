@@ -99,7 +99,8 @@ pub(crate) async fn get(
         Some((parent, name)) => (parent, name),
         None => ("/", path),
     };
-    let cmd = ["tar", "-c", "-f", "-", "-C", parent, name].map(str::to_owned);
+    // `--`: a name may start with `-`; it is never an option.
+    let cmd = ["tar", "-c", "-f", "-", "-C", parent, "--", name].map(str::to_owned);
     let options = CreateExecOptions {
         attach_stdout: Some(true),
         attach_stderr: Some(true),

@@ -411,6 +411,15 @@ fn cp_into_and_out_of_tmp_in_gvisor_reach_its_own_tmp_and_elsewhere_the_engines(
         assert_eq!(dir.name, "tmp");
         assert_ne!(dir.mode & (1 << 31), 0, "a directory: {dir:?}");
         assert_eq!(files.get("tmp/b.txt").map(String::as_str), Some("beta\n"));
+        // A name that looks like an option is a name.
+        exec(&t.alice, &id, &["sh", "-c", "echo dash > /tmp/--version"])
+            .await
+            .unwrap();
+        let (_, files) = copy_out("/tmp/--version").await;
+        assert_eq!(
+            files,
+            BTreeMap::from([("--version".into(), "dash\n".into())])
+        );
         let (missing, message) = code(t.alice.open(&get_of("/tmp/none")).await.map(|_| ()));
         assert_eq!(missing, CONTAINER_NOT_FOUND, "{message}");
 

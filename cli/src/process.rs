@@ -68,6 +68,9 @@ pub struct RunArgs {
     /// Lifetimes: --ttl, --idle-timeout.
     #[command(flatten)]
     lifetime: crate::verbs::containers::LifetimeArgs,
+    /// Runtime to use for this container (runc, runsc for gVisor)
+    #[arg(long, value_name = "RUNTIME")]
+    runtime: Option<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -293,6 +296,7 @@ fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
     spec.auto_remove = args.rm;
     args.lifetime.apply(&mut spec);
     args.sandbox.apply(&mut spec)?;
+    spec.runtime = args.runtime.clone();
     Ok(spec)
 }
 

@@ -89,6 +89,11 @@ pub struct ServeArgs {
     /// one. Use engine for a server in a container with the socket mounted
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
+    /// The runtime every `user` peer's container runs under, whatever it
+    /// asks (`runsc`: gVisor; the engine must have it). Default: users
+    /// choose runc (the engine's default) or runsc
+    #[arg(long, value_name = "RUNTIME")]
+    user_runtime: Option<String>,
     /// Resource defaults and caps of each role
     #[command(flatten)]
     policy: crate::serve_policy::PolicyArgs,
@@ -252,7 +257,26 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     }
     config = lifetimes(config, &args, &state)?;
     config = config.with_policy(args.policy.policy()?);
+    if let Some(runtime) = &args.user_runtime {
+        let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if runtime.is_empty() || !runtime.bytes().all(name) {
+            return Err(Failure::local(
+                "serve",
+                format!("--user-runtime takes a runtime's name (runsc), not {runtime:?}"),
+            ));
+        }
+        config = config.with_user_runtime(runtime);
+    }
     let docker = DockerService::from_env_with(config);
+    if let Some(runtime) = docker.missing_user_runtime().await {
+        return Err(Failure::local(
+            "serve",
+            format!(
+                "--user-runtime {runtime}: the engine has no such runtime (scripts/engine \
+                 registers runsc with it)"
+            ),
+        ));
+    }
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());

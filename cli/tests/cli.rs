@@ -1179,3 +1179,64 @@ fn serve_exec_signals_engine_marks_execs_and_kills_a_vanished_clients_exec() {
         },
     );
 }
+
+/// `run --runtime runsc` runs the command in gVisor, as `docker run
+/// --runtime runsc` does (gVisor's `dmesg` banner), and `serve
+/// --user-runtime runsc` puts a user's containers there whatever she asks;
+/// `inspect` shows the runtime.
+#[test]
+fn run_runtime_runsc_is_gvisor_and_serve_user_runtime_puts_users_there() {
+    const BANNER: &str = "Starting gVisor";
+    let rig = Rig::with(
+        "gvisor",
+        &["--user-runtime", "runsc", "--user-network", "none"],
+    );
+    let alice = rig.client("alice", false);
+    let dmesg = ["run", "--rm", "--runtime", "runsc", IMAGE, "dmesg"];
+    let docker_says = docker(&dmesg).ok().out();
+    assert!(docker_says.contains(BANNER), "{docker_says}");
+    let admins = rig.admin.run(&dmesg).ok();
+    assert!(admins.out().contains(BANNER), "{}", admins.dump());
+    let on_runc = rig.admin.run(&["run", "--rm", IMAGE, "dmesg"]);
+    assert!(!on_runc.out().contains(BANNER), "{}", on_runc.dump());
+    // alice asks for runc: the server's runsc wins.
+    let hers = alice
+        .run(&["run", "--rm", "--runtime", "runc", IMAGE, "dmesg"])
+        .ok();
+    assert!(hers.out().contains(BANNER), "{}", hers.dump());
+
+    let name = rig.containers.name("gvisor");
+    let ran = alice
+        .run(&["run", "-d", "--name", &name, IMAGE, "sleep", "600"])
+        .ok();
+    let id = ran.out().trim().to_owned();
+    rig.containers.add(&id);
+    let inspected = alice.run(&["inspect", &name]).ok().out();
+    assert!(inspected.contains("\"Runtime\": \"runsc\""), "{inspected}");
+    alice.run(&["rm", "-f", &name]).ok();
+    assert!(!exists(&id));
+}
+
+/// `serve --user-runtime` names a runtime the engine must have: one it
+/// lacks stops the server at its start, saying so, rather than failing
+/// every user's create.
+#[test]
+fn serve_refuses_a_user_runtime_the_engine_does_not_have() {
+    engine();
+    let scratch = Scratch::new("user-runtime");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--user-runtime", "dockwire-no-such-runtime"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(
+        line.contains("--user-runtime dockwire-no-such-runtime")
+            && line.contains("no such runtime"),
+        "{line}"
+    );
+}

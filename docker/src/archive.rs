@@ -14,6 +14,7 @@ use crate::access::Caller;
 use crate::catalog::{ArchiveGet, ArchivePut, PathStat};
 use crate::engine::Engine;
 use crate::error::{self, invalid_input};
+use crate::gvisor;
 
 /// Go's `os.ModeDir`, as the engine reports a path's mode.
 const GO_MODE_DIR: u32 = 1 << 31;
@@ -46,6 +47,10 @@ pub(crate) async fn get(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
+    // gVisor's own /tmp: read inside instead, see `gvisor`.
+    if gvisor::in_own_tmp(&docker, &i.id, &i.path).await? {
+        return gvisor::get(&docker, &i.id, &i.path, io).await;
+    }
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     let (_input, mut out) = io.split();
     out.accept(json!(stat)).await?;
@@ -68,6 +73,10 @@ pub(crate) async fn put(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
+    // gVisor's own /tmp: unpacked inside instead, see `gvisor`.
+    if gvisor::in_own_tmp(&docker, &i.id, &i.path).await? {
+        return gvisor::put(&docker, &i.id, &i.path, io).await;
+    }
     // Check the container and the directory before accepting any bytes.
     let stat = path_stat(&docker, &i.id, &i.path).await?;
     if stat.mode & GO_MODE_DIR == 0 {

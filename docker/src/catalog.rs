@@ -353,6 +353,11 @@ pub struct ContainerSpec {
     /// cancelled); for `create`, the engine's own auto-remove is set.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The OCI runtime (`runc`, `runsc` for gVisor); the engine's default
+    /// when absent. Users may choose `runc` or `runsc`, and the server may
+    /// put all their containers under one (`serve --user-runtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 
     // Lifetimes (see [`crate::lifetime`]): Go-like durations (`90s`,
     // `5m`, `1h30m`). A `user`'s are subject to the server's default and

@@ -96,6 +96,10 @@ pub struct Config {
     pub user_cap_drop: Vec<String>,
     /// How much network users' containers get.
     pub user_network: UserNetwork,
+    /// The runtime every `user` container runs under, whatever the caller
+    /// asks (`runsc`: gVisor); `None`: users choose among
+    /// [`USER_RUNTIMES`](crate::runtime::USER_RUNTIMES).
+    pub user_runtime: Option<String>,
     /// Each role's resource defaults and caps (see [`crate::policy`]).
     pub policy: Policy,
 
@@ -169,6 +173,7 @@ impl Config {
             user_idle_timeout: LifetimePolicy::default(),
             lifetime_dir: None,
             policy: Policy::default(),
+            user_runtime: None,
         }
     }
 
@@ -276,6 +281,13 @@ impl Config {
     /// Sets how exec'd processes are signalled.
     pub fn with_exec_signals(mut self, exec_signals: ExecSignals) -> Self {
         self.exec_signals = exec_signals;
+        self
+    }
+
+    /// Puts every `user` container under `runtime` (`runsc`: gVisor),
+    /// whatever the caller asks; the engine must have it.
+    pub fn with_user_runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.user_runtime = Some(runtime.into());
         self
     }
 }

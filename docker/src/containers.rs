@@ -19,9 +19,11 @@ use crate::catalog::*;
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
+use crate::gvisor;
 use crate::hardening;
 use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::policy;
+use crate::runtime;
 use crate::sandbox::restart_policy;
 use crate::stdio::split_output;
 
@@ -231,9 +233,12 @@ pub(crate) async fn top(
 ) -> Result<ContainerTopResponse, CallError> {
     hardening::check_ps_args(&caller, i.ps_args.as_deref())?;
     let (docker, id) = engine.container(&caller, &i.id).await?;
-    let options = q::TopOptions {
-        ps_args: i.ps_args.unwrap_or_else(|| "-ef".into()),
-    };
+    let ps_args = i.ps_args.unwrap_or_else(|| "-ef".into());
+    // The engine would list host processes: see `gvisor`.
+    if runtime::runs_gvisor(&docker, &id).await? {
+        return gvisor::top(&docker, &id, &ps_args).await;
+    }
+    let options = q::TopOptions { ps_args };
     docker
         .top_processes(&id, Some(options))
         .await

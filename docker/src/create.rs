@@ -13,6 +13,7 @@ use crate::catalog::ContainerSpec;
 use crate::engine::Engine;
 use crate::owned::user_error;
 use crate::ownership::{check_name, engine_name, generated_name};
+use crate::runtime;
 use crate::spec;
 use crate::user_network;
 use crate::volumes::create_owned_volume;
@@ -55,6 +56,11 @@ pub(crate) async fn prepare(
         .collect();
     for mount in &volumes {
         check_name("volume", mount.source.as_deref().unwrap_or_default())?;
+    }
+    // The runtime `runtime::chosen` decided, checked on the engine.
+    if let Some(chosen) = &host.runtime {
+        let forced = engine.config.user_runtime.is_some();
+        runtime::check_installed(docker, chosen, forced).await?;
     }
     // A user's network: its own, or none. Host and other containers'
     // namespaces were refused (or allowed) by the spec's check.

@@ -22,6 +22,7 @@ use crate::error::{self, invalid_input};
 use crate::exec_signal::{self, MARKER_VAR, Marker, Reach};
 use crate::journal;
 use crate::reply::one_then_many;
+use crate::runtime;
 use crate::signal::{self, HostProcess};
 use crate::stdio::{self, Controls, Output, Stdin};
 
@@ -99,7 +100,9 @@ async fn start(
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
     }
-    let (env, marker) = marked_env(&i.env, config.exec_signals)?;
+    // A gVisor container's execs are signalled through the engine.
+    let signals = runtime::exec_signals(docker, &i.id, config.exec_signals).await;
+    let (env, marker) = marked_env(&i.env, signals)?;
     let options = CreateExecOptions {
         attach_stdin: Some(stdin),
         attach_stdout: Some(true),
@@ -125,7 +128,7 @@ async fn start(
         exec_id: created.id.clone(),
         container: i.id.clone(),
         user: i.user.clone(),
-        signals: config.exec_signals,
+        signals,
         marker,
         process: Arc::default(),
         journal,

@@ -171,15 +171,19 @@ pub(crate) async fn sweep(
         };
         // Ended: nothing left.
         if let Some((info, pid)) = running {
+            // An exec with a marker was signalled through the engine (a
+            // gVisor container's always are), whatever the configuration.
             let ended = match signals {
-                ExecSignals::HostPid => match visible_pid(docker, &info, pid).await {
-                    Some(pid) => {
-                        signal::kill_tree(pid);
-                        true
+                ExecSignals::HostPid if marker.is_none() => {
+                    match visible_pid(docker, &info, pid).await {
+                        Some(pid) => {
+                            signal::kill_tree(pid);
+                            true
+                        }
+                        None => false,
                     }
-                    None => false,
-                },
-                ExecSignals::Engine => kill_through_engine(docker, &info, marker.as_ref()).await,
+                }
+                _ => kill_through_engine(docker, &info, marker.as_ref()).await,
             };
             if ended {
                 killed.push(exec_id.clone());

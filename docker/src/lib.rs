@@ -84,6 +84,9 @@ mod sandbox;
 // by calls, enforced by a task of the server's.
 pub mod lifetime;
 
+// The runtime a container runs under, and what gVisor changes.
+pub mod runtime;
+
 // Typed handlers made into replies.
 mod reply;
 
@@ -101,6 +104,9 @@ mod user_network;
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
 mod stdio;
+
+// What the engine answers wrong for a container in gVisor.
+mod gvisor;
 
 // The handlers, one file per concern. Networks and volumes first: what a
 // container's create makes or names (`create`) uses them.
@@ -149,6 +155,7 @@ mod tests {
         ("exec_signal", include_str!("exec_signal.rs")),
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
+        ("gvisor", include_str!("gvisor.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("lifetime", include_str!("lifetime.rs")),
@@ -162,6 +169,7 @@ mod tests {
         ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),
+        ("runtime", include_str!("runtime.rs")),
         ("service", include_str!("service.rs")),
         ("signal", include_str!("signal.rs")),
         ("spec", include_str!("spec.rs")),

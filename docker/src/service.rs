@@ -24,6 +24,7 @@ use crate::error;
 use crate::journal;
 use crate::operations;
 use crate::ownership::Kind;
+use crate::runtime;
 
 /// Serves the Docker operation catalog with a bollard client.
 ///
@@ -64,6 +65,23 @@ impl DockerService {
             move || Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION),
             config,
         )
+    }
+
+    /// The runtime users' containers are put under
+    /// ([`Config::with_user_runtime`]), when the engine answers and does
+    /// not have it: every user's create would fail. `None` when it has it,
+    /// when none is set, or when the engine does not answer (yet).
+    pub async fn missing_user_runtime(&self) -> Option<String> {
+        let engine = self.engine.clone();
+        Compat::new(async move {
+            let runtime = engine.config.user_runtime.clone()?;
+            let docker = engine.docker().await.ok()?;
+            match runtime::installed(&docker, &runtime).await {
+                Ok(false) => Some(runtime),
+                _ => None,
+            }
+        })
+        .await
     }
 
     /// Waits until the cleanups of cancelled calls (killing an exec,

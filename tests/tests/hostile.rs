@@ -975,6 +975,25 @@ fn cases(t: &Targets) -> Vec<Case> {
                 .expect(Error(INVALID_INPUT)),
         );
     }
+    // Runtimes a user may not choose (issue 14): only runc and runsc;
+    // a name that is not a runtime's is refused for anyone.
+    for (runtime, code) in [
+        ("io.containerd.runc.v2", FORBIDDEN),
+        ("kata", FORBIDDEN),
+        ("runc --privileged", INVALID_INPUT),
+        ("../runc", INVALID_INPUT),
+        ("", INVALID_INPUT),
+    ] {
+        cases.push(
+            Case::new(format!("a user's create under runtime {runtime:?}"))
+                .send(req(
+                    ID,
+                    "container/create",
+                    spec(json!({ "runtime": runtime })),
+                ))
+                .expect(Error(code)),
+        );
+    }
     // A cancellation at every moment of an exec's and a run's setup: the
     // process or the container must go with the call. (An exec's window,
     // its start request in flight, is a millisecond or two wide: these

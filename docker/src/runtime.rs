@@ -1,0 +1,225 @@
+//! The OCI runtime a container runs under: which one a caller may ask for
+//! (`ContainerSpec::runtime`), the one the operator puts every `user`
+//! container under ([`Config::with_user_runtime`]), and whether a
+//! container runs in gVisor, where some of the engine's answers are wrong
+//! and dockwire answers differently (`top`, `cp` to `/tmp`, exec signals).
+//!
+//! The rule is decided here, once: an admin gets the runtime it asks for
+//! (the engine refuses one it does not know); a user gets the operator's
+//! runtime when one is set, whatever it asks, and otherwise only one of
+//! [`USER_RUNTIMES`], which the engine must have.
+//!
+//! [`Config::with_user_runtime`]: crate::Config::with_user_runtime
+
+use bollard::Docker;
+use bollard::query_parameters as q;
+use dockwire_core::{CallError, ErrorCode};
+
+use crate::access::{Caller, forbidden};
+use crate::config::{Config, ExecSignals};
+use crate::error::{self, Subject, engine_error, invalid_input};
+
+/// Docker's default runtime.
+pub const RUNC: &str = "runc";
+
+/// gVisor's runtime, as `scripts/engine` registers it with dockerd.
+pub const RUNSC: &str = "runsc";
+
+/// The runtimes a `user` may ask for (when the operator sets none for it):
+/// runc, and gVisor when the engine has it.
+pub const USER_RUNTIMES: &[&str] = &[RUNC, RUNSC];
+
+/// The runtime of a container `caller` creates from a spec that asks for
+/// `asked`; `None`: the engine's default. A name that is not one is
+/// `INVALID_INPUT`; a user's request for a runtime outside
+/// [`USER_RUNTIMES`] is `FORBIDDEN`.
+pub(crate) fn chosen(
+    config: &Config,
+    caller: &Caller,
+    asked: Option<&str>,
+) -> Result<Option<String>, CallError> {
+    if let Some(asked) = asked {
+        check_name(asked)?;
+    }
+    if caller.is_admin() {
+        return Ok(asked.map(str::to_owned));
+    }
+    if let Some(forced) = &config.user_runtime {
+        return Ok(Some(forced.clone()));
+    }
+    match asked {
+        Some(asked) if !USER_RUNTIMES.contains(&asked) => Err(forbidden(format!(
+            "runtime {asked:?} needs an admin; users may choose {}",
+            USER_RUNTIMES.join(" or ")
+        ))),
+        asked => Ok(asked.map(str::to_owned)),
+    }
+}
+
+/// Refuses a user's container under `runtime` when the engine does not
+/// have it, before anything is made: `INVALID_INPUT` for a runtime the
+/// user asked for, `UNAVAILABLE` for the operator's (`forced`).
+pub(crate) async fn check_installed(
+    docker: &Docker,
+    runtime: &str,
+    forced: bool,
+) -> Result<(), CallError> {
+    if runtime == RUNC {
+        return Ok(());
+    }
+    let installed = installed(docker, runtime)
+        .await
+        .map_err(|e| engine_error(Subject::Engine, e))?;
+    match (installed, forced) {
+        (true, _) => Ok(()),
+        (false, false) => Err(invalid_input(format!(
+            "the engine has no runtime {runtime:?}"
+        ))),
+        (false, true) => Err(CallError::new(
+            ErrorCode::UNAVAILABLE,
+            format!(
+                "the server puts users' containers under runtime {runtime:?}, which the engine does not have"
+            ),
+        )),
+    }
+}
+
+/// Whether the engine has `runtime`.
+pub(crate) async fn installed(
+    docker: &Docker,
+    runtime: &str,
+) -> Result<bool, bollard::errors::Error> {
+    let info = docker.info().await?;
+    Ok(info
+        .runtimes
+        .is_some_and(|runtimes| runtimes.contains_key(runtime)))
+}
+
+/// Whether containers under `runtime` run in gVisor.
+pub(crate) fn is_gvisor(runtime: Option<&str>) -> bool {
+    runtime == Some(RUNSC)
+}
+
+/// Whether container `id` runs in gVisor, as the engine reports its
+/// runtime.
+pub(crate) async fn runs_gvisor(docker: &Docker, id: &str) -> Result<bool, CallError> {
+    let info = docker
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await
+        .map_err(error::container)?;
+    let runtime = info.host_config.and_then(|h| h.runtime);
+    Ok(is_gvisor(runtime.as_deref()))
+}
+
+/// How signals reach the execs of container `id`: as configured, except
+/// that a gVisor container's always go through the engine. There the
+/// exec's pid the engine reports is runsc's helper on the host, not the
+/// process, which lives in gVisor's own kernel.
+pub(crate) async fn exec_signals(
+    docker: &Docker,
+    id: &str,
+    configured: ExecSignals,
+) -> ExecSignals {
+    if configured == ExecSignals::Engine {
+        return configured;
+    }
+    match runs_gvisor(docker, id).await {
+        Ok(true) => ExecSignals::Engine,
+        // Not gVisor, or gone: the exec's create will say so.
+        _ => configured,
+    }
+}
+
+/// A runtime's name as dockerd registers them: letters, digits, `.`,
+/// `_` and `-`.
+fn check_name(name: &str) -> Result<(), CallError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    match valid {
+        true => Ok(()),
+        false => Err(invalid_input(format!("{name:?} is not a runtime's name"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Role;
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            role,
+            ..Caller::test_user("k")
+        }
+    }
+
+    #[test]
+    fn an_admin_gets_the_runtime_it_asks_for() {
+        let config = Config::from_env().with_user_runtime(RUNSC);
+        let admin = caller(Role::Admin);
+        assert_eq!(chosen(&config, &admin, None).unwrap(), None);
+        assert_eq!(
+            chosen(&config, &admin, Some("kata")).unwrap(),
+            Some("kata".into())
+        );
+        assert_eq!(
+            chosen(&config, &admin, Some(RUNC)).unwrap(),
+            Some(RUNC.into())
+        );
+    }
+
+    #[test]
+    fn a_user_may_choose_runc_or_runsc_only() {
+        let config = Config::from_env();
+        let user = caller(Role::User);
+        assert_eq!(chosen(&config, &user, None).unwrap(), None);
+        for ok in USER_RUNTIMES {
+            assert_eq!(
+                chosen(&config, &user, Some(ok)).unwrap(),
+                Some((*ok).into())
+            );
+        }
+        let refused = chosen(&config, &user, Some("kata")).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::FORBIDDEN);
+        assert!(
+            refused.message.contains("runc or runsc"),
+            "{}",
+            refused.message
+        );
+    }
+
+    #[test]
+    fn the_operators_user_runtime_wins_whatever_a_user_asks() {
+        let config = Config::from_env().with_user_runtime(RUNSC);
+        let user = caller(Role::User);
+        for asked in [None, Some(RUNC), Some(RUNSC), Some("kata")] {
+            assert_eq!(
+                chosen(&config, &user, asked).unwrap(),
+                Some(RUNSC.into()),
+                "{asked:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_runtime_name_that_is_not_one_is_invalid_input_for_everyone() {
+        let config = Config::from_env().with_user_runtime(RUNSC);
+        for role in [Role::Admin, Role::User] {
+            for bad in ["", "run c", "../runc", "runc\0", &"r".repeat(65)] {
+                let refused = chosen(&config, &caller(role), Some(bad)).unwrap_err();
+                assert_eq!(refused.code, ErrorCode::INVALID_INPUT, "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_runsc_is_gvisor() {
+        assert!(is_gvisor(Some(RUNSC)));
+        for other in [None, Some(RUNC), Some(""), Some("runsc-debug")] {
+            assert!(!is_gvisor(other), "{other:?}");
+        }
+    }
+}

@@ -101,40 +101,20 @@ pub(crate) async fn get(
     };
     // `--`: a name may start with `-`; it is never an option.
     let cmd = ["tar", "-c", "-f", "-", "-C", parent, "--", name].map(str::to_owned);
-    let options = CreateExecOptions {
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        cmd: Some(cmd.to_vec()),
-        user: Some("0".to_owned()),
-        ..Default::default()
-    };
-    let created = docker
-        .create_exec(id, options)
-        .await
-        .map_err(error::container)?;
-    let start = StartExecOptions {
-        detach: false,
-        tty: false,
-        output_capacity: None,
-    };
+    let (exec_id, mut output, _) =
+        start_attached(docker, id, cmd.to_vec(), Some("0"), false).await?;
     let mut stderr = Vec::new();
-    if let StartExecResults::Attached { mut output, .. } = docker
-        .start_exec(&created.id, Some(start))
-        .await
-        .map_err(error::container)?
-    {
-        while let Some(chunk) = output.next().await {
-            match chunk.map_err(error::container)? {
-                LogOutput::StdOut { message } => out.stdout(message).await?,
-                LogOutput::StdErr { message } => {
-                    let room = OUTPUT_KEPT.saturating_sub(stderr.len());
-                    stderr.extend_from_slice(&message[..message.len().min(room)]);
-                }
-                _ => {}
+    while let Some(chunk) = output.next().await {
+        match chunk.map_err(error::container)? {
+            LogOutput::StdOut { message } => out.stdout(message).await?,
+            LogOutput::StdErr { message } => {
+                let room = OUTPUT_KEPT.saturating_sub(stderr.len());
+                stderr.extend_from_slice(&message[..message.len().min(room)]);
             }
+            _ => {}
         }
     }
-    match exec_exit(docker, &created.id).await? {
+    match exec_exit(docker, &exec_id).await? {
         0 => Ok(0),
         code => Err(CallError::new(
             DOCKER_ERROR,
@@ -178,36 +158,8 @@ pub(crate) async fn put(
     let (mut input, mut out) = io.split();
     out.accept(json!({})).await?;
     let cmd = ["tar", "-x", "-f", "-", "-C", path].map(str::to_owned);
-    let options = CreateExecOptions {
-        attach_stdin: Some(true),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        cmd: Some(cmd.to_vec()),
-        user: Some("0".to_owned()),
-        ..Default::default()
-    };
-    let created = docker
-        .create_exec(id, options)
-        .await
-        .map_err(error::container)?;
-    let start = StartExecOptions {
-        detach: false,
-        tty: false,
-        output_capacity: None,
-    };
-    let StartExecResults::Attached {
-        mut output,
-        input: mut stdin,
-    } = docker
-        .start_exec(&created.id, Some(start))
-        .await
-        .map_err(error::container)?
-    else {
-        return Err(CallError::new(
-            DOCKER_ERROR,
-            "the engine started the copy's tar detached",
-        ));
-    };
+    let (exec_id, mut output, mut stdin) =
+        start_attached(docker, id, cmd.to_vec(), Some("0"), true).await?;
     // Whether stdin was closed (the tar is whole); a failed write means
     // tar has ended (its exit code says why).
     let feed = async {
@@ -243,7 +195,7 @@ pub(crate) async fn put(
         }
         Either::Right((said, _)) => said,
     };
-    match exec_exit(docker, &created.id).await? {
+    match exec_exit(docker, &exec_id).await? {
         0 => Ok(0),
         code => Err(CallError::new(
             DOCKER_ERROR,
@@ -409,10 +361,46 @@ async fn run(
     id: &str,
     cmd: Vec<String>,
 ) -> Result<(i64, Vec<u8>, Vec<u8>), CallError> {
+    let (exec_id, mut output, _) = start_attached(docker, id, cmd, None, false).await?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = output.next().await {
+        let (into, bytes) = match chunk.map_err(error::container)? {
+            LogOutput::StdOut { message } => (&mut stdout, message),
+            LogOutput::StdErr { message } => (&mut stderr, message),
+            _ => continue,
+        };
+        let room = OUTPUT_KEPT.saturating_sub(into.len());
+        into.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+    let code = exec_exit(docker, &exec_id).await?;
+    Ok((code, stdout, stderr))
+}
+
+/// An attached exec's output and stdin, as bollard gives them.
+type Attached = (
+    String,
+    std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+/// Creates and starts `cmd` in container `id`, attached (stdin too when
+/// `stdin`), as `user` (`None`: the container's): the exec's id, its
+/// output and its stdin.
+async fn start_attached(
+    docker: &Docker,
+    id: &str,
+    cmd: Vec<String>,
+    user: Option<&str>,
+    stdin: bool,
+) -> Result<Attached, CallError> {
     let options = CreateExecOptions {
+        attach_stdin: Some(stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         cmd: Some(cmd),
+        user: user.map(str::to_owned),
         ..Default::default()
     };
     let created = docker
@@ -424,24 +412,17 @@ async fn run(
         tty: false,
         output_capacity: None,
     };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    if let StartExecResults::Attached { mut output, .. } = docker
+    match docker
         .start_exec(&created.id, Some(start))
         .await
         .map_err(error::container)?
     {
-        while let Some(chunk) = output.next().await {
-            let (into, bytes) = match chunk.map_err(error::container)? {
-                LogOutput::StdOut { message } => (&mut stdout, message),
-                LogOutput::StdErr { message } => (&mut stderr, message),
-                _ => continue,
-            };
-            let room = OUTPUT_KEPT.saturating_sub(into.len());
-            into.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        }
+        StartExecResults::Attached { output, input } => Ok((created.id, output, input)),
+        StartExecResults::Detached => Err(CallError::new(
+            DOCKER_ERROR,
+            "the engine started an exec detached",
+        )),
     }
-    let code = exec_exit(docker, &created.id).await?;
-    Ok((code, stdout, stderr))
 }
 
 #[cfg(test)]

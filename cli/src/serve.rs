@@ -82,11 +82,12 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     user_network: Option<UserNetworkName>,
     /// How signals reach exec'd processes (and cancelled execs are killed):
-    /// `host-pid` (this server shares the engine host's pid namespace) or
-    /// `engine` (a second exec in the container signals the processes
+    /// `host-pid` (host pids where this server shares the engine host's pid
+    /// namespace, checked per container; the engine elsewhere) or `engine`
+    /// (always: a second exec in the container signals the processes
     /// marked DOCKWIRE_EXEC; needs sh, tr, grep and kill in the image).
     /// Default: host-pid with a local engine socket, engine with a remote
-    /// one. Use engine for a server in a container with the socket mounted
+    /// one
     #[arg(long, value_enum, value_name = "ROUTE")]
     exec_signals: Option<ExecSignalsName>,
     /// The runtime every `user` peer's container runs under, whatever it

@@ -1137,13 +1137,30 @@ fn a_smol_server_runs_and_execs_with_exit_codes() {
 
 #[test]
 fn serve_exec_signals_engine_marks_execs_and_kills_a_vanished_clients_exec() {
-    // Through the engine, as a server in a container with the engine's
-    // socket mounted would have it (this one could use host pids).
+    // Through the engine, as asked (this server could use host pids).
     let rig = Rig::with(
         "exec-signals",
         &["--exec-signals", "engine", "--idle-timeout", "2"],
     );
-    let name = rig.containers.docker_sleeper("exec-signals");
+    execs_are_marked_and_a_vanished_clients_exec_is_killed(&rig, "exec-signals");
+}
+
+#[test]
+fn serve_in_a_pid_namespace_of_its_own_signals_execs_through_the_engine() {
+    // The default (`host-pid`), but the server does not share the engine
+    // host's pid namespace, as in a container with the socket mounted: it
+    // sees none of the containers' processes, so it goes through the
+    // engine.
+    let rig = Rig::started("own-pid-ns", |state| {
+        Server::start_in_own_pid_namespace(state, "127.0.0.1:0", &["--idle-timeout", "2"])
+    });
+    execs_are_marked_and_a_vanished_clients_exec_is_killed(&rig, "own-pid-ns");
+}
+
+/// An exec through `rig`'s server carries a marker, and a client killed
+/// mid-exec has its exec's processes killed through the engine.
+fn execs_are_marked_and_a_vanished_clients_exec_is_killed(rig: &Rig, what: &str) {
+    let name = rig.containers.docker_sleeper(what);
     let marker = rig
         .admin
         .run(&["exec", &name, "sh", "-c", "echo \"$DOCKWIRE_EXEC\""])

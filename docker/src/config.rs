@@ -20,11 +20,15 @@ pub const DEFAULT_USER_CAP_DROP: &[&str] = &["NET_RAW", "MKNOD"];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExecSignals {
-    /// The server shares the engine host's pid namespace: it signals the
-    /// exec's host pid, which `inspect_exec` reports, directly. A pid that
-    /// is not that process here (the server is in a pid namespace of its
-    /// own after all) is not signalled: the signal is dropped and logged.
-    /// The default with a local engine socket.
+    /// Host pids where the server shares the engine host's pid namespace,
+    /// the engine elsewhere: decided per container before an exec is made
+    /// (the container's init pid is a process in this server's `/proc`, in
+    /// a pid namespace other than the server's; never for gVisor), the
+    /// server then signals the exec's host pid, which `inspect_exec`
+    /// reports, directly, or goes through the engine as [`Engine`](Self::Engine) does.
+    /// A pid that is not that process here after all is not signalled:
+    /// the signal is dropped and logged. The default with a local engine
+    /// socket.
     HostPid,
     /// Through the engine: each exec carries a marker in its environment
     /// (`DOCKWIRE_EXEC`), and a second exec in its container signals the

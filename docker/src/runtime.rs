@@ -18,6 +18,7 @@ use dockwire_core::{CallError, ErrorCode};
 use crate::access::{Caller, forbidden};
 use crate::config::{Config, ExecSignals};
 use crate::error::{self, Subject, engine_error, invalid_input};
+use crate::signal;
 
 /// Docker's default runtime.
 pub const RUNC: &str = "runc";
@@ -111,10 +112,14 @@ pub(crate) async fn runs_gvisor(docker: &Docker, id: &str) -> Result<bool, CallE
     Ok(is_gvisor(runtime.as_deref()))
 }
 
-/// How signals reach the execs of container `id`: as configured, except
-/// that a gVisor container's always go through the engine. There the
-/// exec's pid the engine reports is runsc's helper on the host, not the
-/// process, which lives in gVisor's own kernel.
+/// How signals reach the execs of container `id`. Through the engine when
+/// configured so, for a gVisor container (the exec's pid the engine
+/// reports is runsc's helper on the host, not the process, which lives in
+/// gVisor's own kernel), and whenever this server does not see the
+/// container's processes: host pids only when this server shares the
+/// engine host's pid namespace (a server in a container of its own, with
+/// the engine's socket mounted, does not). Decided per container, from
+/// one inspect, before the exec is made (its marker is given at create).
 pub(crate) async fn exec_signals(
     docker: &Docker,
     id: &str,
@@ -123,10 +128,41 @@ pub(crate) async fn exec_signals(
     if configured == ExecSignals::Engine {
         return configured;
     }
-    match runs_gvisor(docker, id).await {
-        Ok(true) => ExecSignals::Engine,
-        // Not gVisor, or gone: the exec's create will say so.
-        _ => configured,
+    match docker
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => {
+            let gvisor = is_gvisor(info.host_config.and_then(|h| h.runtime).as_deref());
+            let init = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
+            choose_exec_signals(gvisor, init, |pid| signal::in_one_container(pid, pid))
+        }
+        // Gone, or the engine is away: the exec's create will say so.
+        Err(_) => configured,
+    }
+}
+
+/// [`exec_signals`]' choice for a configured `HostPid`: host pids only for
+/// a runc container whose init pid (`init`, the engine's number) is a
+/// process here in a pid namespace other than this server's (`visible`).
+/// A container that is not running (no `init`) has no exec to signal:
+/// host pids, as configured.
+fn choose_exec_signals(
+    gvisor: bool,
+    init: Option<i64>,
+    visible: impl Fn(i64) -> bool,
+) -> ExecSignals {
+    match init {
+        _ if gvisor => ExecSignals::Engine,
+        Some(pid) if !visible(pid) => {
+            tracing::debug!(
+                pid,
+                "this server does not see the container's processes (it does not share the \
+                 engine's pid namespace): its execs are signalled through the engine"
+            );
+            ExecSignals::Engine
+        }
+        _ => ExecSignals::HostPid,
     }
 }
 
@@ -146,6 +182,26 @@ fn check_name(name: &str) -> Result<(), CallError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn execs_use_host_pids_only_where_this_server_sees_the_containers_processes() {
+        use super::choose_exec_signals as choose;
+        let seen = |_| true;
+        let unseen = |_| false;
+        assert_eq!(choose(false, Some(42), seen), ExecSignals::HostPid);
+        assert_eq!(choose(false, Some(42), unseen), ExecSignals::Engine);
+        assert_eq!(choose(true, Some(42), seen), ExecSignals::Engine);
+        assert_eq!(choose(false, None, unseen), ExecSignals::HostPid);
+        // This server's own process is in its own pid namespace: not a
+        // container's, as a server in a container sees the number the
+        // engine gives for another container's init.
+        let own = i64::from(std::process::id());
+        assert!(!crate::signal::in_one_container(own, own));
+        assert!(!crate::signal::in_one_container(
+            i64::from(i32::MAX),
+            i64::from(i32::MAX)
+        ));
+    }
+
     use super::*;
     use crate::access::Role;
 

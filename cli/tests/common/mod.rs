@@ -653,6 +653,27 @@ impl Server {
         Server::launch(command, state, extra)
     }
 
+    /// As [`Server::start`], in a pid namespace of its own (with its own
+    /// `/proc`), as a server in a container with the engine's socket
+    /// mounted runs: it does not see the containers' processes.
+    /// `unshare` kills the server when it is itself killed.
+    pub fn start_in_own_pid_namespace(state: &Path, listen: &str, extra: &[&str]) -> Server {
+        let mut command = Command::new("unshare");
+        for var in OWN_ENV {
+            command.env_remove(var);
+        }
+        command
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(BIN)
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra);
+        Server::launch(command, state, extra)
+    }
+
     /// As [`Server::start`], but started with a soft limit of `soft` open
     /// files (as many systems start processes with 1024), its hard limit
     /// left as it is: through `sh`, whose `ulimit` sets it before it

@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 mod error;
 mod host;
 mod process;
+mod publish;
 mod sandbox;
 mod serve;
 mod serve_policy;
@@ -92,6 +93,8 @@ impl From<Congestion> for dockwire_service::quic::Congestion {
 enum Command {
     /// Create and run a new container from an image
     Run(process::RunArgs),
+    /// Create a new container
+    Create(process::CreateArgs),
     /// Execute a command in a running container
     Exec(process::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -171,6 +174,10 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Run(args) => {
             let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
             settled(&host, process::run(&host.docker, args).await).await
+        }
+        Command::Create(args) => {
+            let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
+            settled(&host, process::create(&host.docker, args).await).await
         }
         Command::Exec(args) => {
             let host = host::connect(global).await?;

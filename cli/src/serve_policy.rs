@@ -3,8 +3,8 @@
 //! user cannot exceed (see `dockwire_docker::policy`). `0` turns a
 //! default or a cap off.
 
-use dockwire_docker::Policy;
 use dockwire_docker::units::parse_size;
+use dockwire_docker::{HostPorts, Policy};
 
 use crate::error::Failure;
 
@@ -41,6 +41,9 @@ pub struct PolicyArgs {
     /// Process limit of an admin's container when its caller gives none [default: none]
     #[arg(long, value_name = "N")]
     admin_pids: Option<i64>,
+    /// Let users publish ports (-p), on 127.0.0.1 only, with host ports in this range or ones the engine picks [default: users publish none]
+    #[arg(long, value_name = "FIRST-LAST")]
+    user_publish_ports: Option<String>,
 }
 
 impl PolicyArgs {
@@ -86,6 +89,9 @@ impl PolicyArgs {
         if let Some(n) = self.admin_pids {
             admin.defaults.pids_limit = positive(count("--admin-pids", n)?);
         }
+        if let Some(range) = &self.user_publish_ports {
+            policy.user_ports = Some(host_ports(range)?);
+        }
         let over = |default: Option<i64>, cap: Option<i64>| matches!((default, cap), (Some(d), Some(c)) if d > c);
         if over(user.defaults.memory, user.caps.memory) {
             return Err(Failure::local(
@@ -101,6 +107,25 @@ impl PolicyArgs {
         }
         Ok(policy)
     }
+}
+
+/// `FIRST-LAST`, ports from 1, `FIRST` ≤ `LAST`.
+fn host_ports(text: &str) -> Result<HostPorts, Failure> {
+    let bad = || {
+        Failure::local(
+            "serve --user-publish-ports",
+            format!("expected FIRST-LAST, ports 1-65535, got {text:?}"),
+        )
+    };
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let (first, last): (u16, u16) = (
+        first.parse().map_err(|_| bad())?,
+        last.parse().map_err(|_| bad())?,
+    );
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok(HostPorts { first, last })
 }
 
 fn size(flag: &str, text: &str) -> Result<i64, Failure> {
@@ -135,6 +160,7 @@ mod tests {
             user_cpus_max: Some(1.5),
             user_log_max_size: Some("1m".into()),
             admin_memory: Some("2g".into()),
+            user_publish_ports: Some("20000-20099".into()),
             ..PolicyArgs::default()
         };
         let policy = args.policy().unwrap();
@@ -148,6 +174,14 @@ mod tests {
         assert_eq!(policy.user.caps.log_max_size, Some(1 << 20));
         assert_eq!(policy.admin.defaults.memory, Some(2 << 30));
         assert_eq!(policy.admin.caps.memory, None);
+        assert_eq!(
+            policy.user_ports,
+            Some(HostPorts {
+                first: 20000,
+                last: 20099
+            })
+        );
+        assert_eq!(PolicyArgs::default().policy().unwrap().user_ports, None);
     }
 
     #[test]
@@ -167,6 +201,18 @@ mod tests {
             },
             PolicyArgs {
                 user_cpus_max: Some(-1.0),
+                ..PolicyArgs::default()
+            },
+            PolicyArgs {
+                user_publish_ports: Some("0-10".into()),
+                ..PolicyArgs::default()
+            },
+            PolicyArgs {
+                user_publish_ports: Some("30000-20000".into()),
+                ..PolicyArgs::default()
+            },
+            PolicyArgs {
+                user_publish_ports: Some("8080".into()),
                 ..PolicyArgs::default()
             },
         ] {

@@ -426,6 +426,29 @@ pub struct ContainerSpec {
     /// `max-size` and `max-file`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,
+    /// Ports published on the engine's host (`-p/--publish`): admins'
+    /// anywhere; a `user`'s only on 127.0.0.1, when the server allows it
+    /// (`serve --user-publish-ports`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Publish>,
+}
+
+/// One published port (`-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Publish {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `tcp` (when absent), `udp` or `sctp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The host address it is bound on: all when absent for an admin,
+    /// 127.0.0.1 for a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// The host port; the engine picks a free one when absent or 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
 }
 
 /// One resource limit (`--ulimit NAME=SOFT[:HARD]`).

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | every field reaches the engine | `every_sandbox_field_is_in_the_engines_inspect` |
 //! | memory | `a_memory_hog_is_oom_killed_with_137` |
+//! | shm, tmpfs within memory | `shm_and_tmpfs_writes_count_against_the_memory_limit` |
 //! | pids | `a_fork_loop_stops_at_the_pids_limit` |
 //! | read-only root, tmpfs | `a_read_only_root_refuses_a_write_and_a_tmpfs_takes_it` |
 //! | cap-drop | `dropping_net_raw_stops_ping` |
@@ -163,6 +164,33 @@ fn a_memory_hog_is_oom_killed_with_137() {
         assert_eq!(state.oom_killed, Some(true));
         assert_eq!(seen.host_config.unwrap().memory, Some(32 * M));
         t.remove(&t.alice, &id).await;
+        t.finish();
+    });
+}
+
+/// A user's `/dev/shm` and tmpfs may be sized above its memory limit, but
+/// what is written there is the container's memory: a write past the
+/// limit is OOM-killed, so the memory cap bounds them too.
+#[test]
+fn shm_and_tmpfs_writes_count_against_the_memory_limit() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        for dir in ["/dev/shm", "/scratch"] {
+            let write = format!("dd if=/dev/zero of={dir}/fill bs=1M count=256");
+            let mut spec = t.spec(&["sh", "-c", &write]);
+            spec.memory = Some("32m".into());
+            spec.memory_swap = Some("32m".into());
+            spec.shm_size = Some("1g".into());
+            spec.tmpfs = BTreeMap::from([("/scratch".to_owned(), "size=1g".to_owned())]);
+            let (seen, id) = run_kept(&t.alice, spec).await;
+            let state = seen.state.unwrap();
+            assert_eq!(
+                (state.exit_code, state.oom_killed),
+                (Some(137), Some(true)),
+                "{dir}"
+            );
+            t.remove(&t.alice, &id).await;
+        }
         t.finish();
     });
 }

@@ -257,7 +257,8 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         config = config.with_user_cap_drop(caps);
     }
     config = lifetimes(config, &args, &state)?;
-    config = config.with_policy(args.policy.policy()?);
+    let engine_cpus = DockerService::from_env().engine_cpus().await;
+    config = config.with_policy(args.policy.policy(engine_cpus)?);
     if let Some(runtime) = &args.user_runtime {
         let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
         if runtime.is_empty() || !runtime.bytes().all(name) {

@@ -26,7 +26,7 @@ pub struct PolicyArgs {
     /// Most processes a user may ask [default: 4096]
     #[arg(long, value_name = "N")]
     user_pids_max: Option<i64>,
-    /// Most CPUs a user may ask [default: this host's CPU count]
+    /// Most CPUs a user may ask [default: the engine's CPU count]
     #[arg(long, value_name = "N")]
     user_cpus_max: Option<f64>,
     /// Size at which a user's container's log is rotated, and the most a user may ask [default: 10m]
@@ -49,8 +49,14 @@ pub struct PolicyArgs {
 impl PolicyArgs {
     /// The policy these flags give, over the library's defaults; a
     /// nonsense value, or a default above its cap, is refused.
-    pub fn policy(&self) -> Result<Policy, Failure> {
+    /// `engine_cpus`, the engine's CPU count when it answered, is users'
+    /// CPU cap unless `--user-cpus-max` gives one (the library's default
+    /// is this host's count, which a remote engine's need not be).
+    pub fn policy(&self, engine_cpus: Option<i64>) -> Result<Policy, Failure> {
         let mut policy = Policy::default();
+        if let Some(cpus) = engine_cpus {
+            policy.user.caps.nano_cpus = cpus.checked_mul(NANO as i64);
+        }
         let (user, admin) = (&mut policy.user, &mut policy.admin);
         if let Some(m) = &self.user_memory {
             user.defaults.memory = positive(size("--user-memory", m)?);
@@ -163,7 +169,7 @@ mod tests {
             user_publish_ports: Some("20000-20099".into()),
             ..PolicyArgs::default()
         };
-        let policy = args.policy().unwrap();
+        let policy = args.policy(None).unwrap();
         assert_eq!(policy.user.defaults.memory, Some(256 << 20));
         assert_eq!(policy.user.caps.memory, Some(1 << 30));
         assert_eq!(policy.user.caps.memory_swap, Some(2 << 30));
@@ -181,7 +187,12 @@ mod tests {
                 last: 20099
             })
         );
-        assert_eq!(PolicyArgs::default().policy().unwrap().user_ports, None);
+        assert_eq!(PolicyArgs::default().policy(None).unwrap().user_ports, None);
+        // The engine's CPU count, unless the flag gives a cap.
+        let engines = PolicyArgs::default().policy(Some(64)).unwrap();
+        assert_eq!(engines.user.caps.nano_cpus, Some(64_000_000_000));
+        let flagged = args.policy(Some(64)).unwrap();
+        assert_eq!(flagged.user.caps.nano_cpus, Some(1_500_000_000));
     }
 
     #[test]
@@ -216,7 +227,7 @@ mod tests {
                 ..PolicyArgs::default()
             },
         ] {
-            assert!(args.policy().is_err(), "{args:?}");
+            assert!(args.policy(None).is_err(), "{args:?}");
         }
     }
 }

@@ -84,6 +84,18 @@ impl DockerService {
         .await
     }
 
+    /// The engine's CPU count (`docker info`'s `NCPU`), when it answers:
+    /// what users' `cpus` cap should be when the engine is not on this
+    /// server's host.
+    pub async fn engine_cpus(&self) -> Option<i64> {
+        let engine = self.engine.clone();
+        Compat::new(async move {
+            let docker = engine.docker().await.ok()?;
+            docker.info().await.ok()?.ncpu.filter(|&n| n > 0)
+        })
+        .await
+    }
+
     /// Waits until the cleanups of cancelled calls (killing an exec,
     /// removing a `run`'s container) have finished, for `limit` at most:
     /// whether they all did. A process that serves in-process calls and is

@@ -377,6 +377,12 @@ fn cp_into_and_out_of_tmp_in_gvisor_reach_its_own_tmp_and_elsewhere_the_engines(
             .await
             .unwrap();
         assert_eq!((inside.as_str(), status), ("alpha\nbeta\n", 0));
+        // Into `/`, a tar's `tmp/` entry reaches the same /tmp.
+        assert_eq!(copy_in("/", "tmp/root.txt", b"from root\n").await, 0);
+        let (inside, status) = exec(&t.alice, &id, &["cat", "/tmp/root.txt"])
+            .await
+            .unwrap();
+        assert_eq!((inside.as_str(), status), ("from root\n", 0));
         // As the engine's copy answers: a missing directory, a file.
         let (missing, message) = code(t.alice.open(&put("/tmp/none")).await.map(|_| ()));
         assert_eq!(missing, CONTAINER_NOT_FOUND, "{message}");

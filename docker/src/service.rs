@@ -231,11 +231,57 @@ impl Service for DockerService {
             }
         }
         let admin = caller.is_admin();
+        let running = Running::begin(self.engine.clone(), caller.call);
         let reply = operations::route(self.engine.clone(), caller, request);
+        let reply = running.until_done(reply);
         match admin {
             true => reply,
             false => without_host_paths(reply),
         }
+    }
+}
+
+/// A call while it runs: the containers it names are held by it (see
+/// [`crate::lifetime`]) until its reply is done or dropped.
+struct Running {
+    engine: Arc<Engine>,
+    call: u64,
+}
+
+impl Running {
+    fn begin(engine: Arc<Engine>, call: u64) -> Self {
+        engine.lifetimes.begin_call(call);
+        Running { engine, call }
+    }
+
+    /// `reply`, which ends this call when it is done or dropped.
+    fn until_done(self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Refuse(e) => Reply::Refuse(e),
+            Reply::Json(outputs) => Reply::Json(
+                outputs
+                    .map(move |output| {
+                        let _running = &self;
+                        output
+                    })
+                    .boxed(),
+            ),
+            Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+                let session = handler(io);
+                async move {
+                    let exit = session.await;
+                    drop(self);
+                    exit
+                }
+                .boxed()
+            })),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.engine.lifetimes.end_call(self.call);
     }
 }
 

@@ -151,10 +151,6 @@ fn update_changes_a_running_containers_limits_within_a_users_cap() {
     rig.admin.run(&["rm", "-f", &name, &id]).ok();
 }
 
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn serve_policy_flags_set_a_users_defaults_and_caps() {
     let networks = UserNetworks::of(Vec::<String>::new());

@@ -383,6 +383,11 @@ pub fn docker_cli() -> String {
     }
 }
 
+/// `args` as the `&str`s `run` takes.
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// Runs the docker CLI with `args`.
 pub fn docker(args: &[&str]) -> Ran {
     run_with(Command::new(docker_cli()).args(args), None, LIMIT)

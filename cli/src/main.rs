@@ -14,6 +14,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod context;
+mod contexts;
 mod error;
 mod host;
 mod process;
@@ -45,8 +47,14 @@ struct Cli {
 pub struct Global {
     /// The server: quic://HOST[:PORT] or unix://PATH. Without one, dockwire
     /// serves this machine's engine in-process
-    #[arg(short = 'H', long, env = "DOCKWIRE_HOST", global = true)]
+    /// (DOCKWIRE_HOST, which overrides DOCKWIRE_CONTEXT and the current
+    /// context)
+    #[arg(short = 'H', long, global = true)]
     pub host: Option<String>,
+    /// The named host (`dockwire context`) to use (DOCKWIRE_CONTEXT);
+    /// verbs that list or watch take several, comma-separated
+    #[arg(short = 'c', long, global = true, value_name = "NAME[,NAME…]")]
+    pub context: Option<String>,
     /// Where this user's identity, trusted peers and known servers live
     /// [default: $XDG_DATA_HOME/dockwire or ~/.local/share/dockwire]
     #[arg(long, env = "DOCKWIRE_STATE_DIR", global = true)]
@@ -108,6 +116,9 @@ enum Command {
     /// Manage the clients this server admits
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Manage named hosts
+    #[command(subcommand)]
+    Context(context::ContextCommand),
 }
 
 /// jemalloc, configured (.cargo/config.toml) to give freed pages back to
@@ -198,6 +209,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             Ok(0)
         }
         Command::Trust(command) => trust::run(global, command),
+        Command::Context(command) => context::run(global, command),
     }
 }
 

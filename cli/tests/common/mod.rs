@@ -30,8 +30,9 @@ pub const LIMIT: Duration = Duration::from_secs(90);
 
 /// The environment variables of dockwire that would change what a test
 /// means if the person running the tests had them set.
-const OWN_ENV: [&str; 5] = [
+const OWN_ENV: [&str; 6] = [
     "DOCKWIRE_HOST",
+    "DOCKWIRE_CONTEXT",
     "DOCKWIRE_STATE_DIR",
     "DOCKWIRE_SERVER_FINGERPRINT",
     "DOCKWIRE_CONGESTION",

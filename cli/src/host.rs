@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use dockwire_core::Limits;
+use dockwire_docker::fleet::{Dial, Fleet, FleetError, Sleep};
 use dockwire_docker::{DockerClient, DockerService};
 use dockwire_service::Runtime;
 use dockwire_service::quic::{
@@ -91,6 +92,27 @@ pub fn targets(global: &Global) -> Result<Vec<Target>, Failure> {
         host: Some(host),
         fingerprint: global.server_fingerprint.clone(),
     };
+    if global.all_contexts {
+        let state = StateDir::open(global.state_dir.as_deref())?;
+        let made: Vec<Target> = state
+            .contexts()
+            .list()?
+            .into_iter()
+            .filter(|c| c.name != crate::contexts::DEFAULT)
+            .map(|c| Target {
+                name: c.name,
+                host: Some(c.host),
+                fingerprint: global.server_fingerprint.clone().or(c.server_fingerprint),
+            })
+            .collect();
+        if made.is_empty() {
+            return Err(Failure::local(
+                "--all-contexts",
+                "no context was made (`dockwire context create`)",
+            ));
+        }
+        return Ok(made);
+    }
     let named = match (&global.context, &global.host) {
         (Some(_), Some(_)) => {
             return Err(Failure::local(
@@ -143,6 +165,72 @@ pub fn targets(global: &Global) -> Result<Vec<Target>, Failure> {
         ));
     }
     Ok(targets)
+}
+
+/// A fleet of `targets`, each dialled on first use as [`connect_to`]
+/// does, each call within the fan-out's timeout.
+pub fn fleet(global: &Global, targets: &[Target]) -> Fleet {
+    let sleep: Sleep = Arc::new(|pause| Box::pin(tokio::time::sleep(pause)));
+    let mut fleet = Fleet::new(sleep, crate::verbs::fan_out::TIMEOUT);
+    for target in targets {
+        let name = target.name.clone();
+        let (global, target) = (global.clone(), target.clone());
+        let dial: Dial = Arc::new(move || {
+            let (global, target) = (global.clone(), target.clone());
+            Box::pin(async move {
+                connect_to(&global, &target)
+                    .await
+                    .map(|connected| connected.docker)
+                    .map_err(|failure| FleetError::Connect(failure.why))
+            })
+        });
+        fleet.add(name, dial);
+    }
+    fleet
+}
+
+/// Reads `references` as `HOST/CONTAINER`: each one whose part before the
+/// first `/` names a context (a container's name has no `/`) loses it,
+/// and `global` then names that context. References to several hosts, or
+/// to another host than `--context` or `--host` names, are refused.
+/// Nothing changes when none names a host.
+pub fn on_named_host(global: &mut Global, references: Vec<&mut String>) -> Result<(), Failure> {
+    let Some(state) = StateDir::existing(global.state_dir.as_deref()) else {
+        return Ok(());
+    };
+    let contexts = state.contexts();
+    let mut named: Option<String> = None;
+    for reference in references {
+        let Some((host, rest)) = reference.split_once('/') else {
+            continue;
+        };
+        if host.is_empty() || host.starts_with('.') || contexts.get(host).ok().flatten().is_none() {
+            continue;
+        }
+        match &named {
+            Some(other) if other != host => {
+                return Err(Failure::local(
+                    "choose the host",
+                    format!(
+                        "containers on several hosts ({other}, {host}): name one host per command"
+                    ),
+                ));
+            }
+            _ => named = Some(host.to_owned()),
+        }
+        *reference = rest.to_owned();
+    }
+    let Some(host) = named else {
+        return Ok(());
+    };
+    if global.host.is_some() || global.context.as_deref().is_some_and(|c| c != host) {
+        return Err(Failure::local(
+            "choose the host",
+            format!("{host}/… names another host than --host or --context"),
+        ));
+    }
+    global.context = Some(host);
+    Ok(())
 }
 
 /// The one host `global` names; several are refused (only verbs that list

@@ -15,6 +15,7 @@ use crate::error::{
     Context, EXIT_ATTACH_LOST, EXIT_CANNOT_INVOKE, EXIT_DOCKWIRE, EXIT_EXEC_LOST, EXIT_NOT_FOUND,
     Failure, Outcome,
 };
+use crate::placement::on_placed_host;
 use crate::session::{self, Broken, Plan};
 use crate::verbs::format::labels;
 
@@ -47,6 +48,9 @@ pub struct CreateArgs {
 /// The container `run` and `create` make, with docker's flags.
 #[derive(clap::Args, Debug)]
 pub struct ContainerArgs {
+    /// Placement on one of several hosts
+    #[command(flatten)]
+    place: crate::placement::PlaceArgs,
     /// Limits and hardening (docker's flags)
     #[command(flatten)]
     sandbox: Box<crate::sandbox::SandboxArgs>,
@@ -118,7 +122,7 @@ pub struct ExecArgs {
     #[arg(short = 'u', long)]
     user: Option<String>,
     /// The container (name or id)
-    container: String,
+    pub(crate) container: String,
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -134,7 +138,71 @@ pub struct AttachArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
     /// The container (name or id)
-    container: String,
+    pub(crate) container: String,
+}
+
+impl RunArgs {
+    /// Whether the host is to be chosen (`--place`).
+    pub fn placed(&self) -> bool {
+        self.container.place.placed()
+    }
+}
+
+impl CreateArgs {
+    /// Whether the host is to be chosen (`--place`).
+    pub fn placed(&self) -> bool {
+        self.container.place.placed()
+    }
+}
+
+/// `dockwire run --place`: as [`run`], on the host placement chose.
+pub async fn run_placed(global: &crate::Global, args: RunArgs) -> Outcome {
+    let what = format!("run {}", args.container.image);
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let place = &args.container.place;
+    if args.detach {
+        let create = ContainerCreate(spec);
+        let image = create.0.image.clone();
+        let (_, docker, created) = on_placed_host(global, place, &image, |docker| {
+            let (create, image) = (&create, &image);
+            async move { pulling(&docker, image, || docker.query(create)).await }
+        })
+        .await
+        .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+        return started(&docker, &what, &created.id).await;
+    }
+    let plan = Plan {
+        stdin: args.container.interactive,
+        tty: args.container.tty,
+        sig_proxy: !args.container.tty,
+    };
+    check_tty(&what, plan)?;
+    let input = RunInput(spec);
+    let image = input.0.image.clone();
+    let attempt = |docker: DockerClient| {
+        let (input, image) = (&input, &image);
+        async move { pulling(&docker, image, || docker.open(input)).await }
+    };
+    let (_, _, session) = match on_placed_host(global, place, &image, attempt).await {
+        Ok(placed) => placed,
+        Err(failure) => return Err(failure.with_exit(EXIT_DOCKWIRE)),
+    };
+    finish(&what, session, plan, EXIT_DOCKWIRE).await
+}
+
+/// `dockwire create --place`: as [`create`], on the host placement chose.
+pub async fn create_placed(global: &crate::Global, args: CreateArgs) -> Outcome {
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let create = ContainerCreate(spec);
+    let image = create.0.image.clone();
+    let (_, _, created) = on_placed_host(global, &args.container.place, &image, |docker| {
+        let (create, image) = (&create, &image);
+        async move { pulling(&docker, image, || docker.query(create)).await }
+    })
+    .await
+    .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    println!("{}", created.id);
+    Ok(0)
 }
 
 /// `dockwire run`.
@@ -259,10 +327,15 @@ async fn make(docker: &DockerClient, what: &str, spec: ContainerSpec) -> Result<
 async fn detach(docker: &DockerClient, spec: ContainerSpec) -> Outcome {
     let what = format!("run {}", spec.image);
     let id = make(docker, &what, spec).await?;
+    started(docker, &what, &id).await
+}
+
+/// Starts the container `id` made, and prints its id (`run -d`).
+async fn started(docker: &DockerClient, what: &str, id: &str) -> Outcome {
     docker
-        .query(&ContainerStart(ContainerRef::new(&id)))
+        .query(&ContainerStart(ContainerRef::new(id)))
         .await
-        .map_err(|e| start_failure(&what, e))?;
+        .map_err(|e| start_failure(what, e))?;
     println!("{id}");
     Ok(0)
 }

@@ -10,10 +10,12 @@ use crate::error::{Context, Outcome};
 pub(crate) mod containers;
 mod cp;
 mod events;
+pub(crate) mod fan_out;
 pub(crate) mod format;
 mod images;
+pub(crate) mod listing;
 mod networks;
-mod out;
+pub(crate) mod out;
 mod stats;
 mod times;
 mod volumes;
@@ -65,6 +67,31 @@ pub enum Verb {
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version,
+}
+
+/// The containers `verb` names, to be read as `HOST/CONTAINER` (see
+/// `host::on_named_host`): every container argument, and `cp`'s
+/// `CONTAINER:PATH` sides.
+pub fn references(verb: &mut Verb) -> Vec<&mut String> {
+    match verb {
+        Verb::Inspect(args) => args.names.iter_mut().collect(),
+        Verb::Start(args) => args.containers.iter_mut().collect(),
+        Verb::Stop(args) | Verb::Restart(args) => args.containers.iter_mut().collect(),
+        Verb::Kill(args) => args.containers.iter_mut().collect(),
+        Verb::Rm(args) => args.containers.iter_mut().collect(),
+        Verb::Wait(args) => args.containers.iter_mut().collect(),
+        Verb::Update(args) => args.containers.iter_mut().collect(),
+        Verb::Top(args) => vec![&mut args.container],
+        Verb::Logs(args) => vec![&mut args.container],
+        Verb::Stats(args) => args.containers.iter_mut().collect(),
+        Verb::Cp(args) => [&mut args.source, &mut args.destination]
+            .into_iter()
+            .filter(|side| cp::in_container(side))
+            .collect(),
+        Verb::Network(networks::Network::Connect(args)) => vec![&mut args.container],
+        Verb::Network(networks::Network::Disconnect(args)) => vec![&mut args.container],
+        _ => Vec::new(),
+    }
 }
 
 /// Runs one verb.

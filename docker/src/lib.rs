@@ -129,6 +129,8 @@ pub mod operations;
 mod service;
 
 mod client;
+// Many servers as one, on the client side.
+pub mod fleet;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items};
@@ -156,6 +158,7 @@ mod tests {
         ("exec_signal", include_str!("exec_signal.rs")),
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
+        ("fleet", include_str!("fleet.rs")),
         ("gvisor", include_str!("gvisor.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),

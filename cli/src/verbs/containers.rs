@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::format::{self, Table};
+use super::listing::Listing;
 use super::out::{self, Verdict};
 use super::times;
 use crate::error::{Context, Failure};
@@ -51,6 +52,11 @@ pub struct Ps {
 }
 
 pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
+    list(docker, &args).await?.print()
+}
+
+/// What `ps` shows.
+pub async fn list(docker: &DockerClient, args: &Ps) -> Result<Listing, out::Stop> {
     let last = args.last.or(args.latest.then_some(1));
     let input = ContainerList {
         all: args.all || last.is_some(),
@@ -65,21 +71,19 @@ pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
         containers.truncate(last);
     }
     if args.quiet {
-        let mut ids = String::new();
+        let mut ids = Listing::Ids(Vec::new());
         for c in &containers {
             let id = c.id.as_deref().unwrap_or_default();
-            ids.push_str(if args.no_trunc {
+            ids.push([if args.no_trunc {
                 id
             } else {
                 format::short_id(id)
-            });
-            ids.push('\n');
+            }]);
         }
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(ids);
     }
     let now = format::unix_now();
-    let mut table = Table::list(&[
+    let mut table = Listing::table(&[
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -89,10 +93,9 @@ pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
         "NAMES",
     ]);
     for c in &containers {
-        table.row(ps_row(c, !args.no_trunc, now));
+        table.push(ps_row(c, !args.no_trunc, now));
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 /// One line of `ps`, as docker shows it.
@@ -161,7 +164,7 @@ pub struct Inspect {
     kind: Option<Kind>,
     /// Containers or images, by name or id
     #[arg(required = true, value_name = "NAME|ID")]
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
 }
 
 /// What `inspect` looks for.
@@ -234,7 +237,7 @@ async fn inspect_one(
 pub struct Start {
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Stop one or more running containers
@@ -251,7 +254,7 @@ pub struct Stop {
     timeout: Option<i32>,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Kill one or more running containers
@@ -262,7 +265,7 @@ pub struct Kill {
     signal: String,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Remove one or more containers
@@ -276,7 +279,7 @@ pub struct Rm {
     volumes: bool,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn start(docker: &DockerClient, args: Start) -> Verdict {
@@ -362,7 +365,7 @@ pub async fn rm(docker: &DockerClient, args: Rm) -> Verdict {
 pub struct Wait {
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn wait(docker: &DockerClient, args: Wait) -> Verdict {
@@ -421,7 +424,7 @@ pub struct Update {
     restart: Option<String>,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn update(docker: &DockerClient, args: Update) -> Verdict {
@@ -450,7 +453,7 @@ pub async fn update(docker: &DockerClient, args: Update) -> Verdict {
 #[derive(Args, Debug)]
 pub struct Top {
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
     /// Options for ps (default -ef)
     #[arg(
         trailing_var_arg = true,
@@ -501,7 +504,7 @@ pub struct Logs {
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
 }
 
 pub async fn logs(docker: &DockerClient, args: Logs) -> Verdict {

@@ -9,8 +9,9 @@ use dockwire_docker::catalog::{ImageList, ImagePull, ImageRemove, PullProgress, 
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
 use crate::error::Context;
 
 // ------------------------------------------------------------------ pull
@@ -223,6 +224,11 @@ pub struct Images {
 }
 
 pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
+    list(docker, &args).await?.print()
+}
+
+/// What `images` shows.
+pub async fn list(docker: &DockerClient, args: &Images) -> Result<Listing, Stop> {
     let mut filters = format::filters(&args.filter)?;
     if let Some(reference) = &args.reference {
         filters
@@ -247,20 +253,18 @@ pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
         }
     };
     if args.quiet {
-        let mut ids = String::new();
+        let mut ids = Listing::Ids(Vec::new());
         for row in &rows {
-            ids.push_str(&id(row));
-            ids.push('\n');
+            ids.push([id(row)]);
         }
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(ids);
     }
     let mut header = vec!["REPOSITORY", "TAG"];
     if args.digests {
         header.push("DIGEST");
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut table = Table::list(&header);
+    let mut table = Listing::table(&header);
     let now = format::unix_now();
     for row in &rows {
         let mut cells = vec![row.repository.clone(), row.tag.clone()];
@@ -272,10 +276,9 @@ pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
             format::ago(row.image.created, now),
             format::human_size(row.image.size as f64, 3),
         ]);
-        table.row(cells);
+        table.push(cells);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 /// A line of `images`: one per repository and tag of an image.

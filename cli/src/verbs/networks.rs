@@ -9,8 +9,9 @@ use dockwire_docker::catalog::{
     NetworkRemove,
 };
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
 use crate::error::{Context, Failure};
 
 /// Manage networks
@@ -74,7 +75,7 @@ pub struct Connect {
     /// The network, by name or id
     network: String,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
 }
 
 /// Disconnect a container from a network
@@ -86,7 +87,20 @@ pub struct Disconnect {
     /// The network, by name or id
     network: String,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
+}
+
+/// Whether `verb` is `ls`.
+pub fn is_ls(verb: &Network) -> bool {
+    matches!(verb, Network::Ls(_))
+}
+
+/// `ls`'s arguments, if `verb` is `ls`.
+pub fn ls_args(verb: Network) -> Option<Ls> {
+    match verb {
+        Network::Ls(args) => Some(args),
+        _ => None,
+    }
 }
 
 pub async fn network(docker: &DockerClient, verb: Network) -> Verdict {
@@ -124,6 +138,11 @@ pub async fn network(docker: &DockerClient, verb: Network) -> Verdict {
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
+    list(docker, &args).await?.print()
+}
+
+/// What `network ls` shows.
+pub async fn list(docker: &DockerClient, args: &Ls) -> Result<Listing, Stop> {
     let input = NetworkList {
         filters: format::filters(&args.filter)?,
     };
@@ -147,24 +166,20 @@ async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
         .to_owned()
     };
     if args.quiet {
-        let ids: String = networks
-            .iter()
-            .map(|n| id(n.id.as_deref()) + "\n")
-            .collect();
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(Listing::Ids(
+            networks.iter().map(|n| id(n.id.as_deref())).collect(),
+        ));
     }
-    let mut table = Table::list(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
+    let mut table = Listing::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     for n in &networks {
-        table.row([
+        table.push([
             id(n.id.as_deref()),
             n.name.clone().unwrap_or_default(),
             n.driver.clone().unwrap_or_default(),
             n.scope.clone().unwrap_or_default(),
         ]);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 async fn create(docker: &DockerClient, args: Create) -> Verdict {

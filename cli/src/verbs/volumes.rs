@@ -4,8 +4,9 @@ use clap::{Args, Subcommand};
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::{VolumeCreate, VolumeList, VolumeRemove};
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
 use crate::error::Context;
 
 /// Manage volumes
@@ -58,6 +59,19 @@ pub struct Rm {
     volumes: Vec<String>,
 }
 
+/// Whether `verb` is `ls`.
+pub fn is_ls(verb: &Volume) -> bool {
+    matches!(verb, Volume::Ls(_))
+}
+
+/// `ls`'s arguments, if `verb` is `ls`.
+pub fn ls_args(verb: Volume) -> Option<Ls> {
+    match verb {
+        Volume::Ls(args) => Some(args),
+        _ => None,
+    }
+}
+
 pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
     match verb {
         Volume::Ls(args) => ls(docker, args).await,
@@ -67,6 +81,11 @@ pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
+    list(docker, &args).await?.print()
+}
+
+/// What `volume ls` shows.
+pub async fn list(docker: &DockerClient, args: &Ls) -> Result<Listing, Stop> {
     let input = VolumeList {
         filters: format::filters(&args.filter)?,
     };
@@ -80,16 +99,13 @@ async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
     let mut volumes = listed.volumes.unwrap_or_default();
     volumes.sort_by(|a, b| format::natural_cmp(&a.name, &b.name));
     if args.quiet {
-        let names: String = volumes.iter().map(|v| v.name.clone() + "\n").collect();
-        out::stdout(names.as_bytes())?;
-        return Ok(0);
+        return Ok(Listing::Ids(volumes.into_iter().map(|v| v.name).collect()));
     }
-    let mut table = Table::list(&["DRIVER", "VOLUME NAME"]);
+    let mut table = Listing::table(&["DRIVER", "VOLUME NAME"]);
     for v in &volumes {
-        table.row([v.driver.as_str(), v.name.as_str()]);
+        table.push([v.driver.as_str(), v.name.as_str()]);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 async fn create(docker: &DockerClient, args: Create) -> Verdict {

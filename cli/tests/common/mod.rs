@@ -614,6 +614,17 @@ impl Client {
     }
 }
 
+/// `serve --listen LISTEN --state-dir STATE EXTRA…` on `command`.
+fn serve_args(command: &mut Command, state: &Path, listen: &str, extra: &[&str]) {
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg(listen)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra);
+}
+
 /// A `dockwire serve` process, stopped (TERM, then KILL) when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -633,13 +644,7 @@ impl Server {
     /// and `extra` options; returns once it says where it listens.
     pub fn start(state: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut command = dockwire();
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -648,14 +653,8 @@ impl Server {
     pub fn start_with_path_first(state: &Path, listen: &str, extra: &[&str], dir: &Path) -> Server {
         let mut command = dockwire();
         let path = std::env::var("PATH").unwrap_or_default();
-        command
-            .env("PATH", format!("{}:{path}", dir.display()))
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+        command.env("PATH", format!("{}:{path}", dir.display()));
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -670,13 +669,8 @@ impl Server {
         }
         command
             .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+            .arg(BIN);
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -692,13 +686,17 @@ impl Server {
         command
             .arg("-c")
             .arg(format!("ulimit -S -n {soft} && exec \"$0\" \"$@\""))
-            .arg(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+            .arg(BIN);
+        serve_args(&mut command, state, listen, extra);
+        Server::launch(command, state, extra)
+    }
+
+    /// As [`Server::start`], serving the engine at the Unix socket
+    /// `engine` (a private engine's) rather than the shared one.
+    pub fn start_for_engine(state: &Path, listen: &str, extra: &[&str], engine: &Path) -> Server {
+        let mut command = dockwire();
+        command.env("DOCKER_HOST", format!("unix://{}", engine.display()));
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 

@@ -334,6 +334,24 @@ fn a_fleet_lists_across_hosts_names_containers_by_host_and_places_work() {
         (skipped.out(), skipped.err()),
         ("hi\n".into(), "dockwire: placed on h1\n".into())
     );
+
+    // h3's server gone: it does not answer at all, and is reported once
+    // when the fan-out's timeout has passed.
+    drop(three._servers.pop());
+    let began = std::time::Instant::now();
+    let listed = three.dw(&["ps", "--all-contexts"]);
+    assert_eq!(listed.code(), 1, "{}", listed.dump());
+    let err = listed.err();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("dockwire: host h2: "), "{err}");
+    assert!(lines[1].starts_with("dockwire: host h3: "), "{err}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(30), "{err}");
+    let hosts: Vec<String> = hosts_and_names(&listed.out())
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(hosts, ["h1"; 4], "{}", listed.out());
 }
 
 mod format {

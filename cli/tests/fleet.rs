@@ -346,7 +346,10 @@ fn a_fleet_lists_across_hosts_names_containers_by_host_and_places_work() {
     assert_eq!(lines.len(), 2, "{err}");
     assert!(lines[0].starts_with("dockwire: host h2: "), "{err}");
     assert!(lines[1].starts_with("dockwire: host h3: "), "{err}");
-    assert!(began.elapsed() < std::time::Duration::from_secs(30), "{err}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(30),
+        "{err}"
+    );
     let hosts: Vec<String> = hosts_and_names(&listed.out())
         .into_iter()
         .map(|(h, _)| h)

@@ -418,6 +418,65 @@ mod tests {
         );
     }
 
+    /// A host whose first dial fails is dialled again on the next call; a
+    /// call the server answers (even with an error) keeps the connection.
+    #[test]
+    fn a_failed_dial_is_tried_again_and_an_answer_keeps_the_connection() {
+        use dockwire_service::Runtime;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dials = Arc::new(AtomicUsize::new(0));
+            let dial: Dial = {
+                let dials = dials.clone();
+                Arc::new(move || {
+                    let first = dials.fetch_add(1, Ordering::SeqCst) == 0;
+                    Box::pin(async move {
+                        if first {
+                            return Err(FleetError::Connect("refused".into()));
+                        }
+                        // An engine that is not there: its calls answer
+                        // UNAVAILABLE, over a live connection.
+                        let service = crate::DockerService::unix(
+                            "/nonexistent/docker.sock",
+                            crate::Config::from_env(),
+                        );
+                        let client = dockwire_tokio::Tokio::current()
+                            .duplex_client(Arc::new(service), Default::default());
+                        Ok(DockerClient::new(client))
+                    })
+                })
+            };
+            let sleep: Sleep = Arc::new(|d| Box::pin(tokio::time::sleep(d)));
+            let mut fleet = Fleet::new(sleep, Duration::from_secs(5));
+            fleet.add("a", dial);
+            let ask = |_, c: DockerClient| async move { c.query(&Resources {}).await };
+            let first = fleet.each(ask).await;
+            assert!(
+                matches!(first[0].1, Err(FleetError::Connect(_))),
+                "{first:?}"
+            );
+            assert!(!fleet.health("a").unwrap().connected);
+            for _ in 0..2 {
+                let answered = fleet.each(ask).await;
+                let Err(FleetError::Call(ClientError::Remote(e))) = &answered[0].1 else {
+                    panic!("{answered:?}");
+                };
+                assert_eq!(e.code, ErrorCode::UNAVAILABLE);
+                assert!(fleet.health("a").unwrap().connected);
+            }
+            assert_eq!(dials.load(Ordering::SeqCst), 2);
+            let health = fleet.health("a").unwrap();
+            assert!(
+                health.last_error.is_some() && health.last_ok.is_none(),
+                "{health:?}"
+            );
+        });
+    }
+
     #[test]
     fn only_failures_before_any_work_may_move_to_another_host() {
         let remote = |code| {

@@ -17,6 +17,7 @@ pub(crate) mod listing;
 mod networks;
 pub(crate) mod out;
 mod stats;
+mod template;
 mod times;
 mod volumes;
 
@@ -66,7 +67,26 @@ pub enum Verb {
     #[command(subcommand)]
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
-    Version,
+    Version(VersionArgs),
+}
+
+/// Show the client's and the engine's versions
+#[derive(clap::Args, Debug)]
+pub struct VersionArgs {
+    /// Format output using a Go template (`.Client.Version`,
+    /// `.Server.Version`, `.Server.APIVersion`, …)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
+}
+
+/// Go's name for this machine's architecture (`amd64`, `arm64`).
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
 }
 
 /// The containers `verb` names, to be read as `HOST/CONTAINER` (see
@@ -116,16 +136,47 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Rmi(args) => images::rmi(docker, args).await,
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
-        Verb::Version => version(docker).await,
+        Verb::Version(args) => version(docker, args).await,
     })
 }
 
-async fn version(docker: &DockerClient) -> Verdict {
-    out::line(format!("Client: dockwire {}", env!("CARGO_PKG_VERSION")))?;
+async fn version(docker: &DockerClient, args: VersionArgs) -> Verdict {
+    let format = args
+        .format
+        .as_deref()
+        .map(template::Formatter::inspect)
+        .transpose()?;
     let v = docker
         .query(&Version {})
         .await
         .context(|| "ask the engine for its version".into())?;
+    if let Some(format) = format {
+        // Docker's template fields are its Go struct's (`APIVersion`).
+        let data = serde_json::json!({
+            "Client": {
+                "Platform": {"Name": "dockwire"},
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Os": std::env::consts::OS,
+                "Arch": go_arch(std::env::consts::ARCH),
+            },
+            "Server": {
+                "Platform": {"Name": v.platform.as_ref().map(|p| p.name.clone()).unwrap_or_default()},
+                "Version": v.version.clone().unwrap_or_default(),
+                "APIVersion": v.api_version.clone().unwrap_or_default(),
+                "MinAPIVersion": v.min_api_version.clone().unwrap_or_default(),
+                "GitCommit": v.git_commit.clone().unwrap_or_default(),
+                "GoVersion": v.go_version.clone().unwrap_or_default(),
+                "Os": v.os.clone().unwrap_or_default(),
+                "Arch": v.arch.clone().unwrap_or_default(),
+                "KernelVersion": v.kernel_version.clone().unwrap_or_default(),
+                "Experimental": v.experimental.unwrap_or(false),
+                "BuildTime": v.build_time.clone().unwrap_or_default(),
+            },
+        });
+        out::line(format.render(&data)?)?;
+        return Ok(0);
+    }
+    out::line(format!("Client: dockwire {}", env!("CARGO_PKG_VERSION")))?;
     out::line(format!(
         "Server: Docker Engine {} (API {})",
         v.version.unwrap_or_default(),

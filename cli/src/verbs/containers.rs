@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::format::{self, Table};
 use super::listing::Listing;
 use super::out::{self, Verdict};
+use super::template::Formatter;
 use super::times;
 use crate::error::{Context, Failure};
 
@@ -49,14 +50,23 @@ pub struct Ps {
     /// Only display container IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
-    list(docker, &args).await?.print()
+    list(docker, &args, None).await?.print()
 }
 
-/// What `ps` shows.
-pub async fn list(docker: &DockerClient, args: &Ps) -> Result<Listing, out::Stop> {
+/// What `ps` shows; `host`, on a fleet, is each object's `.Host` for a
+/// `--format` template.
+pub async fn list(
+    docker: &DockerClient,
+    args: &Ps,
+    host: Option<&str>,
+) -> Result<Listing, out::Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let last = args.last.or(args.latest.then_some(1));
     let input = ContainerList {
         all: args.all || last.is_some(),
@@ -83,6 +93,13 @@ pub async fn list(docker: &DockerClient, args: &Ps) -> Result<Listing, out::Stop
         return Ok(ids);
     }
     let now = format::unix_now();
+    if let Some(format) = format {
+        let items: Vec<_> = containers
+            .iter()
+            .map(|c| with_host(ps_context(c, !args.no_trunc, now), host))
+            .collect();
+        return Ok(format.listing(&items, &with_host(PS_TITLES.clone(), host))?);
+    }
     let mut table = Listing::table(&[
         "CONTAINER ID",
         "IMAGE",
@@ -118,6 +135,92 @@ fn ps_row(c: &ContainerSummary, trunc: bool, now: i64) -> [String; 7] {
         format::ports(c.ports.as_deref().unwrap_or_default()),
         ps_names(c.names.as_deref().unwrap_or_default(), trunc),
     ]
+}
+
+/// `ps`'s columns' titles by docker's template fields.
+static PS_TITLES: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    serde_json::json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+        "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+        "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+        "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+        "LocalVolumes": "LOCAL VOLUMES",
+    })
+});
+
+/// A container as `ps --format` sees it: docker's fields, each the text
+/// docker shows.
+fn ps_context(c: &ContainerSummary, trunc: bool, now: i64) -> serde_json::Value {
+    let id = c.id.as_deref().unwrap_or_default();
+    let command = c.command.as_deref().unwrap_or_default();
+    let command = match trunc {
+        true => format::ellipsis(command, 20),
+        false => command.to_owned(),
+    };
+    let mounts = c.mounts.as_deref().unwrap_or_default();
+    let mount_names: Vec<String> = mounts
+        .iter()
+        .map(|m| {
+            let name = m.name.clone().filter(|n| !n.is_empty());
+            let name = name.or_else(|| m.source.clone()).unwrap_or_default();
+            match trunc {
+                true => format::ellipsis(&name, 15),
+                false => name,
+            }
+        })
+        .collect();
+    let local = mounts
+        .iter()
+        .filter(|m| m.driver.as_deref() == Some("local"))
+        .count();
+    let mut networks: Vec<&String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|s| s.networks.as_ref())
+        .map(|n| n.keys().collect())
+        .unwrap_or_default();
+    networks.sort();
+    let size = format::human_size(c.size_rw.unwrap_or(0) as f64, 3);
+    let size = match c.size_root_fs.unwrap_or(0) {
+        0 => size,
+        virt => format!("{size} (virtual {})", format::human_size(virt as f64, 3)),
+    };
+    serde_json::json!({
+        "ID": if trunc { format::short_id(id) } else { id },
+        "Image": ps_image(c, trunc),
+        "Command": format::go_quote(&command),
+        "CreatedAt": c.created.map(times::go_time).unwrap_or_default(),
+        "RunningFor": c.created.map(|t| format::ago(t, now)).unwrap_or_default(),
+        "Ports": format::ports(c.ports.as_deref().unwrap_or_default()),
+        "State": c.state.map(|s| s.to_string()).unwrap_or_default(),
+        "Status": c.status.clone().unwrap_or_default(),
+        "Size": size,
+        "Names": ps_names(c.names.as_deref().unwrap_or_default(), trunc),
+        "Labels": labels_text(c.labels.as_ref()),
+        "Mounts": mount_names.join(","),
+        "Networks": networks.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+        "LocalVolumes": local.to_string(),
+    })
+}
+
+/// Labels as docker's templates show them: `k=v,…` (sorted here; docker's
+/// order is a Go map's).
+pub(super) fn labels_text(labels: Option<&std::collections::HashMap<String, String>>) -> String {
+    let mut pairs: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// `context` with `.Host` when on a fleet.
+pub(super) fn with_host(mut context: serde_json::Value, host: Option<&str>) -> serde_json::Value {
+    if let (Some(host), Some(map)) = (host, context.as_object_mut()) {
+        map.insert("Host".into(), host.into());
+    }
+    context
 }
 
 /// The image as `ps` shows it: an image id cut short, a digest dropped.
@@ -165,6 +268,9 @@ pub struct Inspect {
     /// Containers or images, by name or id
     #[arg(required = true, value_name = "NAME|ID")]
     pub(super) names: Vec<String>,
+    /// Format output using a Go template
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 /// What `inspect` looks for.
@@ -185,6 +291,7 @@ enum Inspected {
 }
 
 pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
+    let format = args.format.as_deref().map(Formatter::inspect).transpose()?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.names {
@@ -195,6 +302,13 @@ pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
                 out::report(&failure);
             }
         }
+    }
+    if let Some(format) = format {
+        for object in &found {
+            let data = serde_json::to_value(object).unwrap_or_default();
+            out::line(format.render(&data)?)?;
+        }
+        return Ok(i32::from(failed));
     }
     let json =
         format::go_json(&found).map_err(|e| Failure::local("print the objects as JSON", e))?;

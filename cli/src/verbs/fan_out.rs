@@ -39,35 +39,35 @@ pub async fn run(fleet: &Fleet, verb: Verb) -> Verdict {
     match verb {
         Verb::Ps(args) => {
             let args = &args;
-            listed(fleet, &mut reported, |c| async move {
-                containers::list(&c, args).await
+            listed(fleet, &mut reported, |host, c| async move {
+                containers::list(&c, args, Some(&host)).await
             })
             .await
         }
         Verb::Images(args) => {
             let args = &args;
-            listed(fleet, &mut reported, |c| async move {
-                images::list(&c, args).await
+            listed(fleet, &mut reported, |host, c| async move {
+                images::list(&c, args, Some(&host)).await
             })
             .await
         }
         Verb::Network(verb) => {
             let args = &networks::ls_args(verb).ok_or_else(one_host)?;
-            listed(fleet, &mut reported, |c| async move {
-                networks::list(&c, args).await
+            listed(fleet, &mut reported, |host, c| async move {
+                networks::list(&c, args, Some(&host)).await
             })
             .await
         }
         Verb::Volume(verb) => {
             let args = &volumes::ls_args(verb).ok_or_else(one_host)?;
-            listed(fleet, &mut reported, |c| async move {
-                volumes::list(&c, args).await
+            listed(fleet, &mut reported, |host, c| async move {
+                volumes::list(&c, args, Some(&host)).await
             })
             .await
         }
         Verb::Events(args) => events::on_fleet(fleet, args).await,
         Verb::Stats(args) => {
-            let sample = |c: DockerClient| {
+            let sample = |_: String, c: DockerClient| {
                 let args = &args;
                 async move { stats::sampled(&c, args).await.map(|(listing, _)| listing) }
             };
@@ -101,7 +101,7 @@ fn one_host() -> Stop {
 /// Each host's listing, merged and printed; 1 when a host failed.
 async fn listed<F, Fut>(fleet: &Fleet, reported: &mut BTreeSet<String>, list: F) -> Verdict
 where
-    F: Fn(DockerClient) -> Fut,
+    F: Fn(String, DockerClient) -> Fut,
     Fut: Future<Output = Result<Listing, Stop>>,
 {
     let before = reported.len();
@@ -117,12 +117,12 @@ async fn gather<F, Fut>(
     list: F,
 ) -> Result<Listing, Stop>
 where
-    F: Fn(DockerClient) -> Fut,
+    F: Fn(String, DockerClient) -> Fut,
     Fut: Future<Output = Result<Listing, Stop>>,
 {
     let answers = fleet
-        .each(|_, client| {
-            let listed = list(client);
+        .each(|host, client| {
+            let listed = list(host, client);
             async move { Ok::<_, ClientError>(listed.await) }
         })
         .await;

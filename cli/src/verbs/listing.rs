@@ -11,6 +11,8 @@ use super::out::{self, Verdict};
 pub enum Listing {
     /// One per line.
     Ids(Vec<String>),
+    /// A `--format` template's text per object, each ending a line.
+    Lines(Vec<String>),
     /// A header and rows.
     Table {
         /// The columns' titles.
@@ -37,7 +39,7 @@ impl Listing {
     {
         let mut cells = cells.into_iter().map(Into::into);
         match self {
-            Listing::Ids(ids) => ids.extend(cells.next()),
+            Listing::Ids(ids) | Listing::Lines(ids) => ids.extend(cells.next()),
             Listing::Table { rows, .. } => rows.push(cells.collect()),
         }
     }
@@ -45,7 +47,9 @@ impl Listing {
     /// The text docker prints for it.
     pub fn render(&self) -> String {
         match self {
-            Listing::Ids(ids) => ids.iter().map(|id| format!("{id}\n")).collect(),
+            Listing::Ids(ids) | Listing::Lines(ids) => {
+                ids.iter().map(|id| format!("{id}\n")).collect()
+            }
             Listing::Table { header, rows } => {
                 let mut table = Table::list(&header.iter().map(String::as_str).collect::<Vec<_>>());
                 for row in rows {
@@ -72,6 +76,13 @@ impl Listing {
                     let all = merged.get_or_insert_with(|| Listing::Ids(Vec::new()));
                     for id in ids {
                         all.push([format!("{host}/{id}")]);
+                    }
+                }
+                // The template names the host if it wants (`.Host`).
+                Listing::Lines(lines) => {
+                    let all = merged.get_or_insert_with(|| Listing::Lines(Vec::new()));
+                    for line in lines {
+                        all.push([line]);
                     }
                 }
                 Listing::Table { header, rows } => {

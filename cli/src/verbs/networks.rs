@@ -9,9 +9,12 @@ use dockwire_docker::catalog::{
     NetworkRemove,
 };
 
+use super::containers::{labels_text, with_host};
 use super::format;
 use super::listing::Listing;
 use super::out::{self, Stop, Verdict};
+use super::template::Formatter;
+use super::times::go_time_of;
 use crate::error::{Context, Failure};
 
 /// Manage networks
@@ -43,6 +46,9 @@ pub struct Ls {
     /// Only display network IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 /// Create a network
@@ -138,11 +144,13 @@ pub async fn network(docker: &DockerClient, verb: Network) -> Verdict {
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
-    list(docker, &args).await?.print()
+    list(docker, &args, None).await?.print()
 }
 
-/// What `network ls` shows.
-pub async fn list(docker: &DockerClient, args: &Ls) -> Result<Listing, Stop> {
+/// What `network ls` shows; `host`, on a fleet, is each object's `.Host`
+/// for a `--format` template.
+pub async fn list(docker: &DockerClient, args: &Ls, host: Option<&str>) -> Result<Listing, Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let input = NetworkList {
         filters: format::filters(&args.filter)?,
     };
@@ -169,6 +177,29 @@ pub async fn list(docker: &DockerClient, args: &Ls) -> Result<Listing, Stop> {
         return Ok(Listing::Ids(
             networks.iter().map(|n| id(n.id.as_deref())).collect(),
         ));
+    }
+    if let Some(format) = format {
+        let items: Vec<_> = networks
+            .iter()
+            .map(|n| {
+                let context = serde_json::json!({
+                    "ID": id(n.id.as_deref()),
+                    "Name": n.name.clone().unwrap_or_default(),
+                    "Driver": n.driver.clone().unwrap_or_default(),
+                    "Scope": n.scope.clone().unwrap_or_default(),
+                    "IPv6": n.enable_ipv6.unwrap_or(false).to_string(),
+                    "Internal": n.internal.unwrap_or(false).to_string(),
+                    "Labels": labels_text(n.labels.as_ref()),
+                    "CreatedAt": n.created.as_deref().map(go_time_of).unwrap_or_default(),
+                });
+                with_host(context, host)
+            })
+            .collect();
+        let titles = serde_json::json!({
+            "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+            "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT",
+        });
+        return Ok(format.listing(&items, &with_host(titles, host))?);
     }
     let mut table = Listing::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     for n in &networks {

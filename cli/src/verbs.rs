@@ -11,6 +11,7 @@ pub(crate) mod containers;
 mod cp;
 mod events;
 pub(crate) mod format;
+mod fs;
 mod images;
 mod networks;
 mod out;
@@ -65,6 +66,9 @@ pub enum Verb {
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version,
+    /// A container's files, with nothing needed in its image
+    #[command(subcommand)]
+    Fs(fs::Fs),
 }
 
 /// Runs one verb.
@@ -90,6 +94,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version => version(docker).await,
+        Verb::Fs(verb) => fs::fs(docker, verb).await,
     })
 }
 

@@ -1257,3 +1257,112 @@ fn serve_refuses_a_user_runtime_the_engine_does_not_have() {
         "{line}"
     );
 }
+
+// ------------------------------------------------------------ files
+
+/// `dockwire fs` on a `FROM scratch` container (no shell, no tool): a
+/// local file and stdin written and read back byte for byte, ls, stat,
+/// mkdir, mv, rm, and docker-like errors and exit codes.
+#[test]
+fn fs_verbs_read_and_write_a_scratch_containers_files_with_docker_like_errors() {
+    let rig = Rig::new("fs");
+    let n = rig.containers.name("fs");
+    let id = rig
+        .admin
+        .run(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &n,
+            "dockwire/scratchbox:latest",
+        ])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    rig.containers.add(&id);
+    let blob = Prng(9).bytes(300 * 1024 + 1).to_vec();
+    let local = rig.scratch.join("blob");
+    std::fs::write(&local, &blob).unwrap();
+    let at = |path: &str| format!("{n}:{path}");
+    rig.admin
+        .run(&[
+            "fs",
+            "write",
+            "-m",
+            "600",
+            &at("/data/blob"),
+            local.to_str().unwrap(),
+        ])
+        .ok();
+    let cat = rig.admin.run(&["fs", "cat", &at("/data/blob")]).ok();
+    assert_same_bytes("fs cat of a local file written", &cat.stdout, &blob);
+    let piped = run_with(
+        &mut rig.admin.command(&["fs", "write", &at("/data/piped")]),
+        Some(b"from stdin\n".to_vec()),
+        Duration::from_secs(30),
+    )
+    .ok();
+    drop(piped);
+    let cat = rig.admin.run(&["fs", "cat", &at("/data/piped")]).ok();
+    assert_eq!(cat.out(), "from stdin\n");
+    let part = rig
+        .admin
+        .run(&[
+            "fs",
+            "cat",
+            "--offset",
+            "5",
+            "--length",
+            "5",
+            &at("/data/piped"),
+        ])
+        .ok();
+    assert_eq!(part.out(), "stdin");
+    let ls = rig.admin.run(&["fs", "ls", &at("/data")]).ok();
+    assert_eq!(ls.out(), "blob\nhello\npiped\n");
+    let long = rig.admin.run(&["fs", "ls", "-l", &at("/")]).ok();
+    assert!(
+        long.out()
+            .lines()
+            .any(|l| l.starts_with("l0777") && l.ends_with("link-passwd -> /etc/passwd")),
+        "{}",
+        long.dump()
+    );
+    let stat = rig.admin.run(&["fs", "stat", &at("/data/blob")]).ok();
+    let entry: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
+    assert_eq!(entry["kind"], "file");
+    assert_eq!(entry["size"], blob.len());
+    assert_eq!(entry["mode"], 0o600);
+    rig.admin.run(&["fs", "mkdir", "-p", &at("/a/b")]).ok();
+    rig.admin
+        .run(&["fs", "mv", &at("/data/blob"), "/a/b/blob"])
+        .ok();
+    let cat = rig.admin.run(&["fs", "cat", &at("/a/b/blob")]).ok();
+    assert_same_bytes("the moved file", &cat.stdout, &blob);
+    rig.admin.run(&["fs", "rm", "-r", &at("/a")]).ok();
+    // Errors: one line, exit 1, docker's words.
+    let missing = rig.admin.run(&["fs", "cat", &at("/a/b/blob")]);
+    assert_eq!(missing.code(), 1);
+    let line = missing.failed(Some("PATH_NOT_FOUND"));
+    assert!(
+        line.contains(&format!("No such container:path: {n}:/a/b/blob")),
+        "{line}"
+    );
+    let nobody = rig.admin.run(&["fs", "ls", "dockwire-no-such-container:/"]);
+    assert_eq!(nobody.code(), 1);
+    let line = nobody.failed(Some("CONTAINER_NOT_FOUND"));
+    assert!(
+        line.contains("No such container: dockwire-no-such-container"),
+        "{line}"
+    );
+    let dir = rig.admin.run(&["fs", "cat", &at("/data")]);
+    dir.failed(Some("IS_A_DIRECTORY"));
+    let busy = rig.admin.run(&["fs", "rm", &at("/data")]);
+    busy.failed(Some("DIRECTORY_NOT_EMPTY"));
+    let bad = rig.admin.run(&["fs", "cat", "no-colon"]);
+    assert_eq!(bad.code(), 1);
+    bad.failed(None);
+}

@@ -202,9 +202,9 @@ impl Archive<'_> {
         Ok(entries)
     }
 
-    /// Writes file `path` of `size` bytes from `input` (until stdin
-    /// closes), with `mode`, `uid` and `gid`, making missing parents with
-    /// `parents`. Called once the session is accepted.
+    /// Writes the file `plan` describes from `input`, until stdin closes:
+    /// exactly its size, or the upload is cut off and the error says why.
+    /// Called once the session is accepted.
     pub(crate) async fn write(&self, plan: WritePlan, input: RawInput) -> Result<u64, CallError> {
         let fault: Arc<Mutex<Option<CallError>>> = Arc::default();
         let size = plan.size;

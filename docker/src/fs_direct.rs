@@ -26,7 +26,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::catalog::{FS_LIST_MAX_ENTRIES, FileKind, FsEntry, IS_A_DIRECTORY, NOT_SUPPORTED};
+use crate::catalog::{FS_LIST_MAX_ENTRIES, FileKind, FsEntry, NOT_SUPPORTED};
 use crate::error::invalid_input;
 use crate::fs_path::{FsPath, errno_error};
 
@@ -500,13 +500,7 @@ impl Writing {
     }
 
     fn error(&self, errno: Errno) -> CallError {
-        match errno {
-            Errno::ISDIR => CallError::new(
-                IS_A_DIRECTORY,
-                format!("is a directory: {}:{}", self.container, self.asked),
-            ),
-            e => errno_error(e, &self.container, &self.asked),
-        }
+        errno_error(errno, &self.container, &self.asked)
     }
 }
 

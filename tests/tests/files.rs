@@ -19,6 +19,7 @@
 //! | a `--read-only` container | `a_read_only_container_gives_read_only_file_system` |
 //! | a full file system | `a_full_file_system_gives_no_space_and_leaves_the_old_file` |
 //! | stopped containers (the engine's archive API) | `a_stopped_containers_files_are_read_and_written_through_the_engine` |
+//! | a gVisor container (the archive API; its own `/tmp` refused) | `a_gvisor_containers_files_go_through_the_engine_and_its_tmp_is_refused` |
 //! | another peer's container | `a_user_cannot_touch_another_peers_files` |
 #![allow(clippy::unwrap_used)]
 
@@ -878,6 +879,43 @@ fn a_stopped_containers_files_are_read_and_written_through_the_engine() {
         let f = stat(&t.alice, &id, "/new/dirs/f").await.unwrap();
         assert_eq!((f.mode, f.uid), (0o600, Some(0)));
         assert_eq!(stat(&t.alice, &id, "/made").await.unwrap().mode, 0o711);
+        t.remove(&t.alice, &id).await;
+        t.finish();
+    });
+}
+
+#[test]
+fn a_gvisor_containers_files_go_through_the_engine_and_its_tmp_is_refused() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let mut spec = scratch();
+        spec.runtime = Some("runsc".into());
+        let id = started(&t, &t.alice, spec).await;
+        assert_eq!(
+            read(&t.alice, &id, "/link-passwd").await.unwrap(),
+            CONTAINER_PASSWD
+        );
+        write(&t.alice, &id, "/data/g", b"in gvisor").await.unwrap();
+        assert_eq!(read(&t.alice, &id, "/data/g").await.unwrap(), b"in gvisor");
+        // The engine answers, so no owner.
+        assert_eq!(stat(&t.alice, &id, "/data/g").await.unwrap().uid, None);
+        let message = refused_with(
+            "gVisor's own /tmp",
+            NOT_SUPPORTED,
+            write(&t.alice, &id, "/tmp/x", b"x").await,
+        );
+        assert!(message.contains("gVisor"), "{message}");
+        refused_with(
+            "a remove",
+            NOT_SUPPORTED,
+            t.alice
+                .query(&FsRemove {
+                    id: id.clone(),
+                    path: "/data/g".into(),
+                    recursive: false,
+                })
+                .await,
+        );
         t.remove(&t.alice, &id).await;
         t.finish();
     });

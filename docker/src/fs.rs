@@ -23,6 +23,7 @@ use dockwire_core::{CallError, ErrorCode, ServerEvent};
 use dockwire_service::RawIo;
 use futures::StreamExt;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::access::Caller;
 use crate::catalog::{
@@ -39,6 +40,10 @@ use crate::{runtime, signal};
 
 /// How many bytes a direct read reads at once.
 const CHUNK: u64 = 256 * 1024;
+
+/// How many of stdin's chunks (each at most the peer's chunk size) wait
+/// for a direct write's thread.
+const WRITE_QUEUE: usize = 4;
 
 /// `fs/stat`.
 pub(crate) async fn stat(
@@ -154,24 +159,41 @@ pub(crate) async fn write(
         Way::Direct(root) => {
             let root = root.clone();
             let (mode, uid, gid, parents) = (i.mode, i.uid, i.gid, i.parents);
-            let mut writing =
+            let writing =
                 blocking(move || root.start_write(&path, mode, uid, gid, parents)).await?;
             out.accept(json!({})).await?;
+            // A thread of its own writes while the next chunks arrive,
+            // through a bounded queue.
+            let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+            let writer = tokio::task::spawn_blocking(move || {
+                let mut writing = writing;
+                while let Some(bytes) = rx.blocking_recv() {
+                    writing.write(&bytes)?;
+                }
+                Ok::<_, CallError>(writing)
+            });
             loop {
                 match input.next().await {
                     Some(ServerEvent::Stdin(bytes)) => {
-                        writing = blocking(move || {
-                            writing.write(&bytes)?;
-                            Ok(writing)
-                        })
-                        .await?;
+                        // Refused: the writer failed, and says why below.
+                        if tx.send(bytes).await.is_err() {
+                            break;
+                        }
                     }
                     Some(ServerEvent::StdinClosed) => break,
                     Some(_) => {}
-                    // The call ended first: the temporary file goes.
+                    // The call ended first: the writer's file is dropped
+                    // with its result, and the temporary file goes.
                     None => return Err(CallError::new(ErrorCode::INTERNAL, "the call has ended")),
                 }
             }
+            drop(tx);
+            let writing = writer.await.map_err(|e| {
+                CallError::new(
+                    ErrorCode::INTERNAL,
+                    format!("a file system call failed: {e}"),
+                )
+            })??;
             if let Some(size) = i.size.filter(|s| *s != writing.written()) {
                 return Err(invalid_input(format!(
                     "{}:{}: stdin brought {} bytes, not the size given, {size}",

@@ -292,7 +292,9 @@ fn files_round_trip_byte_exact_in_a_scratch_image_with_no_shell() {
 fn a_one_gib_file_goes_both_ways_with_flat_server_memory() {
     const TOTAL: u64 = 1 << 30;
     const CHUNK: usize = 1 << 20;
-    const LIMIT: u64 = 96 << 20;
+    // Far below the 1 GiB moved: the bounded queues, QUIC's windows and
+    // the allocator's arenas of both ends.
+    const LIMIT: u64 = 128 << 20;
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
         let id = started(&t, &t.alice, scratch()).await;

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::gauge;
 use common::*;
 use dockwire_tests::Prng;
 use dockwire_tests::user_networks::UserNetworks;
@@ -1365,4 +1366,83 @@ fn fs_verbs_read_and_write_a_scratch_containers_files_with_docker_like_errors() 
     let bad = rig.admin.run(&["fs", "cat", "no-colon"]);
     assert_eq!(bad.code(), 1);
     bad.failed(None);
+}
+
+/// `dockwire fs write` and `fs cat` of a 1 GiB file through a `dockwire
+/// serve` process: byte for byte, and the server's resident memory's
+/// high-water mark (`VmHWM`) stays far below the file.
+#[test]
+fn fs_write_and_cat_of_1_gib_keep_the_servers_memory_flat() {
+    const TOTAL: usize = 1 << 30;
+    const BLOCK: usize = 1 << 20;
+    const LIMIT_KIB: u64 = 64 << 10;
+    let rig = Rig::new("fs-gib");
+    let n = rig.containers.name("fs-gib");
+    let id = rig
+        .admin
+        .run(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &n,
+            "dockwire/scratchbox:latest",
+        ])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    rig.containers.add(&id);
+    let local = rig.scratch.join("gib");
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+        let mut prng = Prng(11);
+        for _ in 0..TOTAL / BLOCK {
+            file.write_all(&prng.bytes(BLOCK)).unwrap();
+        }
+        file.flush().unwrap();
+    }
+    let target = format!("{n}:/gib");
+    // Warm: the first calls' allocations are not the transfer's.
+    rig.admin
+        .run(&[
+            "fs",
+            "write",
+            &format!("{n}:/warm"),
+            local.to_str().unwrap(),
+        ])
+        .ok();
+    let before = gauge::usage(rig.server.pid());
+    rig.admin
+        .run(&["fs", "write", &target, local.to_str().unwrap()])
+        .ok();
+    let back = rig.scratch.join("gib-back");
+    let status = rig
+        .admin
+        .command(&["fs", "cat", &target])
+        .stdout(std::fs::File::create(&back).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "fs cat ended with {status}");
+    let after = gauge::usage(rig.server.pid());
+    let (mut a, mut b) = (
+        std::fs::File::open(&local).unwrap(),
+        std::fs::File::open(&back).unwrap(),
+    );
+    assert_eq!(b.metadata().unwrap().len(), TOTAL as u64);
+    let (mut x, mut y) = (vec![0u8; BLOCK], vec![0u8; BLOCK]);
+    for _ in 0..TOTAL / BLOCK {
+        use std::io::Read as _;
+        a.read_exact(&mut x).unwrap();
+        b.read_exact(&mut y).unwrap();
+        assert!(x == y, "the 1 GiB file came back changed");
+    }
+    let growth = after.hwm_kib.saturating_sub(before.rss_kib);
+    println!("serve: before {before}; after {after}; high-water mark grew {growth} KiB");
+    assert!(
+        growth < LIMIT_KIB,
+        "the server's high-water mark grew {growth} KiB for a 1 GiB file"
+    );
 }

@@ -737,8 +737,9 @@ pub struct FsList {
 /// The deepest `fs/list` goes.
 pub const FS_LIST_MAX_DEPTH: u32 = 64;
 
-/// The most entries one `fs/list` answers (beyond: `INVALID_INPUT`).
-pub const FS_LIST_MAX_ENTRIES: usize = 100_000;
+/// The most entries one `fs/list` answers (beyond: `INVALID_INPUT`):
+/// the answer is one frame, a few MiB at most.
+pub const FS_LIST_MAX_ENTRIES: usize = 10_000;
 
 /// `fs/read`: the bytes of file `path` (symbolic links followed inside
 /// the container) as the session's stdout; accepted with its [`FsEntry`].

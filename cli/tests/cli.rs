@@ -1446,3 +1446,21 @@ fn fs_write_and_cat_of_1_gib_keep_the_servers_memory_flat() {
         "the server's high-water mark grew {growth} KiB for a 1 GiB file"
     );
 }
+
+/// The file API on a smol server: its blocking file work and the
+/// archive API's bollard calls run under smol too.
+#[test]
+fn fs_verbs_work_on_a_smol_server_running_and_stopped() {
+    let rig = Rig::with("fs-smol", &["--runtime", "smol"]);
+    let c = rig.containers.docker_sleeper("fs-smol");
+    let data = Prng(0x5_0002).bytes(2 * 1024 * 1024 + 3);
+    let at = format!("{c}:/tmp/f");
+    rig.admin.run_in(&["fs", "write", &at], &data).ok();
+    let cat = rig.admin.run(&["fs", "cat", &at]).ok();
+    assert_same_bytes("fs cat on smol", &cat.stdout, &data);
+    docker(&["kill", &c]).ok();
+    let cat = rig.admin.run(&["fs", "cat", &at]).ok();
+    assert_same_bytes("fs cat of a stopped container on smol", &cat.stdout, &data);
+    let ls = rig.admin.run(&["fs", "ls", &format!("{c}:/tmp")]).ok();
+    assert_eq!(ls.out(), "f\n");
+}

@@ -12,6 +12,7 @@ mod cp;
 mod events;
 pub(crate) mod fan_out;
 pub(crate) mod format;
+mod fs;
 mod images;
 pub(crate) mod listing;
 mod networks;
@@ -68,6 +69,9 @@ pub enum Verb {
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version(VersionArgs),
+    /// A container's files, with nothing needed in its image
+    #[command(subcommand)]
+    Fs(fs::Fs),
 }
 
 /// Show the client's and the engine's versions
@@ -110,6 +114,7 @@ pub fn references(verb: &mut Verb) -> Vec<&mut String> {
             .collect(),
         Verb::Network(networks::Network::Connect(args)) => vec![&mut args.container],
         Verb::Network(networks::Network::Disconnect(args)) => vec![&mut args.container],
+        Verb::Fs(verb) => fs::references(verb),
         _ => Vec::new(),
     }
 }
@@ -137,6 +142,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version(args) => version(docker, args).await,
+        Verb::Fs(verb) => fs::fs(docker, verb).await,
     })
 }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::gauge;
 use common::*;
 use dockwire_tests::Prng;
 use dockwire_tests::user_networks::UserNetworks;
@@ -1310,4 +1311,210 @@ fn serve_refuses_a_user_runtime_the_engine_does_not_have() {
             && line.contains("no such runtime"),
         "{line}"
     );
+}
+
+// ------------------------------------------------------------ files
+
+/// `dockwire fs` on a `FROM scratch` container (no shell, no tool): a
+/// local file and stdin written and read back byte for byte, ls, stat,
+/// mkdir, mv, rm, and docker-like errors and exit codes.
+#[test]
+fn fs_verbs_read_and_write_a_scratch_containers_files_with_docker_like_errors() {
+    let rig = Rig::new("fs");
+    let n = rig.containers.name("fs");
+    let id = rig
+        .admin
+        .run(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &n,
+            "dockwire/scratchbox:latest",
+        ])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    rig.containers.add(&id);
+    let blob = Prng(9).bytes(300 * 1024 + 1).to_vec();
+    let local = rig.scratch.join("blob");
+    std::fs::write(&local, &blob).unwrap();
+    let at = |path: &str| format!("{n}:{path}");
+    rig.admin
+        .run(&[
+            "fs",
+            "write",
+            "-m",
+            "600",
+            &at("/data/blob"),
+            local.to_str().unwrap(),
+        ])
+        .ok();
+    let cat = rig.admin.run(&["fs", "cat", &at("/data/blob")]).ok();
+    assert_same_bytes("fs cat of a local file written", &cat.stdout, &blob);
+    let piped = run_with(
+        &mut rig.admin.command(&["fs", "write", &at("/data/piped")]),
+        Some(b"from stdin\n".to_vec()),
+        Duration::from_secs(30),
+    )
+    .ok();
+    drop(piped);
+    let cat = rig.admin.run(&["fs", "cat", &at("/data/piped")]).ok();
+    assert_eq!(cat.out(), "from stdin\n");
+    let part = rig
+        .admin
+        .run(&[
+            "fs",
+            "cat",
+            "--offset",
+            "5",
+            "--length",
+            "5",
+            &at("/data/piped"),
+        ])
+        .ok();
+    assert_eq!(part.out(), "stdin");
+    let ls = rig.admin.run(&["fs", "ls", &at("/data")]).ok();
+    assert_eq!(ls.out(), "blob\nhello\npiped\n");
+    let long = rig.admin.run(&["fs", "ls", "-l", &at("/")]).ok();
+    assert!(
+        long.out()
+            .lines()
+            .any(|l| l.starts_with("l0777") && l.ends_with("link-passwd -> /etc/passwd")),
+        "{}",
+        long.dump()
+    );
+    let stat = rig.admin.run(&["fs", "stat", &at("/data/blob")]).ok();
+    let entry: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
+    assert_eq!(entry["kind"], "file");
+    assert_eq!(entry["size"], blob.len());
+    assert_eq!(entry["mode"], 0o600);
+    rig.admin.run(&["fs", "mkdir", "-p", &at("/a/b")]).ok();
+    rig.admin
+        .run(&["fs", "mv", &at("/data/blob"), "/a/b/blob"])
+        .ok();
+    let cat = rig.admin.run(&["fs", "cat", &at("/a/b/blob")]).ok();
+    assert_same_bytes("the moved file", &cat.stdout, &blob);
+    rig.admin.run(&["fs", "rm", "-r", &at("/a")]).ok();
+    // Errors: one line, exit 1, docker's words.
+    let missing = rig.admin.run(&["fs", "cat", &at("/a/b/blob")]);
+    assert_eq!(missing.code(), 1);
+    let line = missing.failed(Some("PATH_NOT_FOUND"));
+    assert!(
+        line.contains(&format!("No such container:path: {n}:/a/b/blob")),
+        "{line}"
+    );
+    let nobody = rig.admin.run(&["fs", "ls", "dockwire-no-such-container:/"]);
+    assert_eq!(nobody.code(), 1);
+    let line = nobody.failed(Some("CONTAINER_NOT_FOUND"));
+    assert!(
+        line.contains("No such container: dockwire-no-such-container"),
+        "{line}"
+    );
+    let dir = rig.admin.run(&["fs", "cat", &at("/data")]);
+    dir.failed(Some("IS_A_DIRECTORY"));
+    let busy = rig.admin.run(&["fs", "rm", &at("/data")]);
+    busy.failed(Some("DIRECTORY_NOT_EMPTY"));
+    let bad = rig.admin.run(&["fs", "cat", "no-colon"]);
+    assert_eq!(bad.code(), 1);
+    bad.failed(None);
+}
+
+/// `dockwire fs write` and `fs cat` of a 1 GiB file through a `dockwire
+/// serve` process: byte for byte, and the server's resident memory's
+/// high-water mark (`VmHWM`) stays far below the file.
+#[test]
+fn fs_write_and_cat_of_1_gib_keep_the_servers_memory_flat() {
+    const TOTAL: usize = 1 << 30;
+    const BLOCK: usize = 1 << 20;
+    const LIMIT_KIB: u64 = 64 << 10;
+    let rig = Rig::new("fs-gib");
+    let n = rig.containers.name("fs-gib");
+    let id = rig
+        .admin
+        .run(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &n,
+            "dockwire/scratchbox:latest",
+        ])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    rig.containers.add(&id);
+    let local = rig.scratch.join("gib");
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+        let mut prng = Prng(11);
+        for _ in 0..TOTAL / BLOCK {
+            file.write_all(&prng.bytes(BLOCK)).unwrap();
+        }
+        file.flush().unwrap();
+    }
+    let target = format!("{n}:/gib");
+    // Warm: the first calls' allocations are not the transfer's.
+    rig.admin
+        .run(&[
+            "fs",
+            "write",
+            &format!("{n}:/warm"),
+            local.to_str().unwrap(),
+        ])
+        .ok();
+    let before = gauge::usage(rig.server.pid());
+    rig.admin
+        .run(&["fs", "write", &target, local.to_str().unwrap()])
+        .ok();
+    let back = rig.scratch.join("gib-back");
+    let status = rig
+        .admin
+        .command(&["fs", "cat", &target])
+        .stdout(std::fs::File::create(&back).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "fs cat ended with {status}");
+    let after = gauge::usage(rig.server.pid());
+    let (mut a, mut b) = (
+        std::fs::File::open(&local).unwrap(),
+        std::fs::File::open(&back).unwrap(),
+    );
+    assert_eq!(b.metadata().unwrap().len(), TOTAL as u64);
+    let (mut x, mut y) = (vec![0u8; BLOCK], vec![0u8; BLOCK]);
+    for _ in 0..TOTAL / BLOCK {
+        use std::io::Read as _;
+        a.read_exact(&mut x).unwrap();
+        b.read_exact(&mut y).unwrap();
+        assert!(x == y, "the 1 GiB file came back changed");
+    }
+    let growth = after.hwm_kib.saturating_sub(before.rss_kib);
+    println!("serve: before {before}; after {after}; high-water mark grew {growth} KiB");
+    assert!(
+        growth < LIMIT_KIB,
+        "the server's high-water mark grew {growth} KiB for a 1 GiB file"
+    );
+}
+
+/// The file API on a smol server: its blocking file work and the
+/// archive API's bollard calls run under smol too.
+#[test]
+fn fs_verbs_work_on_a_smol_server_running_and_stopped() {
+    let rig = Rig::with("fs-smol", &["--runtime", "smol"]);
+    let c = rig.containers.docker_sleeper("fs-smol");
+    let data = Prng(0x5_0002).bytes(2 * 1024 * 1024 + 3);
+    let at = format!("{c}:/tmp/f");
+    rig.admin.run_in(&["fs", "write", &at], &data).ok();
+    let cat = rig.admin.run(&["fs", "cat", &at]).ok();
+    assert_same_bytes("fs cat on smol", &cat.stdout, &data);
+    docker(&["kill", &c]).ok();
+    let cat = rig.admin.run(&["fs", "cat", &at]).ok();
+    assert_same_bytes("fs cat of a stopped container on smol", &cat.stdout, &data);
+    let ls = rig.admin.run(&["fs", "ls", &format!("{c}:/tmp")]).ok();
+    assert_eq!(ls.out(), "f\n");
 }

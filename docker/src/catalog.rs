@@ -742,6 +742,190 @@ pub struct ArchivePut {
     pub path: String,
 }
 
+// ------------------------------------------------------------------ files
+
+/// A path the container does not have (`fs/*`).
+pub const PATH_NOT_FOUND: ErrorCode = ErrorCode::from_static("PATH_NOT_FOUND");
+/// A path whose parent (or an ancestor) is not a directory, or a list of
+/// something else.
+pub const NOT_A_DIRECTORY: ErrorCode = ErrorCode::from_static("NOT_A_DIRECTORY");
+/// A file operation on a directory (`fs/read`, `fs/write`).
+pub const IS_A_DIRECTORY: ErrorCode = ErrorCode::from_static("IS_A_DIRECTORY");
+/// The container's file system refuses the operation.
+pub const PERMISSION_DENIED: ErrorCode = ErrorCode::from_static("PERMISSION_DENIED");
+/// A write to a read-only file system (a `--read-only` container, a
+/// read-only mount).
+pub const READ_ONLY_FILE_SYSTEM: ErrorCode = ErrorCode::from_static("READ_ONLY_FILE_SYSTEM");
+/// The file system is full (or the container's quota is).
+pub const NO_SPACE: ErrorCode = ErrorCode::from_static("NO_SPACE");
+/// The path exists already (`fs/mkdir` without `parents`).
+pub const ALREADY_EXISTS: ErrorCode = ErrorCode::from_static("ALREADY_EXISTS");
+/// A directory removed without `recursive` has entries.
+pub const DIRECTORY_NOT_EMPTY: ErrorCode = ErrorCode::from_static("DIRECTORY_NOT_EMPTY");
+/// The operation cannot be done on this container as it is (a stopped
+/// one's `remove` or `rename`, gVisor's own `/tmp`, a kernel file
+/// system): the message says why.
+pub const NOT_SUPPORTED: ErrorCode = ErrorCode::from_static("NOT_SUPPORTED");
+
+/// `fs/stat`: what is at `path` (a symbolic link itself, not its target).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsStat {
+    /// The container.
+    pub id: String,
+    /// An absolute path in it.
+    pub path: String,
+}
+
+/// `fs/list`: the entries of directory `path`, down to `depth` levels
+/// (1, the default: its own entries), symbolic links not followed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsList {
+    /// The container.
+    pub id: String,
+    /// An absolute path of a directory in it.
+    pub path: String,
+    /// How many levels down; 1 (the default) lists the directory's own
+    /// entries. At most [`FS_LIST_MAX_DEPTH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+}
+
+/// The deepest `fs/list` goes.
+pub const FS_LIST_MAX_DEPTH: u32 = 64;
+
+/// The most entries one `fs/list` answers (beyond: `INVALID_INPUT`):
+/// the answer is one frame, a few MiB at most.
+pub const FS_LIST_MAX_ENTRIES: usize = 10_000;
+
+/// `fs/read`: the bytes of file `path` (symbolic links followed inside
+/// the container) as the session's stdout; accepted with its [`FsEntry`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsRead {
+    /// The container.
+    pub id: String,
+    /// An absolute path of a file in it.
+    pub path: String,
+    /// Where to start, in bytes (0 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// How many bytes at most (to the end by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+}
+
+/// `fs/write`: the session's stdin becomes file `path`, once stdin is
+/// closed; a reader sees the old file or the whole new one, never part.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsWrite {
+    /// The container.
+    pub id: String,
+    /// An absolute path in it.
+    pub path: String,
+    /// Permission bits (0o644 for a new file; a replaced file's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Owner (root for a new file; a replaced file's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group (root for a new file; a replaced file's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Make missing parent directories.
+    #[serde(default)]
+    pub parents: bool,
+    /// How many bytes stdin brings: needed where the write goes through
+    /// the engine's archive API (a stopped container); elsewhere, checked
+    /// when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `fs/mkdir`: makes directory `path`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsMkdir {
+    /// The container.
+    pub id: String,
+    /// An absolute path in it.
+    pub path: String,
+    /// Permission bits (0o755 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Make missing parents too, and take an existing directory as done.
+    #[serde(default)]
+    pub parents: bool,
+}
+
+/// `fs/remove`: removes `path` (a symbolic link itself, not its target).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsRemove {
+    /// The container.
+    pub id: String,
+    /// An absolute path in it.
+    pub path: String,
+    /// A directory with everything in it.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// `fs/rename`: moves `from` to `to` in one container, replacing a file
+/// at `to`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FsRename {
+    /// The container.
+    pub id: String,
+    /// An absolute path in it.
+    pub from: String,
+    /// An absolute path in it.
+    pub to: String,
+}
+
+/// What kind of file an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A device, fifo or socket.
+    Other,
+}
+
+/// A file's metadata, as `fs/stat` and `fs/list` answer it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FsEntry {
+    /// Base name (for `fs/list`, the path below the listed directory).
+    pub name: String,
+    /// Kind.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits, with setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    /// Owner; absent where the engine's archive API answered (it does not
+    /// say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group; absent as `uid` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Modification time, RFC 3339.
+    pub mtime: String,
+    /// Where a symbolic link points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+}
+
 // ---------------------------------------------------------------- images
 
 /// `image/list`.

@@ -109,6 +109,16 @@ mod stdio;
 // What the engine answers wrong for a container in gVisor.
 mod gvisor;
 
+// A container's files: paths and their errors, its root reached
+// directly, or through the engine's archive API.
+mod fs_path;
+
+// The root reached directly, then through the engine (which uses the
+// former's times).
+mod fs_direct;
+
+mod fs_archive;
+
 // The handlers, one file per concern. Networks and volumes first: what a
 // container's create makes or names (`create`) uses them.
 mod networks;
@@ -120,6 +130,7 @@ mod create;
 mod archive;
 mod containers;
 mod exec;
+mod fs;
 mod images;
 mod run;
 mod system;
@@ -159,6 +170,10 @@ mod tests {
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
         ("fleet", include_str!("fleet.rs")),
+        ("fs", include_str!("fs.rs")),
+        ("fs_archive", include_str!("fs_archive.rs")),
+        ("fs_direct", include_str!("fs_direct.rs")),
+        ("fs_path", include_str!("fs_path.rs")),
         ("gvisor", include_str!("gvisor.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),

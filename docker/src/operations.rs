@@ -26,7 +26,7 @@ use crate::catalog::*;
 use crate::engine::Engine;
 use crate::error::invalid_input;
 use crate::reply;
-use crate::{archive, containers, exec, images, networks, run, system, volumes};
+use crate::{archive, containers, exec, fs, images, networks, run, system, volumes};
 
 /// One operation as declared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +162,14 @@ operations! {
     ArchiveGet "container/archive-get" User { raw => archive::get }
     ArchivePut "container/archive-put" User { raw => archive::put }
 
+    FsStat "fs/stat" User { query(FsEntry) => fs::stat }
+    FsList "fs/list" User { query(Vec<FsEntry>) => fs::list }
+    FsRead "fs/read" User { raw => fs::read }
+    FsWrite "fs/write" User { raw => fs::write }
+    FsMkdir "fs/mkdir" User { query(Done) => fs::mkdir }
+    FsRemove "fs/remove" User { query(Done) => fs::remove }
+    FsRename "fs/rename" User { query(Done) => fs::rename }
+
     ImageList "image/list" User { query(Vec<models::ImageSummary>) => images::list }
     ImageInspect "image/inspect" Admin { query(models::ImageInspect) => images::inspect }
     ImagePull "image/pull" User { subscription(PullProgress) => images::pull }
@@ -192,7 +200,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 34);
+        assert_eq!(OPERATIONS.len(), 41);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -54,6 +54,17 @@
 //!   dockwire`), or `--dockwire PATH`. 5 runs of each (`--command-reps N`);
 //!   target: dockwire at least the CLI's throughput on both.
 //!
+//! - `files`: the file API against `docker cp`, a file of `--mib N` MiB
+//!   of pseudo-random bytes on this machine's disk, `--reps N` runs of
+//!   each side, alternating:
+//!   - write: dockwire's `fs/write` over the same QUIC client (the file
+//!     read in 1 MiB chunks and sent as stdin, timed to the exit code)
+//!     against `docker cp FILE <id>:/tmp/…` (the CLI's tar, unpacked by
+//!     the engine);
+//!   - read: dockwire's `fs/read` (its stdout counted) against `docker cp
+//!     <id>:/tmp/… -` (the tar on a pipe here, counted). Each read's file
+//!     is the one its side wrote, checked for its size.
+//!
 //! The byte count defaults to 1024 MiB (`--mib N`), the throughput
 //! repetitions to 3 (`--reps N`, at least 3), the latency runs to 50
 //! (`--execs N`) of which the CLI joins the first 20 (`--cli-execs N`).
@@ -76,7 +87,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters as q;
 use dockwire_core::Limits;
-use dockwire_docker::catalog::{ExecInput, ExecItem, Ping};
+use dockwire_docker::catalog::{ExecInput, ExecItem, FsRead, FsWrite, Ping};
 use dockwire_docker::{DockerClient, DockerService};
 use dockwire_service::quic::{
     QuicConnect, client_config, peer_by_address, serve_quic, server_config,
@@ -124,7 +135,7 @@ const TARGET_LATENCY_SLACK: Duration = Duration::from_millis(2);
 
 const USAGE: &str = concat!(
     "usage: docker [--mib N] [--reps N] [--execs N] [--cli-execs N] [--stdin-mib N]\n",
-    "              [--command-reps N] [--dockwire PATH] [--only stream,latency,commands]\n",
+    "              [--command-reps N] [--dockwire PATH] [--only stream,latency,commands,files]\n",
     "  --mib N           MiB of exec stdout per run (default 1024)\n",
     "  --reps N          stream runs of each side, rotating (default 3, at least 3)\n",
     "  --execs N         `exec true` runs of dockwire and of bollard (default 50)\n",
@@ -132,7 +143,7 @@ const USAGE: &str = concat!(
     "  --stdin-mib N     MiB of `exec -i` stdin per commands run (default 256)\n",
     "  --command-reps N  commands runs of each side, alternating (default 5, at least 3)\n",
     "  --dockwire PATH   the dockwire binary (default: the one beside this bench)\n",
-    "  --only L          the measurements, comma-separated (default all three)",
+    "  --only L          the measurements, comma-separated (default all four)",
 );
 
 struct Args {
@@ -146,6 +157,7 @@ struct Args {
     stream: bool,
     latency: bool,
     commands: bool,
+    files: bool,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -165,7 +177,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut stdin_mib = DEFAULT_STDIN_MIB;
     let mut command_reps = DEFAULT_COMMAND_REPS;
     let mut dockwire = None;
-    let (mut stream, mut latency, mut commands) = (true, true, true);
+    let (mut stream, mut latency, mut commands, mut files) = (true, true, true, true);
     let mut args = env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -182,12 +194,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--only" => {
                 let list = args.next().ok_or_else(|| USAGE.to_owned())?;
-                (stream, latency, commands) = (false, false, false);
+                (stream, latency, commands, files) = (false, false, false, false);
                 for name in list.split(',') {
                     match name {
                         "stream" => stream = true,
                         "latency" => latency = true,
                         "commands" => commands = true,
+                        "files" => files = true,
                         other => return Err(format!("unknown measurement {other:?}; {USAGE}")),
                     }
                 }
@@ -219,6 +232,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         stream,
         latency,
         commands,
+        files,
     }))
 }
 
@@ -342,6 +356,11 @@ fn measure(
         } else {
             None
         };
+        let files = if args.files {
+            Some(files(args, rt, &quic.client, cli, id)?)
+        } else {
+            None
+        };
         println!();
         if let Some(stream) = &stream {
             println!("{}", stream.table(args.bytes));
@@ -351,6 +370,9 @@ fn measure(
         }
         if let Some(commands) = &commands {
             println!("{}", commands.table(args));
+        }
+        if let Some(files) = &files {
+            println!("{}", files.table(args.bytes));
         }
         Ok(())
     })();
@@ -1090,4 +1112,229 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     let at = q * (sorted.len() - 1) as f64;
     let (low, high) = (at.floor() as usize, at.ceil() as usize);
     sorted[low] + (sorted[high] - sorted[low]) * (at - low as f64)
+}
+
+// ------------------------------------------------------------- files
+
+/// Per-run MiB/s of each side, in run order: writes, reads.
+struct Files {
+    dockwire_write: Vec<f64>,
+    cli_write: Vec<f64>,
+    dockwire_read: Vec<f64>,
+    cli_read: Vec<f64>,
+}
+
+fn files(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    client: &DockerClient,
+    cli: &str,
+    id: &str,
+) -> Result<Files> {
+    let local = std::env::temp_dir().join(format!("dockwire-bench-file-{}", std::process::id()));
+    let measured = (|| {
+        write_local_file(&local, args.bytes)?;
+        println!(
+            "files: a {} MiB file, fs/write and fs/read against `docker cp` in and out, {} runs \
+             of each, alternating",
+            args.bytes >> 20,
+            args.reps
+        );
+        let mut files = Files {
+            dockwire_write: Vec::new(),
+            cli_write: Vec::new(),
+            dockwire_read: Vec::new(),
+            cli_read: Vec::new(),
+        };
+        for rep in 0..args.reps {
+            let mut line = format!("  run {}:", rep + 1);
+            for k in 0..2 {
+                match (rep + k) % 2 {
+                    0 => {
+                        let w = rt.block_on(dockwire_fs_write(client, id, &local, args.bytes))?;
+                        let r = rt.block_on(dockwire_fs_read(client, id, args.bytes))?;
+                        let (w, r) = (mib_per_s(args.bytes, w), mib_per_s(args.bytes, r));
+                        line.push_str(&format!(" dockwire write {w:.0} read {r:.0};"));
+                        files.dockwire_write.push(w);
+                        files.dockwire_read.push(r);
+                    }
+                    _ => {
+                        let w = cli_cp_in(cli, id, &local)?;
+                        let r = cli_cp_out(cli, id, args.bytes)?;
+                        let (w, r) = (mib_per_s(args.bytes, w), mib_per_s(args.bytes, r));
+                        line.push_str(&format!(" docker cp in {w:.0} out {r:.0};"));
+                        files.cli_write.push(w);
+                        files.cli_read.push(r);
+                    }
+                }
+            }
+            println!("{line} MiB/s");
+        }
+        Ok(files)
+    })();
+    let _ = std::fs::remove_file(&local);
+    measured
+}
+
+/// `bytes` pseudo-random bytes (one 1 MiB block, repeated) at `path`.
+fn write_local_file(path: &Path, bytes: u64) -> Result<()> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let mut file = std::io::BufWriter::new(File::create(path)?);
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64);
+        file.write_all(&block[..usize::try_from(n)?])?;
+        left -= n;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// The container path each side writes and reads.
+fn bench_path(side: &str) -> String {
+    format!("/tmp/dockwire-bench-{side}")
+}
+
+async fn dockwire_fs_write(
+    client: &DockerClient,
+    id: &str,
+    local: &Path,
+    bytes: u64,
+) -> Result<Duration> {
+    use futures::SinkExt as _;
+    let mut file = File::open(local)?;
+    let start = Instant::now();
+    let mut session = client
+        .open(&FsWrite {
+            id: id.to_owned(),
+            path: bench_path("dockwire"),
+            size: Some(bytes),
+            ..Default::default()
+        })
+        .await?;
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        session.stdin.send(bytes::Bytes::from(chunk)).await?;
+    }
+    futures::SinkExt::close(&mut session.stdin).await?;
+    let code = session.exit.await?;
+    let elapsed = start.elapsed();
+    expect_exit("dockwire fs/write", code.into())?;
+    Ok(elapsed)
+}
+
+async fn dockwire_fs_read(client: &DockerClient, id: &str, bytes: u64) -> Result<Duration> {
+    let start = Instant::now();
+    let mut session = client
+        .open(&FsRead {
+            id: id.to_owned(),
+            path: bench_path("dockwire"),
+            offset: None,
+            length: None,
+        })
+        .await?;
+    let mut got = 0u64;
+    while let Some(chunk) = session.stdout.next().await {
+        got += chunk?.len() as u64;
+    }
+    let code = session.exit.await?;
+    let elapsed = start.elapsed();
+    expect_bytes("dockwire fs/read", got, bytes)?;
+    expect_exit("dockwire fs/read", code.into())?;
+    Ok(elapsed)
+}
+
+fn cli_cp_in(cli: &str, id: &str, local: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let status = Command::new(cli)
+        .arg("cp")
+        .arg(local)
+        .arg(format!("{id}:{}", bench_path("cli")))
+        .stdout(Stdio::null())
+        .status()?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        return Err(format!("docker CLI: `docker cp` in ended with {status}").into());
+    }
+    Ok(elapsed)
+}
+
+/// `docker cp <id>:PATH -`: the tar on a pipe, counted (a tar of one
+/// file: its bytes and at most a few blocks more).
+fn cli_cp_out(cli: &str, id: &str, bytes: u64) -> Result<Duration> {
+    let start = Instant::now();
+    let mut child = Command::new(cli)
+        .arg("cp")
+        .arg(format!("{id}:{}", bench_path("cli")))
+        .arg("-")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut got = 0u64;
+    loop {
+        let n = out.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let status = child.wait()?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        return Err(format!("docker CLI: `docker cp` out ended with {status}").into());
+    }
+    if got < bytes {
+        return Err(
+            format!("docker cp out: {got} bytes of tar, less than the file's {bytes}").into(),
+        );
+    }
+    Ok(elapsed)
+}
+
+impl Files {
+    fn table(&self, bytes: u64) -> String {
+        let ratio = |d: &[f64], c: &[f64]| {
+            let per_run: Vec<f64> = d.iter().zip(c).map(|(d, c)| d / c).collect();
+            (median(d) / median(c), median(&per_run))
+        };
+        let mut out = format!("files, {} MiB, medians (MiB/s):\n", bytes >> 20);
+        out.push_str(&format!(
+            "{:<26}  {:>9}  {:>9}  {:>7}  {:>14}\n",
+            "", "dockwire", "docker cp", "ratio", "per-run median"
+        ));
+        for (name, d, c) in [
+            (
+                "write (fs/write | cp in)",
+                &self.dockwire_write,
+                &self.cli_write,
+            ),
+            (
+                "read (fs/read | cp out)",
+                &self.dockwire_read,
+                &self.cli_read,
+            ),
+        ] {
+            let (medians, per_run) = ratio(d, c);
+            out.push_str(&format!(
+                "{name:<26}  {:>9.0}  {:>9.0}  {medians:>7.3}  {per_run:>14.3}\n",
+                median(d),
+                median(c)
+            ));
+        }
+        out
+    }
 }

@@ -17,7 +17,8 @@ use std::path::{Component, Path, PathBuf};
 use clap::Args;
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::{
-    ArchiveGet, ArchivePut, CONTAINER_NOT_FOUND, ContainerInspect, ContainerRef, PathStat,
+    ArchiveGet, ArchivePut, CONTAINER_NOT_FOUND, ContainerInspect, ContainerRef, FileKind, FsEntry,
+    FsStat, NOT_SUPPORTED, PATH_NOT_FOUND, PathStat,
 };
 use dockwire_service::RawSession;
 use tokio_util::compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
@@ -501,12 +502,25 @@ fn container_path(path: &str) -> String {
 
 /// The stat of a container path, `None` when the container has no such
 /// path; a failure (of `what`) when the container itself is missing.
+/// Asked of the file API's `fs/stat`; where it cannot answer (gVisor's
+/// own `/tmp`), of an archive-get's description, dropped before its
+/// archive comes.
 async fn stat_path(
     docker: &DockerClient,
     container: &str,
     path: &str,
     what: &str,
 ) -> Result<Option<PathStat>, Failure> {
+    let input = FsStat {
+        id: container.to_owned(),
+        path: container_path(path),
+    };
+    match docker.query(&input).await.context(|| what.to_owned()) {
+        Ok(entry) => return Ok(Some(path_stat(entry))),
+        Err(failure) if failure.is(PATH_NOT_FOUND.as_str()) => return Ok(None),
+        Err(failure) if failure.is(NOT_SUPPORTED.as_str()) => {}
+        Err(failure) => return Err(failure),
+    }
     let input = ArchiveGet {
         id: container.to_owned(),
         path: path.to_owned(),
@@ -522,6 +536,23 @@ async fn stat_path(
                 .map(|()| None)
         }
         Err(failure) => Err(missing_path(docker, container, path, failure).await),
+    }
+}
+
+/// The file API's entry as the engine's stat (Go's mode bits).
+fn path_stat(entry: FsEntry) -> PathStat {
+    let kind = match entry.kind {
+        FileKind::Dir => MODE_DIR,
+        FileKind::Symlink => MODE_SYMLINK,
+        FileKind::Other => MODE_IRREGULAR,
+        FileKind::File => 0,
+    };
+    PathStat {
+        name: entry.name,
+        size: i64::try_from(entry.size).unwrap_or(i64::MAX),
+        mode: kind | (entry.mode & 0o777),
+        mtime: entry.mtime,
+        link_target: entry.link_target.unwrap_or_default(),
     }
 }
 

@@ -7,6 +7,7 @@ use dockwire_docker::catalog::Version;
 
 use crate::error::{Context, Outcome};
 
+mod build;
 pub(crate) mod containers;
 mod cp;
 mod events;
@@ -57,6 +58,8 @@ pub enum Verb {
     Cp(cp::Cp),
     /// Download an image from a registry
     Pull(images::Pull),
+    /// Build an image from a Dockerfile
+    Build(build::Build),
     /// List images
     Images(images::Images),
     /// Remove one or more images
@@ -137,6 +140,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Events(args) => events::events(docker, args).await,
         Verb::Cp(args) => cp::cp(docker, args).await,
         Verb::Pull(args) => images::pull(docker, args).await,
+        Verb::Build(args) => build::build(docker, args).await,
         Verb::Images(args) => images::images(docker, args).await,
         Verb::Rmi(args) => images::rmi(docker, args).await,
         Verb::Network(verb) => networks::network(docker, verb).await,

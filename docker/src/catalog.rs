@@ -44,6 +44,9 @@ pub const VOLUME_NOT_FOUND: ErrorCode = ErrorCode::from_static("VOLUME_NOT_FOUND
 pub const CONFLICT: ErrorCode = ErrorCode::from_static("CONFLICT");
 /// An image pull failed (unknown image, unreachable registry).
 pub const IMAGE_PULL_FAILED: ErrorCode = ErrorCode::from_static("IMAGE_PULL_FAILED");
+/// A build's step failed (the message names it and its exit status), or
+/// the context could not be read.
+pub const BUILD_FAILED: ErrorCode = ErrorCode::from_static("BUILD_FAILED");
 /// Any other failure the engine reported.
 pub const DOCKER_ERROR: ErrorCode = ErrorCode::from_static("DOCKER_ERROR");
 
@@ -952,6 +955,38 @@ pub struct ImageRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ImageInspect(pub ImageRef);
+
+/// `image/build` (raw): stdin is the build context, a tar (the engine's
+/// classic builder on API 1.41); stdout is the build's output as the
+/// engine sends it; a failed step ends the call with [`BUILD_FAILED`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageBuild {
+    /// `name[:tag]` given to the image, each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The Dockerfile's path in the context (`Dockerfile` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// `ARG` values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    /// The stage to build (`--target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Labels of the image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Use no cached layer.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Pull newer base images.
+    #[serde(default)]
+    pub pull: bool,
+    /// Only the image's id as output.
+    #[serde(default)]
+    pub quiet: bool,
+}
 
 /// `image/pull`: progress items until the image is there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

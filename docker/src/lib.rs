@@ -128,6 +128,7 @@ mod volumes;
 mod create;
 
 mod archive;
+mod build;
 mod containers;
 mod exec;
 mod fs;
@@ -156,6 +157,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("access", include_str!("access.rs")),
         ("archive", include_str!("archive.rs")),
+        ("build", include_str!("build.rs")),
         ("audit", include_str!("audit.rs")),
         ("catalog", include_str!("catalog.rs")),
         ("cleanup", include_str!("cleanup.rs")),

@@ -26,7 +26,7 @@ use crate::catalog::*;
 use crate::engine::Engine;
 use crate::error::invalid_input;
 use crate::reply;
-use crate::{archive, containers, exec, fs, images, networks, run, system, volumes};
+use crate::{archive, build, containers, exec, fs, images, networks, run, system, volumes};
 
 /// One operation as declared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,6 +173,7 @@ operations! {
     ImageList "image/list" User { query(Vec<models::ImageSummary>) => images::list }
     ImageInspect "image/inspect" Admin { query(models::ImageInspect) => images::inspect }
     ImagePull "image/pull" User { subscription(PullProgress) => images::pull }
+    ImageBuild "image/build" Admin { raw => build::build }
     ImageRemove "image/remove" Admin {
         query(Vec<models::ImageDeleteResponseItem>) => images::remove
     }
@@ -200,7 +201,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 41);
+        assert_eq!(OPERATIONS.len(), 42);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

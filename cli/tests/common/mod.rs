@@ -216,6 +216,11 @@ fn spawn(command: &mut Command, feed: Option<Feed>) -> Running {
 }
 
 impl Running {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Its stdout so far, as text.
     pub fn stdout_so_far(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()

@@ -1,0 +1,196 @@
+//! `dockwire build`, end to end through a `dockwire serve` process and
+//! the engine's classic builder: a two-stage Dockerfile with a build arg,
+//! `.dockerignore`, a failing step, `-q`, a Dockerfile on stdin, and a
+//! 200 MiB context streamed with flat memory on both sides.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::*;
+use dockwire_tests::Prng;
+
+/// Removes the images the test built.
+struct Built(Vec<String>);
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = docker(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// `VmHWM` of `pid` in KiB, 0 once it is gone.
+fn hwm(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn build_makes_what_the_dockerfile_says_and_streams_its_context() {
+    let rig = Rig::new("build");
+    let tag = unique("build");
+    let (two, quiet, big) = (
+        format!("{tag}-two"),
+        format!("{tag}-q"),
+        format!("{tag}-big"),
+    );
+    let built = Built(vec![two.clone(), quiet.clone(), big.clone()]);
+    let dir = rig.scratch.join("context");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE} AS first\n\
+             ARG GREETING=none\n\
+             COPY hello.txt /stage/hello.txt\n\
+             RUN echo \"$GREETING from the first stage\" > /stage/said.txt && cat /stage/hello.txt >> /stage/said.txt\n\
+             FROM {IMAGE}\n\
+             COPY --from=first /stage/said.txt /out/said.txt\n\
+             COPY . /ctx\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("hello.txt"), "hi there\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "not for the image\n").unwrap();
+    std::fs::write(dir.join(".dockerignore"), "secret.txt\n").unwrap();
+    let context = dir.to_str().unwrap();
+    let ran = rig
+        .admin
+        .run(&[
+            "build",
+            "-t",
+            &two,
+            "--build-arg",
+            "GREETING=hello",
+            context,
+        ])
+        .ok();
+    let out = ran.out();
+    assert!(
+        out.contains("Step 1/7 : FROM dockwire/testbox:latest AS first"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Successfully tagged {two}:latest")),
+        "{out}"
+    );
+    let inside = rig
+        .admin
+        .run(&[
+            "run",
+            "--rm",
+            &two,
+            "sh",
+            "-c",
+            "cat /out/said.txt; ls -a /ctx",
+        ])
+        .ok();
+    assert_eq!(
+        inside.out(),
+        "hello from the first stage\nhi there\n.\n..\n.dockerignore\nDockerfile\nhello.txt\n"
+    );
+
+    // A failing step: exit 1, the step and its status named.
+    let failing = rig.scratch.join("failing");
+    std::fs::create_dir_all(&failing).unwrap();
+    std::fs::write(
+        failing.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo before && exit 3\n"),
+    )
+    .unwrap();
+    let failed = rig.admin.run(&["build", failing.to_str().unwrap()]);
+    assert_eq!(failed.code(), 1, "{}", failed.dump());
+    assert!(
+        failed
+            .out()
+            .contains("Step 2/2 : RUN echo before && exit 3"),
+        "{}",
+        failed.dump()
+    );
+    let line = failed.failed(Some("BUILD_FAILED"));
+    assert!(
+        line.contains("The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"),
+        "{line}"
+    );
+
+    // -q: the id only; a Dockerfile on stdin.
+    let dockerfile = format!("FROM {IMAGE}\nLABEL made=by-stdin\n");
+    let q = rig
+        .admin
+        .run_in(&["build", "-q", "-t", &quiet, "-"], dockerfile.as_bytes())
+        .ok();
+    let id = q.out();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 72 && id.ends_with('\n'),
+        "{}",
+        q.dump()
+    );
+    let label = docker(&["inspect", "-f", "{{.Id}} {{.Config.Labels.made}}", &quiet]).ok();
+    assert_eq!(label.out(), format!("{} by-stdin\n", id.trim()));
+
+    // 200 MiB of context, streamed: neither end holds it.
+    let large = rig.scratch.join("large");
+    std::fs::create_dir_all(&large).unwrap();
+    std::fs::write(
+        large.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN true\n"),
+    )
+    .unwrap();
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(large.join("big")).unwrap());
+        let mut prng = Prng(7);
+        for _ in 0..200 {
+            file.write_all(&prng.bytes(1 << 20)).unwrap();
+        }
+        file.flush().unwrap();
+    }
+    let server_before = hwm(rig.server.pid());
+    let running = start(
+        &mut rig
+            .admin
+            .command(&["build", "-t", &big, large.to_str().unwrap()]),
+        None,
+    );
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let sampler = {
+        let (stop, peak, pid) = (stop.clone(), peak.clone(), running.pid());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                peak.fetch_max(hwm(pid), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let ran = running.finish(Duration::from_secs(300)).ok();
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+    assert!(
+        ran.out().contains("Sending build context") || ran.out().contains("Step 1/2"),
+        "{}",
+        ran.dump()
+    );
+    let client_kib = peak.load(Ordering::SeqCst);
+    let server_growth = hwm(rig.server.pid()).saturating_sub(server_before);
+    assert!(
+        client_kib > 0 && client_kib < 64 << 10,
+        "the client peaked at {client_kib} KiB"
+    );
+    assert!(
+        server_growth < 64 << 10,
+        "the server grew by {server_growth} KiB"
+    );
+    drop(built);
+}

@@ -108,6 +108,9 @@ mod stdio;
 // What the engine answers wrong for a container in gVisor.
 mod gvisor;
 
+// Connections made inside a container's network namespace.
+mod netns;
+
 // The handlers, one file per concern. Networks and volumes first: what a
 // container's create makes or names (`create`) uses them.
 mod networks;
@@ -123,6 +126,9 @@ mod images;
 mod run;
 mod system;
 
+// TCP connections into containers, on the raw carriage.
+mod port_forward;
+
 // Each operation declared once, and the service that routes by it.
 pub mod operations;
 mod service;
@@ -130,7 +136,7 @@ mod service;
 mod client;
 
 pub use access::{Role, Roles};
-pub use client::{DockerClient, Items};
+pub use client::{DockerClient, Items, PortStream};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
 pub use policy::{Limits, Policy, RolePolicy};
@@ -160,6 +166,8 @@ mod tests {
         ("journal", include_str!("journal.rs")),
         ("lifetime", include_str!("lifetime.rs")),
         ("networks", include_str!("networks.rs")),
+        ("netns", include_str!("netns.rs")),
+        ("port_forward", include_str!("port_forward.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
         ("policy", include_str!("policy.rs")),

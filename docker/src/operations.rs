@@ -25,6 +25,7 @@ use crate::access::{Caller, Role};
 use crate::catalog::*;
 use crate::engine::Engine;
 use crate::error::invalid_input;
+use crate::port_forward;
 use crate::reply;
 use crate::{archive, containers, exec, images, networks, run, system, volumes};
 
@@ -160,6 +161,7 @@ operations! {
     }
     ArchiveGet "container/archive-get" User { raw => archive::get }
     ArchivePut "container/archive-put" User { raw => archive::put }
+    PortForward "container/port-forward" User { raw => port_forward::session }
 
     ImageList "image/list" User { query(Vec<models::ImageSummary>) => images::list }
     ImageInspect "image/inspect" Admin { query(models::ImageInspect) => images::inspect }
@@ -191,7 +193,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 33);
+        assert_eq!(OPERATIONS.len(), 34);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -14,6 +14,7 @@ pub(crate) mod format;
 mod images;
 mod networks;
 mod out;
+mod port_forward;
 mod stats;
 mod times;
 mod volumes;
@@ -65,6 +66,8 @@ pub enum Verb {
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version,
+    /// Forward one or more local ports to a container
+    PortForward(port_forward::PortForward),
 }
 
 /// Runs one verb.
@@ -90,6 +93,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version => version(docker).await,
+        Verb::PortForward(args) => port_forward::port_forward(docker, args).await,
     })
 }
 

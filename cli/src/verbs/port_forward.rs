@@ -214,8 +214,17 @@ async fn listen(addresses: &[Listen], port: &mut Ports) -> io::Result<Vec<TcpLis
 /// Accepts connections for good, each forwarded on a task of its own.
 async fn accept(listener: TcpListener, ports: Ports, docker: DockerClient, container: String) {
     loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            continue;
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                // Out of descriptors, say: kubectl stops accepting on this
+                // port; a pause and another try serve the next client.
+                let _ = out::stderr(
+                    format!("error accepting connection on port {}: {e}\n", ports.local).as_bytes(),
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let _ = conn.set_nodelay(true);
         let _ = out::stdout(format!("Handling connection for {}\n", ports.local).as_bytes());

@@ -126,3 +126,39 @@ fn port_forward_refuses_a_stopped_container_and_bad_ports_as_kubectl_does() {
     assert_eq!(ran.code(), 1, "{}", ran.dump());
     assert!(ran.err().contains("No such container"), "{}", ran.dump());
 }
+
+/// A server that does not see the containers' processes (in a pid
+/// namespace of its own, as one in a container with the engine's socket
+/// mounted, or with a remote engine) cannot enter a container's network
+/// namespace: each connection is refused, saying why, and nothing else is
+/// dialled in its place.
+#[test]
+fn port_forward_through_a_server_in_its_own_pid_namespace_is_refused_saying_why() {
+    let rig = Rig::started("port-forward-own-pid-ns", |state| {
+        Server::start_in_own_pid_namespace(state, "127.0.0.1:0", &[])
+    });
+    let name = rig.containers.docker_sleeper("pf-own-pid-ns");
+    let forward = start(
+        &mut rig.admin.command(&["port-forward", &name, ":8080"]),
+        None,
+    );
+    forward.wait_for_stdout(" -> 8080\n", LIMIT);
+    let printed = forward.stdout_so_far();
+    let port = forwarded_from(&printed, "127.0.0.1").expect(&printed);
+    assert_eq!(get(&format!("127.0.0.1:{port}")), "");
+    // The refusal is per connection: the verb listens on until the
+    // container stops.
+    docker(&["kill", &name]).ok();
+    let ran = forward.finish(LIMIT);
+    assert_eq!(ran.code(), 1, "{}", ran.dump());
+    let refusal = format!(
+        "an error occurred forwarding {port} -> 8080: this server does not see the \
+         container's processes"
+    );
+    assert!(ran.err().contains(&refusal), "{}", ran.dump());
+    assert!(
+        ran.err().contains("pid namespace of its own"),
+        "{}",
+        ran.dump()
+    );
+}

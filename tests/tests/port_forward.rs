@@ -13,6 +13,7 @@
 //! | 100 connections at once on one QUIC connection | `a_hundred_concurrent_forwards_on_one_connection_are_each_exact` |
 //! | a closed port, a stopped container | `a_closed_port_or_a_stopped_container_is_refused_before_acceptance` |
 //! | another peer's container | `a_user_cannot_forward_to_another_peers_container` |
+//! | the host's own loopback | `a_forward_never_reaches_the_servers_own_loopback` |
 //! | a user's isolated network | `a_forward_reaches_a_container_on_its_users_isolated_network` |
 //! | gVisor (`runsc`) | `a_forward_reaches_a_container_under_gvisor` |
 //! | the container stops | `a_forward_ends_with_conflict_when_its_container_stops` |
@@ -346,6 +347,38 @@ fn a_user_cannot_forward_to_another_peers_container() {
         }
         t.remove(&t.alice, &id).await;
         t.remove(&t.root, &root_id).await;
+        t.finish();
+    });
+}
+
+/// A service on the host's 127.0.0.1 (the server's own namespace) is
+/// not what a forward to that port reaches: the container has nothing
+/// there, so the forward is refused, and the host's service saw nothing.
+#[test]
+fn a_forward_never_reaches_the_servers_own_loopback() {
+    within(async {
+        let t = Tenancy::new();
+        let host = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+        host.set_nonblocking(true).unwrap();
+        let port = host.local_addr().unwrap().port();
+        let id = t.sleeper(&t.alice, t.spec(&[])).await;
+        let input = PortForward {
+            container: id.clone(),
+            port,
+        };
+        let message = refused(
+            "the host's port, through alice's container",
+            PORT_UNREACHABLE,
+            t.alice.port_forward(&input).await.map(|_| ()),
+        );
+        assert!(message.contains("refused"), "{message}");
+        let accepted = host.accept().map(|_| ());
+        assert_eq!(
+            accepted.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "the host's service was connected to"
+        );
+        t.remove(&t.alice, &id).await;
         t.finish();
     });
 }

@@ -35,9 +35,10 @@ pub struct PortForward {
     address: Vec<String>,
     /// The container, by name or id
     container: String,
-    /// Ports: `[LOCAL_PORT:]REMOTE_PORT`; a LOCAL_PORT of 0 or empty picks
-    /// a free one
-    #[arg(required = true, value_name = "[LOCAL_PORT:]REMOTE_PORT")]
+    /// Ports: `[ADDR:][LOCAL_PORT:]REMOTE_PORT`; a LOCAL_PORT of 0 or
+    /// empty picks a free one; ADDR (an IP, `[v6]` or localhost) listens
+    /// there instead of on `--address`
+    #[arg(required = true, value_name = "[ADDR:][LOCAL_PORT:]REMOTE_PORT")]
     ports: Vec<String>,
 }
 
@@ -59,14 +60,14 @@ struct Listen {
 }
 
 pub async fn port_forward(docker: &DockerClient, args: PortForward) -> Verdict {
+    let addresses =
+        parse_addresses(&args.address).map_err(|why| Failure::local("port-forward", why))?;
     let ports = args
         .ports
         .iter()
-        .map(|p| parse_ports(p))
+        .map(|p| parse_spec(p, &addresses))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|why| Failure::local("port-forward", why))?;
-    let addresses =
-        parse_addresses(&args.address).map_err(|why| Failure::local("port-forward", why))?;
     let container = args.container;
     let inspected = docker
         .query(&ContainerInspect(ContainerRef::new(&container)))
@@ -86,7 +87,7 @@ pub async fn port_forward(docker: &DockerClient, args: PortForward) -> Verdict {
 
     let mut listening = false;
     let mut listeners = Vec::new();
-    for mut port in ports {
+    for (addresses, mut port) in ports {
         match listen(&addresses, &mut port).await {
             Ok(bound) => {
                 listening = true;
@@ -120,6 +121,19 @@ pub async fn port_forward(docker: &DockerClient, args: PortForward) -> Verdict {
         }
         _ = tokio::signal::ctrl_c() => Ok(0),
     }
+}
+
+/// `[ADDR:][LOCAL:]REMOTE`: the addresses to listen on (`ADDR`, an IP
+/// address, `[v6]` or `localhost`; `--address`'s when absent) and the
+/// ports.
+fn parse_spec(spec: &str, addresses: &[Listen]) -> Result<(Vec<Listen>, Ports), String> {
+    let fields: Vec<&str> = spec.rsplitn(3, ':').collect();
+    let [remote, local, address] = fields[..] else {
+        return Ok((addresses.to_vec(), parse_ports(spec)?));
+    };
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    let own = parse_addresses(&[address.to_owned()])?;
+    Ok((own, parse_ports(&format!("{local}:{remote}"))?))
 }
 
 /// `[LOCAL:]REMOTE`, as kubectl parses it: `REMOTE` alone listens on the
@@ -279,5 +293,41 @@ async fn forward(conn: TcpStream, ports: Ports, docker: DockerClient, container:
             )
             .as_bytes(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(local: u16, remote: u16) -> Ports {
+        Ports { local, remote }
+    }
+
+    #[test]
+    fn ports_parse_as_kubectl_parses_them() {
+        assert_eq!(parse_ports("8080"), Ok(ports(8080, 8080)));
+        assert_eq!(parse_ports("9000:80"), Ok(ports(9000, 80)));
+        assert_eq!(parse_ports(":80"), Ok(ports(0, 80)));
+        assert_eq!(parse_ports("0:80"), Ok(ports(0, 80)));
+        assert!(parse_ports("x:80").unwrap_err().contains("local port 'x'"));
+        assert!(parse_ports("80:0").unwrap_err().contains("must be > 0"));
+        assert!(parse_ports("70000").unwrap_err().contains("remote port"));
+    }
+
+    #[test]
+    fn an_address_before_the_ports_replaces_the_default_ones() {
+        let default = parse_addresses(&["localhost".to_owned()]).unwrap();
+        assert_eq!(default.len(), 2);
+        let (addresses, p) = parse_spec("9000:80", &default).unwrap();
+        assert_eq!((addresses, p), (default.clone(), ports(9000, 80)));
+        let (addresses, p) = parse_spec("0.0.0.0:9000:80", &default).unwrap();
+        assert_eq!(p, ports(9000, 80));
+        assert_eq!(addresses.len(), 1);
+        assert_eq!(addresses[0].ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(addresses[0].required);
+        let (addresses, _) = parse_spec("[::1]::80", &default).unwrap();
+        assert_eq!(addresses[0].ip, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert!(parse_spec("nohost:1:2", &default).is_err());
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use dockwire_core::Limits;
+use dockwire_docker::fleet::{Dial, Fleet, FleetError, Sleep};
 use dockwire_docker::{DockerClient, DockerService};
 use dockwire_service::Runtime;
 use dockwire_service::quic::{
@@ -66,10 +67,194 @@ impl Connected {
 /// How long an exiting process waits for its in-process cleanups.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// A client for `global.host`; without one, the engine at `DOCKER_HOST`
-/// (or the local socket) served in this process over an in-memory stream.
+/// Where a verb's calls go: a context's name and the server it names
+/// (none: this machine's engine, in-process) with the fingerprint to
+/// insist on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The context's name (`default` for `--host` or DOCKWIRE_HOST, as
+    /// docker names them).
+    pub name: String,
+    /// `quic://…` or `unix://…`; `None`: in-process.
+    pub host: Option<String>,
+    /// The fingerprint to insist on.
+    pub fingerprint: Option<String>,
+}
+
+/// The hosts `global` names, as docker picks its context: `--context`
+/// (several, comma-separated), else `--host`, else DOCKWIRE_HOST, else
+/// DOCKWIRE_CONTEXT, else the current context. `--context` with `--host`
+/// is refused.
+pub fn targets(global: &Global) -> Result<Vec<Target>, Failure> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let host = |host: String| Target {
+        name: crate::contexts::DEFAULT.to_owned(),
+        host: Some(host),
+        fingerprint: global.server_fingerprint.clone(),
+    };
+    if global.all_contexts {
+        let state = StateDir::open(global.state_dir.as_deref())?;
+        let made: Vec<Target> = state
+            .contexts()
+            .list()?
+            .into_iter()
+            .filter(|c| c.name != crate::contexts::DEFAULT)
+            .map(|c| Target {
+                name: c.name,
+                host: Some(c.host),
+                fingerprint: global.server_fingerprint.clone().or(c.server_fingerprint),
+            })
+            .collect();
+        if made.is_empty() {
+            return Err(Failure::local(
+                "--all-contexts",
+                "no context was made (`dockwire context create`)",
+            ));
+        }
+        return Ok(made);
+    }
+    let named = match (&global.context, &global.host) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::local(
+                "choose the host",
+                "conflicting options: either specify --host or --context, not both",
+            ));
+        }
+        (Some(names), None) => names.clone(),
+        (None, Some(given)) => return Ok(vec![host(given.clone())]),
+        (None, None) => match (from_env("DOCKWIRE_HOST"), from_env("DOCKWIRE_CONTEXT")) {
+            (Some(given), _) => return Ok(vec![host(given)]),
+            (None, Some(names)) => names,
+            // No state directory yet: no context chosen.
+            (None, None) => match StateDir::existing(global.state_dir.as_deref()) {
+                Some(state) => state.contexts().current()?,
+                None => crate::contexts::DEFAULT.to_owned(),
+            },
+        },
+    };
+    let contexts = match StateDir::existing(global.state_dir.as_deref()) {
+        Some(state) => state.contexts(),
+        None if named == crate::contexts::DEFAULT => {
+            return Ok(vec![Target {
+                name: named,
+                host: None,
+                fingerprint: None,
+            }]);
+        }
+        None => StateDir::open(global.state_dir.as_deref())?.contexts(),
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    for name in named.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if targets.iter().any(|t| t.name == name) {
+            continue;
+        }
+        let context = contexts.must_get(name)?;
+        targets.push(Target {
+            name: context.name,
+            host: Some(context.host).filter(|h| !h.is_empty()),
+            fingerprint: global
+                .server_fingerprint
+                .clone()
+                .or(context.server_fingerprint),
+        });
+    }
+    if targets.is_empty() {
+        return Err(Failure::local(
+            "choose the host",
+            "--context names no context",
+        ));
+    }
+    Ok(targets)
+}
+
+/// A fleet of `targets`, each dialled on first use as [`connect_to`]
+/// does, each call within the fan-out's timeout.
+pub fn fleet(global: &Global, targets: &[Target]) -> Fleet {
+    let sleep: Sleep = Arc::new(|pause| Box::pin(tokio::time::sleep(pause)));
+    let mut fleet = Fleet::new(sleep, crate::verbs::fan_out::TIMEOUT);
+    for target in targets {
+        let name = target.name.clone();
+        let (global, target) = (global.clone(), target.clone());
+        let dial: Dial = Arc::new(move || {
+            let (global, target) = (global.clone(), target.clone());
+            Box::pin(async move {
+                connect_to(&global, &target)
+                    .await
+                    .map(|connected| connected.docker)
+                    .map_err(|failure| FleetError::Connect(failure.why))
+            })
+        });
+        fleet.add(name, dial);
+    }
+    fleet
+}
+
+/// Reads `references` as `HOST/CONTAINER`: each one whose part before the
+/// first `/` names a context (a container's name has no `/`) loses it,
+/// and `global` then names that context. References to several hosts, or
+/// to another host than `--context` or `--host` names, are refused.
+/// Nothing changes when none names a host.
+pub fn on_named_host(global: &mut Global, references: Vec<&mut String>) -> Result<(), Failure> {
+    let Some(state) = StateDir::existing(global.state_dir.as_deref()) else {
+        return Ok(());
+    };
+    let contexts = state.contexts();
+    let mut named: Option<String> = None;
+    for reference in references {
+        let Some((host, rest)) = reference.split_once('/') else {
+            continue;
+        };
+        if host.is_empty() || host.starts_with('.') || contexts.get(host).ok().flatten().is_none() {
+            continue;
+        }
+        match &named {
+            Some(other) if other != host => {
+                return Err(Failure::local(
+                    "choose the host",
+                    format!(
+                        "containers on several hosts ({other}, {host}): name one host per command"
+                    ),
+                ));
+            }
+            _ => named = Some(host.to_owned()),
+        }
+        *reference = rest.to_owned();
+    }
+    let Some(host) = named else {
+        return Ok(());
+    };
+    if global.host.is_some() || global.context.as_deref().is_some_and(|c| c != host) {
+        return Err(Failure::local(
+            "choose the host",
+            format!("{host}/… names another host than --host or --context"),
+        ));
+    }
+    global.context = Some(host);
+    Ok(())
+}
+
+/// The one host `global` names; several are refused (only verbs that list
+/// or watch take several).
+pub fn target(global: &Global) -> Result<Target, Failure> {
+    let mut targets = targets(global)?;
+    match targets.len() {
+        1 => Ok(targets.remove(0)),
+        _ => Err(Failure::local(
+            "choose the host",
+            "this verb acts on one host: give --context one name",
+        )),
+    }
+}
+
+/// A client for the host `global` names (see [`targets`]).
 pub async fn connect(global: &Global) -> Result<Connected, Failure> {
-    let Some(host) = global.host.as_deref().filter(|h| !h.is_empty()) else {
+    connect_to(global, &target(global)?).await
+}
+
+/// A client for `target`; without a host, the engine at `DOCKER_HOST`
+/// (or the local socket) served in this process over an in-memory stream.
+pub async fn connect_to(global: &Global, target: &Target) -> Result<Connected, Failure> {
+    let Some(host) = target.host.as_deref().filter(|h| !h.is_empty()) else {
         let service = DockerService::from_env();
         let client = Tokio::current().duplex_client(Arc::new(service.clone()), Limits::default());
         return Ok(Connected {
@@ -90,7 +275,7 @@ pub async fn connect(global: &Global) -> Result<Connected, Failure> {
         });
     }
     if let Some(server) = host.strip_prefix("quic://") {
-        return connect_quic(global, server).await;
+        return connect_quic(global, server, target.fingerprint.as_deref()).await;
     }
     Err(Failure::local(
         format!("connect to {host}"),
@@ -104,17 +289,21 @@ struct Seen {
     fingerprint: Option<Fingerprint>,
 }
 
-async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failure> {
+async fn connect_quic(
+    global: &Global,
+    server: &str,
+    fingerprint: Option<&str>,
+) -> Result<Connected, Failure> {
     let what = || format!("connect to quic://{server}");
     let server = with_port(server);
     let state = StateDir::open(global.state_dir.as_deref())?;
     let identity = state.identity()?;
     let known = state.known_servers();
     // What to insist on: the fingerprint given, else the one remembered.
-    let expected = match &global.server_fingerprint {
+    let expected = match fingerprint {
         Some(given) => Some(
             Fingerprint::from_str(given)
-                .map_err(|e| Failure::local("read --server-fingerprint", e))?,
+                .map_err(|e| Failure::local("read the server's fingerprint", e))?,
         ),
         None => known.get(&server)?,
     };
@@ -155,7 +344,13 @@ async fn connect_quic(global: &Global, server: &str) -> Result<Connected, Failur
         Err(e) => {
             if let (Some(expected), Some(got)) = (expected, got) {
                 if expected != got {
-                    return Err(changed(&server, expected, got, &state, global));
+                    return Err(changed(
+                        &server,
+                        expected,
+                        got,
+                        &state,
+                        fingerprint.is_some(),
+                    ));
                 }
             }
             return Err(Failure::local(what(), e));
@@ -187,11 +382,11 @@ fn changed(
     expected: Fingerprint,
     got: Fingerprint,
     state: &StateDir,
-    global: &Global,
+    given: bool,
 ) -> Failure {
-    let how = match global.server_fingerprint {
-        Some(_) => "the --server-fingerprint given".to_owned(),
-        None => format!(
+    let how = match given {
+        true => "the fingerprint given (--server-fingerprint or the context's)".to_owned(),
+        false => format!(
             "the one remembered in {}",
             state.known_servers().path().display()
         ),

@@ -14,9 +14,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod context;
+mod contexts;
 mod error;
 mod host;
+mod placement;
 mod process;
+mod publish;
 mod sandbox;
 mod serve;
 mod serve_policy;
@@ -27,7 +31,7 @@ mod trust;
 mod verbs;
 mod writer;
 
-use error::Outcome;
+use error::{Failure, Outcome};
 
 /// Drive a Docker engine over one secure stream.
 #[derive(Parser, Debug)]
@@ -44,8 +48,18 @@ struct Cli {
 pub struct Global {
     /// The server: quic://HOST[:PORT] or unix://PATH. Without one, dockwire
     /// serves this machine's engine in-process
-    #[arg(short = 'H', long, env = "DOCKWIRE_HOST", global = true)]
+    /// (DOCKWIRE_HOST, which overrides DOCKWIRE_CONTEXT and the current
+    /// context)
+    #[arg(short = 'H', long, global = true)]
     pub host: Option<String>,
+    /// The named host (`dockwire context`) to use (DOCKWIRE_CONTEXT);
+    /// verbs that list or watch take several, comma-separated
+    #[arg(short = 'c', long, global = true, value_name = "NAME[,NAME…]")]
+    pub context: Option<String>,
+    /// Every context made with `dockwire context create` (verbs that list
+    /// or watch)
+    #[arg(long, global = true, conflicts_with_all = ["context", "host"])]
+    pub all_contexts: bool,
     /// Where this user's identity, trusted peers and known servers live
     /// [default: $XDG_DATA_HOME/dockwire or ~/.local/share/dockwire]
     #[arg(long, env = "DOCKWIRE_STATE_DIR", global = true)]
@@ -92,6 +106,8 @@ impl From<Congestion> for dockwire_service::quic::Congestion {
 enum Command {
     /// Create and run a new container from an image
     Run(process::RunArgs),
+    /// Create a new container
+    Create(process::CreateArgs),
     /// Execute a command in a running container
     Exec(process::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -105,6 +121,9 @@ enum Command {
     /// Manage the clients this server admits
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Manage named hosts
+    #[command(subcommand)]
+    Context(context::ContextCommand),
 }
 
 /// jemalloc, configured (.cargo/config.toml) to give freed pages back to
@@ -165,12 +184,26 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(if code < 0 { 1 } else { 255 }))
 }
 
-async fn dispatch(cli: Cli) -> Outcome {
+async fn dispatch(mut cli: Cli) -> Outcome {
+    // `HOST/CONTAINER` references pick their host.
+    let references = match &mut cli.command {
+        Command::Exec(args) => vec![&mut args.container],
+        Command::Attach(args) => vec![&mut args.container],
+        Command::Docker(verb) => verbs::references(verb),
+        _ => Vec::new(),
+    };
+    host::on_named_host(&mut cli.global, references)?;
     let global = &cli.global;
     match cli.command {
+        Command::Run(args) if args.placed() => process::run_placed(global, args).await,
+        Command::Create(args) if args.placed() => process::create_placed(global, args).await,
         Command::Run(args) => {
             let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
             settled(&host, process::run(&host.docker, args).await).await
+        }
+        Command::Create(args) => {
+            let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
+            settled(&host, process::create(&host.docker, args).await).await
         }
         Command::Exec(args) => {
             let host = host::connect(global).await?;
@@ -181,6 +214,17 @@ async fn dispatch(cli: Cli) -> Outcome {
             settled(&host, process::attach(&host.docker, args).await).await
         }
         Command::Docker(verb) => {
+            let targets = host::targets(global)?;
+            if targets.len() > 1 || global.all_contexts {
+                if !verbs::fan_out::fans_out(&verb) {
+                    return Err(Failure::local(
+                        "choose the host",
+                        "this verb acts on one host: give --context one name",
+                    ));
+                }
+                let fleet = host::fleet(global, &targets);
+                return verbs::out::outcome(verbs::fan_out::run(&fleet, verb).await);
+            }
             let host = host::connect(global).await?;
             settled(&host, verbs::run(&host.docker, verb).await).await
         }
@@ -191,6 +235,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             Ok(0)
         }
         Command::Trust(command) => trust::run(global, command),
+        Command::Context(command) => context::run(global, command),
     }
 }
 

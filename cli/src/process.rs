@@ -15,6 +15,7 @@ use crate::error::{
     Context, EXIT_ATTACH_LOST, EXIT_CANNOT_INVOKE, EXIT_DOCKWIRE, EXIT_EXEC_LOST, EXIT_NOT_FOUND,
     Failure, Outcome,
 };
+use crate::placement::on_placed_host;
 use crate::session::{self, Broken, Plan};
 use crate::verbs::format::labels;
 
@@ -26,15 +27,36 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
+    /// Run the container in the background and print its id
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[command(flatten)]
+    container: ContainerArgs,
+}
+
+/// `dockwire create`: create a container and print its id.
+#[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    #[command(flatten)]
+    container: ContainerArgs,
+}
+
+/// The container `run` and `create` make, with docker's flags.
+#[derive(clap::Args, Debug)]
+pub struct ContainerArgs {
+    /// Placement on one of several hosts
+    #[command(flatten)]
+    place: crate::placement::PlaceArgs,
     /// Limits and hardening (docker's flags)
     #[command(flatten)]
     sandbox: Box<crate::sandbox::SandboxArgs>,
     /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
-    /// Run the container in the background and print its id
-    #[arg(short = 'd', long)]
-    detach: bool,
     /// Keep STDIN open and send it to the container
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -71,6 +93,9 @@ pub struct RunArgs {
     /// Runtime to use for this container (runc, runsc for gVisor)
     #[arg(long, value_name = "RUNTIME")]
     runtime: Option<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -97,7 +122,7 @@ pub struct ExecArgs {
     #[arg(short = 'u', long)]
     user: Option<String>,
     /// The container (name or id)
-    container: String,
+    pub(crate) container: String,
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -113,20 +138,84 @@ pub struct AttachArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
     /// The container (name or id)
-    container: String,
+    pub(crate) container: String,
+}
+
+impl RunArgs {
+    /// Whether the host is to be chosen (`--place`).
+    pub fn placed(&self) -> bool {
+        self.container.place.placed()
+    }
+}
+
+impl CreateArgs {
+    /// Whether the host is to be chosen (`--place`).
+    pub fn placed(&self) -> bool {
+        self.container.place.placed()
+    }
+}
+
+/// `dockwire run --place`: as [`run`], on the host placement chose.
+pub async fn run_placed(global: &crate::Global, args: RunArgs) -> Outcome {
+    let what = format!("run {}", args.container.image);
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let place = &args.container.place;
+    if args.detach {
+        let create = ContainerCreate(spec);
+        let image = create.0.image.clone();
+        let (_, docker, created) = on_placed_host(global, place, &image, |docker| {
+            let (create, image) = (&create, &image);
+            async move { pulling(&docker, image, || docker.query(create)).await }
+        })
+        .await
+        .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+        return started(&docker, &what, &created.id).await;
+    }
+    let plan = Plan {
+        stdin: args.container.interactive,
+        tty: args.container.tty,
+        sig_proxy: !args.container.tty,
+    };
+    check_tty(&what, plan)?;
+    let input = RunInput(spec);
+    let image = input.0.image.clone();
+    let attempt = |docker: DockerClient| {
+        let (input, image) = (&input, &image);
+        async move { pulling(&docker, image, || docker.open(input)).await }
+    };
+    let (_, _, session) = match on_placed_host(global, place, &image, attempt).await {
+        Ok(placed) => placed,
+        Err(failure) => return Err(failure.with_exit(EXIT_DOCKWIRE)),
+    };
+    finish(&what, session, plan, EXIT_DOCKWIRE).await
+}
+
+/// `dockwire create --place`: as [`create`], on the host placement chose.
+pub async fn create_placed(global: &crate::Global, args: CreateArgs) -> Outcome {
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let create = ContainerCreate(spec);
+    let image = create.0.image.clone();
+    let (_, _, created) = on_placed_host(global, &args.container.place, &image, |docker| {
+        let (create, image) = (&create, &image);
+        async move { pulling(&docker, image, || docker.query(create)).await }
+    })
+    .await
+    .map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    println!("{}", created.id);
+    Ok(0)
 }
 
 /// `dockwire run`.
 pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
-    let what = format!("run {}", args.image);
-    let spec = spec(&args).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let what = format!("run {}", args.container.image);
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
     if args.detach {
         return detach(docker, spec).await;
     }
     let plan = Plan {
-        stdin: args.interactive,
-        tty: args.tty,
-        sig_proxy: !args.tty,
+        stdin: args.container.interactive,
+        tty: args.container.tty,
+        sig_proxy: !args.container.tty,
     };
     check_tty(&what, plan)?;
     let input = RunInput(spec);
@@ -215,18 +304,39 @@ fn start_failure(what: &str, error: ClientError) -> Failure {
     failure.with_exit(exit)
 }
 
-/// `run -d`: create and start, print the id.
-async fn detach(docker: &DockerClient, spec: ContainerSpec) -> Outcome {
-    let what = format!("run {}", spec.image);
+/// `dockwire create`: create (pulling the image if it is missing), print
+/// the id.
+pub async fn create(docker: &DockerClient, args: CreateArgs) -> Outcome {
+    let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
+    let what = format!("create {}", spec.image);
+    let id = make(docker, &what, spec).await?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// Creates `spec`'s container, pulling its image if it is missing.
+async fn make(docker: &DockerClient, what: &str, spec: ContainerSpec) -> Result<String, Failure> {
     let create = ContainerCreate(spec);
     let created = pulling(docker, &create.0.image, || docker.query(&create))
         .await?
-        .map_err(|e| start_failure(&what, e))?;
+        .map_err(|e| start_failure(what, e))?;
+    Ok(created.id)
+}
+
+/// `run -d`: create and start, print the id.
+async fn detach(docker: &DockerClient, spec: ContainerSpec) -> Outcome {
+    let what = format!("run {}", spec.image);
+    let id = make(docker, &what, spec).await?;
+    started(docker, &what, &id).await
+}
+
+/// Starts the container `id` made, and prints its id (`run -d`).
+async fn started(docker: &DockerClient, what: &str, id: &str) -> Outcome {
     docker
-        .query(&ContainerStart(ContainerRef::new(&created.id)))
+        .query(&ContainerStart(ContainerRef::new(id)))
         .await
-        .map_err(|e| start_failure(&what, e))?;
-    println!("{}", created.id);
+        .map_err(|e| start_failure(what, e))?;
+    println!("{id}");
     Ok(0)
 }
 
@@ -277,7 +387,7 @@ async fn pull_quietly(docker: &DockerClient, image: &str) -> Result<(), Failure>
 }
 
 /// The container `args` describe.
-fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
+fn spec(args: &ContainerArgs) -> Result<ContainerSpec, Failure> {
     let mut spec = ContainerSpec::new(&args.image, &args.command);
     spec.env = env(&args.env);
     spec.mounts = args
@@ -297,6 +407,9 @@ fn spec(args: &RunArgs) -> Result<ContainerSpec, Failure> {
     args.lifetime.apply(&mut spec);
     args.sandbox.apply(&mut spec)?;
     spec.runtime = args.runtime.clone();
+    for ports in &args.publish {
+        spec.ports.extend(crate::publish::parse(ports)?);
+    }
     Ok(spec)
 }
 

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Resource defaults and caps of each role
     #[command(flatten)]
     policy: crate::serve_policy::PolicyArgs,
+    /// A label of this server (KEY=VALUE), which `system/resources` reports
+    /// and a fleet's `run --place --constraint KEY=VALUE` asks for
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
 
     // Lifetimes of `user` peers' containers (see dockwire_docker::lifetime).
     /// Time to live a `user` peer's container gets when it asks for none
@@ -257,7 +261,19 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         config = config.with_user_cap_drop(caps);
     }
     config = lifetimes(config, &args, &state)?;
-    config = config.with_policy(args.policy.policy()?);
+    for label in &args.labels {
+        match label.split_once('=') {
+            Some((key, value)) if !key.is_empty() => config = config.with_label(key, value),
+            _ => {
+                return Err(Failure::local(
+                    format!("serve --label {label}"),
+                    "expected KEY=VALUE",
+                ));
+            }
+        }
+    }
+    let engine_cpus = DockerService::from_env().engine_cpus().await;
+    config = config.with_policy(args.policy.policy(engine_cpus)?);
     if let Some(runtime) = &args.user_runtime {
         let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
         if runtime.is_empty() || !runtime.bytes().all(name) {

@@ -3,8 +3,8 @@
 //! user cannot exceed (see `dockwire_docker::policy`). `0` turns a
 //! default or a cap off.
 
-use dockwire_docker::Policy;
 use dockwire_docker::units::parse_size;
+use dockwire_docker::{HostPorts, Policy};
 
 use crate::error::Failure;
 
@@ -26,7 +26,7 @@ pub struct PolicyArgs {
     /// Most processes a user may ask [default: 4096]
     #[arg(long, value_name = "N")]
     user_pids_max: Option<i64>,
-    /// Most CPUs a user may ask [default: this host's CPU count]
+    /// Most CPUs a user may ask [default: the engine's CPU count]
     #[arg(long, value_name = "N")]
     user_cpus_max: Option<f64>,
     /// Size at which a user's container's log is rotated, and the most a user may ask [default: 10m]
@@ -41,13 +41,22 @@ pub struct PolicyArgs {
     /// Process limit of an admin's container when its caller gives none [default: none]
     #[arg(long, value_name = "N")]
     admin_pids: Option<i64>,
+    /// Let users publish ports (-p), on 127.0.0.1 only, with host ports in this range or ones the engine picks [default: users publish none]
+    #[arg(long, value_name = "FIRST-LAST")]
+    user_publish_ports: Option<String>,
 }
 
 impl PolicyArgs {
     /// The policy these flags give, over the library's defaults; a
     /// nonsense value, or a default above its cap, is refused.
-    pub fn policy(&self) -> Result<Policy, Failure> {
+    /// `engine_cpus`, the engine's CPU count when it answered, is users'
+    /// CPU cap unless `--user-cpus-max` gives one (the library's default
+    /// is this host's count, which a remote engine's need not be).
+    pub fn policy(&self, engine_cpus: Option<i64>) -> Result<Policy, Failure> {
         let mut policy = Policy::default();
+        if let Some(cpus) = engine_cpus {
+            policy.user.caps.nano_cpus = cpus.checked_mul(NANO as i64);
+        }
         let (user, admin) = (&mut policy.user, &mut policy.admin);
         if let Some(m) = &self.user_memory {
             user.defaults.memory = positive(size("--user-memory", m)?);
@@ -86,6 +95,9 @@ impl PolicyArgs {
         if let Some(n) = self.admin_pids {
             admin.defaults.pids_limit = positive(count("--admin-pids", n)?);
         }
+        if let Some(range) = &self.user_publish_ports {
+            policy.user_ports = Some(host_ports(range)?);
+        }
         let over = |default: Option<i64>, cap: Option<i64>| matches!((default, cap), (Some(d), Some(c)) if d > c);
         if over(user.defaults.memory, user.caps.memory) {
             return Err(Failure::local(
@@ -101,6 +113,25 @@ impl PolicyArgs {
         }
         Ok(policy)
     }
+}
+
+/// `FIRST-LAST`, ports from 1, `FIRST` ≤ `LAST`.
+fn host_ports(text: &str) -> Result<HostPorts, Failure> {
+    let bad = || {
+        Failure::local(
+            "serve --user-publish-ports",
+            format!("expected FIRST-LAST, ports 1-65535, got {text:?}"),
+        )
+    };
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let (first, last): (u16, u16) = (
+        first.parse().map_err(|_| bad())?,
+        last.parse().map_err(|_| bad())?,
+    );
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok(HostPorts { first, last })
 }
 
 fn size(flag: &str, text: &str) -> Result<i64, Failure> {
@@ -135,9 +166,10 @@ mod tests {
             user_cpus_max: Some(1.5),
             user_log_max_size: Some("1m".into()),
             admin_memory: Some("2g".into()),
+            user_publish_ports: Some("20000-20099".into()),
             ..PolicyArgs::default()
         };
-        let policy = args.policy().unwrap();
+        let policy = args.policy(None).unwrap();
         assert_eq!(policy.user.defaults.memory, Some(256 << 20));
         assert_eq!(policy.user.caps.memory, Some(1 << 30));
         assert_eq!(policy.user.caps.memory_swap, Some(2 << 30));
@@ -148,6 +180,19 @@ mod tests {
         assert_eq!(policy.user.caps.log_max_size, Some(1 << 20));
         assert_eq!(policy.admin.defaults.memory, Some(2 << 30));
         assert_eq!(policy.admin.caps.memory, None);
+        assert_eq!(
+            policy.user_ports,
+            Some(HostPorts {
+                first: 20000,
+                last: 20099
+            })
+        );
+        assert_eq!(PolicyArgs::default().policy(None).unwrap().user_ports, None);
+        // The engine's CPU count, unless the flag gives a cap.
+        let engines = PolicyArgs::default().policy(Some(64)).unwrap();
+        assert_eq!(engines.user.caps.nano_cpus, Some(64_000_000_000));
+        let flagged = args.policy(Some(64)).unwrap();
+        assert_eq!(flagged.user.caps.nano_cpus, Some(1_500_000_000));
     }
 
     #[test]
@@ -169,8 +214,20 @@ mod tests {
                 user_cpus_max: Some(-1.0),
                 ..PolicyArgs::default()
             },
+            PolicyArgs {
+                user_publish_ports: Some("0-10".into()),
+                ..PolicyArgs::default()
+            },
+            PolicyArgs {
+                user_publish_ports: Some("30000-20000".into()),
+                ..PolicyArgs::default()
+            },
+            PolicyArgs {
+                user_publish_ports: Some("8080".into()),
+                ..PolicyArgs::default()
+            },
         ] {
-            assert!(args.policy().is_err(), "{args:?}");
+            assert!(args.policy(None).is_err(), "{args:?}");
         }
     }
 }

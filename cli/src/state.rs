@@ -53,6 +53,12 @@ impl StateDir {
         Ok(StateDir { path })
     }
 
+    /// The state directory, if it exists: it is not made.
+    pub fn existing(given: Option<&Path>) -> Option<StateDir> {
+        let path = given.map(Path::to_owned).or_else(default_dir)?;
+        path.is_dir().then_some(StateDir { path })
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -119,6 +125,11 @@ impl StateDir {
             path: self.path.join("known-servers"),
         }
     }
+
+    /// The named hosts (`dockwire context`).
+    pub fn contexts(&self) -> crate::contexts::Contexts {
+        crate::contexts::Contexts::new(self.path.join("contexts"))
+    }
 }
 
 fn default_dir() -> Option<PathBuf> {
@@ -130,7 +141,10 @@ fn default_dir() -> Option<PathBuf> {
 }
 
 /// The text of the file at `path`; `None` when there is none.
-fn read_if_exists(path: &Path, what: impl Fn() -> String) -> Result<Option<String>, Failure> {
+pub(crate) fn read_if_exists(
+    path: &Path,
+    what: impl Fn() -> String,
+) -> Result<Option<String>, Failure> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -158,7 +172,7 @@ fn check_private(path: &Path) -> Result<(), Failure> {
 
 /// Writes `bytes` to `path` with mode 0600: as a new file (`new`), or by
 /// replacing it atomically through a temporary file beside it.
-fn write_private(path: &Path, bytes: &[u8], new: bool) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], new: bool) -> io::Result<()> {
     let target = match new {
         true => path.to_owned(),
         false => path.with_extension(format!("tmp{}", std::process::id())),

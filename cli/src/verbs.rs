@@ -10,12 +10,15 @@ use crate::error::{Context, Outcome};
 pub(crate) mod containers;
 mod cp;
 mod events;
+pub(crate) mod fan_out;
 pub(crate) mod format;
 mod images;
+pub(crate) mod listing;
 mod networks;
-mod out;
+pub(crate) mod out;
 mod port_forward;
 mod stats;
+mod template;
 mod times;
 mod volumes;
 
@@ -65,9 +68,54 @@ pub enum Verb {
     #[command(subcommand)]
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
-    Version,
+    Version(VersionArgs),
     /// Forward one or more local ports to a container
     PortForward(port_forward::PortForward),
+}
+
+/// Show the client's and the engine's versions
+#[derive(clap::Args, Debug)]
+pub struct VersionArgs {
+    /// Format output using a Go template (`.Client.Version`,
+    /// `.Server.Version`, `.Server.APIVersion`, …)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
+}
+
+/// Go's name for this machine's architecture (`amd64`, `arm64`).
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// The containers `verb` names, to be read as `HOST/CONTAINER` (see
+/// `host::on_named_host`): every container argument, and `cp`'s
+/// `CONTAINER:PATH` sides.
+pub fn references(verb: &mut Verb) -> Vec<&mut String> {
+    match verb {
+        Verb::Inspect(args) => args.names.iter_mut().collect(),
+        Verb::Start(args) => args.containers.iter_mut().collect(),
+        Verb::Stop(args) | Verb::Restart(args) => args.containers.iter_mut().collect(),
+        Verb::Kill(args) => args.containers.iter_mut().collect(),
+        Verb::Rm(args) => args.containers.iter_mut().collect(),
+        Verb::Wait(args) => args.containers.iter_mut().collect(),
+        Verb::Update(args) => args.containers.iter_mut().collect(),
+        Verb::Top(args) => vec![&mut args.container],
+        Verb::Logs(args) => vec![&mut args.container],
+        Verb::Stats(args) => args.containers.iter_mut().collect(),
+        Verb::Cp(args) => [&mut args.source, &mut args.destination]
+            .into_iter()
+            .filter(|side| cp::in_container(side))
+            .collect(),
+        Verb::Network(networks::Network::Connect(args)) => vec![&mut args.container],
+        Verb::Network(networks::Network::Disconnect(args)) => vec![&mut args.container],
+        Verb::PortForward(args) => vec![&mut args.container],
+        _ => Vec::new(),
+    }
 }
 
 /// Runs one verb.
@@ -92,17 +140,48 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Rmi(args) => images::rmi(docker, args).await,
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
-        Verb::Version => version(docker).await,
+        Verb::Version(args) => version(docker, args).await,
         Verb::PortForward(args) => port_forward::port_forward(docker, args).await,
     })
 }
 
-async fn version(docker: &DockerClient) -> Verdict {
-    out::line(format!("Client: dockwire {}", env!("CARGO_PKG_VERSION")))?;
+async fn version(docker: &DockerClient, args: VersionArgs) -> Verdict {
+    let format = args
+        .format
+        .as_deref()
+        .map(template::Formatter::inspect)
+        .transpose()?;
     let v = docker
         .query(&Version {})
         .await
         .context(|| "ask the engine for its version".into())?;
+    if let Some(format) = format {
+        // Docker's template fields are its Go struct's (`APIVersion`).
+        let data = serde_json::json!({
+            "Client": {
+                "Platform": {"Name": "dockwire"},
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Os": std::env::consts::OS,
+                "Arch": go_arch(std::env::consts::ARCH),
+            },
+            "Server": {
+                "Platform": {"Name": v.platform.as_ref().map(|p| p.name.clone()).unwrap_or_default()},
+                "Version": v.version.clone().unwrap_or_default(),
+                "APIVersion": v.api_version.clone().unwrap_or_default(),
+                "MinAPIVersion": v.min_api_version.clone().unwrap_or_default(),
+                "GitCommit": v.git_commit.clone().unwrap_or_default(),
+                "GoVersion": v.go_version.clone().unwrap_or_default(),
+                "Os": v.os.clone().unwrap_or_default(),
+                "Arch": v.arch.clone().unwrap_or_default(),
+                "KernelVersion": v.kernel_version.clone().unwrap_or_default(),
+                "Experimental": v.experimental.unwrap_or(false),
+                "BuildTime": v.build_time.clone().unwrap_or_default(),
+            },
+        });
+        out::line(format.render(&data)?)?;
+        return Ok(0);
+    }
+    out::line(format!("Client: dockwire {}", env!("CARGO_PKG_VERSION")))?;
     out::line(format!(
         "Server: Docker Engine {} (API {})",
         v.version.unwrap_or_default(),

@@ -1216,6 +1216,60 @@ fn run_runtime_runsc_is_gvisor_and_serve_user_runtime_puts_users_there() {
     assert!(admins.out().contains(BANNER), "{}", admins.dump());
     let on_runc = rig.admin.run(&["run", "--rm", IMAGE, "dmesg"]);
     assert!(!on_runc.out().contains(BANNER), "{}", on_runc.dump());
+    // Limits with gVisor, as docker's: the same bytes and exit code, the
+    // container gone; detached, the engine has the limits and runtime.
+    // (gVisor's own host threads count against the pids limit: here it
+    // needs about 40 before the command's first process; see README.)
+    let limited = |name: &str, rm: &str, cmd: &[&str]| -> Vec<String> {
+        let flags = [
+            "run",
+            rm,
+            "--name",
+            name,
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "128",
+        ];
+        let runtime = ["--runtime", "runsc", IMAGE];
+        flags
+            .iter()
+            .chain(&runtime)
+            .chain(cmd)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let script = ["sh", "-c", "echo in gvisor; echo err >&2; exit 3"];
+    let (ours, theirs) = (
+        rig.containers.name("gvisor-rm"),
+        rig.containers.name("gvisor-rm-docker"),
+    );
+    let ran = rig.admin.run(&as_strs(&limited(&ours, "--rm", &script)));
+    let docker_ran = docker(&as_strs(&limited(&theirs, "--rm", &script)));
+    assert_eq!(
+        (ran.out(), ran.err(), ran.code()),
+        ("in gvisor\n".to_owned(), "err\n".to_owned(), 3),
+        "{}",
+        ran.dump()
+    );
+    assert_eq!(
+        (docker_ran.out(), docker_ran.code()),
+        (ran.out(), ran.code())
+    );
+    assert!(!exists(&ours), "--rm left the container");
+    let kept = rig.containers.name("gvisor-limits");
+    rig.admin
+        .run(&as_strs(&limited(&kept, "-d", &["sleep", "600"])))
+        .ok();
+    let seen = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.Runtime}}",
+        &kept,
+    ])
+    .ok();
+    assert_eq!(seen.out(), format!("{} 128 runsc\n", 64 << 20));
+    rig.admin.run(&["rm", "-f", &kept]).ok();
     // alice asks for runc: the server's runsc wins.
     let hers = alice
         .run(&["run", "--rm", "--runtime", "runc", IMAGE, "dmesg"])

@@ -151,10 +151,6 @@ fn update_changes_a_running_containers_limits_within_a_users_cap() {
     rig.admin.run(&["rm", "-f", &name, &id]).ok();
 }
 
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn serve_policy_flags_set_a_users_defaults_and_caps() {
     let networks = UserNetworks::of(Vec::<String>::new());
@@ -206,4 +202,89 @@ fn serve_policy_flags_set_a_users_defaults_and_caps() {
         bad.failed(None),
         "dockwire: serve: --user-memory is above --user-memory-max"
     );
+}
+
+/// The host port `docker port` gives for `container`'s 8080: (address,
+/// port) lines.
+fn docker_port(container: &str) -> String {
+    docker(&["port", container, "8080"]).ok().out()
+}
+
+/// An HTTP GET of `127.0.0.1:port`, once the server inside answers.
+fn answer(port: &str) -> String {
+    let port: u16 = port.parse().unwrap();
+    for _ in 0..150 {
+        let answer = dockwire_tests::reach::host_get("127.0.0.1", port);
+        if answer.contains(" 200 OK") {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answers on 127.0.0.1:{port}")
+}
+
+#[test]
+fn create_and_publish_work_as_docker_create_and_run_p_do() {
+    let networks = UserNetworks::of(Vec::<String>::new());
+    let allowed = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let range = format!("{allowed}-{allowed}");
+    let rig = Rig::with("sandbox-publish", &["--user-publish-ports", &range]);
+    let web = dockwire_tests::reach::web_cmd("created");
+    let web: Vec<&str> = web.iter().map(String::as_str).collect();
+
+    // `create` prints the id of a container that is created, not started,
+    // with its port published where asked.
+    let name = rig.containers.name("sandbox-create");
+    let mut args = vec!["create", "--name", &name, "-p", "127.0.0.1::8080", IMAGE];
+    args.extend(&web);
+    let created = rig.admin.run(&args).ok();
+    let id = created.out().trim().to_owned();
+    assert_eq!(id.len(), 64, "{}", created.dump());
+    let status = docker(&["inspect", "-f", "{{.State.Status}}", &name]).ok();
+    assert_eq!(status.out(), "created\n");
+    rig.admin.run(&["start", &name]).ok();
+    let bound = docker_port(&name);
+    let port = bound.trim().strip_prefix("127.0.0.1:").expect(&bound);
+    assert!(answer(port).ends_with("\r\n\r\ncreated\n"));
+    let listed = rig
+        .admin
+        .run(&["ps", "--filter", &format!("name={name}")])
+        .ok();
+    assert!(
+        listed
+            .out()
+            .contains(&format!("127.0.0.1:{port}->8080/tcp")),
+        "{}",
+        listed.dump()
+    );
+
+    // A user: only on 127.0.0.1 and the operator's ports.
+    let alice = rig.client("alice", false);
+    networks.add(format!("sha256:{}", alice.fingerprint()));
+    let refused = alice.run(&["run", "-d", "-p", "0.0.0.0::8080", IMAGE, "true"]);
+    let line = refused.failed(Some("FORBIDDEN"));
+    assert!(
+        line.contains("a user publishes only on 127.0.0.1"),
+        "{line}"
+    );
+    let publish = format!("{allowed}:8080");
+    let mut args = vec!["run", "-d", "-p", &publish, IMAGE];
+    args.extend(&web);
+    let id = alice.run(&args).ok().out().trim().to_owned();
+    rig.containers.add(&id);
+    assert_eq!(docker_port(&id), format!("127.0.0.1:{allowed}\n"));
+    assert!(answer(&allowed).ends_with("\r\n\r\ncreated\n"));
+    // A malformed -p is refused before the server is asked.
+    let bad = alice.run(&["run", "-p", "80-81:80", IMAGE, "true"]);
+    let line = bad.failed(None);
+    assert!(
+        line.contains("-p 80-81:80: a host port range needs"),
+        "{line}"
+    );
+    rig.admin.run(&["rm", "-f", &name, &id]).ok();
 }

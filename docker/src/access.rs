@@ -78,6 +78,10 @@ pub(crate) struct Caller {
     pub role: Role,
     /// Whether this caller may use host paths and host namespaces.
     pub host_access: bool,
+    /// This call's number in the server, unique while it runs (0 in unit
+    /// tests): the containers it names are held by it (see
+    /// [`crate::lifetime`]).
+    pub call: u64,
 }
 
 impl Caller {
@@ -89,6 +93,7 @@ impl Caller {
             name: owner.into(),
             role: Role::User,
             host_access: false,
+            call: 0,
         }
     }
 

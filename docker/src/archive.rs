@@ -73,8 +73,9 @@ pub(crate) async fn put(
 ) -> Result<i32, CallError> {
     let (docker, id) = engine.container(&caller, &i.id).await?;
     i.id = id;
-    // gVisor's own /tmp: unpacked inside instead, see `gvisor`.
-    if gvisor::in_own_tmp(&docker, &i.id, &i.path).await? {
+    // gVisor's own /tmp, or / (which holds it): unpacked inside instead,
+    // see `gvisor`.
+    if gvisor::unpacks_inside(&docker, &i.id, &i.path).await? {
         return gvisor::put(&docker, &i.id, &i.path, io).await;
     }
     // Check the container and the directory before accepting any bytes.

@@ -153,6 +153,41 @@ pub struct Pong {
     pub api_version: String,
 }
 
+/// `system/resources`: what the server's host has and runs, for placing
+/// new work (a fleet's `run --place`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {}
+
+/// The answer to [`Resources`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostResources {
+    /// The engine's CPUs.
+    pub cpus: i64,
+    /// The engine's memory, bytes.
+    pub memory_total: i64,
+    /// Memory available for new containers, bytes: the engine's memory
+    /// less what its running containers' limits reserve, and no more than
+    /// the server host's `MemAvailable`; `None` where neither is known.
+    #[serde(default)]
+    pub memory_available: Option<i64>,
+    /// What the running containers' memory limits add up to, bytes (a
+    /// container without a limit reserves none).
+    #[serde(default)]
+    pub memory_reserved: i64,
+    /// Running containers: all of them for an admin, a `user`'s own for a
+    /// user.
+    pub containers_running: i64,
+    /// The server host's load average over a minute; `None` where it
+    /// cannot be read.
+    #[serde(default)]
+    pub load1: Option<f64>,
+    /// The server's labels (`serve --label`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// `system/version`: the engine's version.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -426,6 +461,29 @@ pub struct ContainerSpec {
     /// `max-size` and `max-file`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,
+    /// Ports published on the engine's host (`-p/--publish`): admins'
+    /// anywhere; a `user`'s only on 127.0.0.1, when the server allows it
+    /// (`serve --user-publish-ports`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Publish>,
+}
+
+/// One published port (`-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Publish {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `tcp` (when absent), `udp` or `sctp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The host address it is bound on: all when absent for an admin,
+    /// 127.0.0.1 for a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// The host port; the engine picks a free one when absent or 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
 }
 
 /// One resource limit (`--ulimit NAME=SOFT[:HARD]`).

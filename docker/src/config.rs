@@ -118,6 +118,9 @@ pub struct Config {
     /// restart (each timed container's last touch and first start); `None`:
     /// in memory only (a restart then restarts idle clocks).
     pub lifetime_dir: Option<PathBuf>,
+    /// The server's own labels (`serve --label`), which `system/resources`
+    /// reports for placement constraints.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The operator's default and maximum of one lifetime (`ttl` or idle
@@ -178,7 +181,15 @@ impl Config {
             lifetime_dir: None,
             policy: Policy::default(),
             user_runtime: None,
+            labels: Default::default(),
         }
+    }
+
+    /// Labels the server (`serve --label KEY=VALUE`): `system/resources`
+    /// reports them, and a fleet's placement constrains on them.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
     }
 
     /// Sets each role's resource defaults and caps.

@@ -86,11 +86,13 @@ impl Engine {
             Some(roles) => roles.role(&ctx.key)?,
         };
         let owner = self.config.owner.as_deref().unwrap_or(&ctx.key);
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Some(Caller {
             owner: owner.to_owned(),
             name: ctx.peer.to_string(),
             role,
             host_access: self.config.host_access,
+            call: CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -9,7 +9,8 @@
 //! - `cp` to or from `/tmp`: gVisor mounts a memory filesystem of its own
 //!   on `/tmp`, which the engine's archive API does not reach (a file
 //!   copied in is invisible inside; one written inside is not found). A
-//!   copy into `/tmp` (or below) is unpacked by the image's `tar` in an
+//!   copy into `/tmp` (or below), or into `/` (whose tar may hold `tmp/…`
+//!   entries), is unpacked by the image's `tar` in an
 //!   exec, as root, instead (a copy cut short may leave part of it), and
 //!   a copy out of it is the image's `stat` and `tar -c` in execs (the
 //!   image needs `sh`, `stat`, `readlink` and `tar`). The rest of the file
@@ -65,6 +66,19 @@ pub(crate) async fn top(
 /// `/tmp`, out of the engine's archive API's reach.
 pub(crate) async fn in_own_tmp(docker: &Docker, id: &str, path: &str) -> Result<bool, CallError> {
     Ok(in_tmp(path) && runtime::runs_gvisor(docker, id).await?)
+}
+
+/// Whether a copy into `path` of container `id` is unpacked inside it: in
+/// a gVisor container, into its own `/tmp`, or into `/`, where a tar's
+/// `tmp/…` entries would otherwise land in the engine's `/tmp`, which the
+/// container does not see.
+pub(crate) async fn unpacks_inside(
+    docker: &Docker,
+    id: &str,
+    path: &str,
+) -> Result<bool, CallError> {
+    let reaches_tmp = in_tmp(path) || components(path).is_empty();
+    Ok(reaches_tmp && runtime::runs_gvisor(docker, id).await?)
 }
 
 /// `archive-get` of `path`, in gVisor container `id`'s own `/tmp`:
@@ -442,7 +456,7 @@ mod tests {
         ] {
             assert!(in_tmp(path), "{path}");
         }
-        for path in ["/", "", "/tmpx", "/var/tmp", "/root/tmp", "/tmp/../etc"] {
+        for path in ["/", "", "/tmpx", "/var/tmp", "/etc/tmp", "/tmp/../etc"] {
             assert!(!in_tmp(path), "{path}");
         }
         assert_eq!(absolute("tmp/./a//b/../c/"), "/tmp/a/c");

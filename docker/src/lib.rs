@@ -72,11 +72,12 @@ pub mod access;
 pub mod policy;
 
 // The service's settings, and what follows from them: users' containers
-// hardened and sandboxed as their specs ask, users' registries, the
-// audit trail.
+// hardened and sandboxed as their specs ask, their published ports,
+// users' registries, the audit trail.
 pub mod audit;
 mod config;
 mod hardening;
+mod publish;
 mod registry;
 mod sandbox;
 
@@ -134,12 +135,14 @@ pub mod operations;
 mod service;
 
 mod client;
+// Many servers as one, on the client side.
+pub mod fleet;
 
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items, PortStream};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
-pub use policy::{Limits, Policy, RolePolicy};
+pub use policy::{HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;
 
 #[cfg(test)]
@@ -161,6 +164,7 @@ mod tests {
         ("exec_signal", include_str!("exec_signal.rs")),
         ("hardening", include_str!("hardening.rs")),
         ("firewall", include_str!("firewall.rs")),
+        ("fleet", include_str!("fleet.rs")),
         ("gvisor", include_str!("gvisor.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
@@ -174,6 +178,7 @@ mod tests {
         ("sandbox", include_str!("sandbox.rs")),
         ("units", include_str!("units.rs")),
         ("ownership", include_str!("ownership.rs")),
+        ("publish", include_str!("publish.rs")),
         ("registry", include_str!("registry.rs")),
         ("reply", include_str!("reply.rs")),
         ("run", include_str!("run.rs")),

@@ -21,8 +21,11 @@
 //!   names the container: every reference resolved through
 //!   `Engine::container` (exec, attach, logs, cp, inspect, start, stop,
 //!   kill, wait, top, stats, network connect, …). Listing and events name
-//!   no container and touch none. A call in progress does not hold a
-//!   container: only its start counts.
+//!   no container and touch none. A call in progress holds the containers
+//!   it named ([`Lifetimes::begin_call`], [`Lifetimes::end_call`]): they
+//!   are not idle while it runs (a long `exec`, a followed log), and its
+//!   end touches them again. Only the idle timeout: a ttl ends a container
+//!   whatever runs in it.
 //! - **Enforced** ([`Lifetimes::enforce`]): a task that wakes at the next
 //!   deadline, when a container is made or started, and every few seconds
 //!   anyway; it removes only containers whose seal verifies under this
@@ -311,6 +314,9 @@ struct State {
     /// Touches of references no tracked container answered to yet (a
     /// container just made), by reference; matched at the next scan.
     touches: HashMap<String, u64>,
+    /// The calls running, by number, with the references each named: the
+    /// containers they hold.
+    calls: HashMap<u64, Vec<String>>,
 }
 
 /// The lifetimes of one server's containers: the touches, the records
@@ -332,12 +338,33 @@ impl Lifetimes {
         }
     }
 
-    /// A call named container `reference` (an id, an id's prefix, or an
-    /// engine name): pushes its idle deadline.
-    pub(crate) fn touch(&self, reference: &str) {
+    /// Call `call` began: the containers it names are held until
+    /// [`end_call`](Self::end_call).
+    pub(crate) fn begin_call(&self, call: u64) {
+        self.lock().calls.insert(call, Vec::new());
+    }
+
+    /// Call `call` ended (answered, failed or cancelled): the containers
+    /// it held are touched, their idle time counting from now.
+    pub(crate) fn end_call(&self, call: u64) {
+        let held = self.lock().calls.remove(&call).unwrap_or_default();
+        for reference in held {
+            self.touch(0, &reference);
+        }
+    }
+
+    /// Call `call` named container `reference` (an id, an id's prefix, or
+    /// an engine name): pushes its idle deadline, and holds it while the
+    /// call runs (a call that has not begun, or has ended, holds nothing).
+    pub(crate) fn touch(&self, call: u64, reference: &str) {
         let now = now_ms();
         let reference = reference.strip_prefix('/').unwrap_or(reference);
         let mut state = self.lock();
+        if let Some(held) = state.calls.get_mut(&call) {
+            if !held.iter().any(|r| r == reference) {
+                held.push(reference.to_owned());
+            }
+        }
         let found = state
             .tracked
             .iter_mut()
@@ -551,6 +578,11 @@ impl Lifetimes {
             .map(|(_, at)| *at)
             .max();
         record.touched = max_some(record.touched, touched);
+        // Held by a running call: not idle.
+        let held = state.calls.values().flatten();
+        if held.clone().any(|reference| answers(id, &names, reference)) {
+            record.touched = max_some(record.touched, Some(now_ms()));
+        }
         state.tracked.insert(
             id.to_owned(),
             Tracked {

@@ -128,6 +128,7 @@ operations! {
     Ping "system/ping" User { query(Pong) => system::ping }
     Version "system/version" User { query(models::SystemVersion) => system::version }
     Events "system/events" User { subscription(models::EventMessage) => system::events }
+    Resources "system/resources" User { query(HostResources) => system::resources }
 
     ContainerList "container/list" User {
         query(Vec<models::ContainerSummary>) => containers::list
@@ -193,7 +194,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 34);
+        assert_eq!(OPERATIONS.len(), 35);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -90,8 +90,9 @@ impl Engine {
     ) -> Result<(Docker, String), CallError> {
         let docker = self.docker().await?;
         if caller.is_admin() {
-            // A call naming a container touches it (its idle timeout).
-            self.lifetimes.touch(reference);
+            // A call naming a container touches it (its idle timeout),
+            // and holds it while the call runs.
+            self.lifetimes.touch(caller.call, reference);
             return Ok((docker, reference.to_owned()));
         }
         let own = self
@@ -105,7 +106,7 @@ impl Engine {
             )
         });
         let id = pick(Kind::Container, reference, candidates)?;
-        self.lifetimes.touch(&id);
+        self.lifetimes.touch(caller.call, &id);
         Ok((docker, id))
     }
 

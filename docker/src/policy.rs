@@ -57,6 +57,19 @@ pub struct Policy {
     pub user: RolePolicy,
     /// Admins'.
     pub admin: RolePolicy,
+    /// The host ports `user` peers may publish on 127.0.0.1 (a port the
+    /// engine picks is always in); `None`, the default: users publish
+    /// nothing.
+    pub user_ports: Option<HostPorts>,
+}
+
+/// A range of host ports, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPorts {
+    /// The lowest.
+    pub first: u16,
+    /// The highest.
+    pub last: u16,
 }
 
 impl Default for Policy {
@@ -84,6 +97,7 @@ impl Default for Policy {
                 },
             },
             admin: RolePolicy::default(),
+            user_ports: None,
         }
     }
 }

@@ -92,7 +92,8 @@ async fn running_process(docker: &Docker, id: &str) -> Result<(i64, bool), CallE
         .inspect_container(id, None::<q::InspectContainerOptions>)
         .await
         .map_err(error::container)?;
-    let gvisor = runtime::is_gvisor(info.host_config.and_then(|h| h.runtime).as_deref());
+    let gvisor =
+        runtime::is_gvisor(docker, info.host_config.and_then(|h| h.runtime).as_deref()).await;
     let state = info.state.unwrap_or_default();
     if state.paused == Some(true) {
         return Err(CallError::new(

@@ -96,9 +96,30 @@ pub(crate) async fn installed(
         .is_some_and(|runtimes| runtimes.contains_key(runtime)))
 }
 
-/// Whether containers under `runtime` run in gVisor.
-pub(crate) fn is_gvisor(runtime: Option<&str>) -> bool {
-    runtime == Some(RUNSC)
+/// Whether containers under `runtime` run in gVisor: `runsc`, or a
+/// runtime the engine registered under another name (`runsc-debug`, a
+/// `default-runtime`) whose program is runsc. Asks the engine only for a
+/// name other than these two; an engine that does not answer counts as
+/// runc.
+pub(crate) async fn is_gvisor(docker: &Docker, runtime: Option<&str>) -> bool {
+    let name = match runtime {
+        None | Some(RUNC) => return false,
+        Some(RUNSC) => return true,
+        Some(name) => name,
+    };
+    let Ok(info) = docker.info().await else {
+        return false;
+    };
+    let path = info
+        .runtimes
+        .and_then(|mut r| r.remove(name))
+        .and_then(|r| r.path);
+    path.as_deref().is_some_and(is_runsc_program)
+}
+
+/// Whether a runtime's program (`/usr/bin/runsc`, `runsc`) is gVisor's.
+fn is_runsc_program(path: &str) -> bool {
+    path.rsplit('/').next() == Some(RUNSC)
 }
 
 /// Whether container `id` runs in gVisor, as the engine reports its
@@ -109,7 +130,7 @@ pub(crate) async fn runs_gvisor(docker: &Docker, id: &str) -> Result<bool, CallE
         .await
         .map_err(error::container)?;
     let runtime = info.host_config.and_then(|h| h.runtime);
-    Ok(is_gvisor(runtime.as_deref()))
+    Ok(is_gvisor(docker, runtime.as_deref()).await)
 }
 
 /// How signals reach the execs of container `id`. Through the engine when
@@ -133,7 +154,8 @@ pub(crate) async fn exec_signals(
         .await
     {
         Ok(info) => {
-            let gvisor = is_gvisor(info.host_config.and_then(|h| h.runtime).as_deref());
+            let runtime = info.host_config.and_then(|h| h.runtime);
+            let gvisor = is_gvisor(docker, runtime.as_deref()).await;
             let init = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
             choose_exec_signals(gvisor, init, |pid| signal::in_one_container(pid, pid))
         }
@@ -272,10 +294,12 @@ mod tests {
     }
 
     #[test]
-    fn only_runsc_is_gvisor() {
-        assert!(is_gvisor(Some(RUNSC)));
-        for other in [None, Some(RUNC), Some(""), Some("runsc-debug")] {
-            assert!(!is_gvisor(other), "{other:?}");
+    fn a_runtime_whose_program_is_runsc_is_gvisor() {
+        for runsc in ["/usr/bin/runsc", "runsc", "/opt/gvisor/bin/runsc"] {
+            assert!(is_runsc_program(runsc), "{runsc}");
+        }
+        for other in ["/usr/bin/runc", "/usr/bin/runsc-shim", "/usr/bin/crun", ""] {
+            assert!(!is_runsc_program(other), "{other}");
         }
     }
 }

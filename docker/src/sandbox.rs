@@ -14,6 +14,7 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use dockwire_core::CallError;
+use rustix::process::{self as rlimit, Resource};
 
 use crate::access::{Caller, forbidden};
 use crate::catalog::ContainerSpec;
@@ -34,7 +35,7 @@ pub(crate) fn apply(
     let limits = config.policy.apply(caller.role, policy::asked(spec)?)?;
     resources(&limits, host);
     host.log_config = log_config(&limits);
-    host.ulimits = ulimits(spec)?;
+    host.ulimits = ulimits(caller, spec)?;
     host.shm_size = spec
         .shm_size
         .as_deref()
@@ -106,17 +107,60 @@ fn log_config(limits: &Limits) -> Option<HostConfigLogConfig> {
     })
 }
 
-fn ulimits(spec: &ContainerSpec) -> Result<Option<Vec<ResourcesUlimits>>, CallError> {
+/// Docker's ulimit names and the resource each sets.
+const ULIMITS: [(&str, Resource); 15] = [
+    ("core", Resource::Core),
+    ("cpu", Resource::Cpu),
+    ("data", Resource::Data),
+    ("fsize", Resource::Fsize),
+    ("locks", Resource::Locks),
+    ("memlock", Resource::Memlock),
+    ("msgqueue", Resource::Msgqueue),
+    ("nice", Resource::Nice),
+    ("nofile", Resource::Nofile),
+    ("nproc", Resource::Nproc),
+    ("rss", Resource::Rss),
+    ("rtprio", Resource::Rtprio),
+    ("rttime", Resource::Rttime),
+    ("sigpending", Resource::Sigpending),
+    ("stack", Resource::Stack),
+];
+
+/// The spec's ulimits. A `user`'s hard limit may not be above this
+/// server's own hard limit of the same resource: the engine sets them as
+/// root and would let a container raise what no process of the host has
+/// (real-time priority, locked memory, open files).
+fn ulimits(
+    caller: &Caller,
+    spec: &ContainerSpec,
+) -> Result<Option<Vec<ResourcesUlimits>>, CallError> {
     if spec.ulimits.is_empty() {
         return Ok(None);
     }
     let mut limits = Vec::new();
     for u in &spec.ulimits {
-        let named = !u.name.is_empty() && u.name.bytes().all(|b| b.is_ascii_lowercase());
-        if !named || u.soft < 0 || u.hard < u.soft {
+        let Some(&(_, resource)) = ULIMITS.iter().find(|(name, _)| *name == u.name) else {
+            let names: Vec<&str> = ULIMITS.iter().map(|(name, _)| *name).collect();
             return Err(invalid_input(format!(
-                "ulimit {}={}:{} needs a lowercase name and 0 <= soft <= hard",
+                "ulimit {:?} is not one of {}",
+                u.name,
+                names.join(", ")
+            )));
+        };
+        if u.soft < 0 || u.hard < u.soft {
+            return Err(invalid_input(format!(
+                "ulimit {}={}:{} needs 0 <= soft <= hard",
                 u.name, u.soft, u.hard
+            )));
+        }
+        let ours = rlimit::getrlimit(resource).maximum;
+        let above = ours.is_some_and(|max| u64::try_from(u.hard).is_ok_and(|hard| hard > max));
+        if above && !caller.is_admin() {
+            return Err(forbidden(format!(
+                "ulimit {} hard limit {} is above this server's own ({})",
+                u.name,
+                u.hard,
+                ours.unwrap_or_default()
             )));
         }
         limits.push(ResourcesUlimits {
@@ -361,6 +405,13 @@ mod tests {
                     hard: 5,
                 }]
             },
+            |s| {
+                s.ulimits = vec![Ulimit {
+                    name: "as".into(),
+                    soft: 1,
+                    hard: 1,
+                }]
+            },
         ];
         for case in cases {
             let mut spec = ContainerSpec::new("img", ["true"]);
@@ -368,5 +419,34 @@ mod tests {
             let e = applied(Role::Admin, &spec).unwrap_err();
             assert_eq!(e.code, ErrorCode::INVALID_INPUT, "{spec:?}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn a_users_ulimit_above_the_servers_own_hard_limit_is_forbidden() {
+        let ours = rlimit::getrlimit(Resource::Nofile)
+            .maximum
+            .expect("this process's open files are limited");
+        let asking = |hard: u64| {
+            let mut spec = ContainerSpec::new("img", ["true"]);
+            let hard = i64::try_from(hard).unwrap();
+            spec.ulimits = vec![Ulimit {
+                name: "nofile".into(),
+                soft: 64,
+                hard,
+            }];
+            spec
+        };
+        let (_, host) = applied(Role::User, &asking(ours)).unwrap();
+        assert_eq!(host.ulimits.unwrap()[0].hard, Some(ours as i64));
+        let e = applied(Role::User, &asking(ours + 1)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::FORBIDDEN);
+        assert_eq!(
+            e.message,
+            format!(
+                "ulimit nofile hard limit {} is above this server's own ({ours})",
+                ours + 1
+            )
+        );
+        assert!(applied(Role::Admin, &asking(ours + 1)).is_ok());
     }
 }

@@ -84,6 +84,18 @@ impl DockerService {
         .await
     }
 
+    /// The engine's CPU count (`docker info`'s `NCPU`), when it answers:
+    /// what users' `cpus` cap should be when the engine is not on this
+    /// server's host.
+    pub async fn engine_cpus(&self) -> Option<i64> {
+        let engine = self.engine.clone();
+        Compat::new(async move {
+            let docker = engine.docker().await.ok()?;
+            docker.info().await.ok()?.ncpu.filter(|&n| n > 0)
+        })
+        .await
+    }
+
     /// Waits until the cleanups of cancelled calls (killing an exec,
     /// removing a `run`'s container) have finished, for `limit` at most:
     /// whether they all did. A process that serves in-process calls and is
@@ -219,11 +231,57 @@ impl Service for DockerService {
             }
         }
         let admin = caller.is_admin();
+        let running = Running::begin(self.engine.clone(), caller.call);
         let reply = operations::route(self.engine.clone(), caller, request);
+        let reply = running.until_done(reply);
         match admin {
             true => reply,
             false => without_host_paths(reply),
         }
+    }
+}
+
+/// A call while it runs: the containers it names are held by it (see
+/// [`crate::lifetime`]) until its reply is done or dropped.
+struct Running {
+    engine: Arc<Engine>,
+    call: u64,
+}
+
+impl Running {
+    fn begin(engine: Arc<Engine>, call: u64) -> Self {
+        engine.lifetimes.begin_call(call);
+        Running { engine, call }
+    }
+
+    /// `reply`, which ends this call when it is done or dropped.
+    fn until_done(self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Refuse(e) => Reply::Refuse(e),
+            Reply::Json(outputs) => Reply::Json(
+                outputs
+                    .map(move |output| {
+                        let _running = &self;
+                        output
+                    })
+                    .boxed(),
+            ),
+            Reply::Raw(handler) => Reply::Raw(Box::new(move |io| {
+                let session = handler(io);
+                async move {
+                    let exit = session.await;
+                    drop(self);
+                    exit
+                }
+                .boxed()
+            })),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.engine.lifetimes.end_call(self.call);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::error::invalid_input;
 use crate::hardening;
 use crate::lifetime::Lifetime;
 use crate::ownership::{Kind, owned_labels};
+use crate::publish;
 use crate::runtime;
 use crate::sandbox;
 use crate::user_network;
@@ -91,6 +92,7 @@ pub(crate) fn create_body(
     };
     let mut body = ContainerCreateBody::default();
     sandbox::apply(config, caller, spec, &mut body, &mut host)?;
+    publish::apply(config, caller, &spec.ports, &mut body, &mut host)?;
     host.runtime = runtime::chosen(config, caller, spec.runtime.as_deref())?;
     hardening::harden(config, caller, &mut host);
     Ok(ContainerCreateBody {

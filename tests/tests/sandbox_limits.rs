@@ -10,6 +10,7 @@
 //! |---|---|
 //! | every field reaches the engine | `every_sandbox_field_is_in_the_engines_inspect` |
 //! | memory | `a_memory_hog_is_oom_killed_with_137` |
+//! | shm, tmpfs within memory | `shm_and_tmpfs_writes_count_against_the_memory_limit` |
 //! | pids | `a_fork_loop_stops_at_the_pids_limit` |
 //! | read-only root, tmpfs | `a_read_only_root_refuses_a_write_and_a_tmpfs_takes_it` |
 //! | cap-drop | `dropping_net_raw_stops_ping` |
@@ -20,6 +21,8 @@
 //! | policy: caps | `a_request_over_a_users_cap_is_refused_and_creates_nothing` |
 //! | users: cap-add, no-new-privileges off | `users_may_not_add_capabilities_or_turn_no_new_privileges_off` |
 //! | nonsense refused before the engine | `nonsense_limits_are_invalid_input_and_create_nothing` |
+//! | published ports | `published_ports_answer_on_the_host_and_a_users_only_on_loopback_in_range` |
+//! | users publish nothing by default | `a_user_publishes_nothing_unless_the_operator_allows_it` |
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -27,8 +30,9 @@ use std::collections::BTreeMap;
 use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::models::ContainerInspectResponse;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, Policy};
+use dockwire_docker::{Config, DockerClient, HostPorts, Policy};
 use dockwire_tests::Rt;
+use dockwire_tests::reach::{host_address, host_get, web_cmd};
 use dockwire_tests::tenancy::*;
 use futures::StreamExt;
 
@@ -160,6 +164,33 @@ fn a_memory_hog_is_oom_killed_with_137() {
         assert_eq!(state.oom_killed, Some(true));
         assert_eq!(seen.host_config.unwrap().memory, Some(32 * M));
         t.remove(&t.alice, &id).await;
+        t.finish();
+    });
+}
+
+/// A user's `/dev/shm` and tmpfs may be sized above its memory limit, but
+/// what is written there is the container's memory: a write past the
+/// limit is OOM-killed, so the memory cap bounds them too.
+#[test]
+fn shm_and_tmpfs_writes_count_against_the_memory_limit() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        for dir in ["/dev/shm", "/scratch"] {
+            let write = format!("dd if=/dev/zero of={dir}/fill bs=1M count=256");
+            let mut spec = t.spec(&["sh", "-c", &write]);
+            spec.memory = Some("32m".into());
+            spec.memory_swap = Some("32m".into());
+            spec.shm_size = Some("1g".into());
+            spec.tmpfs = BTreeMap::from([("/scratch".to_owned(), "size=1g".to_owned())]);
+            let (seen, id) = run_kept(&t.alice, spec).await;
+            let state = seen.state.unwrap();
+            assert_eq!(
+                (state.exit_code, state.oom_killed),
+                (Some(137), Some(true)),
+                "{dir}"
+            );
+            t.remove(&t.alice, &id).await;
+        }
         t.finish();
     });
 }
@@ -481,6 +512,155 @@ fn nonsense_limits_are_invalid_input_and_create_nothing() {
             }
             assert_eq!(listed_ids(who).await, before);
         }
+        t.finish();
+    });
+}
+
+/// The host bindings the engine reports for `id`'s port 8080: (address,
+/// port) each.
+async fn bound(who: &DockerClient, id: &str) -> Vec<(String, u16)> {
+    let settings = inspect(who, id).await.network_settings.unwrap();
+    let mut bound: Vec<(String, u16)> = settings.ports.unwrap()["8080/tcp"]
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (b.host_ip.unwrap(), b.host_port.unwrap().parse().unwrap()))
+        .collect();
+    bound.sort();
+    bound
+}
+
+/// The answer of a web server published on `addr:port`, once it listens
+/// (the engine's proxy accepts before the server inside does).
+fn web_answer(addr: &str, port: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let answer = host_get(addr, port);
+        if answer.contains("200 OK") || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A port of the host's loopback nobody listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn published(container_port: u16, host_ip: Option<&str>, host_port: Option<u16>) -> Publish {
+    Publish {
+        container_port,
+        host_ip: host_ip.map(str::to_owned),
+        host_port,
+        ..Publish::default()
+    }
+}
+
+#[test]
+fn published_ports_answer_on_the_host_and_a_users_only_on_loopback_in_range() {
+    Rt::Tokio.block_on(async {
+        let allowed = free_port();
+        let mut policy = Policy::default();
+        policy.user_ports = Some(HostPorts {
+            first: allowed,
+            last: allowed,
+        });
+        let t = Tenancy::with(Config::from_env().with_policy(policy));
+        let before = listed_ids(&t.alice).await;
+        let outside = allowed.checked_add(1).unwrap_or(allowed - 1);
+        for (port, said) in [
+            (
+                published(8080, Some("0.0.0.0"), None),
+                "a user publishes only on 127.0.0.1, not 0.0.0.0::8080/tcp".to_owned(),
+            ),
+            (
+                published(8080, None, Some(outside)),
+                format!(
+                    "host port {outside} (:{outside}:8080/tcp) is outside the ports this \
+                     server lets users publish ({allowed}-{allowed})"
+                ),
+            ),
+        ] {
+            let mut spec = t.spec(&["true"]);
+            spec.ports = vec![port];
+            let create = t.alice.query(&ContainerCreate(spec.clone())).await;
+            assert_eq!(refused("create", ErrorCode::FORBIDDEN, create), said);
+            let run = run(&t.alice, spec).await;
+            assert_eq!(refused("run", ErrorCode::FORBIDDEN, run), said);
+        }
+        assert_eq!(listed_ids(&t.alice).await, before);
+
+        // The user's: the allowed port and one the engine picks, both on
+        // 127.0.0.1 only, though the user named no address.
+        let mut spec = t.spec(&[]);
+        spec.cmd = web_cmd("alice").to_vec();
+        spec.ports = vec![
+            published(8080, None, Some(allowed)),
+            published(8080, None, None),
+        ];
+        let alices = t.alice.query(&ContainerCreate(spec)).await.unwrap().id;
+        t.alice
+            .query(&ContainerStart(ContainerRef::new(&alices)))
+            .await
+            .unwrap();
+        let ports = bound(&t.alice, &alices).await;
+        assert_eq!(ports.len(), 2, "{ports:?}");
+        assert!(ports.iter().all(|(ip, _)| ip == "127.0.0.1"), "{ports:?}");
+        assert!(ports.iter().any(|&(_, p)| p == allowed), "{ports:?}");
+        for &(_, port) in &ports {
+            let answer = web_answer("127.0.0.1", port);
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains(" 200 OK"),
+                "{answer}"
+            );
+            assert!(answer.ends_with("\r\n\r\nalice\n"), "{answer}");
+            // Not on the host's other addresses: other machines cannot
+            // reach it.
+            let elsewhere = std::net::TcpStream::connect((host_address().as_str(), port));
+            assert!(
+                elsewhere.is_err(),
+                "port {port} answers on the host's address"
+            );
+        }
+
+        // The admin's: on every address, as asked.
+        let mut spec = t.spec(&[]);
+        spec.cmd = web_cmd("root").to_vec();
+        spec.ports = vec![published(8080, Some("0.0.0.0"), None)];
+        let roots = t.root.query(&ContainerCreate(spec)).await.unwrap().id;
+        t.root
+            .query(&ContainerStart(ContainerRef::new(&roots)))
+            .await
+            .unwrap();
+        let ports = bound(&t.root, &roots).await;
+        let [(ip, port)] = ports.as_slice() else {
+            panic!("{ports:?}")
+        };
+        assert_eq!(ip, "0.0.0.0");
+        let answer = web_answer(&host_address(), *port);
+        assert!(answer.ends_with("\r\n\r\nroot\n"), "{answer}");
+        t.remove(&t.alice, &alices).await;
+        t.remove(&t.root, &roots).await;
+        t.finish();
+    });
+}
+
+#[test]
+fn a_user_publishes_nothing_unless_the_operator_allows_it() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let before = listed_ids(&t.alice).await;
+        let mut spec = t.spec(&["true"]);
+        spec.ports = vec![published(8080, Some("127.0.0.1"), None)];
+        let create = t.alice.query(&ContainerCreate(spec.clone())).await;
+        assert_eq!(
+            refused("create", ErrorCode::FORBIDDEN, create),
+            "publishing ports (127.0.0.1::8080/tcp) needs an admin: this server lets users \
+             publish none"
+        );
+        assert_eq!(listed_ids(&t.alice).await, before);
         t.finish();
     });
 }

@@ -17,7 +17,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::format::{self, Table};
+use super::listing::Listing;
 use super::out::{self, Verdict};
+use super::template::Formatter;
 use super::times;
 use crate::error::{Context, Failure};
 
@@ -48,9 +50,23 @@ pub struct Ps {
     /// Only display container IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
+    list(docker, &args, None).await?.print()
+}
+
+/// What `ps` shows; `host`, on a fleet, is each object's `.Host` for a
+/// `--format` template.
+pub async fn list(
+    docker: &DockerClient,
+    args: &Ps,
+    host: Option<&str>,
+) -> Result<Listing, out::Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let last = args.last.or(args.latest.then_some(1));
     let input = ContainerList {
         all: args.all || last.is_some(),
@@ -65,21 +81,26 @@ pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
         containers.truncate(last);
     }
     if args.quiet {
-        let mut ids = String::new();
+        let mut ids = Listing::Ids(Vec::new());
         for c in &containers {
             let id = c.id.as_deref().unwrap_or_default();
-            ids.push_str(if args.no_trunc {
+            ids.push([if args.no_trunc {
                 id
             } else {
                 format::short_id(id)
-            });
-            ids.push('\n');
+            }]);
         }
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(ids);
     }
     let now = format::unix_now();
-    let mut table = Table::list(&[
+    if let Some(format) = format {
+        let items: Vec<_> = containers
+            .iter()
+            .map(|c| with_host(ps_context(c, !args.no_trunc, now), host))
+            .collect();
+        return Ok(format.listing(&items, &with_host(PS_TITLES.clone(), host))?);
+    }
+    let mut table = Listing::table(&[
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -89,10 +110,9 @@ pub async fn ps(docker: &DockerClient, args: Ps) -> Verdict {
         "NAMES",
     ]);
     for c in &containers {
-        table.row(ps_row(c, !args.no_trunc, now));
+        table.push(ps_row(c, !args.no_trunc, now));
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 /// One line of `ps`, as docker shows it.
@@ -115,6 +135,92 @@ fn ps_row(c: &ContainerSummary, trunc: bool, now: i64) -> [String; 7] {
         format::ports(c.ports.as_deref().unwrap_or_default()),
         ps_names(c.names.as_deref().unwrap_or_default(), trunc),
     ]
+}
+
+/// `ps`'s columns' titles by docker's template fields.
+static PS_TITLES: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    serde_json::json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+        "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+        "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+        "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+        "LocalVolumes": "LOCAL VOLUMES",
+    })
+});
+
+/// A container as `ps --format` sees it: docker's fields, each the text
+/// docker shows.
+fn ps_context(c: &ContainerSummary, trunc: bool, now: i64) -> serde_json::Value {
+    let id = c.id.as_deref().unwrap_or_default();
+    let command = c.command.as_deref().unwrap_or_default();
+    let command = match trunc {
+        true => format::ellipsis(command, 20),
+        false => command.to_owned(),
+    };
+    let mounts = c.mounts.as_deref().unwrap_or_default();
+    let mount_names: Vec<String> = mounts
+        .iter()
+        .map(|m| {
+            let name = m.name.clone().filter(|n| !n.is_empty());
+            let name = name.or_else(|| m.source.clone()).unwrap_or_default();
+            match trunc {
+                true => format::ellipsis(&name, 15),
+                false => name,
+            }
+        })
+        .collect();
+    let local = mounts
+        .iter()
+        .filter(|m| m.driver.as_deref() == Some("local"))
+        .count();
+    let mut networks: Vec<&String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|s| s.networks.as_ref())
+        .map(|n| n.keys().collect())
+        .unwrap_or_default();
+    networks.sort();
+    let size = format::human_size(c.size_rw.unwrap_or(0) as f64, 3);
+    let size = match c.size_root_fs.unwrap_or(0) {
+        0 => size,
+        virt => format!("{size} (virtual {})", format::human_size(virt as f64, 3)),
+    };
+    serde_json::json!({
+        "ID": if trunc { format::short_id(id) } else { id },
+        "Image": ps_image(c, trunc),
+        "Command": format::go_quote(&command),
+        "CreatedAt": c.created.map(times::go_time).unwrap_or_default(),
+        "RunningFor": c.created.map(|t| format::ago(t, now)).unwrap_or_default(),
+        "Ports": format::ports(c.ports.as_deref().unwrap_or_default()),
+        "State": c.state.map(|s| s.to_string()).unwrap_or_default(),
+        "Status": c.status.clone().unwrap_or_default(),
+        "Size": size,
+        "Names": ps_names(c.names.as_deref().unwrap_or_default(), trunc),
+        "Labels": labels_text(c.labels.as_ref()),
+        "Mounts": mount_names.join(","),
+        "Networks": networks.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+        "LocalVolumes": local.to_string(),
+    })
+}
+
+/// Labels as docker's templates show them: `k=v,…` (sorted here; docker's
+/// order is a Go map's).
+pub(super) fn labels_text(labels: Option<&std::collections::HashMap<String, String>>) -> String {
+    let mut pairs: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// `context` with `.Host` when on a fleet.
+pub(super) fn with_host(mut context: serde_json::Value, host: Option<&str>) -> serde_json::Value {
+    if let (Some(host), Some(map)) = (host, context.as_object_mut()) {
+        map.insert("Host".into(), host.into());
+    }
+    context
 }
 
 /// The image as `ps` shows it: an image id cut short, a digest dropped.
@@ -161,7 +267,10 @@ pub struct Inspect {
     kind: Option<Kind>,
     /// Containers or images, by name or id
     #[arg(required = true, value_name = "NAME|ID")]
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
+    /// Format output using a Go template
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 /// What `inspect` looks for.
@@ -182,6 +291,7 @@ enum Inspected {
 }
 
 pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
+    let format = args.format.as_deref().map(Formatter::inspect).transpose()?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.names {
@@ -192,6 +302,13 @@ pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
                 out::report(&failure);
             }
         }
+    }
+    if let Some(format) = format {
+        for object in &found {
+            let data = serde_json::to_value(object).unwrap_or_default();
+            out::line(format.render(&data)?)?;
+        }
+        return Ok(i32::from(failed));
     }
     let json =
         format::go_json(&found).map_err(|e| Failure::local("print the objects as JSON", e))?;
@@ -234,7 +351,7 @@ async fn inspect_one(
 pub struct Start {
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Stop one or more running containers
@@ -251,7 +368,7 @@ pub struct Stop {
     timeout: Option<i32>,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Kill one or more running containers
@@ -262,7 +379,7 @@ pub struct Kill {
     signal: String,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 /// Remove one or more containers
@@ -276,7 +393,7 @@ pub struct Rm {
     volumes: bool,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn start(docker: &DockerClient, args: Start) -> Verdict {
@@ -362,7 +479,7 @@ pub async fn rm(docker: &DockerClient, args: Rm) -> Verdict {
 pub struct Wait {
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn wait(docker: &DockerClient, args: Wait) -> Verdict {
@@ -421,7 +538,7 @@ pub struct Update {
     restart: Option<String>,
     /// Containers, by name or id
     #[arg(required = true, value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn update(docker: &DockerClient, args: Update) -> Verdict {
@@ -450,7 +567,7 @@ pub async fn update(docker: &DockerClient, args: Update) -> Verdict {
 #[derive(Args, Debug)]
 pub struct Top {
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
     /// Options for ps (default -ef)
     #[arg(
         trailing_var_arg = true,
@@ -501,7 +618,7 @@ pub struct Logs {
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
 }
 
 pub async fn logs(docker: &DockerClient, args: Logs) -> Verdict {

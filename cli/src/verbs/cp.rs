@@ -56,10 +56,10 @@ pub struct Cp {
     quiet: bool,
     /// CONTAINER:SRC_PATH, SRC_PATH, or - for a tar archive on stdin
     #[arg(value_name = "SRC")]
-    source: String,
+    pub(super) source: String,
     /// DEST_PATH, CONTAINER:DEST_PATH, or - for a tar archive on stdout
     #[arg(value_name = "DEST")]
-    destination: String,
+    pub(super) destination: String,
 }
 
 pub async fn cp(docker: &DockerClient, args: Cp) -> Verdict {
@@ -107,6 +107,11 @@ pub async fn cp(docker: &DockerClient, args: Cp) -> Verdict {
         }
     }
     Ok(0)
+}
+
+/// Whether `arg` names a container's path (`CONTAINER:PATH`).
+pub(super) fn in_container(arg: &str) -> bool {
+    matches!(location(arg), Location::Container { .. })
 }
 
 /// One side of a copy, as docker reads it.

@@ -4,7 +4,12 @@ use clap::Args;
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::Events as EventsInput;
 use dockwire_docker::catalog::models::EventMessage;
+use std::collections::BTreeSet;
+
+use dockwire_docker::fleet::{Fleet, FleetError};
 use futures::StreamExt;
+use futures::future::join_all;
+use futures::stream::SelectAll;
 
 use super::format;
 use super::out::{self, Verdict};
@@ -38,6 +43,60 @@ pub async fn events(docker: &DockerClient, args: Events) -> Verdict {
         out::line(event_line(&event.context(what)?))?;
     }
     Ok(0)
+}
+
+/// `events` of every host of `fleet` at once, each line led by its host;
+/// a host that cannot be followed (or stops) is reported once on stderr,
+/// the others go on. 1 when one failed.
+pub async fn on_fleet(fleet: &Fleet, args: Events) -> Verdict {
+    let input = EventsInput {
+        since: engine_time("since", args.since.as_deref())?,
+        until: engine_time("until", args.until.as_deref())?,
+        filters: format::filters(&args.filter)?,
+    };
+    let names = fleet.names();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let subscribed = join_all(names.iter().map(|name| {
+        let input = &input;
+        async move {
+            let (name, client) = fleet.client_of(name).await?;
+            let events = client.subscribe(input).await?;
+            Ok::<_, FleetError>((name, events))
+        }
+    }))
+    .await;
+    let mut failed = false;
+    let mut merged = SelectAll::new();
+    for (name, subscribed) in names.iter().zip(subscribed) {
+        match subscribed {
+            Ok((name, events)) => {
+                merged.push(events.map(move |event| (name.clone(), event)).boxed());
+            }
+            Err(e) => {
+                failed = true;
+                out::report(&Failure::local(
+                    format!("host {name}: follow the engine's events"),
+                    e,
+                ));
+            }
+        }
+    }
+    let mut broken = BTreeSet::new();
+    while let Some((host, event)) = merged.next().await {
+        match event {
+            Ok(event) => out::line(format!("{host:width$}  {}", event_line(&event)))?,
+            Err(e) => {
+                failed = true;
+                if broken.insert(host.clone()) {
+                    out::report(&Failure::call(
+                        format!("host {host}: follow the engine's events"),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(i32::from(failed))
 }
 
 /// A time as the engine takes it for events: `SECONDS.NANOSECONDS`.

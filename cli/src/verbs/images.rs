@@ -9,8 +9,12 @@ use dockwire_docker::catalog::{ImageList, ImagePull, ImageRemove, PullProgress, 
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::containers::with_host;
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
+use super::template::Formatter;
+use super::times;
 use crate::error::Context;
 
 // ------------------------------------------------------------------ pull
@@ -217,12 +221,26 @@ pub struct Images {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
     /// Only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     reference: Option<String>,
 }
 
 pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
+    list(docker, &args, None).await?.print()
+}
+
+/// What `images` shows; `host`, on a fleet, is each object's `.Host` for
+/// a `--format` template.
+pub async fn list(
+    docker: &DockerClient,
+    args: &Images,
+    host: Option<&str>,
+) -> Result<Listing, Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let mut filters = format::filters(&args.filter)?;
     if let Some(reference) = &args.reference {
         filters
@@ -247,20 +265,32 @@ pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
         }
     };
     if args.quiet {
-        let mut ids = String::new();
+        let mut ids = Listing::Ids(Vec::new());
         for row in &rows {
-            ids.push_str(&id(row));
-            ids.push('\n');
+            ids.push([id(row)]);
         }
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(ids);
+    }
+    if let Some(format) = format {
+        let now = format::unix_now();
+        let items: Vec<_> = rows
+            .iter()
+            .map(|row| with_host(image_context(row, id(row), now), host))
+            .collect();
+        let titles = serde_json::json!({
+            "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+            "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+            "Containers": "CONTAINERS", "VirtualSize": "VIRTUAL SIZE",
+            "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+        });
+        return Ok(format.listing(&items, &with_host(titles, host))?);
     }
     let mut header = vec!["REPOSITORY", "TAG"];
     if args.digests {
         header.push("DIGEST");
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut table = Table::list(&header);
+    let mut table = Listing::table(&header);
     let now = format::unix_now();
     for row in &rows {
         let mut cells = vec![row.repository.clone(), row.tag.clone()];
@@ -272,10 +302,32 @@ pub async fn images(docker: &DockerClient, args: Images) -> Verdict {
             format::ago(row.image.created, now),
             format::human_size(row.image.size as f64, 3),
         ]);
-        table.row(cells);
+        table.push(cells);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
+}
+
+/// An image's line as `images --format` sees it: docker's fields, each
+/// the text docker shows.
+fn image_context(row: &ImageRow, id: String, now: i64) -> serde_json::Value {
+    let image = row.image;
+    let size = |n: i64| format::human_size(n as f64, 3);
+    let known = |n: i64, text: String| if n == -1 { "N/A".to_owned() } else { text };
+    // API 1.44 dropped VirtualSize; it equals Size since 1.43.
+    let virt = image.size;
+    serde_json::json!({
+        "ID": id,
+        "Repository": row.repository,
+        "Tag": row.tag,
+        "Digest": row.digest,
+        "CreatedSince": format::ago(image.created, now),
+        "CreatedAt": times::go_time(image.created),
+        "Size": size(image.size),
+        "Containers": known(image.containers, image.containers.to_string()),
+        "VirtualSize": size(virt),
+        "SharedSize": known(image.shared_size, size(image.shared_size)),
+        "UniqueSize": known(image.shared_size, size(virt.saturating_sub(image.shared_size))),
+    })
 }
 
 /// A line of `images`: one per repository and tag of an image.

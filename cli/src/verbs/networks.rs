@@ -9,8 +9,12 @@ use dockwire_docker::catalog::{
     NetworkRemove,
 };
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::containers::{labels_text, with_host};
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
+use super::template::Formatter;
+use super::times::go_time_of;
 use crate::error::{Context, Failure};
 
 /// Manage networks
@@ -42,6 +46,9 @@ pub struct Ls {
     /// Only display network IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 /// Create a network
@@ -74,7 +81,7 @@ pub struct Connect {
     /// The network, by name or id
     network: String,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
 }
 
 /// Disconnect a container from a network
@@ -86,7 +93,20 @@ pub struct Disconnect {
     /// The network, by name or id
     network: String,
     /// The container, by name or id
-    container: String,
+    pub(super) container: String,
+}
+
+/// Whether `verb` is `ls`.
+pub fn is_ls(verb: &Network) -> bool {
+    matches!(verb, Network::Ls(_))
+}
+
+/// `ls`'s arguments, if `verb` is `ls`.
+pub fn ls_args(verb: Network) -> Option<Ls> {
+    match verb {
+        Network::Ls(args) => Some(args),
+        _ => None,
+    }
 }
 
 pub async fn network(docker: &DockerClient, verb: Network) -> Verdict {
@@ -124,6 +144,13 @@ pub async fn network(docker: &DockerClient, verb: Network) -> Verdict {
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
+    list(docker, &args, None).await?.print()
+}
+
+/// What `network ls` shows; `host`, on a fleet, is each object's `.Host`
+/// for a `--format` template.
+pub async fn list(docker: &DockerClient, args: &Ls, host: Option<&str>) -> Result<Listing, Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let input = NetworkList {
         filters: format::filters(&args.filter)?,
     };
@@ -147,24 +174,43 @@ async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
         .to_owned()
     };
     if args.quiet {
-        let ids: String = networks
-            .iter()
-            .map(|n| id(n.id.as_deref()) + "\n")
-            .collect();
-        out::stdout(ids.as_bytes())?;
-        return Ok(0);
+        return Ok(Listing::Ids(
+            networks.iter().map(|n| id(n.id.as_deref())).collect(),
+        ));
     }
-    let mut table = Table::list(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
+    if let Some(format) = format {
+        let items: Vec<_> = networks
+            .iter()
+            .map(|n| {
+                let context = serde_json::json!({
+                    "ID": id(n.id.as_deref()),
+                    "Name": n.name.clone().unwrap_or_default(),
+                    "Driver": n.driver.clone().unwrap_or_default(),
+                    "Scope": n.scope.clone().unwrap_or_default(),
+                    "IPv6": n.enable_ipv6.unwrap_or(false).to_string(),
+                    "Internal": n.internal.unwrap_or(false).to_string(),
+                    "Labels": labels_text(n.labels.as_ref()),
+                    "CreatedAt": n.created.as_deref().map(go_time_of).unwrap_or_default(),
+                });
+                with_host(context, host)
+            })
+            .collect();
+        let titles = serde_json::json!({
+            "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+            "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT",
+        });
+        return Ok(format.listing(&items, &with_host(titles, host))?);
+    }
+    let mut table = Listing::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     for n in &networks {
-        table.row([
+        table.push([
             id(n.id.as_deref()),
             n.name.clone().unwrap_or_default(),
             n.driver.clone().unwrap_or_default(),
             n.scope.clone().unwrap_or_default(),
         ]);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 async fn create(docker: &DockerClient, args: Create) -> Verdict {

@@ -34,7 +34,7 @@ pub struct PortForward {
     #[arg(long, value_delimiter = ',', default_value = "localhost")]
     address: Vec<String>,
     /// The container, by name or id
-    container: String,
+    pub(crate) container: String,
     /// Ports: `[ADDR:][LOCAL_PORT:]REMOTE_PORT`; a LOCAL_PORT of 0 or
     /// empty picks a free one; ADDR (an IP, `[v6]` or localhost) listens
     /// there instead of on `--address`

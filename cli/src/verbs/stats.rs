@@ -14,7 +14,8 @@ use futures::StreamExt;
 use futures::stream::{AbortHandle, BoxStream, SelectAll};
 
 use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
 use crate::error::{Context, Failure};
 
 /// How often a streaming display is redrawn, as docker does.
@@ -34,11 +35,16 @@ pub struct Stats {
     no_trunc: bool,
     /// Containers, by name or id (default: all running containers)
     #[arg(value_name = "CONTAINER")]
-    containers: Vec<String>,
+    pub(super) containers: Vec<String>,
 }
 
 pub async fn stats(docker: &DockerClient, args: Stats) -> Verdict {
     let watch = args.containers.is_empty();
+    if args.no_stream {
+        let (listing, failed) = sampled(docker, &args).await?;
+        listing.print()?;
+        return Ok(i32::from(failed));
+    }
     let containers = if watch {
         let input = ContainerList {
             all: args.all,
@@ -52,16 +58,44 @@ pub async fn stats(docker: &DockerClient, args: Stats) -> Verdict {
     } else {
         args.containers.clone()
     };
-    if args.no_stream {
-        return once(docker, &containers, !args.no_trunc).await;
-    }
     Live::new(docker, !args.no_trunc, args.all, watch)
         .run(containers)
         .await
 }
 
-/// One sample of each container, in one table.
-async fn once(docker: &DockerClient, containers: &[String], trunc: bool) -> Verdict {
+/// Whether this asks for a display that follows the containers (not
+/// `--no-stream`).
+pub fn streams(args: &Stats) -> bool {
+    !args.no_stream
+}
+
+/// One sample of each container `args` names (each running one, or all,
+/// when it names none), as `stats --no-stream` shows them, and whether one
+/// failed (reported on stderr).
+pub async fn sampled(docker: &DockerClient, args: &Stats) -> Result<(Listing, bool), Stop> {
+    let containers = match args.containers.is_empty() {
+        true => {
+            let input = ContainerList {
+                all: args.all,
+                filters: HashMap::new(),
+            };
+            let listed = docker
+                .query(&input)
+                .await
+                .context(|| "list containers".into())?;
+            listed.into_iter().filter_map(|c| c.id).collect()
+        }
+        false => args.containers.clone(),
+    };
+    once(docker, &containers, !args.no_trunc).await
+}
+
+/// One sample of each container, in one table, and whether one failed.
+async fn once(
+    docker: &DockerClient,
+    containers: &[String],
+    trunc: bool,
+) -> Result<(Listing, bool), Stop> {
     let samples = futures::future::join_all(containers.iter().map(|id| async move {
         let input = ContainerStats {
             id: id.clone(),
@@ -75,19 +109,18 @@ async fn once(docker: &DockerClient, containers: &[String], trunc: bool) -> Verd
         }
     }))
     .await;
-    let mut table = header();
+    let mut table = Listing::table(&COLUMNS);
     let mut failed = false;
     for sample in samples {
         match sample {
-            Ok(sample) => table.row(row(&Entry::from_sample(&sample), trunc)),
+            Ok(sample) => table.push(row(&Entry::from_sample(&sample), trunc)),
             Err(failure) => {
                 failed = true;
                 out::report(&failure);
             }
         }
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(i32::from(failed))
+    Ok((table, failed))
 }
 
 /// A container's samples, tagged with the generation of its row; `None`
@@ -347,17 +380,20 @@ async fn next_event(
     }
 }
 
+/// The columns of `stats`, as docker's.
+const COLUMNS: [&str; 8] = [
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "NET I/O",
+    "BLOCK I/O",
+    "PIDS",
+];
+
 fn header() -> Table {
-    Table::list(&[
-        "CONTAINER ID",
-        "NAME",
-        "CPU %",
-        "MEM USAGE / LIMIT",
-        "MEM %",
-        "NET I/O",
-        "BLOCK I/O",
-        "PIDS",
-    ])
+    Table::list(&COLUMNS)
 }
 
 /// What docker computes from a sample.

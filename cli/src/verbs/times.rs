@@ -31,6 +31,43 @@ impl fmt::Display for BadTime {
     }
 }
 
+/// Unix seconds `secs` as Go's `time.Time.String()` prints them in the
+/// local zone: `2006-01-02 15:04:05 -0700 MST` (the zone's name is `UTC`
+/// at offset 0, else the offset again: chrono has no zone names).
+pub fn go_time(secs: i64) -> String {
+    let Some(time) = Local.timestamp_opt(secs, 0).single() else {
+        return String::new();
+    };
+    let offset = time.format("%z").to_string();
+    let zone = match time.offset().fix().local_minus_utc() {
+        0 => "UTC".to_owned(),
+        _ => offset.clone(),
+    };
+    format!("{} {offset} {zone}", time.format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// An engine's RFC 3339 time as Go's `time.Time.String()` prints it, with
+/// its fraction of a second (trailing zeros dropped) when it has one.
+pub fn go_time_of(rfc3339: &str) -> String {
+    let Ok(time) = DateTime::parse_from_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let whole = go_time(time.timestamp());
+    let nanos = time.timestamp_subsec_nanos();
+    if nanos == 0 {
+        return whole;
+    }
+    let fraction = format!("{nanos:09}");
+    let fraction = fraction.trim_end_matches('0');
+    match whole
+        .split_once(' ')
+        .and_then(|(d, rest)| rest.split_once(' ').map(|(t, z)| (d, t, z)))
+    {
+        Some((date, clock, zone)) => format!("{date} {clock}.{fraction} {zone}"),
+        None => whole,
+    }
+}
+
 /// A `--since`/`--until` value, read as docker reads it: a duration back
 /// from now (`10m`, `1h30m`, `42s`, Go's duration syntax), an RFC 3339
 /// date and time (or a prefix of one: `2026-11-23`, `2026-11-23T10:00`;

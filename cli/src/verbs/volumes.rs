@@ -4,8 +4,11 @@ use clap::{Args, Subcommand};
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::{VolumeCreate, VolumeList, VolumeRemove};
 
-use super::format::{self, Table};
-use super::out::{self, Verdict};
+use super::containers::{labels_text, with_host};
+use super::format;
+use super::listing::Listing;
+use super::out::{self, Stop, Verdict};
+use super::template::Formatter;
 use crate::error::Context;
 
 /// Manage volumes
@@ -31,6 +34,9 @@ pub struct Ls {
     /// Only display volume names
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table …` for a table)
+    #[arg(long, value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 /// Create a volume
@@ -58,6 +64,19 @@ pub struct Rm {
     volumes: Vec<String>,
 }
 
+/// Whether `verb` is `ls`.
+pub fn is_ls(verb: &Volume) -> bool {
+    matches!(verb, Volume::Ls(_))
+}
+
+/// `ls`'s arguments, if `verb` is `ls`.
+pub fn ls_args(verb: Volume) -> Option<Ls> {
+    match verb {
+        Volume::Ls(args) => Some(args),
+        _ => None,
+    }
+}
+
 pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
     match verb {
         Volume::Ls(args) => ls(docker, args).await,
@@ -67,6 +86,13 @@ pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
+    list(docker, &args, None).await?.print()
+}
+
+/// What `volume ls` shows; `host`, on a fleet, is each object's `.Host`
+/// for a `--format` template.
+pub async fn list(docker: &DockerClient, args: &Ls, host: Option<&str>) -> Result<Listing, Stop> {
+    let format = args.format.as_deref().map(Formatter::list).transpose()?;
     let input = VolumeList {
         filters: format::filters(&args.filter)?,
     };
@@ -80,16 +106,35 @@ async fn ls(docker: &DockerClient, args: Ls) -> Verdict {
     let mut volumes = listed.volumes.unwrap_or_default();
     volumes.sort_by(|a, b| format::natural_cmp(&a.name, &b.name));
     if args.quiet {
-        let names: String = volumes.iter().map(|v| v.name.clone() + "\n").collect();
-        out::stdout(names.as_bytes())?;
-        return Ok(0);
+        return Ok(Listing::Ids(volumes.into_iter().map(|v| v.name).collect()));
     }
-    let mut table = Table::list(&["DRIVER", "VOLUME NAME"]);
+    if let Some(format) = format {
+        let items: Vec<_> = volumes
+            .iter()
+            .map(|v| {
+                let context = serde_json::json!({
+                    "Name": v.name,
+                    "Driver": v.driver,
+                    "Scope": v.scope.map(|s| s.to_string()).unwrap_or_default(),
+                    "Mountpoint": v.mountpoint,
+                    "Labels": labels_text(Some(&v.labels)),
+                    "Links": "N/A",
+                    "Size": "N/A",
+                });
+                with_host(context, host)
+            })
+            .collect();
+        let titles = serde_json::json!({
+            "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+            "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
+        });
+        return Ok(format.listing(&items, &with_host(titles, host))?);
+    }
+    let mut table = Listing::table(&["DRIVER", "VOLUME NAME"]);
     for v in &volumes {
-        table.row([v.driver.as_str(), v.name.as_str()]);
+        table.push([v.driver.as_str(), v.name.as_str()]);
     }
-    out::stdout(table.render().as_bytes())?;
-    Ok(0)
+    Ok(table)
 }
 
 async fn create(docker: &DockerClient, args: Create) -> Verdict {

@@ -30,8 +30,9 @@ pub const LIMIT: Duration = Duration::from_secs(90);
 
 /// The environment variables of dockwire that would change what a test
 /// means if the person running the tests had them set.
-const OWN_ENV: [&str; 5] = [
+const OWN_ENV: [&str; 6] = [
     "DOCKWIRE_HOST",
+    "DOCKWIRE_CONTEXT",
     "DOCKWIRE_STATE_DIR",
     "DOCKWIRE_SERVER_FINGERPRINT",
     "DOCKWIRE_CONGESTION",
@@ -383,6 +384,11 @@ pub fn docker_cli() -> String {
     }
 }
 
+/// `args` as the `&str`s `run` takes.
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// Runs the docker CLI with `args`.
 pub fn docker(args: &[&str]) -> Ran {
     run_with(Command::new(docker_cli()).args(args), None, LIMIT)
@@ -608,6 +614,17 @@ impl Client {
     }
 }
 
+/// `serve --listen LISTEN --state-dir STATE EXTRA…` on `command`.
+fn serve_args(command: &mut Command, state: &Path, listen: &str, extra: &[&str]) {
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg(listen)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra);
+}
+
 /// A `dockwire serve` process, stopped (TERM, then KILL) when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -627,13 +644,7 @@ impl Server {
     /// and `extra` options; returns once it says where it listens.
     pub fn start(state: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut command = dockwire();
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -642,14 +653,8 @@ impl Server {
     pub fn start_with_path_first(state: &Path, listen: &str, extra: &[&str], dir: &Path) -> Server {
         let mut command = dockwire();
         let path = std::env::var("PATH").unwrap_or_default();
-        command
-            .env("PATH", format!("{}:{path}", dir.display()))
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+        command.env("PATH", format!("{}:{path}", dir.display()));
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -664,13 +669,8 @@ impl Server {
         }
         command
             .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+            .arg(BIN);
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 
@@ -686,13 +686,17 @@ impl Server {
         command
             .arg("-c")
             .arg(format!("ulimit -S -n {soft} && exec \"$0\" \"$@\""))
-            .arg(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra);
+            .arg(BIN);
+        serve_args(&mut command, state, listen, extra);
+        Server::launch(command, state, extra)
+    }
+
+    /// As [`Server::start`], serving the engine at the Unix socket
+    /// `engine` (a private engine's) rather than the shared one.
+    pub fn start_for_engine(state: &Path, listen: &str, extra: &[&str], engine: &Path) -> Server {
+        let mut command = dockwire();
+        command.env("DOCKER_HOST", format!("unix://{}", engine.display()));
+        serve_args(&mut command, state, listen, extra);
         Server::launch(command, state, extra)
     }
 

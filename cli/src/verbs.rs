@@ -18,6 +18,7 @@ mod images;
 pub(crate) mod listing;
 mod networks;
 pub(crate) mod out;
+mod port_forward;
 mod stats;
 mod template;
 mod times;
@@ -75,6 +76,8 @@ pub enum Verb {
     /// A container's files, with nothing needed in its image
     #[command(subcommand)]
     Fs(fs::Fs),
+    /// Forward one or more local ports to a container
+    PortForward(port_forward::PortForward),
 }
 
 /// Show the client's and the engine's versions
@@ -118,6 +121,7 @@ pub fn references(verb: &mut Verb) -> Vec<&mut String> {
         Verb::Network(networks::Network::Connect(args)) => vec![&mut args.container],
         Verb::Network(networks::Network::Disconnect(args)) => vec![&mut args.container],
         Verb::Fs(verb) => fs::references(verb),
+        Verb::PortForward(args) => vec![&mut args.container],
         _ => Vec::new(),
     }
 }
@@ -147,6 +151,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version(args) => version(docker, args).await,
         Verb::Fs(verb) => fs::fs(docker, verb).await,
+        Verb::PortForward(args) => port_forward::port_forward(docker, args).await,
     })
 }
 

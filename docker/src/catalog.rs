@@ -745,6 +745,37 @@ pub struct ArchivePut {
     pub path: String,
 }
 
+// ------------------------------------------------------- port forwarding
+
+/// Nothing accepts connections on the forwarded port inside the container
+/// (refused), or it cannot be reached there (unreachable, timed out).
+pub const PORT_UNREACHABLE: ErrorCode = ErrorCode::from_static("PORT_UNREACHABLE");
+
+/// `container/port-forward`: one TCP connection to `127.0.0.1:port` inside
+/// the running container's own network namespace, made by the server
+/// before it accepts. The session's stdin is the bytes to the port (its
+/// close shuts the connection's write side); its stdout is the bytes from
+/// the port, ending at the drained sentinel when the port closes its side,
+/// while stdin still flows. Accepted with a [`PortForwarded`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortForward {
+    /// The container.
+    pub container: String,
+    /// A TCP port, 1 to 65535.
+    pub port: u16,
+}
+
+/// The description a `container/port-forward` session is accepted with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortForwarded {
+    /// The container's full id.
+    pub container: String,
+    /// The port connected to.
+    pub port: u16,
+}
+
 // ------------------------------------------------------------------ files
 
 /// A path the container does not have (`fs/*`).

@@ -1,15 +1,16 @@
 //! A typed client of the catalog over any dockwire [`Client`].
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use dockwire_core::CallError;
-use dockwire_service::{Client, ClientError, RawSession};
-use futures::Stream;
+use dockwire_service::{Client, ClientError, Exit, OutputReader, RawSession, Stdin};
+use futures::{AsyncRead, AsyncWrite, Stream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::catalog::{Query, RawOperation, Subscription};
+use crate::catalog::{PortForward, PortForwarded, Query, RawOperation, Subscription};
 
 /// Calls the catalog's operations with their typed inputs and reads their
 /// typed outputs; no hand-written JSON.
@@ -51,6 +52,78 @@ impl DockerClient {
     /// A session on the raw carriage, once the server accepted it.
     pub async fn open<O: RawOperation>(&self, input: &O) -> Result<RawSession, ClientError> {
         self.client.open_raw(O::NAME, encode(input)?).await
+    }
+
+    /// A TCP connection to `input.port` inside container `input.container`
+    /// (`container/port-forward`), connected: a refused port is the error
+    /// here, `PORT_UNREACHABLE`.
+    pub async fn port_forward(&self, input: &PortForward) -> Result<PortStream, ClientError> {
+        let session = self.open(input).await?;
+        let forwarded = decode(session.accepted)?;
+        Ok(PortStream {
+            forwarded,
+            stdin: session.stdin,
+            stdout: session.stdout,
+            exit: Some(session.exit),
+        })
+    }
+}
+
+/// A forwarded TCP connection ([`DockerClient::port_forward`]): reading
+/// gives the port's bytes and ends at its end of file; writing sends to
+/// it, and closing shuts its write side (a half-close: reading goes on).
+/// Dropping it ends the call.
+pub struct PortStream {
+    forwarded: PortForwarded,
+    stdin: Stdin,
+    stdout: OutputReader,
+    exit: Option<Exit>,
+}
+
+impl PortStream {
+    /// What the server connected to (the container's full id, the port).
+    pub fn forwarded(&self) -> &PortForwarded {
+        &self.forwarded
+    }
+
+    /// Waits for the call to end: once both directions have ended (close
+    /// the writing side first), or the container stopped. `Ok` when it
+    /// ended cleanly, the server's error otherwise (`CONFLICT` when the
+    /// container stopped first).
+    pub async fn finished(&mut self) -> Result<(), ClientError> {
+        match self.exit.take() {
+            Some(exit) => exit.await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for PortStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PortStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stdin).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_flush(cx)
+    }
+
+    /// Shuts the connection's write side; reading goes on.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_close(cx)
     }
 }
 

@@ -118,6 +118,8 @@ mod fs_path;
 mod fs_direct;
 
 mod fs_archive;
+// Connections made inside a container's network namespace.
+mod netns;
 
 // The handlers, one file per concern. Networks and volumes first: what a
 // container's create makes or names (`create`) uses them.
@@ -136,6 +138,9 @@ mod images;
 mod run;
 mod system;
 
+// TCP connections into containers, on the raw carriage.
+mod port_forward;
+
 // Each operation declared once, and the service that routes by it.
 pub mod operations;
 mod service;
@@ -145,7 +150,7 @@ mod client;
 pub mod fleet;
 
 pub use access::{Role, Roles};
-pub use client::{DockerClient, Items};
+pub use client::{DockerClient, Items, PortStream};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
 pub use policy::{HostPorts, Limits, Policy, RolePolicy};
@@ -181,6 +186,8 @@ mod tests {
         ("journal", include_str!("journal.rs")),
         ("lifetime", include_str!("lifetime.rs")),
         ("networks", include_str!("networks.rs")),
+        ("netns", include_str!("netns.rs")),
+        ("port_forward", include_str!("port_forward.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
         ("policy", include_str!("policy.rs")),

@@ -25,6 +25,7 @@ use crate::access::{Caller, Role};
 use crate::catalog::*;
 use crate::engine::Engine;
 use crate::error::invalid_input;
+use crate::port_forward;
 use crate::reply;
 use crate::{archive, build, containers, exec, fs, images, networks, run, system, volumes};
 
@@ -161,6 +162,7 @@ operations! {
     }
     ArchiveGet "container/archive-get" User { raw => archive::get }
     ArchivePut "container/archive-put" User { raw => archive::put }
+    PortForward "container/port-forward" User { raw => port_forward::session }
 
     FsStat "fs/stat" User { query(FsEntry) => fs::stat }
     FsList "fs/list" User { query(Vec<FsEntry>) => fs::list }
@@ -201,7 +203,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 42);
+        assert_eq!(OPERATIONS.len(), 43);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

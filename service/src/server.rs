@@ -377,6 +377,7 @@ fn poll_raw(
             Output::Accept(description) => machine.accept(description),
             Output::Stdout(bytes) => machine.send_stdout(bytes),
             Output::Stderr(bytes) => machine.send_stderr(bytes),
+            Output::Drained => machine.drained(),
         };
         if let Err(e) = sent {
             return Some(Err(unsendable(e)));

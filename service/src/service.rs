@@ -213,6 +213,7 @@ pub(crate) enum Output {
     Accept(Value),
     Stdout(Bytes),
     Stderr(Bytes),
+    Drained,
 }
 
 /// How many inputs and outputs may wait between a raw handler and the
@@ -296,6 +297,14 @@ impl RawOutput {
     /// Sends stderr bytes.
     pub async fn stderr(&mut self, bytes: Bytes) -> Result<(), CallEnded> {
         self.send(Output::Stderr(bytes)).await
+    }
+
+    /// Ends the output (the drained sentinel) while the call goes on: the
+    /// client's stdin still arrives, and the exit code still ends the
+    /// call. Later output is an error that ends the call. A stream that
+    /// half-closes (a forwarded TCP port's end of file) uses it.
+    pub async fn drained(&mut self) -> Result<(), CallEnded> {
+        self.send(Output::Drained).await
     }
 
     async fn send(&mut self, output: Output) -> Result<(), CallEnded> {

@@ -186,6 +186,9 @@ pub async fn sleep_ms(ms: u64) {
 /// - raw `test/cat` → stdin to stdout, resize/signal noted, exit 0
 /// - raw `test/split {code}` → `out` on stdout, `err` on stderr, exit `code`
 /// - raw `test/stream {bytes}` → that many bytes of stdout, then exit 0
+/// - raw `test/drained-then-count` → `bye` on stdout and the drained
+///   sentinel at once, then counts stdin to its close: the count is the
+///   exit code
 /// - raw `test/hang` → accepts, then never ends
 /// - raw `test/refuse` → refuses with `CONTAINER_NOT_FOUND`
 pub fn test_service(probe: Probe) -> Router {
@@ -259,6 +262,21 @@ pub fn test_service(probe: Probe) -> Router {
                 left -= n as u64;
             }
             Ok(0)
+        })
+        .raw("test/drained-then-count", |_ctx, _input, io| async move {
+            let (mut input, mut output) = io.split();
+            output.accept(json!(null)).await?;
+            output.stdout(Bytes::from_static(b"bye")).await?;
+            output.drained().await?;
+            let mut count = 0;
+            while let Some(item) = input.next().await {
+                match item {
+                    ServerEvent::Stdin(b) => count += b.len(),
+                    ServerEvent::StdinClosed => break,
+                    _ => {}
+                }
+            }
+            Ok(i32::try_from(count).unwrap_or(i32::MAX))
         })
         .raw("test/hang", move |_ctx, _input, io| {
             let guard = DropGuard(p3.dropped.clone());

@@ -225,6 +225,26 @@ async fn resize_and_signal_reach_the_handler(h: Harness) {
     );
 }
 
+/// A handler's output ends (the drained sentinel) while its call goes on:
+/// the client reads stdout to its end before sending anything, and the
+/// stdin it sends after still arrives.
+async fn output_ends_before_stdin_which_still_arrives(h: Harness) {
+    let mut s = h
+        .client
+        .open_raw("test/drained-then-count", json!(null))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.stdout.read_to_end(&mut out).await.unwrap();
+    assert_eq!(out, b"bye");
+    let mut err = Vec::new();
+    s.stderr.read_to_end(&mut err).await.unwrap();
+    assert!(err.is_empty());
+    s.stdin.write_all(b"after the end").await.unwrap();
+    s.stdin.close().await.unwrap();
+    assert_eq!(s.exit.await.unwrap(), 13);
+}
+
 macro_rules! pairing {
     ($name:ident, $client:expr, $server:expr, $transport:expr) => {
         mod $name {
@@ -257,6 +277,10 @@ macro_rules! pairing {
             #[test]
             fn raw_refusal_carries_the_handlers_error() {
                 go(super::raw_refusal_carries_the_handlers_error);
+            }
+            #[test]
+            fn output_ends_before_stdin_which_still_arrives() {
+                go(super::output_ends_before_stdin_which_still_arrives);
             }
             #[test]
             fn dropping_a_subscription_drops_the_handler() {

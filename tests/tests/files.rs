@@ -746,6 +746,65 @@ fn a_full_file_system_gives_no_space_and_leaves_the_old_file() {
     });
 }
 
+/// `chattr -i` of a file when dropped, so that its directory can go.
+struct Immutable(std::path::PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The server acts as the host's root, so a denial comes from what even
+/// root may not do: change an immutable file (`chattr +i`, here in a
+/// host directory bind-mounted by an admin).
+#[test]
+fn an_immutable_file_gives_permission_denied_and_stays_whole() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let host = HostDir::new();
+        let locked = host.0.join("locked");
+        std::fs::write(&locked, b"kept\n").unwrap();
+        let made = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&locked)
+            .status()
+            .unwrap();
+        assert!(
+            made.success(),
+            "chattr +i failed: the host's file system must support it"
+        );
+        let _unlock = Immutable(locked.clone());
+        let mut spec = scratch();
+        spec.mounts = vec![mount(host.0.to_str().unwrap(), "/host")];
+        let id = started(&t, &t.root, spec).await;
+        refused_with(
+            "a write over an immutable file",
+            PERMISSION_DENIED,
+            write(&t.root, &id, "/host/locked", b"changed").await,
+        );
+        refused_with(
+            "removing an immutable file",
+            PERMISSION_DENIED,
+            t.root
+                .query(&FsRemove {
+                    id: id.clone(),
+                    path: "/host/locked".into(),
+                    recursive: false,
+                })
+                .await,
+        );
+        assert_eq!(read(&t.root, &id, "/host/locked").await.unwrap(), b"kept\n");
+        let left = list(&t.root, &id, "/host", None).await.unwrap();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        t.remove(&t.root, &id).await;
+        t.finish();
+    });
+}
+
 #[test]
 fn a_stopped_containers_files_are_read_and_written_through_the_engine() {
     Rt::Tokio.block_on(async {

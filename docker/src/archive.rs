@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::query_parameters as q;
-use dockwire_core::{CallError, ServerEvent};
+use dockwire_core::CallError;
 use dockwire_service::RawIo;
-use futures::{StreamExt, future};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::access::Caller;
@@ -15,6 +15,7 @@ use crate::catalog::{ArchiveGet, ArchivePut, PathStat};
 use crate::engine::Engine;
 use crate::error::{self, invalid_input};
 use crate::gvisor;
+use crate::stdio;
 
 /// Go's `os.ModeDir`, as the engine reports a path's mode.
 const GO_MODE_DIR: u32 = 1 << 31;
@@ -85,14 +86,7 @@ pub(crate) async fn put(
     }
     let (input, mut out) = io.split();
     out.accept(json!({})).await?;
-    let tar = input
-        .take_while(|item| future::ready(*item != ServerEvent::StdinClosed))
-        .filter_map(|item| {
-            future::ready(match item {
-                ServerEvent::Stdin(bytes) => Some(bytes),
-                _ => None,
-            })
-        });
+    let tar = stdio::stdin_until_closed(input);
     let options = q::UploadToContainerOptions {
         path: i.path,
         ..Default::default()

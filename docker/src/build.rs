@@ -10,15 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bollard::query_parameters as q;
-use dockwire_core::{CallError, ServerEvent};
+use dockwire_core::CallError;
 use dockwire_service::RawIo;
-use futures::{StreamExt, future};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::access::Caller;
 use crate::catalog::{BUILD_FAILED, ImageBuild};
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
+use crate::stdio;
 
 /// `image/build`.
 pub(crate) async fn build(
@@ -30,14 +31,7 @@ pub(crate) async fn build(
     let docker = engine.docker().await?;
     let (input, mut out) = io.split();
     out.accept(json!({})).await?;
-    let context = input
-        .take_while(|item| future::ready(*item != ServerEvent::StdinClosed))
-        .filter_map(|item| {
-            future::ready(match item {
-                ServerEvent::Stdin(bytes) => Some(bytes),
-                _ => None,
-            })
-        });
+    let context = stdio::stdin_until_closed(input);
     let options = q::BuildImageOptions {
         dockerfile: i.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
         t: (!i.tags.is_empty()).then(|| i.tags.join(",")),

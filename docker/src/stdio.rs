@@ -18,6 +18,21 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::catalog::{Data, ExecItem, StreamName};
 use crate::error;
 
+/// A session's stdin bytes until the caller closes it: the body of an
+/// upload (an archive, a build's context). A session that ends without
+/// closing stdin ends it there too, so the engine gets a cut body and
+/// refuses it: nothing half-sent is taken as whole.
+pub(crate) fn stdin_until_closed(input: RawInput) -> impl Stream<Item = Bytes> + Send {
+    input
+        .take_while(|item| future::ready(*item != ServerEvent::StdinClosed))
+        .filter_map(|item| {
+            future::ready(match item {
+                ServerEvent::Stdin(bytes) => Some(bytes),
+                _ => None,
+            })
+        })
+}
+
 /// A session's output, as the engine sends it.
 pub(crate) type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, EngineError>> + Send>>;
 /// A session's stdin, towards the engine.

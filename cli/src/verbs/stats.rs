@@ -45,19 +45,7 @@ pub async fn stats(docker: &DockerClient, args: Stats) -> Verdict {
         listing.print()?;
         return Ok(i32::from(failed));
     }
-    let containers = if watch {
-        let input = ContainerList {
-            all: args.all,
-            filters: HashMap::new(),
-        };
-        let listed = docker
-            .query(&input)
-            .await
-            .context(|| "list containers".into())?;
-        listed.into_iter().filter_map(|c| c.id).collect()
-    } else {
-        args.containers.clone()
-    };
+    let containers = containers(docker, &args).await?;
     Live::new(docker, !args.no_trunc, args.all, watch)
         .run(containers)
         .await
@@ -73,21 +61,25 @@ pub fn streams(args: &Stats) -> bool {
 /// when it names none), as `stats --no-stream` shows them, and whether one
 /// failed (reported on stderr).
 pub async fn sampled(docker: &DockerClient, args: &Stats) -> Result<(Listing, bool), Stop> {
-    let containers = match args.containers.is_empty() {
-        true => {
-            let input = ContainerList {
-                all: args.all,
-                filters: HashMap::new(),
-            };
-            let listed = docker
-                .query(&input)
-                .await
-                .context(|| "list containers".into())?;
-            listed.into_iter().filter_map(|c| c.id).collect()
-        }
-        false => args.containers.clone(),
-    };
+    let containers = containers(docker, args).await?;
     once(docker, &containers, !args.no_trunc).await
+}
+
+/// The containers `args` names; when none, the engine's running ones
+/// (all with `-a`).
+async fn containers(docker: &DockerClient, args: &Stats) -> Result<Vec<String>, Stop> {
+    if !args.containers.is_empty() {
+        return Ok(args.containers.clone());
+    }
+    let input = ContainerList {
+        all: args.all,
+        filters: HashMap::new(),
+    };
+    let listed = docker
+        .query(&input)
+        .await
+        .context(|| "list containers".into())?;
+    Ok(listed.into_iter().filter_map(|c| c.id).collect())
 }
 
 /// One sample of each container, in one table, and whether one failed.

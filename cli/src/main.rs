@@ -54,7 +54,7 @@ pub struct Global {
     pub host: Option<String>,
     /// The named host (`dockwire context`) to use (DOCKWIRE_CONTEXT);
     /// verbs that list or watch take several, comma-separated
-    #[arg(short = 'c', long, global = true, value_name = "NAME[,NAME…]")]
+    #[arg(long, global = true, value_name = "NAME[,NAME…]")]
     pub context: Option<String>,
     /// Every context made with `dockwire context create` (verbs that list
     /// or watch)

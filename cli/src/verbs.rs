@@ -8,6 +8,7 @@ use dockwire_docker::catalog::Version;
 use crate::error::{Context, Outcome};
 
 mod build;
+mod commit;
 pub(crate) mod containers;
 mod cp;
 mod events;
@@ -61,6 +62,15 @@ pub enum Verb {
     Pull(images::Pull),
     /// Build an image from a Dockerfile
     Build(build::Build),
+    /// Create a new image from a container's changes
+    Commit(commit::Commit),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commit::Tag),
+    /// Push an image to a registry
+    Push(commit::Push),
+    /// Manage images
+    #[command(subcommand)]
+    Image(commit::Image),
     /// List images
     Images(images::Images),
     /// Remove one or more images
@@ -105,6 +115,7 @@ fn go_arch(arch: &str) -> &str {
 pub fn references(verb: &mut Verb) -> Vec<&mut String> {
     match verb {
         Verb::Inspect(args) => args.names.iter_mut().collect(),
+        Verb::Commit(args) => vec![&mut args.container],
         Verb::Start(args) => args.containers.iter_mut().collect(),
         Verb::Stop(args) | Verb::Restart(args) => args.containers.iter_mut().collect(),
         Verb::Kill(args) => args.containers.iter_mut().collect(),
@@ -145,6 +156,10 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Cp(args) => cp::cp(docker, args).await,
         Verb::Pull(args) => images::pull(docker, args).await,
         Verb::Build(args) => build::build(docker, args).await,
+        Verb::Commit(args) => commit::commit(docker, args).await,
+        Verb::Tag(args) => commit::tag(docker, args).await,
+        Verb::Push(args) => commit::push(docker, args).await,
+        Verb::Image(verb) => commit::image(docker, verb).await,
         Verb::Images(args) => images::images(docker, args).await,
         Verb::Rmi(args) => images::rmi(docker, args).await,
         Verb::Network(verb) => networks::network(docker, verb).await,

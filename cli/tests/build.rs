@@ -194,3 +194,67 @@ fn build_makes_what_the_dockerfile_says_and_streams_its_context() {
     );
     drop(built);
 }
+
+#[test]
+fn commit_tag_push_and_pull_back_give_the_same_image() {
+    let rig = Rig::new("commit");
+    let tag = unique("commit");
+    let repo = format!("127.0.0.1:5000/dockwire-test/{tag}");
+    let (v1, v2) = (format!("{repo}:v1"), format!("{repo}:v2"));
+    let _built = Built(vec![v1.clone(), v2.clone()]);
+    let name = rig.containers.name("commit");
+    rig.admin
+        .run(&["run", "-d", "--name", &name, IMAGE, "sleep", "600"])
+        .ok();
+    rig.admin
+        .run(&["exec", &name, "sh", "-c", "echo committed > /made.txt"])
+        .ok();
+    let committed = rig
+        .admin
+        .run(&[
+            "commit",
+            "-m",
+            "with a file",
+            "--change",
+            "CMD [\"cat\", \"/made.txt\"]",
+            &name,
+            &v1,
+        ])
+        .ok();
+    let id = committed.out().trim().to_owned();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "{}",
+        committed.dump()
+    );
+    assert_eq!(
+        rig.admin.run(&["run", "--rm", &v1]).ok().out(),
+        "committed\n"
+    );
+
+    rig.admin.run(&["tag", &v1, &v2]).ok();
+    let seen = rig
+        .admin
+        .run(&["image", "inspect", "--format", "{{.Id}} {{.Comment}}", &v2])
+        .ok();
+    assert_eq!(seen.out(), format!("{id} with a file\n"));
+
+    let pushed = rig.admin.run(&["push", &v2]).ok();
+    assert!(
+        pushed.out().contains("v2: digest: sha256:"),
+        "{}",
+        pushed.dump()
+    );
+    rig.admin.run(&["rm", "-f", &name]).ok();
+    rig.admin.run(&["rmi", &v1, &v2]).ok();
+    let gone = rig.admin.run(&["image", "inspect", &v2]);
+    assert_ne!(gone.code(), 0, "{}", gone.dump());
+    rig.admin.run(&["pull", &v2]).ok();
+    assert_eq!(
+        rig.admin.run(&["run", "--rm", &v2]).ok().out(),
+        "committed\n"
+    );
+    let unknown = rig.admin.run(&["push", &format!("{repo}:nope")]);
+    let line = unknown.failed(None);
+    assert!(line.contains("push"), "{line}");
+}

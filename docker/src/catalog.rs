@@ -1044,6 +1044,61 @@ pub struct PullProgress {
     pub total: Option<i64>,
 }
 
+/// `container/commit`: a new image from a container's changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerCommit {
+    /// The container.
+    pub id: String,
+    /// `name[:tag]` of the new image; none: an untagged image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The commit message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Its author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Dockerfile instructions applied to the image (`CMD`, `ENV`,
+    /// `LABEL`, `EXPOSE`, `USER`, `WORKDIR`, `ENTRYPOINT`, `VOLUME`,
+    /// `ONBUILD`, `STOPSIGNAL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Pause the container while committing (docker's default, `true`
+    /// when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<bool>,
+}
+
+/// The new image of a [`ContainerCommit`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    /// Its id (`sha256:…`).
+    pub id: String,
+}
+
+/// `image/tag`: another name for an image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageTag {
+    /// The image, by name or id.
+    pub image: String,
+    /// The new `name[:tag]` (`latest` when no tag is given).
+    pub reference: String,
+}
+
+/// `image/push`: progress items until the image is in its registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagePush {
+    /// `name[:tag]` (all of the name's tags when no tag is given).
+    pub image: String,
+}
+
+/// A push failed (unknown image, unreachable or refusing registry).
+pub const IMAGE_PUSH_FAILED: ErrorCode = ErrorCode::from_static("IMAGE_PUSH_FAILED");
+
 /// `image/remove`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,4 +1,5 @@
-//! `image/*`: list, inspect, pull, remove.
+//! `image/*`: list, inspect, pull, remove, tag, push; and
+//! `container/commit`, which makes an image.
 
 use std::sync::Arc;
 
@@ -10,10 +11,11 @@ use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
 use crate::catalog::{
-    IMAGE_PULL_FAILED, ImageInspect, ImageList, ImagePull, ImageRemove, PullProgress, split_tag,
+    Committed, ContainerCommit, Done, IMAGE_PULL_FAILED, IMAGE_PUSH_FAILED, ImageInspect,
+    ImageList, ImagePull, ImagePush, ImageRemove, ImageTag, PullProgress, split_tag,
 };
 use crate::engine::Engine;
-use crate::error::{Subject, engine_error};
+use crate::error::{self, Subject, engine_error};
 use crate::registry;
 use crate::reply::one_then_many;
 
@@ -135,6 +137,85 @@ fn progress(
                 })
             }
         })
+}
+
+/// `container/commit` (admins).
+pub(crate) async fn commit(
+    engine: Arc<Engine>,
+    _: Caller,
+    i: ContainerCommit,
+) -> Result<Committed, CallError> {
+    let docker = engine.docker().await?;
+    let (repo, tag) = match i.reference.as_deref() {
+        Some(reference) => {
+            let (repo, tag) = split_tag(reference);
+            (Some(repo.to_owned()), tag.map(str::to_owned))
+        }
+        None => (None, None),
+    };
+    let options = q::CommitContainerOptions {
+        container: Some(i.id),
+        repo,
+        tag,
+        comment: i.message,
+        author: i.author,
+        pause: i.pause.unwrap_or(true),
+        changes: (!i.changes.is_empty()).then(|| i.changes.join("\n")),
+    };
+    let made = docker
+        .commit_container(options, bollard::models::ContainerConfig::default())
+        .await
+        .map_err(error::container)?;
+    Ok(Committed { id: made.id })
+}
+
+/// `image/tag` (admins).
+pub(crate) async fn tag(engine: Arc<Engine>, _: Caller, i: ImageTag) -> Result<Done, CallError> {
+    let docker = engine.docker().await?;
+    let (repo, tag) = split_tag(&i.reference);
+    let options = q::TagImageOptions {
+        repo: Some(repo.to_owned()),
+        tag: Some(tag.unwrap_or("latest").to_owned()),
+    };
+    docker
+        .tag_image(&i.image, Some(options))
+        .await
+        .map_err(|e| engine_error(Subject::Image, e))?;
+    Ok(Done {})
+}
+
+/// `image/push` (admins): the engine's progress; an error item ends the
+/// call with `IMAGE_PUSH_FAILED` and the engine's message.
+pub(crate) fn push(
+    engine: Arc<Engine>,
+    _: Caller,
+    i: ImagePush,
+) -> impl Stream<Item = Result<PullProgress, CallError>> + Send + 'static {
+    one_then_many(async move {
+        let docker = engine.docker().await?;
+        let (repo, tag) = split_tag(&i.image);
+        let options = q::PushImageOptions {
+            tag: tag.map(str::to_owned),
+            platform: None,
+        };
+        let pushed = docker
+            .push_image(repo, Some(options), None)
+            .map_err(|e| engine_error(Subject::Image, e))
+            .and_then(|info| async move {
+                if let Some(detail) = info.error_detail {
+                    let message = detail.message.unwrap_or_else(|| "the push failed".into());
+                    return Err(CallError::new(IMAGE_PUSH_FAILED, message));
+                }
+                let progress = info.progress_detail.unwrap_or_default();
+                Ok(PullProgress {
+                    id: None,
+                    status: info.status.unwrap_or_default(),
+                    current: progress.current,
+                    total: progress.total,
+                })
+            });
+        Ok(pushed)
+    })
 }
 
 /// What a pull asks the engine for: the repository and the tag, `latest`

@@ -176,6 +176,9 @@ operations! {
     ImageInspect "image/inspect" Admin { query(models::ImageInspect) => images::inspect }
     ImagePull "image/pull" User { subscription(PullProgress) => images::pull }
     ImageBuild "image/build" Admin { raw => build::build }
+    ContainerCommit "container/commit" Admin { query(Committed) => images::commit }
+    ImageTag "image/tag" Admin { query(Done) => images::tag }
+    ImagePush "image/push" Admin { subscription(PullProgress) => images::push }
     ImageRemove "image/remove" Admin {
         query(Vec<models::ImageDeleteResponseItem>) => images::remove
     }
@@ -203,7 +206,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 43);
+        assert_eq!(OPERATIONS.len(), 46);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -290,6 +290,14 @@ enum Inspected {
     Image(Box<ImageInspectResponse>),
 }
 
+impl Inspect {
+    /// These arguments for images only (`image inspect`).
+    pub fn of_images(mut self) -> Inspect {
+        self.kind = Some(Kind::Image);
+        self
+    }
+}
+
 pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
     let format = args.format.as_deref().map(Formatter::inspect).transpose()?;
     let mut found = Vec::new();

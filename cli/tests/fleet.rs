@@ -142,6 +142,11 @@ fn a_fleet_lists_across_hosts_names_containers_by_host_and_places_work() {
         hosts_and_names(&listed),
         [("h1", "web1"), ("h2", "web2"), ("h3", "web3")].map(|(h, n)| (h.to_owned(), n.to_owned()))
     );
+    let formatted = three
+        .dw(&["ps", "--all-contexts", "--format", "{{.Host}} {{.Names}}"])
+        .ok()
+        .out();
+    assert_eq!(formatted, "h1 web1\nh2 web2\nh3 web3\n");
     let quiet = three.dw(&["ps", "-q", "--context", "h1,h3"]).ok().out();
     let hosts: Vec<&str> = quiet.lines().map(|l| &l[..3]).collect();
     assert_eq!(hosts, ["h1/", "h3/"], "{quiet}");

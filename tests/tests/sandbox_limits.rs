@@ -169,27 +169,27 @@ fn a_memory_hog_is_oom_killed_with_137() {
 }
 
 /// A user's `/dev/shm` and tmpfs may be sized above its memory limit, but
-/// what is written there is the container's memory: a write past the
-/// limit is OOM-killed, so the memory cap bounds them too.
+/// what is written there is the container's memory: 16 MiB fit under
+/// 32m, 256 MiB are killed (137), so the memory cap bounds them too. (The
+/// engine's `OOMKilled` flag is not asserted: on cgroup v1 it races the
+/// exit and was seen `false` for a kill.)
 #[test]
 fn shm_and_tmpfs_writes_count_against_the_memory_limit() {
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
         for dir in ["/dev/shm", "/scratch"] {
-            let write = format!("dd if=/dev/zero of={dir}/fill bs=1M count=256");
-            let mut spec = t.spec(&["sh", "-c", &write]);
-            spec.memory = Some("32m".into());
-            spec.memory_swap = Some("32m".into());
-            spec.shm_size = Some("1g".into());
-            spec.tmpfs = BTreeMap::from([("/scratch".to_owned(), "size=1g".to_owned())]);
-            let (seen, id) = run_kept(&t.alice, spec).await;
-            let state = seen.state.unwrap();
-            assert_eq!(
-                (state.exit_code, state.oom_killed),
-                (Some(137), Some(true)),
-                "{dir}"
-            );
-            t.remove(&t.alice, &id).await;
+            for (mib, exit) in [(16, 0), (256, 137)] {
+                let write = format!("dd if=/dev/zero of={dir}/fill bs=1M count={mib}");
+                let mut spec = t.spec(&["sh", "-c", &write]);
+                spec.memory = Some("32m".into());
+                spec.memory_swap = Some("32m".into());
+                spec.shm_size = Some("1g".into());
+                spec.tmpfs = BTreeMap::from([("/scratch".to_owned(), "size=1g".to_owned())]);
+                let (seen, id) = run_kept(&t.alice, spec).await;
+                let state = seen.state.unwrap();
+                assert_eq!(state.exit_code, Some(exit), "{mib} MiB into {dir}");
+                t.remove(&t.alice, &id).await;
+            }
         }
         t.finish();
     });

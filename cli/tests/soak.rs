@@ -16,7 +16,8 @@
 //! processes and descriptors must be back exactly where they started
 //! after every round; the resident memory of the last window (the last
 //! minute, or the last quarter of a shorter run) must be within 10% of
-//! the first window's, and so must the threads.
+//! the first window's, and so must the threads, give or take the few the
+//! runtime's blocking pool starts and retires on demand.
 //!
 //! No call may fail but the aborted ones, each checked for its outcome:
 //! the server's log of calls must show no failed or refused call, and as
@@ -50,6 +51,14 @@ const IDLE_TIMEOUT_SECS: u64 = 5;
 
 /// How far the last window's memory and threads may be above the first's.
 const TOLERANCE_PERCENT: u64 = 10;
+
+/// How many threads the last window may have above the first's whatever
+/// the percentage says: tokio's blocking pool starts a thread when a
+/// blocking task finds none idle and retires it after ten idle seconds,
+/// so a server of eight threads shows nine in one window and eight in
+/// the next with nothing leaked. A leak of one per call would add more
+/// than a hundred.
+const THREAD_SLACK: u64 = 4;
 
 /// The longest a window is.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -153,8 +162,9 @@ fn a_mixed_workload_with_aborts_runs_without_errors_or_growth() {
         "the resident memory grew by more than {TOLERANCE_PERCENT}% from the first window to the last:\n{report}"
     );
     assert!(
-        within(last_high.threads, first_high.threads),
-        "the threads grew by more than {TOLERANCE_PERCENT}% from the first window to the last:\n{report}"
+        within(last_high.threads, first_high.threads)
+            || last_high.threads <= first_high.threads + THREAD_SLACK,
+        "the threads grew by more than {TOLERANCE_PERCENT}% and {THREAD_SLACK} threads from the first window to the last:\n{report}"
     );
 }
 

@@ -44,6 +44,12 @@ pub struct PolicyArgs {
     /// Let users publish ports (-p), on 127.0.0.1 only, with host ports in this range or ones the engine picks [default: users publish none]
     #[arg(long, value_name = "FIRST-LAST")]
     user_publish_ports: Option<String>,
+    /// Largest build context a user may send [default: 1g]
+    #[arg(long, value_name = "SIZE")]
+    user_build_context_max: Option<String>,
+    /// Longest a user's build may run (`90s`, `10m`, `1h`) [default: 30m]
+    #[arg(long, value_name = "DURATION", value_parser = dockwire_docker::lifetime::parse_lifetime)]
+    user_build_timeout: Option<std::time::Duration>,
 }
 
 impl PolicyArgs {
@@ -97,6 +103,17 @@ impl PolicyArgs {
         }
         if let Some(range) = &self.user_publish_ports {
             policy.user_ports = Some(host_ports(range)?);
+        }
+        if let Some(text) = &self.user_build_context_max {
+            let bytes = size("--user-build-context-max", text)?;
+            // `0` is no cap, as for the other flags.
+            policy.user_build.context_max = match u64::try_from(bytes) {
+                Ok(0) | Err(_) => u64::MAX,
+                Ok(n) => n,
+            };
+        }
+        if let Some(timeout) = self.user_build_timeout {
+            policy.user_build.timeout = timeout;
         }
         let over = |default: Option<i64>, cap: Option<i64>| matches!((default, cap), (Some(d), Some(c)) if d > c);
         if over(user.defaults.memory, user.caps.memory) {
@@ -167,6 +184,8 @@ mod tests {
             user_log_max_size: Some("1m".into()),
             admin_memory: Some("2g".into()),
             user_publish_ports: Some("20000-20099".into()),
+            user_build_context_max: Some("64m".into()),
+            user_build_timeout: Some(std::time::Duration::from_secs(90)),
             ..PolicyArgs::default()
         };
         let policy = args.policy(None).unwrap();
@@ -179,6 +198,8 @@ mod tests {
         assert_eq!(policy.user.defaults.log_max_size, Some(1 << 20));
         assert_eq!(policy.user.caps.log_max_size, Some(1 << 20));
         assert_eq!(policy.admin.defaults.memory, Some(2 << 30));
+        assert_eq!(policy.user_build.context_max, 64 << 20);
+        assert_eq!(policy.user_build.timeout.as_secs(), 90);
         assert_eq!(policy.admin.caps.memory, None);
         assert_eq!(
             policy.user_ports,

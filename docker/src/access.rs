@@ -7,8 +7,8 @@
 //! sealed as its own by this server (see [`crate::ownership`]): anything
 //! else is, to it, indistinguishable from what does not exist (the same
 //! `*_NOT_FOUND` code and message). It may not call the operations
-//! declared for admins only (see [`crate::operations`]: image inspect and
-//! remove), may not use volume or network drivers or their options, and
+//! declared for admins only (see [`crate::operations`]: `system/info`);
+//! its images follow `crate::image_owner`'s rules. It may not use volume or network drivers or their options, and
 //! may not mount host paths or join the host's (or another container's)
 //! network namespace unless the server allows it
 //! ([`Config::with_host_access`]). A peer the roles do not know is refused
@@ -32,8 +32,8 @@ use crate::ownership::{Kind, OwnerKey};
 pub enum Role {
     /// Everything, on every object.
     Admin,
-    /// Its own containers, volumes and networks, image pull and list, and
-    /// no host access.
+    /// Its own containers, volumes, networks and images, the shared
+    /// images, and no host access.
     User,
 }
 

@@ -64,6 +64,12 @@ pub const LABEL_SERVER: &str = "dockwire.server";
 /// The prefix reserved to dockwire: callers' labels under it are replaced.
 pub const LABEL_PREFIX: &str = "dockwire.";
 
+/// The owner of an image a user built or committed.
+pub const LABEL_IMAGE_OWNER: &str = "dockwire.image-owner";
+
+/// The seal over [`LABEL_IMAGE_OWNER`] (see `OwnerKey`'s image seal).
+pub const LABEL_IMAGE_SEAL: &str = "dockwire.image-seal";
+
 // Lifetimes (see [`crate::lifetime`]), written (empty when none) and
 // sealed on every container dockwire creates.
 /// A container's time to live from its start, as `90s` or `1h30m`.
@@ -195,6 +201,12 @@ pub struct HostResources {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Version {}
+
+/// `system/info` (admins): the engine's `docker info`: the host's and
+/// every peer's counts, storage and runtimes, so no user's business.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Info {}
 
 /// `system/events`: the engine's events, as they happen (or between
 /// `since` and `until`).

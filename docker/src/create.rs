@@ -11,6 +11,7 @@ use dockwire_core::CallError;
 use crate::access::Caller;
 use crate::catalog::ContainerSpec;
 use crate::engine::Engine;
+use crate::image_owner;
 use crate::owned::user_error;
 use crate::ownership::{check_name, engine_name, generated_name};
 use crate::runtime;
@@ -47,6 +48,10 @@ pub(crate) async fn prepare(
     if caller.is_admin() {
         return Ok(Prepared { name, body });
     }
+    // An image the user may use: its own (by the name in its namespace)
+    // or a shared one; another user's is, to it, missing.
+    let image = image_owner::resolve(docker, &engine.config.owner_key, caller, &spec.image).await?;
+    body.image = Some(image.reference);
     let Some(host) = body.host_config.as_mut() else {
         return Ok(Prepared { name, body });
     };

@@ -9,20 +9,24 @@ use bollard::query_parameters as q;
 use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt};
 
-use crate::access::Caller;
+use std::collections::HashMap;
+
+use crate::access::{Caller, forbidden};
 use crate::catalog::{
     Committed, ContainerCommit, Done, IMAGE_PULL_FAILED, IMAGE_PUSH_FAILED, ImageInspect,
     ImageList, ImagePull, ImagePush, ImageRemove, ImageTag, PullProgress, split_tag,
 };
 use crate::engine::Engine;
 use crate::error::{self, Subject, engine_error};
+use crate::image_owner;
 use crate::registry;
 use crate::reply::one_then_many;
 
-/// `image/list`.
+/// `image/list`: a user's, only the images it may see (its own and the
+/// shared ones, see [`crate::image_owner`]), with its own names.
 pub(crate) async fn list(
     engine: Arc<Engine>,
-    _: Caller,
+    caller: Caller,
     i: ImageList,
 ) -> Result<Vec<ImageSummary>, CallError> {
     let docker = engine.docker().await?;
@@ -31,23 +35,27 @@ pub(crate) async fn list(
         filters: (!i.filters.is_empty()).then_some(i.filters),
         ..Default::default()
     };
-    docker
+    let images = docker
         .list_images(Some(options))
         .await
-        .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| engine_error(Subject::Image, e))?;
+    let key = &engine.config.owner_key;
+    Ok(images
+        .into_iter()
+        .filter_map(|summary| image_owner::shown_summary(key, &caller, summary))
+        .collect())
 }
 
-/// `image/inspect`.
+/// `image/inspect`: a user's, of an image it may see, with its own names
+/// and none of the engine's storage paths.
 pub(crate) async fn inspect(
     engine: Arc<Engine>,
-    _: Caller,
+    caller: Caller,
     ImageInspect(i): ImageInspect,
 ) -> Result<ImageDetails, CallError> {
     let docker = engine.docker().await?;
-    docker
-        .inspect_image(&i.image)
-        .await
-        .map_err(|e| engine_error(Subject::Image, e))
+    let usable = image_owner::resolve(&docker, &engine.config.owner_key, &caller, &i.image).await?;
+    Ok(image_owner::shown_details(&caller, usable.details))
 }
 
 /// `image/pull`: a user's only from the registries it may pull from
@@ -64,21 +72,54 @@ pub(crate) fn pull(
     })
 }
 
-/// `image/remove`.
+/// `image/remove`: a user removes its own images, and its own names of
+/// shared ones (the name only); a shared image itself is the operator's.
 pub(crate) async fn remove(
     engine: Arc<Engine>,
-    _: Caller,
+    caller: Caller,
     i: ImageRemove,
 ) -> Result<Vec<ImageDeleteResponseItem>, CallError> {
     let docker = engine.docker().await?;
+    let reference = match caller.is_admin() {
+        true => i.image.clone(),
+        false => {
+            let usable =
+                image_owner::resolve(&docker, &engine.config.owner_key, &caller, &i.image).await?;
+            let own_name = image_owner::own_name(&caller.owner, &i.image)
+                .is_ok_and(|own| usable.reference.starts_with(&own));
+            if !usable.own && !own_name {
+                return Err(forbidden(format!(
+                    "{} is a shared image: a user removes only its own",
+                    i.image
+                )));
+            }
+            usable.reference
+        }
+    };
     let options = q::RemoveImageOptions {
         force: i.force,
         ..Default::default()
     };
-    docker
-        .remove_image(&i.image, Some(options), None)
+    let removed = docker
+        .remove_image(&reference, Some(options), None)
         .await
         .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| shown_error(&caller, e))?;
+    Ok(removed
+        .into_iter()
+        .map(|mut item| {
+            item.untagged = item
+                .untagged
+                .and_then(|n| image_owner::shown_name(&caller, &n));
+            item
+        })
+        .collect())
+}
+
+/// An engine error as `caller` may read it (its namespace left out).
+fn shown_error(caller: &Caller, mut e: CallError) -> CallError {
+    e.message = image_owner::shown_message(caller, &e.message);
+    e
 }
 
 /// `image/pull`: progress until done; an error item from the engine ends
@@ -139,22 +180,33 @@ fn progress(
         })
 }
 
-/// `container/commit` (admins).
+/// `container/commit`: a user commits its own containers, into images
+/// sealed as its own and named in its namespace.
 pub(crate) async fn commit(
     engine: Arc<Engine>,
-    _: Caller,
-    i: ContainerCommit,
+    caller: Caller,
+    mut i: ContainerCommit,
 ) -> Result<Committed, CallError> {
-    let docker = engine.docker().await?;
-    let (repo, tag) = match i.reference.as_deref() {
+    let (docker, id) = engine.container(&caller, &i.id).await?;
+    let reference = match i.reference.as_deref() {
+        Some(reference) => Some(image_owner::engine_name(&caller, reference)?),
+        None => None,
+    };
+    let (repo, tag) = match reference.as_deref() {
         Some(reference) => {
             let (repo, tag) = split_tag(reference);
             (Some(repo.to_owned()), tag.map(str::to_owned))
         }
         None => (None, None),
     };
+    if !caller.is_admin() {
+        // After the caller's own changes, so that none can override them.
+        for (key, value) in image_owner::owner_labels(&engine.config.owner_key, &caller.owner) {
+            i.changes.push(format!("LABEL {key}={value:?}"));
+        }
+    }
     let options = q::CommitContainerOptions {
-        container: Some(i.id),
+        container: Some(id),
         repo,
         tag,
         comment: i.message,
@@ -165,35 +217,79 @@ pub(crate) async fn commit(
     let made = docker
         .commit_container(options, bollard::models::ContainerConfig::default())
         .await
-        .map_err(error::container)?;
+        .map_err(error::container)
+        .map_err(|e| shown_error(&caller, e))?;
     Ok(Committed { id: made.id })
 }
 
-/// `image/tag` (admins).
-pub(crate) async fn tag(engine: Arc<Engine>, _: Caller, i: ImageTag) -> Result<Done, CallError> {
+/// `image/tag`: a user tags an image it may use, with a name in its
+/// own namespace.
+pub(crate) async fn tag(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ImageTag,
+) -> Result<Done, CallError> {
     let docker = engine.docker().await?;
-    let (repo, tag) = split_tag(&i.reference);
+    let usable = image_owner::resolve(&docker, &engine.config.owner_key, &caller, &i.image).await?;
+    let source = match caller.is_admin() {
+        true => i.image.clone(),
+        // By id: what was checked is what is tagged.
+        false => usable.details.id.clone().unwrap_or_default(),
+    };
+    let reference = image_owner::engine_name(&caller, &i.reference)?;
+    let (repo, tag) = split_tag(&reference);
     let options = q::TagImageOptions {
         repo: Some(repo.to_owned()),
         tag: Some(tag.unwrap_or("latest").to_owned()),
     };
     docker
-        .tag_image(&i.image, Some(options))
+        .tag_image(&source, Some(options))
         .await
-        .map_err(|e| engine_error(Subject::Image, e))?;
+        .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| shown_error(&caller, e))?;
     Ok(Done {})
 }
 
-/// `image/push` (admins): the engine's progress; an error item ends the
-/// call with `IMAGE_PUSH_FAILED` and the engine's message.
+/// `image/push`: the engine's progress; an error item ends the call with
+/// `IMAGE_PUSH_FAILED` and the engine's message. A user pushes only names
+/// in its own namespace (so into the registry's namespace of the same
+/// name), and only to registries it may pull from.
 pub(crate) fn push(
     engine: Arc<Engine>,
-    _: Caller,
+    caller: Caller,
     i: ImagePush,
 ) -> impl Stream<Item = Result<PullProgress, CallError>> + Send + 'static {
     one_then_many(async move {
         let docker = engine.docker().await?;
-        let (repo, tag) = split_tag(&i.image);
+        let image = match caller.is_admin() {
+            true => i.image.clone(),
+            false => {
+                let own = image_owner::own_name(&caller.owner, &i.image)?;
+                let (repo, _) = split_tag(&own);
+                // The name must be one of the caller's, on an image it may use.
+                let found = docker
+                    .list_images(Some(q::ListImagesOptions {
+                        filters: Some(HashMap::from([(
+                            "reference".to_owned(),
+                            vec![repo.to_owned()],
+                        )])),
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|e| engine_error(Subject::Image, e))?;
+                let key = &engine.config.owner_key;
+                let usable = found
+                    .into_iter()
+                    .any(|s| image_owner::shown_summary(key, &caller, s).is_some());
+                if !usable {
+                    return Err(image_owner::not_found(&i.image));
+                }
+                registry::check_pull(&engine.config, &caller, &own).await?;
+                own
+            }
+        };
+        let shown = Arc::new(caller);
+        let (repo, tag) = split_tag(&image);
         let options = q::PushImageOptions {
             tag: tag.map(str::to_owned),
             platform: None,
@@ -201,18 +297,22 @@ pub(crate) fn push(
         let pushed = docker
             .push_image(repo, Some(options), None)
             .map_err(|e| engine_error(Subject::Image, e))
-            .and_then(|info| async move {
-                if let Some(detail) = info.error_detail {
-                    let message = detail.message.unwrap_or_else(|| "the push failed".into());
-                    return Err(CallError::new(IMAGE_PUSH_FAILED, message));
+            .and_then(move |info| {
+                let shown = shown.clone();
+                async move {
+                    if let Some(detail) = info.error_detail {
+                        let message = detail.message.unwrap_or_else(|| "the push failed".into());
+                        let message = image_owner::shown_message(&shown, &message);
+                        return Err(CallError::new(IMAGE_PUSH_FAILED, message));
+                    }
+                    let progress = info.progress_detail.unwrap_or_default();
+                    Ok(PullProgress {
+                        id: None,
+                        status: info.status.unwrap_or_default(),
+                        current: progress.current,
+                        total: progress.total,
+                    })
                 }
-                let progress = info.progress_detail.unwrap_or_default();
-                Ok(PullProgress {
-                    id: None,
-                    status: info.status.unwrap_or_default(),
-                    current: progress.current,
-                    total: progress.total,
-                })
             });
         Ok(pushed)
     })

@@ -76,6 +76,7 @@ pub mod policy;
 // users' registries, the audit trail.
 pub mod audit;
 mod config;
+mod dockerfile;
 mod hardening;
 mod publish;
 mod registry;
@@ -98,6 +99,9 @@ mod journal;
 
 // A caller's own objects: references resolved, and what a user sees.
 mod owned;
+
+// Users' images: whose each is, what a user sees and uses, its names.
+mod image_owner;
 
 // Users' own networks, made on first need and fenced off the host.
 mod user_network;
@@ -129,6 +133,9 @@ mod volumes;
 // What a container's create makes and names, for `create` and `run`.
 mod create;
 
+// A user's build context: its Dockerfile checked, its size capped.
+mod build_context;
+
 mod archive;
 mod build;
 mod containers;
@@ -153,7 +160,7 @@ pub use access::{Role, Roles};
 pub use client::{DockerClient, Items, PortStream};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use ownership::OwnerKey;
-pub use policy::{HostPorts, Limits, Policy, RolePolicy};
+pub use policy::{BuildLimits, HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;
 
 #[cfg(test)]
@@ -163,6 +170,7 @@ mod tests {
         ("access", include_str!("access.rs")),
         ("archive", include_str!("archive.rs")),
         ("build", include_str!("build.rs")),
+        ("build_context", include_str!("build_context.rs")),
         ("audit", include_str!("audit.rs")),
         ("catalog", include_str!("catalog.rs")),
         ("cleanup", include_str!("cleanup.rs")),
@@ -170,6 +178,7 @@ mod tests {
         ("config", include_str!("config.rs")),
         ("containers", include_str!("containers.rs")),
         ("create", include_str!("create.rs")),
+        ("dockerfile", include_str!("dockerfile.rs")),
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),
@@ -182,6 +191,7 @@ mod tests {
         ("fs_direct", include_str!("fs_direct.rs")),
         ("fs_path", include_str!("fs_path.rs")),
         ("gvisor", include_str!("gvisor.rs")),
+        ("image_owner", include_str!("image_owner.rs")),
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("lifetime", include_str!("lifetime.rs")),

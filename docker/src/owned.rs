@@ -39,6 +39,7 @@ pub(crate) fn not_found(kind: Kind, reference: &str) -> CallError {
         Kind::Container => CONTAINER_NOT_FOUND,
         Kind::Volume => VOLUME_NOT_FOUND,
         Kind::Network => NETWORK_NOT_FOUND,
+        Kind::Image => IMAGE_NOT_FOUND,
     };
     CallError::new(code, format!("No such {}: {reference}", kind.as_str()))
 }
@@ -355,6 +356,9 @@ fn user_inspection(caller: &Caller, info: &mut ContainerInspectResponse) {
         }
     }
     user_mounts(caller, &mut info.mounts);
+    if let Some(image) = info.config.as_mut().and_then(|c| c.image.as_mut()) {
+        *image = own_image_name(caller, image);
+    }
 }
 
 /// A user's own container's summary, with its own names.
@@ -373,6 +377,15 @@ pub(crate) fn user_summary(caller: &Caller, summary: &mut ContainerSummary) {
         }
     }
     user_mounts(caller, &mut summary.mounts);
+    if let Some(image) = &mut summary.image {
+        *image = own_image_name(caller, image);
+    }
+}
+
+/// An image name as `caller` gives it: without its own namespace (the
+/// engine's `dw-<tag>/app:1` is its `app:1`, see `crate::image_owner`).
+fn own_image_name(caller: &Caller, name: &str) -> String {
+    name.replacen(&format!("dw-{}/", tag(&caller.owner)), "", 1)
 }
 
 /// A user's own volume, with its own name and no host path.

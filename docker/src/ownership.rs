@@ -61,6 +61,9 @@ pub enum Kind {
     Volume,
     /// A network.
     Network,
+    /// An image a user built or committed (sealed over its owner only:
+    /// its id is not known before it is made, see [`OwnerKey::image_seal`]).
+    Image,
 }
 
 impl Kind {
@@ -70,6 +73,7 @@ impl Kind {
             Kind::Container => "container",
             Kind::Volume => "volume",
             Kind::Network => "network",
+            Kind::Image => "image",
         }
     }
 }
@@ -176,6 +180,33 @@ impl OwnerKey {
                 .fold(0u8, |d, (a, b)| d | (a ^ b))
                 == 0;
         matches.then(|| labels.get(LABEL_OWNER).map(String::as_str))?
+    }
+}
+
+impl OwnerKey {
+    /// The seal of the images `owner` makes: written with the owner in
+    /// [`LABEL_IMAGE_OWNER`] and [`LABEL_IMAGE_SEAL`]. One per owner (an
+    /// image's id follows from its labels, so it cannot be sealed over):
+    /// a user never reads another's images' labels, and its own image's
+    /// seal only proves the image its own.
+    pub(crate) fn image_seal(&self, owner: &str) -> String {
+        let labels = HashMap::from([(LABEL_OWNER.to_owned(), owner.to_owned())]);
+        self.seal(Kind::Image, "", &labels)
+    }
+
+    /// The owner of an image with `labels`: the one
+    /// [`LABEL_IMAGE_OWNER`] names, when [`LABEL_IMAGE_SEAL`] verifies.
+    pub(crate) fn image_owner<'a>(&self, labels: &'a HashMap<String, String>) -> Option<&'a str> {
+        let owner = labels.get(LABEL_IMAGE_OWNER)?;
+        let seal = labels.get(LABEL_IMAGE_SEAL)?;
+        let expected = self.image_seal(owner);
+        let matches = seal.len() == expected.len()
+            && seal
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |d, (a, b)| d | (a ^ b))
+                == 0;
+        matches.then_some(owner.as_str())
     }
 }
 
@@ -324,6 +355,28 @@ mod tests {
             OwnerKey::ephemeral().owner(Kind::Container, "web", &sealed),
             None
         );
+    }
+
+    #[test]
+    fn an_image_belongs_to_the_owner_its_sealed_labels_name() {
+        let key = OwnerKey::ephemeral();
+        let sealed = |owner: &str, seal: String| {
+            HashMap::from([
+                (LABEL_IMAGE_OWNER.to_owned(), owner.to_owned()),
+                (LABEL_IMAGE_SEAL.to_owned(), seal),
+            ])
+        };
+        let alice = sealed("alice", key.image_seal("alice"));
+        assert_eq!(key.image_owner(&alice), Some("alice"));
+        // Alice's seal under Bob's name, a container's seal, another key.
+        assert_eq!(
+            key.image_owner(&sealed("bob", key.image_seal("alice"))),
+            None
+        );
+        let container = key.seal(Kind::Container, "", &labels("alice"));
+        assert_eq!(key.image_owner(&sealed("alice", container)), None);
+        assert_eq!(OwnerKey::ephemeral().image_owner(&alice), None);
+        assert_eq!(key.image_owner(&HashMap::new()), None);
     }
 
     #[test]

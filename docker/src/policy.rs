@@ -61,6 +61,39 @@ pub struct Policy {
     /// engine picks is always in); `None`, the default: users publish
     /// nothing.
     pub user_ports: Option<HostPorts>,
+    /// What one `user` peer's image build may take.
+    pub user_build: BuildLimits,
+}
+
+/// What one `user` peer's image build may take: a build is a process on
+/// the engine's host, and its context a stream into the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BuildLimits {
+    /// The largest context, bytes (the tar as sent). Default 1 GiB.
+    pub context_max: u64,
+    /// The longest a build may run, from its first byte to its image.
+    /// Default 30 minutes.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for BuildLimits {
+    fn default() -> Self {
+        BuildLimits {
+            context_max: 1 << 30,
+            timeout: std::time::Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl BuildLimits {
+    /// The largest context and the longest build.
+    pub fn new(context_max: u64, timeout: std::time::Duration) -> Self {
+        BuildLimits {
+            context_max,
+            timeout,
+        }
+    }
 }
 
 /// A range of host ports, both ends included.
@@ -98,6 +131,7 @@ impl Default for Policy {
             },
             admin: RolePolicy::default(),
             user_ports: None,
+            user_build: BuildLimits::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use dockwire_core::CallError;
 use futures::{Stream, TryStreamExt, future};
 
 use crate::access::Caller;
-use crate::catalog::{Events, HostResources, Ping, Pong, Resources, Version};
+use crate::catalog::{Events, HostResources, Info, Ping, Pong, Resources, Version};
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
 
@@ -109,6 +109,19 @@ pub(crate) async fn version(
     let docker = engine.docker().await?;
     docker
         .version()
+        .await
+        .map_err(|e| engine_error(Subject::Engine, e))
+}
+
+/// `system/info` (admins).
+pub(crate) async fn info(
+    engine: Arc<Engine>,
+    _: Caller,
+    _: Info,
+) -> Result<bollard::models::SystemInfo, CallError> {
+    let docker = engine.docker().await?;
+    docker
+        .info()
         .await
         .map_err(|e| engine_error(Subject::Engine, e))
 }

@@ -410,7 +410,11 @@ fn image_inspect_and_remove_need_an_admin_pull_and_list_do_not() {
         let image = || ImageRef {
             image: IMAGE.into(),
         };
-        forbidden("image inspect", alice.query(&ImageInspect(image())).await);
+        forbidden("engine info", alice.query(&Info {}).await);
+        // A shared image she may inspect (without the engine's storage
+        // paths) but not remove.
+        let seen = alice.query(&ImageInspect(image())).await.unwrap();
+        assert!(seen.graph_driver.is_none(), "{seen:?}");
         forbidden(
             "image remove",
             alice
@@ -421,6 +425,7 @@ fn image_inspect_and_remove_need_an_admin_pull_and_list_do_not() {
                 .await,
         );
         // The admin may.
+        root.query(&Info {}).await.unwrap();
         root.query(&ImageInspect(image())).await.unwrap();
     });
 }

@@ -1695,7 +1695,7 @@ fn a_removed_key_readded_by_name_as_admin_gets_nothing_on_its_old_connection() {
         let old = t.served.connect(t.peers.identity("alice")).await;
         let hers = t.sleeper(&old.docker, t.spec(&[])).await;
         let (refused, _) = code(old.docker.query(&admin_only()).await);
-        assert_eq!(refused, ErrorCode::FORBIDDEN, "a user inspects no image");
+        assert_eq!(refused, ErrorCode::FORBIDDEN, "a user gets no engine info");
 
         // `trust remove alice`, then `trust add alice NEWKEY --admin`.
         let new_key = Identity::generate("dockwire").unwrap();
@@ -2037,7 +2037,7 @@ fn every_call_leaves_an_audit_line_with_key_address_object_and_outcome() {
         let mut text = String::new();
         for _ in 0..100 {
             text = log.text();
-            if text.contains(&format!("id={hers}")) && text.contains("image/inspect") {
+            if text.contains(&format!("id={hers}")) && text.contains("system/info") {
                 break;
             }
             sleep_ms(20).await;
@@ -2074,7 +2074,7 @@ fn every_call_leaves_an_audit_line_with_key_address_object_and_outcome() {
         }
         let ended = mine
             .iter()
-            .find(|l| l.contains("dockwire::call") && l.contains("operation=image/inspect"))
+            .find(|l| l.contains("dockwire::call") && l.contains("operation=system/info"))
             .unwrap_or_else(|| panic!("no call line: {text}"));
         for field in [&remote, "outcome=refused FORBIDDEN", "duration_ms="] {
             assert!(ended.contains(field), "{field}: {ended}");

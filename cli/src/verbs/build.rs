@@ -112,10 +112,14 @@ pub async fn build(docker: &DockerClient, args: Build) -> Verdict {
         ..
     } = session;
     let sink = SyncIoBridge::new(stdin.compat_write());
+    let dockerfile = input
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| "Dockerfile".to_owned());
     let send = tokio::task::spawn_blocking(move || -> io::Result<()> {
         let mut sink = sink;
         match context {
-            Some(dir) => send_directory(&mut sink, &dir, extra.as_deref())?,
+            Some(dir) => send_directory(&mut sink, &dir, &dockerfile, extra.as_deref())?,
             None => send_stdin(&mut sink)?,
         }
         // Closing the session's stdin ends the context.
@@ -159,10 +163,17 @@ fn slashed(path: &Path) -> String {
         .join("/")
 }
 
-/// Streams `dir` as a tar into `sink`, in name order, leaving out what its
+/// Streams `dir` as a tar into `sink`: its Dockerfile (`dockerfile`, or
+/// `extra`, the outside one) first, as a server reads a `user` peer's
+/// build; then the rest in name order, leaving out what its
 /// `.dockerignore` excludes (never the Dockerfile nor `.dockerignore`
-/// itself), with `extra` as the outside Dockerfile.
-fn send_directory(sink: &mut impl Write, dir: &Path, extra: Option<&[u8]>) -> io::Result<()> {
+/// itself).
+fn send_directory(
+    sink: &mut impl Write,
+    dir: &Path,
+    dockerfile: &str,
+    extra: Option<&[u8]>,
+) -> io::Result<()> {
     let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
         Ok(text) => Ignore::parse(&text)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ignore::default(),
@@ -170,23 +181,34 @@ fn send_directory(sink: &mut impl Write, dir: &Path, extra: Option<&[u8]>) -> io
     };
     let mut tar = tar::Builder::new(sink);
     tar.follow_symlinks(false);
+    match extra {
+        Some(text) => {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, OUTSIDE_DOCKERFILE, text)?;
+        }
+        None => {
+            let path = dir.join(dockerfile);
+            if path.is_file() {
+                tar.append_path_with_name(&path, dockerfile)?;
+            }
+        }
+    }
     let walk = walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name();
     for entry in walk {
         let entry = entry.map_err(io::Error::other)?;
         let relative = entry.path().strip_prefix(dir).map_err(io::Error::other)?;
         let name = slashed(relative);
+        if extra.is_none() && name == dockerfile && entry.file_type().is_file() {
+            continue;
+        }
         let always = name == "Dockerfile" || name == ".dockerignore";
         if !always && ignore.excludes(&name) {
             continue;
         }
         tar.append_path_with_name(entry.path(), &name)?;
-    }
-    if let Some(text) = extra {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, OUTSIDE_DOCKERFILE, text)?;
     }
     tar.into_inner().map(drop)
 }

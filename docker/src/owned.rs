@@ -342,7 +342,8 @@ fn ambiguous(kind: Kind, reference: &str) -> CallError {
     ))
 }
 
-/// A user's own container's inspection, with its own names.
+/// A user's own container's inspection, with its own names and none of
+/// the engine's host paths.
 fn user_inspection(caller: &Caller, info: &mut ContainerInspectResponse) {
     if let Some(name) = &info.name {
         info.name = Some(shown(caller, name));
@@ -356,6 +357,12 @@ fn user_inspection(caller: &Caller, info: &mut ContainerInspectResponse) {
         }
     }
     user_mounts(caller, &mut info.mounts);
+    // The engine's files for it on the host: no user's business.
+    info.log_path = None;
+    info.resolv_conf_path = None;
+    info.hostname_path = None;
+    info.hosts_path = None;
+    info.graph_driver = None;
     if let Some(image) = info.config.as_mut().and_then(|c| c.image.as_mut()) {
         *image = own_image_name(caller, image);
     }

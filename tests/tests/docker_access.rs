@@ -224,8 +224,22 @@ fn a_user_cannot_see_or_touch_another_peers_container() {
             .query(&ContainerInspect(ContainerRef::new(&id)))
             .await
             .unwrap();
-        let labels = info.config.unwrap().labels.unwrap();
+        let labels = info.config.clone().unwrap().labels.unwrap();
         assert_eq!(labels.get(LABEL_OWNER).map(String::as_str), Some("alice"));
+        // No path of the engine's host in what a user sees.
+        let paths = [
+            &info.log_path,
+            &info.resolv_conf_path,
+            &info.hostname_path,
+            &info.hosts_path,
+        ];
+        assert!(paths.iter().all(|p| p.is_none()), "{paths:?}");
+        assert!(info.graph_driver.is_none(), "{:?}", info.graph_driver);
+        let root_view = root
+            .query(&ContainerInspect(ContainerRef::new(&id)))
+            .await
+            .unwrap();
+        assert!(root_view.log_path.is_some_and(|p| p.starts_with('/')));
 
         nothing_reaches(&bob, &id).await;
         // By name too: alice's name is hers; bob's names are his own.

@@ -171,19 +171,10 @@ impl OwnerKey {
     ) -> Option<&'a str> {
         let name = name.strip_prefix('/').unwrap_or(name);
         let seal = labels.get(LABEL_SEAL)?;
-        let expected = self.seal(kind, name, labels);
-        // Compared in constant time: a seal is a MAC.
-        let matches = seal.len() == expected.len()
-            && seal
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |d, (a, b)| d | (a ^ b))
-                == 0;
+        let matches = same_seal(seal, &self.seal(kind, name, labels));
         matches.then(|| labels.get(LABEL_OWNER).map(String::as_str))?
     }
-}
 
-impl OwnerKey {
     /// The seal of the images `owner` makes: written with the owner in
     /// [`LABEL_IMAGE_OWNER`] and [`LABEL_IMAGE_SEAL`]. One per owner (an
     /// image's id follows from its labels, so it cannot be sealed over):
@@ -199,15 +190,19 @@ impl OwnerKey {
     pub(crate) fn image_owner<'a>(&self, labels: &'a HashMap<String, String>) -> Option<&'a str> {
         let owner = labels.get(LABEL_IMAGE_OWNER)?;
         let seal = labels.get(LABEL_IMAGE_SEAL)?;
-        let expected = self.image_seal(owner);
-        let matches = seal.len() == expected.len()
-            && seal
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |d, (a, b)| d | (a ^ b))
-                == 0;
-        matches.then_some(owner.as_str())
+        same_seal(seal, &self.image_seal(owner)).then_some(owner.as_str())
     }
+}
+
+/// Whether `seal` is `expected`, compared in constant time: a seal is a
+/// MAC.
+fn same_seal(seal: &str, expected: &str) -> bool {
+    seal.len() == expected.len()
+        && seal
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
 }
 
 impl fmt::Debug for OwnerKey {

@@ -16,6 +16,7 @@ pub(crate) mod fan_out;
 pub(crate) mod format;
 mod fs;
 mod images;
+mod info;
 pub(crate) mod listing;
 mod networks;
 pub(crate) mod out;
@@ -83,6 +84,8 @@ pub enum Verb {
     Volume(volumes::Volume),
     /// Show the client's and the engine's versions.
     Version(VersionArgs),
+    /// Display system-wide information (admins)
+    Info(info::InfoArgs),
     /// A container's files, with nothing needed in its image
     #[command(subcommand)]
     Fs(fs::Fs),
@@ -165,6 +168,7 @@ pub async fn run(docker: &DockerClient, verb: Verb) -> Outcome {
         Verb::Network(verb) => networks::network(docker, verb).await,
         Verb::Volume(verb) => volumes::volume(docker, verb).await,
         Verb::Version(args) => version(docker, args).await,
+        Verb::Info(args) => info::info(docker, args).await,
         Verb::Fs(verb) => fs::fs(docker, verb).await,
         Verb::PortForward(args) => port_forward::port_forward(docker, args).await,
     })

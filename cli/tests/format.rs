@@ -1,6 +1,6 @@
 //! `--format`: Go templates give the same text as the docker CLI's on the
 //! same objects of the same engine, for `ps`, `images`, `network ls`,
-//! `volume ls`, `inspect` and `version` (a table of templates, `table`
+//! `volume ls`, `volume inspect`, `inspect`, `version` and `info` (a table of templates, `table`
 //! forms included). The objects are made with docker itself; dockwire
 //! reads them through `dockwire serve` as an admin.
 #![allow(clippy::unwrap_used)]
@@ -123,6 +123,14 @@ fn format_templates_give_dockers_text() {
         (volumes.to_vec(), "{{.Mountpoint}}"),
         (volumes.to_vec(), "table {{.Name}}\\t{{.Driver}}"),
         (
+            vec!["volume", "inspect", &made.volume, "--format"],
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.Mountpoint}}",
+        ),
+        (
+            vec!["volume", "inspect", &made.volume, "--format"],
+            "{{json .Labels}} {{.CreatedAt}}",
+        ),
+        (
             vec!["inspect", web, "--format"],
             "{{.State.Status}} {{.State.Running}} {{.Name}}",
         ),
@@ -149,6 +157,14 @@ fn format_templates_give_dockers_text() {
         (
             vec!["version", "--format"],
             "{{.Server.Version}} {{.Server.APIVersion}}",
+        ),
+        (
+            vec!["info", "--format"],
+            "{{.ServerVersion}} {{.NCPU}} {{.Driver}} {{.OSType}} {{.MemTotal}}",
+        ),
+        (
+            vec!["info", "--format"],
+            "{{.DefaultRuntime}} {{.DockerRootDir}} {{json .SecurityOptions}}",
         ),
         (
             vec!["version", "--format"],

@@ -1221,6 +1221,14 @@ pub struct VolumeCreate {
     pub labels: BTreeMap<String, String>,
 }
 
+/// `volume/inspect`: one volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeInspect {
+    /// Its name.
+    pub volume: String,
+}
+
 /// `volume/remove`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

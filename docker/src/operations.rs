@@ -191,6 +191,7 @@ operations! {
     NetworkRemove "network/remove" User { query(Done) => networks::remove }
 
     VolumeList "volume/list" User { query(models::VolumeListResponse) => volumes::list }
+    VolumeInspect "volume/inspect" User { query(models::Volume) => volumes::inspect }
     VolumeCreate "volume/create" User { query(models::Volume) => volumes::create }
     VolumeRemove "volume/remove" User { query(Done) => volumes::remove }
 }
@@ -207,7 +208,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 47);
+        assert_eq!(OPERATIONS.len(), 48);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -1,4 +1,4 @@
-//! `volume/*`: list, create, remove; and the one way a volume is made,
+//! `volume/*`: list, inspect, create, remove; and the one way a volume is made,
 //! sealed for its owner ([`create_owned_volume`]), which a container's
 //! create also uses for a user's mount of a new name.
 
@@ -11,7 +11,7 @@ use bollard::query_parameters as q;
 use dockwire_core::CallError;
 
 use crate::access::{Caller, forbidden};
-use crate::catalog::{CONFLICT, Done, VolumeCreate, VolumeList, VolumeRemove};
+use crate::catalog::{CONFLICT, Done, VolumeCreate, VolumeInspect, VolumeList, VolumeRemove};
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
 use crate::owned::{not_found, user_volume};
@@ -120,6 +120,24 @@ pub(crate) async fn create_owned_volume(
             CONFLICT,
             "that volume name is taken: choose another",
         ));
+    }
+    Ok(volume)
+}
+
+/// `volume/inspect`: a user's own volumes only, with its own name and no
+/// host path.
+pub(crate) async fn inspect(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: VolumeInspect,
+) -> Result<Volume, CallError> {
+    let (docker, name) = engine.volume(&caller, &i.volume).await?;
+    let mut volume = docker
+        .inspect_volume(&name)
+        .await
+        .map_err(|e| engine_error(Subject::Volume, e))?;
+    if !caller.is_admin() {
+        user_volume(&caller, &mut volume);
     }
     Ok(volume)
 }

@@ -120,7 +120,26 @@ fn another_users_volume_cannot_be_mounted_read_or_removed() {
                 reference,
                 t.bob.query(&remove_volume(reference)).await,
             );
+            missing(
+                "bob inspects alice's volume",
+                "volume",
+                reference,
+                t.bob
+                    .query(&VolumeInspect {
+                        volume: reference.into(),
+                    })
+                    .await,
+            );
         }
+        // Her inspect: her name, and no host path.
+        let seen = t
+            .alice
+            .query(&VolumeInspect {
+                volume: "data".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!((seen.name.as_str(), seen.mountpoint.as_str()), ("data", ""));
         // bob's mounts of those names are his own, fresh volumes: empty,
         // and what he writes stays in them.
         for reference in ["data", engine_name.as_str()] {

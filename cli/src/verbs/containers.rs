@@ -311,8 +311,18 @@ pub async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
             }
         }
     }
+    print_inspected(&found, format.as_ref(), failed)
+}
+
+/// Prints what an `inspect` verb `found`, as `format` says or as docker's
+/// indented JSON array; exit 1 when some were not found (`failed`).
+pub(super) fn print_inspected(
+    found: &[impl serde::Serialize],
+    format: Option<&Formatter>,
+    failed: bool,
+) -> Verdict {
     if let Some(format) = format {
-        for object in &found {
+        for object in found {
             let data = serde_json::to_value(object).unwrap_or_default();
             out::line(format.render(&data)?)?;
         }

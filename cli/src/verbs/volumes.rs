@@ -1,10 +1,10 @@
-//! `volume ls|create|rm`.
+//! `volume ls|inspect|create|rm`.
 
 use clap::{Args, Subcommand};
 use dockwire_docker::DockerClient;
-use dockwire_docker::catalog::{VolumeCreate, VolumeList, VolumeRemove};
+use dockwire_docker::catalog::{VolumeCreate, VolumeInspect, VolumeList, VolumeRemove};
 
-use super::containers::{labels_text, with_host};
+use super::containers::{labels_text, print_inspected, with_host};
 use super::format;
 use super::listing::Listing;
 use super::out::{self, Stop, Verdict};
@@ -17,6 +17,8 @@ pub enum Volume {
     /// List volumes
     #[command(visible_alias = "list")]
     Ls(Ls),
+    /// Display detailed information on one or more volumes
+    Inspect(Inspect),
     /// Create a volume
     Create(Create),
     /// Remove one or more volumes
@@ -53,6 +55,17 @@ pub struct Create {
     name: Option<String>,
 }
 
+/// Display detailed information on one or more volumes
+#[derive(Args, Debug)]
+pub struct Inspect {
+    /// Format output using a Go template
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
+    /// Volumes, by name
+    #[arg(required = true, value_name = "VOLUME")]
+    volumes: Vec<String>,
+}
+
 /// Remove one or more volumes
 #[derive(Args, Debug)]
 pub struct Rm {
@@ -80,9 +93,33 @@ pub fn ls_args(verb: Volume) -> Option<Ls> {
 pub async fn volume(docker: &DockerClient, verb: Volume) -> Verdict {
     match verb {
         Volume::Ls(args) => ls(docker, args).await,
+        Volume::Inspect(args) => inspect(docker, args).await,
         Volume::Create(args) => create(docker, args).await,
         Volume::Rm(args) => rm(docker, args).await,
     }
+}
+
+async fn inspect(docker: &DockerClient, args: Inspect) -> Verdict {
+    let format = args.format.as_deref().map(Formatter::inspect).transpose()?;
+    let mut found = Vec::new();
+    let mut failed = false;
+    for volume in &args.volumes {
+        let input = VolumeInspect {
+            volume: volume.clone(),
+        };
+        match docker
+            .query(&input)
+            .await
+            .context(|| format!("inspect volume {volume}"))
+        {
+            Ok(v) => found.push(v),
+            Err(failure) => {
+                failed = true;
+                out::report(&failure);
+            }
+        }
+    }
+    print_inspected(&found, format.as_ref(), failed)
 }
 
 async fn ls(docker: &DockerClient, args: Ls) -> Verdict {

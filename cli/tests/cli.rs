@@ -807,12 +807,20 @@ fn users_act_only_on_their_own_containers() {
     assert!(!lists(&bob, &outside));
 
     // To a user, another's container is one that does not exist: `inspect`
-    // then goes on to images, which a user may not inspect.
+    // then goes on to images, and finds no such object, as docker says.
     let refused = |client: &Client, args: &[&str]| {
         let ran = client.run_in(args, b"");
         match args[0] {
-            "inspect" => ran.failed(Some("FORBIDDEN")),
-            _ => ran.failed(Some("CONTAINER_NOT_FOUND")),
+            "inspect" => {
+                let line = ran.failed(None);
+                assert!(
+                    line.ends_with(&format!("No such object: {}", args[1])),
+                    "{line}"
+                );
+            }
+            _ => {
+                ran.failed(Some("CONTAINER_NOT_FOUND"));
+            }
         };
         if args[0] == "exec" || args[0] == "attach" {
             assert_eq!(ran.code(), 1, "{}", ran.dump());

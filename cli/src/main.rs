@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 mod context;
 mod contexts;
+mod detached;
 mod error;
 mod host;
 mod placement;
@@ -112,6 +113,9 @@ enum Command {
     Exec(process::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(process::AttachArgs),
+    /// Manage detached processes (`exec -d`)
+    #[command(subcommand)]
+    Process(detached::ProcessCommand),
     #[command(flatten)]
     Docker(verbs::Verb),
     /// Serve this machine's Docker engine over QUIC (and a Unix socket)
@@ -212,6 +216,10 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         Command::Attach(args) => {
             let host = host::connect(global).await?;
             settled(&host, process::attach(&host.docker, args).await).await
+        }
+        Command::Process(command) => {
+            let host = host::connect(global).await?;
+            settled(&host, detached::run(&host.docker, command).await).await
         }
         Command::Docker(verb) => {
             let targets = host::targets(global)?;

@@ -10,7 +10,9 @@ use futures::{AsyncRead, AsyncWrite, Stream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::catalog::{PortForward, PortForwarded, Query, RawOperation, Subscription};
+use crate::catalog::{
+    PortForward, PortForwarded, ProcessAttach, ProcessAttached, Query, RawOperation, Subscription,
+};
 
 /// Calls the catalog's operations with their typed inputs and reads their
 /// typed outputs; no hand-written JSON.
@@ -66,6 +68,22 @@ impl DockerClient {
             stdout: session.stdout,
             exit: Some(session.exit),
         })
+    }
+
+    /// Attaches to a detached process (`process/attach`): where the replay
+    /// starts in each stream (and how many bytes asked for are gone), and
+    /// the session, whose output is the replay then live output and whose
+    /// exit is the process's. The other `process/*` operations are typed
+    /// queries and a subscription: `query(&ProcessStart::new(..))`,
+    /// `query(&ProcessList {})`, `query(&ProcessWait { id })`,
+    /// `subscribe(&ProcessLogs { .. })`.
+    pub async fn attach_process(
+        &self,
+        input: &ProcessAttach,
+    ) -> Result<(ProcessAttached, RawSession), ClientError> {
+        let mut session = self.open(input).await?;
+        let accepted = decode(std::mem::take(&mut session.accepted))?;
+        Ok((accepted, session))
     }
 }
 

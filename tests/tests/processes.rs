@@ -57,16 +57,12 @@ async fn start(who: &DockerClient, container: &str, cmd: &[&str], buffer: Option
 
 /// Attaches to `id` from `from`, read-only.
 async fn attach(who: &DockerClient, id: &str, from: AttachFrom) -> (ProcessAttached, RawSession) {
-    let session = who
-        .open(&ProcessAttach {
-            id: id.into(),
-            from,
-            stdin: false,
-        })
-        .await
-        .unwrap();
-    let accepted = serde_json::from_value(session.accepted.clone()).unwrap();
-    (accepted, session)
+    let input = ProcessAttach {
+        id: id.into(),
+        from,
+        stdin: false,
+    };
+    who.attach_process(&input).await.unwrap()
 }
 
 /// Everything an attach sends: stdout, stderr and the exit code.

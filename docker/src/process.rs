@@ -32,6 +32,9 @@ use crate::stdio::{self, exit_code_i32};
 /// [`crate::lifetime`]): from the top half, apart from calls' own.
 static HOLDS: AtomicU64 = AtomicU64::new(1 << 63);
 
+/// The longest tag a process may have: a label, not a store.
+const MAX_TAG: usize = 256;
+
 /// `process/start`.
 pub(crate) async fn start(
     engine: Arc<Engine>,
@@ -40,6 +43,11 @@ pub(crate) async fn start(
 ) -> Result<ProcessStarted, CallError> {
     if i.cmd.is_empty() {
         return Err(invalid_input("`cmd` is empty"));
+    }
+    if i.tag.as_ref().is_some_and(|t| t.len() > MAX_TAG) {
+        return Err(invalid_input(format!(
+            "`tag` is longer than {MAX_TAG} bytes"
+        )));
     }
     let slot = engine.processes.reserve(&caller, i.buffer)?;
     let (docker, container) = engine.container(&caller, &i.container).await?;

@@ -475,5 +475,8 @@ mod tests {
         assert!(registry.reserve(&alice, None).is_err());
         registry.remove(&alice, &p.id).unwrap();
         assert!(registry.reserve(&alice, None).is_ok());
+        // Forgotten: nothing of the registry's holds it (its buffer goes
+        // with the last reader).
+        assert_eq!(Arc::strong_count(&p), 1);
     }
 }

@@ -397,6 +397,10 @@ fn a_buffer_above_the_cap_and_a_process_above_the_count_are_refused_before_anyth
             t.alice.query(&big).await,
         );
         assert!(message.contains("--process-buffer-max"), "{message}");
+        let mut tagged = ProcessStart::new(&c, ["true"]);
+        tagged.tag = Some("x".repeat(257));
+        let long = t.alice.query(&tagged).await;
+        tenancy::refused("a long tag", ErrorCode::INVALID_INPUT, long);
         let one = start(&t.alice, &c, &["sleep", "702"], Some(1 << 20)).await;
         let two = start(&t.alice, &c, &["true"], None).await;
         assert_eq!(wait(&t.alice, &two).await.unwrap(), 0);

@@ -515,6 +515,70 @@ fn one_attacher_at_a_time_holds_stdin_and_every_attacher_reads() {
 }
 
 #[test]
+fn an_interactive_shell_with_a_tty_survives_its_attacher_and_takes_resize_and_input_from_the_next()
+{
+    let t = Tenancy::new();
+    block_on(120, async {
+        let c = t.sleeper(&t.alice, t.spec(&[])).await;
+        let mut input = ProcessStart::new(&c, ["sh"]);
+        input.stdin = true;
+        input.tty = true;
+        let id = t.alice.query(&input).await.unwrap().id;
+        let holder = ProcessAttach {
+            id: id.clone(),
+            from: AttachFrom::default(),
+            stdin: true,
+        };
+        // The first attacher types, reads its answer and goes away.
+        let (accepted, mut first) = t.alice.attach_process(&holder).await.unwrap();
+        assert!(accepted.tty && accepted.stdin);
+        first
+            .stdin
+            .write_all(b"echo one-$((40+2))\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        docker::read_until(&mut first, &mut seen, "one-42").await;
+        drop(first);
+        // The next gets stdin back, resizes, and ends the shell.
+        let info = listed(&t.alice, &id).await.unwrap();
+        let at = info.stdout.written;
+        let from = AttachFrom::Streams {
+            stdout: at,
+            stderr: 0,
+        };
+        let next = ProcessAttach { from, ..holder };
+        let mut second = None;
+        for _ in 0..50 {
+            // The first attach's end reaches the server a moment later.
+            match t.alice.attach_process(&next).await {
+                Ok((_, session)) => {
+                    second = Some(session);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let mut second = second.expect("stdin is given back when its holder leaves");
+        second.control.resize(99, 33).await.unwrap();
+        second.stdin.write_all(b"stty size\n").await.unwrap();
+        let mut seen = Vec::new();
+        docker::read_until(&mut second, &mut seen, "33 99").await;
+        assert!(
+            !String::from_utf8_lossy(&seen).contains("one-42"),
+            "nothing before the offset asked: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        second.stdin.write_all(b"exit 5\n").await.unwrap();
+        let (_, _, code) = drain(second).await;
+        assert_eq!(code, 5);
+        remove(&t.alice, &id).await;
+        t.remove(&t.alice, &c).await;
+    });
+    t.finish();
+}
+
+#[test]
 fn a_running_process_holds_its_containers_idle_timeout_and_ends_lost_with_its_container() {
     let t = Tenancy::new();
     block_on(120, async {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 /// `seq 1 n`'s output.
@@ -135,4 +137,42 @@ fn a_small_buffer_is_told_on_attach_and_the_tail_is_exact() {
     let listed = rig.admin.run(&["process", "ls"]).ok().out();
     assert!(listed.contains(&format!("({dropped} dropped)")), "{listed}");
     rig.admin.run(&["process", "rm", &id]).ok();
+}
+
+#[test]
+fn a_detached_process_outlives_a_killed_server_until_the_next_serve_kills_it() {
+    let mut rig = Rig::new("procs-crash");
+    let target = rig.containers.docker_sleeper("procs-crash");
+    // A plain `docker exec`'s process: the sweep must leave it.
+    docker(&["exec", "-d", &target, "sleep", "613"]).ok();
+    rig.admin.run(&["exec", "-d", &target, "sleep", "612"]).ok();
+    let top = || docker(&["top", &target]).ok().out();
+    eventually(
+        "the detached process runs",
+        Duration::from_secs(20),
+        || match top() {
+            t if t.contains("sleep 612") => Ok(()),
+            t => Err(t),
+        },
+    );
+    let journal = rig.server.state.join("execs");
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 1);
+    rig.server.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        top().contains("sleep 612"),
+        "its process outlives the crash"
+    );
+    let server = Server::start(&rig.server.state, "127.0.0.1:0", &[]);
+    eventually(
+        "the restarted server killing the detached process",
+        Duration::from_secs(30),
+        || match top() {
+            t if t.contains("sleep 612") => Err(t),
+            _ => Ok(()),
+        },
+    );
+    assert!(top().contains("sleep 613"), "{}", top());
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
+    rig.server = server;
 }

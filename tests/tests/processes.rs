@@ -483,6 +483,49 @@ fn signals_reach_a_process_and_kill_ends_it_and_what_it_started() {
 }
 
 #[test]
+fn through_the_engine_signals_reach_a_detached_process_and_kill_ends_what_it_started() {
+    let config = Config::from_env().with_exec_signals(dockwire_docker::ExecSignals::Engine);
+    let t = Tenancy::with(config);
+    block_on(120, async {
+        let c = t.sleeper(&t.alice, t.spec(&[])).await;
+        let trapper = start(
+            &t.alice,
+            &c,
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            ],
+            None,
+        )
+        .await;
+        let killed = start(&t.alice, &c, &["sh", "-c", "sleep 802; true"], None).await;
+        eventually("both run", || runs(&c, "sleep 802")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let term = ProcessSignal {
+            id: trapper.clone(),
+            signal: "TERM".into(),
+        };
+        t.alice.query(&term).await.unwrap();
+        assert_eq!(wait(&t.alice, &trapper).await.unwrap(), 7);
+        let kill = ProcessSignal {
+            id: killed.clone(),
+            signal: "KILL".into(),
+        };
+        t.alice.query(&kill).await.unwrap();
+        eventually("the killed process's child is gone too", || {
+            !runs(&c, "sleep 802")
+        })
+        .await;
+        assert_eq!(wait(&t.alice, &killed).await.unwrap(), 137);
+        remove(&t.alice, &trapper).await;
+        remove(&t.alice, &killed).await;
+        t.remove(&t.alice, &c).await;
+    });
+    t.finish();
+}
+
+#[test]
 fn one_attacher_at_a_time_holds_stdin_and_every_attacher_reads() {
     let t = Tenancy::new();
     block_on(120, async {

@@ -158,7 +158,7 @@ mod client;
 pub mod fleet;
 
 pub use access::{Role, Roles};
-pub use client::{DockerClient, Items, PortStream};
+pub use client::{DockerClient, Items, PortStream, follow_process};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX};
 pub use ownership::OwnerKey;

@@ -5,13 +5,18 @@
 //! exit code.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::*;
+use dockwire_docker::{DockerClient, follow_process};
+use dockwire_service::ClientError;
 use futures::StreamExt;
 
+use crate::Global;
 use crate::error::{Context, EXIT_ATTACH_LOST, Failure, Outcome};
+use crate::host;
 use crate::process::{check_tty, finish};
 use crate::session::Plan;
 
@@ -104,11 +109,22 @@ pub async fn exec_detached(docker: &DockerClient, input: ProcessStart) -> Outcom
     Ok(0)
 }
 
+/// Why `what` is refused without a server: this command would serve the
+/// engine itself, and its detached processes would end with it.
+pub fn needs_a_server(what: &str) -> Failure {
+    Failure::local(
+        what,
+        "detached processes live in a `dockwire serve`: give --host (or a context); without \
+         one this command serves the engine itself and its processes would end with it",
+    )
+}
+
 /// Runs `dockwire process …`.
-pub async fn run(docker: &DockerClient, command: ProcessCommand) -> Outcome {
+pub async fn run(global: &Global, docker: &DockerClient, command: ProcessCommand) -> Outcome {
     match command {
         ProcessCommand::Ls(args) => ls(docker, args).await,
         ProcessCommand::Attach(args) => attach(docker, args).await,
+        ProcessCommand::Logs(args) if args.follow => follow(global, docker, args).await,
         ProcessCommand::Logs(args) => logs(docker, args).await,
         ProcessCommand::Wait(args) => {
             let what = format!("wait {}", args.id);
@@ -260,6 +276,56 @@ async fn attach(docker: &DockerClient, args: Attach) -> Outcome {
     };
     check_tty(&what, plan)?;
     finish(&what, session, plan, EXIT_ATTACH_LOST).await
+}
+
+/// Connection failures in a row after which `logs -f` gives up.
+const MAX_FAILURES: u32 = 8;
+
+/// `logs -f`: followed to the process's end across lost connections, each
+/// byte once (see [`follow_process`]): dialing again after 0.2 s, 0.4 s,
+/// … up to 5 s, and giving up after [`MAX_FAILURES`] failures in a row.
+async fn follow(global: &Global, docker: &DockerClient, args: Logs) -> Outcome {
+    let what = format!("logs of {}", args.id);
+    let first = docker.clone();
+    let connect = |failures: u32| {
+        let first = first.clone();
+        let what = what.clone();
+        async move {
+            if failures == 0 {
+                return Ok(first);
+            }
+            if failures > MAX_FAILURES {
+                return Err(ClientError::Connect(Arc::new(std::io::Error::other(
+                    "gave up reconnecting",
+                ))));
+            }
+            eprintln!("dockwire: {what}: the connection was lost; reconnecting");
+            let pause = Duration::from_millis(100 << failures.min(6)).min(Duration::from_secs(5));
+            tokio::time::sleep(pause).await;
+            match host::connect(global).await {
+                Ok(connected) => Ok(connected.docker),
+                Err(failure) => Err(ClientError::Connect(Arc::new(std::io::Error::other(
+                    failure.to_string(),
+                )))),
+            }
+        }
+    };
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let each = |item: ProcessLogItem| {
+        let ProcessLogItem::Output { stream, data, .. } = item else {
+            return;
+        };
+        let bytes = data.to_bytes().unwrap_or_default();
+        // A reader gone: the rest is dropped, until the process ends.
+        let _ = match stream {
+            StreamName::Stdout => stdout.write_all(&bytes).and_then(|()| stdout.flush()),
+            StreamName::Stderr => stderr.write_all(&bytes),
+        };
+    };
+    follow_process(connect, &args.id, each)
+        .await
+        .context(|| what.clone())?;
+    Ok(0)
 }
 
 async fn logs(docker: &DockerClient, args: Logs) -> Outcome {

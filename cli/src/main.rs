@@ -211,6 +211,9 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         }
         Command::Exec(args) => {
             let host = host::connect(global).await?;
+            if args.detach && host.embedded.is_some() {
+                return Err(detached::needs_a_server("exec -d"));
+            }
             settled(&host, process::exec(&host.docker, args).await).await
         }
         Command::Attach(args) => {
@@ -219,7 +222,10 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         }
         Command::Process(command) => {
             let host = host::connect(global).await?;
-            settled(&host, detached::run(&host.docker, command).await).await
+            if host.embedded.is_some() {
+                return Err(detached::needs_a_server("process"));
+            }
+            settled(&host, detached::run(global, &host.docker, command).await).await
         }
         Command::Docker(verb) => {
             let targets = host::targets(global)?;

@@ -29,7 +29,7 @@ pub struct RunArgs {
     help: Option<bool>,
     /// Run the container in the background and print its id
     #[arg(short = 'd', long)]
-    detach: bool,
+    pub(crate) detach: bool,
     #[command(flatten)]
     container: ContainerArgs,
 }
@@ -124,7 +124,7 @@ pub struct ExecArgs {
     /// Detached mode: run the command on the server, print its process id
     /// (see `dockwire process`)
     #[arg(short = 'd', long)]
-    detach: bool,
+    pub(crate) detach: bool,
     /// With -d: a tag shown by `process ls`
     #[arg(long, value_name = "TAG", requires = "detach")]
     tag: Option<String>,

@@ -5,9 +5,11 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use dockwire_tests::relay::{Faults, Relay};
 
 /// `seq 1 n`'s output.
 fn seq(n: u64) -> String {
@@ -175,4 +177,68 @@ fn a_detached_process_outlives_a_killed_server_until_the_next_serve_kills_it() {
     assert!(top().contains("sleep 613"), "{}", top());
     assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
     rig.server = server;
+}
+
+#[test]
+fn logs_follow_reconnects_when_its_connection_dies_and_prints_each_byte_once() {
+    // The server's 3 s idle timeout is the connection's: a cut kills it.
+    let rig = Rig::with("procs-follow", &["--idle-timeout", "3"]);
+    let box_ = rig.containers.docker_sleeper("procs-follow");
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let id = rig
+        .admin
+        .run(&[
+            "exec",
+            "-d",
+            &box_,
+            "sh",
+            "-c",
+            "seq 1 100000; sleep 10; seq 100001 200000",
+        ])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    let follow = start(&mut via.command(&["process", "logs", "-f", &id]), None);
+    follow.wait_for_stdout("\n100000\n", Duration::from_secs(30));
+    relay.cut();
+    std::thread::sleep(Duration::from_millis(4500));
+    relay.restore();
+    let ran = follow.finish(Duration::from_secs(60));
+    assert_eq!(ran.code(), 0, "{}", ran.dump());
+    assert!(
+        ran.out() == seq(200_000),
+        "each byte once: {} bytes",
+        ran.out().len()
+    );
+    assert!(ran.err().contains("reconnecting"), "{}", ran.dump());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+    rig.admin.run(&["process", "rm", &id]).ok();
+
+    // Without a server, no detached processes: the command would serve
+    // the engine itself, and they would end with it.
+    let local = Command::new(BIN)
+        .args(["exec", "-d", &box_, "true"])
+        .env_remove("DOCKWIRE_HOST")
+        .env_remove("DOCKWIRE_CONTEXT")
+        .env("DOCKWIRE_STATE_DIR", rig.scratch.join("nobody"))
+        .output()
+        .unwrap();
+    assert_eq!(local.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&local.stderr);
+    assert!(
+        said.contains("detached processes live in a `dockwire serve`"),
+        "{said}"
+    );
 }

@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 mod context;
 mod contexts;
+mod detached;
 mod error;
 mod host;
 mod placement;
@@ -112,6 +113,9 @@ enum Command {
     Exec(process::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(process::AttachArgs),
+    /// Manage detached processes (`exec -d`)
+    #[command(subcommand)]
+    Process(detached::ProcessCommand),
     #[command(flatten)]
     Docker(verbs::Verb),
     /// Serve this machine's Docker engine over QUIC (and a Unix socket)
@@ -207,11 +211,21 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         }
         Command::Exec(args) => {
             let host = host::connect(global).await?;
+            if args.detach && host.embedded.is_some() {
+                return Err(detached::needs_a_server("exec -d"));
+            }
             settled(&host, process::exec(&host.docker, args).await).await
         }
         Command::Attach(args) => {
             let host = host::connect(global).await?;
             settled(&host, process::attach(&host.docker, args).await).await
+        }
+        Command::Process(command) => {
+            let host = host::connect(global).await?;
+            if host.embedded.is_some() {
+                return Err(detached::needs_a_server("process"));
+            }
+            settled(&host, detached::run(global, &host.docker, command).await).await
         }
         Command::Docker(verb) => {
             let targets = host::targets(global)?;

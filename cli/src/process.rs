@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use dockwire_docker::DockerClient;
 use dockwire_docker::catalog::{
     AttachInput, ContainerCreate, ContainerRef, ContainerSpec, ContainerStart, ExecInput,
-    IMAGE_NOT_FOUND, ImagePull, Mount, RunInput,
+    IMAGE_NOT_FOUND, ImagePull, Mount, ProcessStart, RunInput,
 };
 use dockwire_service::{ClientError, RawSession};
 use futures::StreamExt;
@@ -29,7 +29,7 @@ pub struct RunArgs {
     help: Option<bool>,
     /// Run the container in the background and print its id
     #[arg(short = 'd', long)]
-    detach: bool,
+    pub(crate) detach: bool,
     #[command(flatten)]
     container: ContainerArgs,
 }
@@ -121,11 +121,29 @@ pub struct ExecArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short = 'u', long)]
     user: Option<String>,
+    /// Detached mode: run the command on the server, print its process id
+    /// (see `dockwire process`)
+    #[arg(short = 'd', long)]
+    pub(crate) detach: bool,
+    /// With -d: a tag shown by `process ls`
+    #[arg(long, value_name = "TAG", requires = "detach")]
+    tag: Option<String>,
+    /// With -d: how much output the server keeps (bytes or 1m, 8m; default 1m)
+    #[arg(long, value_name = "SIZE", requires = "detach", value_parser = buffer_size)]
+    buffer: Option<u64>,
     /// The container (name or id)
     pub(crate) container: String,
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `exec --buffer`: a size of at least one byte.
+fn buffer_size(value: &str) -> Result<u64, String> {
+    match dockwire_docker::units::parse_size(value) {
+        Ok(n) if n > 0 => Ok(n.unsigned_abs()),
+        _ => Err(format!("{value:?} is not a size (1m, 65536)")),
+    }
 }
 
 /// `dockwire attach`: attach this terminal to a running container.
@@ -227,6 +245,17 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
 
 /// `dockwire exec`.
 pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
+    if args.detach {
+        let mut input = ProcessStart::new(&args.container, &args.command);
+        input.env = env(&args.env);
+        input.workdir = args.workdir;
+        input.user = args.user;
+        input.tty = args.tty;
+        input.stdin = args.interactive;
+        input.tag = args.tag;
+        input.buffer = args.buffer;
+        return crate::detached::exec_detached(docker, input).await;
+    }
     let what = format!("exec in {}", args.container);
     let plan = Plan {
         stdin: args.interactive,
@@ -267,7 +296,7 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
 /// Drives an accepted session to its exit code; leaves with `lost` when
 /// the connection to the server is lost on the way (each verb as docker's
 /// does when its daemon dies; see [`EXIT_EXEC_LOST`]).
-async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outcome {
+pub(crate) async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outcome {
     match session::drive(session, plan).await {
         Ok(code) => Ok(code),
         Err(Broken::Stopped(signal)) => Ok(128 + signal),
@@ -281,7 +310,7 @@ async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outco
 }
 
 /// As docker: `-it` needs a terminal on stdin.
-fn check_tty(what: &str, plan: Plan) -> Result<(), Failure> {
+pub(crate) fn check_tty(what: &str, plan: Plan) -> Result<(), Failure> {
     if plan.stdin && plan.tty && !std::io::stdin().is_terminal() {
         return Err(Failure::local(what, "the input device is not a TTY"));
     }
@@ -415,7 +444,7 @@ fn spec(args: &ContainerArgs) -> Result<ContainerSpec, Failure> {
 
 /// `-e K=V` as given; `-e K` takes this shell's value, and is left out
 /// when the shell has none (as docker does).
-fn env(vars: &[String]) -> Vec<String> {
+pub(crate) fn env(vars: &[String]) -> Vec<String> {
     vars.iter()
         .filter_map(|var| match var.contains('=') {
             true => Some(var.clone()),

@@ -120,6 +120,24 @@ pub struct ServeArgs {
     /// when --user-idle-timeout is not given); default: no maximum
     #[arg(long, value_name = "DURATION", value_parser = lifetime)]
     user_idle_timeout_max: Option<Duration>,
+
+    // Detached processes (`exec -d`).
+    /// Most output a detached process may keep (`exec -d --buffer`), in
+    /// bytes or Docker's units (`8m`)
+    #[arg(long, value_name = "SIZE", value_parser = size, default_value = "8m")]
+    process_buffer_max: u64,
+    /// Most detached processes one peer may have (running, or ended and
+    /// not removed)
+    #[arg(long, value_name = "N", default_value_t = dockwire_docker::DEFAULT_MAX_PROCESSES)]
+    max_processes: usize,
+}
+
+/// A `--process-buffer-max`-like value: a size of at least one byte.
+fn size(value: &str) -> Result<u64, String> {
+    match dockwire_docker::units::parse_size(value) {
+        Ok(n) if n > 0 => Ok(n.unsigned_abs()),
+        _ => Err(format!("{value:?} is not a size (8m, 65536)")),
+    }
 }
 
 /// A `--user-ttl`-like value: a Go-like duration.
@@ -284,6 +302,9 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
         }
         config = config.with_user_runtime(runtime);
     }
+    config = config
+        .with_process_buffer_max(args.process_buffer_max)
+        .with_max_processes(args.max_processes);
     let docker = DockerService::from_env_with(config);
     if let Some(runtime) = docker.missing_user_runtime().await {
         return Err(Failure::local(

@@ -1273,6 +1273,306 @@ pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
     }
 }
 
+// ------------------------------------------------------------- processes
+
+/// `process/start`: a command started detached in a running container.
+/// The server answers at once with the process's id, keeps its stdout and
+/// stderr in a bounded buffer of its own (each byte at its offset in its
+/// stream), and runs it until it ends, is killed or removed, or its
+/// container goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessStart {
+    /// The container.
+    pub container: String,
+    /// The command.
+    pub cmd: Vec<String>,
+    /// Extra environment, `KEY=value` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Allocate a terminal (stdout and stderr are then one stream).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Keep the process's stdin open, for an attacher to write (one at a
+    /// time). Without it the process's stdin is empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin: bool,
+    /// The caller's label for it, shown by `process/list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// How many bytes of output the server keeps (both streams together);
+    /// default [`DEFAULT_PROCESS_BUFFER`], at most the operator's cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<u64>,
+}
+
+impl ProcessStart {
+    /// `cmd` in container `container`, with the defaults.
+    pub fn new<I, S>(container: impl Into<String>, cmd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ProcessStart {
+            container: container.into(),
+            cmd: cmd.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            tty: false,
+            stdin: false,
+            tag: None,
+            buffer: None,
+        }
+    }
+}
+
+/// The output a process keeps when its start asks for no size: 1 MiB.
+pub const DEFAULT_PROCESS_BUFFER: u64 = 1024 * 1024;
+
+/// A process the server started: what `process/start` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessStarted {
+    /// Its id (`p-` and 32 hex digits, made by the server).
+    pub id: String,
+    /// The tag its start gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// `process/list`: the caller's processes (every peer's, for an admin).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessList {}
+
+/// `process/wait`, `process/remove`: one process, by id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessWait {
+    /// The process's id.
+    pub id: String,
+}
+
+/// `process/remove`: forgets a process and its output; a running one is
+/// killed first (with everything it started).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessRemove {
+    /// The process's id.
+    pub id: String,
+}
+
+/// `process/signal`: a signal to a running process (`KILL` kills it and
+/// everything it started).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSignal {
+    /// The process's id.
+    pub id: String,
+    /// A signal's name (`TERM`, `SIGTERM`) or number; default `KILL`.
+    #[serde(default = "kill_signal")]
+    pub signal: String,
+}
+
+fn kill_signal() -> String {
+    "KILL".into()
+}
+
+/// One output stream of a process, as the server holds it: offsets count
+/// the stream's bytes from its first (0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamOffsets {
+    /// Bytes the process has written to it: the offset of its next byte.
+    pub written: u64,
+    /// The offset of the oldest byte the server still holds.
+    pub oldest: u64,
+    /// Bytes dropped from the buffer (`oldest`: always the first ones).
+    pub dropped: u64,
+}
+
+/// A process's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    /// It runs.
+    Running,
+    /// It ended, with `exitCode`.
+    Exited,
+    /// It ended with no exit code to tell: its container was removed (or
+    /// the engine lost it); `error` says what is known.
+    Lost,
+}
+
+/// A process, as `process/list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInfo {
+    /// Its id.
+    pub id: String,
+    /// The tag its start gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Its container, as the start named it.
+    pub container: String,
+    /// Its command.
+    pub cmd: Vec<String>,
+    /// Whether it has a terminal.
+    pub tty: bool,
+    /// Running, exited or lost.
+    pub state: ProcessState,
+    /// Its exit code, once exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Why it was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its stdout.
+    pub stdout: StreamOffsets,
+    /// Its stderr.
+    pub stderr: StreamOffsets,
+    /// The bytes of output the server keeps for it.
+    pub buffer: u64,
+    /// When it started (RFC 3339).
+    pub started: String,
+}
+
+/// `process/logs`: a process's output held by the server from an offset
+/// per stream, as json items; with `follow`, then its live output, until
+/// it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessLogs {
+    /// The process's id.
+    pub id: String,
+    /// Where to start in stdout; default: its oldest held byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_from: Option<u64>,
+    /// Where to start in stderr; default: its oldest held byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_from: Option<u64>,
+    /// Keep following the live output until the process ends.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub follow: bool,
+}
+
+/// An item of `process/logs`: output at its offset, and, when the
+/// process has ended, its end last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessLogItem {
+    /// The process has ended; always the last item when it comes.
+    End {
+        /// Its exit code; `None` when it was lost.
+        #[serde(rename = "exitCode")]
+        exit_code: Option<i64>,
+        /// Always `true`: marks the item as the last.
+        terminal: bool,
+    },
+    /// Output bytes.
+    Output {
+        /// stdout or stderr.
+        stream: StreamName,
+        /// The offset of the first byte in its stream: a gap from the
+        /// last item's end is what the buffer had dropped.
+        offset: u64,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
+    },
+}
+
+/// Where an attach starts reading, in each stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttachFrom {
+    /// `"oldest"`: the oldest byte the server holds of each stream.
+    Oldest(OldestWord),
+    /// The same offset in both streams (`0`: from the start).
+    Offset(u64),
+    /// An offset per stream.
+    Streams {
+        /// In stdout.
+        stdout: u64,
+        /// In stderr.
+        stderr: u64,
+    },
+}
+
+/// The word `oldest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OldestWord {
+    /// From the oldest held byte.
+    Oldest,
+}
+
+impl Default for AttachFrom {
+    fn default() -> Self {
+        AttachFrom::Oldest(OldestWord::Oldest)
+    }
+}
+
+/// `process/attach`: the raw carriage to a process, running or ended. Its
+/// acceptance says where the replay starts in each stream
+/// ([`ProcessAttached`]); then come the held bytes from there, the live
+/// output, and the exit code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessAttach {
+    /// The process's id.
+    pub id: String,
+    /// Where to start; default: the oldest held bytes.
+    #[serde(default)]
+    pub from: AttachFrom,
+    /// Hold the process's stdin (one attacher at a time; the process must
+    /// have been started with `stdin`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin: bool,
+}
+
+/// Where an attach's replay starts in one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayStart {
+    /// The offset of the first byte the attach sends in this stream.
+    pub from: u64,
+    /// Bytes asked for that the buffer had already dropped (`from` minus
+    /// the offset asked, when that was older than the oldest held).
+    pub missed: u64,
+}
+
+/// The acceptance of a `process/attach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessAttached {
+    /// The process's id.
+    pub id: String,
+    /// Whether it has a terminal.
+    pub tty: bool,
+    /// Whether this attach holds its stdin.
+    pub stdin: bool,
+    /// Where stdout's replay starts.
+    pub stdout: ReplayStart,
+    /// Where stderr's replay starts.
+    pub stderr: ReplayStart,
+}
+
+/// The exit code of a process: what `process/wait` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessExited {
+    /// Its exit code.
+    pub exit_code: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,15 @@ use std::task::{Context, Poll};
 
 use dockwire_core::CallError;
 use dockwire_service::{Client, ClientError, Exit, OutputReader, RawSession, Stdin};
-use futures::{AsyncRead, AsyncWrite, Stream};
+use futures::{AsyncRead, AsyncWrite, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::future::Future;
 
-use crate::catalog::{PortForward, PortForwarded, Query, RawOperation, Subscription};
+use crate::catalog::{
+    PortForward, PortForwarded, ProcessAttach, ProcessAttached, ProcessLogItem, ProcessLogs, Query,
+    RawOperation, StreamName, Subscription,
+};
 
 /// Calls the catalog's operations with their typed inputs and reads their
 /// typed outputs; no hand-written JSON.
@@ -66,6 +70,85 @@ impl DockerClient {
             stdout: session.stdout,
             exit: Some(session.exit),
         })
+    }
+
+    /// Attaches to a detached process (`process/attach`): where the replay
+    /// starts in each stream (and how many bytes asked for are gone), and
+    /// the session, whose output is the replay then live output and whose
+    /// exit is the process's. The other `process/*` operations are typed
+    /// queries and a subscription: `query(&ProcessStart::new(..))`,
+    /// `query(&ProcessList {})`, `query(&ProcessWait { id })`,
+    /// `subscribe(&ProcessLogs { .. })`.
+    pub async fn attach_process(
+        &self,
+        input: &ProcessAttach,
+    ) -> Result<(ProcessAttached, RawSession), ClientError> {
+        let mut session = self.open(input).await?;
+        let accepted = decode(std::mem::take(&mut session.accepted))?;
+        Ok((accepted, session))
+    }
+}
+
+/// Follows detached process `id`'s output (`process/logs` with `follow`)
+/// to its end across lost connections, handing each item to `each` once:
+/// when a connection fails in the middle (or cannot be opened), it asks
+/// `connect` for a client again (with the count of failures in a row, so
+/// that it can pause before dialing; its error gives up) and goes on from
+/// the offset after the last byte it handed on, in each stream. Items
+/// arrive with their offsets, so nothing is duplicated; a gap (an offset
+/// past the last item's end) is what the server's buffer had dropped.
+/// The exit code at the end; `None` when the process was lost.
+pub async fn follow_process<C, F>(
+    mut connect: C,
+    id: &str,
+    mut each: impl FnMut(ProcessLogItem),
+) -> Result<Option<i64>, ClientError>
+where
+    C: FnMut(u32) -> F,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+{
+    let mut next: [Option<u64>; 2] = [None, None];
+    let mut failures = 0u32;
+    loop {
+        let client = connect(failures).await?;
+        let input = ProcessLogs {
+            id: id.to_owned(),
+            stdout_from: next[0],
+            stderr_from: next[1],
+            follow: true,
+        };
+        let followed = async {
+            let mut items = client.subscribe(&input).await?;
+            while let Some(item) = items.next().await {
+                let item = item?;
+                failures = 0;
+                match &item {
+                    ProcessLogItem::Output {
+                        stream,
+                        offset,
+                        data,
+                    } => {
+                        let len = data.to_bytes().map_or(0, |b| b.len() as u64);
+                        let slot = match stream {
+                            StreamName::Stdout => 0,
+                            StreamName::Stderr => 1,
+                        };
+                        next[slot] = Some(offset.saturating_add(len));
+                    }
+                    ProcessLogItem::End { exit_code, .. } => {
+                        let code = *exit_code;
+                        each(item);
+                        return Ok(code);
+                    }
+                }
+                each(item);
+            }
+            Ok(None)
+        };
+        match followed.await {
+            Err(ClientError::Io(_) | ClientError::Connect(_)) => failures += 1,
+            other => return other,
+        }
     }
 }
 

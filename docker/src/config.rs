@@ -121,7 +121,22 @@ pub struct Config {
     /// The server's own labels (`serve --label`), which `system/resources`
     /// reports for placement constraints.
     pub labels: std::collections::BTreeMap<String, String>,
+
+    // Detached processes (see `process/*` in the crate's README).
+    /// The most output a detached process may keep (`process/start`'s
+    /// `buffer`). Default [`DEFAULT_PROCESS_BUFFER_MAX`].
+    pub process_buffer_max: u64,
+    /// The most detached processes one peer may have remembered (running,
+    /// or ended and not yet removed). Default [`DEFAULT_MAX_PROCESSES`].
+    pub max_processes: usize,
 }
+
+/// The default cap on a detached process's output buffer: 8 MiB.
+pub const DEFAULT_PROCESS_BUFFER_MAX: u64 = 8 * 1024 * 1024;
+
+/// The default cap on one peer's detached processes: with
+/// [`DEFAULT_PROCESS_BUFFER_MAX`], 256 MiB of output at most per peer.
+pub const DEFAULT_MAX_PROCESSES: usize = 32;
 
 /// The operator's default and maximum of one lifetime (`ttl` or idle
 /// timeout) for `user` peers.
@@ -182,6 +197,8 @@ impl Config {
             policy: Policy::default(),
             user_runtime: None,
             labels: Default::default(),
+            process_buffer_max: DEFAULT_PROCESS_BUFFER_MAX,
+            max_processes: DEFAULT_MAX_PROCESSES,
         }
     }
 
@@ -303,6 +320,18 @@ impl Config {
     /// whatever the caller asks; the engine must have it.
     pub fn with_user_runtime(mut self, runtime: impl Into<String>) -> Self {
         self.user_runtime = Some(runtime.into());
+        self
+    }
+
+    /// Caps each detached process's output buffer at `bytes`.
+    pub fn with_process_buffer_max(mut self, bytes: u64) -> Self {
+        self.process_buffer_max = bytes;
+        self
+    }
+
+    /// Caps each peer's detached processes at `count`.
+    pub fn with_max_processes(mut self, count: usize) -> Self {
+        self.max_processes = count;
         self
     }
 }

@@ -20,6 +20,7 @@ use crate::catalog::DOCKER_ERROR;
 use crate::config::Config;
 use crate::error::{self, Subject, engine_error};
 use crate::lifetime::Lifetimes;
+use crate::processes::Processes;
 use crate::reply::one_then_many;
 use crate::signal;
 
@@ -38,6 +39,8 @@ pub(crate) struct Engine {
     /// Containers' lifetimes: touched by calls, enforced by
     /// [`crate::DockerService::lifetimes`].
     pub(crate) lifetimes: Lifetimes,
+    /// Detached processes (`process/*`).
+    pub(crate) processes: Processes,
 }
 
 impl Engine {
@@ -51,6 +54,7 @@ impl Engine {
             connect: Box::new(connect),
             docker: Mutex::new(None),
             lifetimes: Lifetimes::new(&config),
+            processes: Processes::new(&config),
             config,
         }
     }

@@ -2,6 +2,7 @@
 //! and the guard that kills its processes if its call ends first.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use bollard::query_parameters as q;
 use dockwire_core::CallError;
 use dockwire_service::RawIo;
 use futures::Stream;
+use futures::future::BoxFuture;
 use serde_json::json;
 
 use crate::access::Caller;
@@ -21,6 +23,7 @@ use crate::engine::{Engine, ExecProcess, exec_exit, running_exec, running_pid, v
 use crate::error::{self, invalid_input};
 use crate::exec_signal::{self, MARKER_VAR, Marker, Reach};
 use crate::journal;
+use crate::processes::ProcessControl;
 use crate::reply::one_then_many;
 use crate::runtime;
 use crate::signal::{self, HostProcess};
@@ -79,10 +82,10 @@ pub(crate) async fn session(
     Ok(stdio::exit_code_i32(code))
 }
 
-struct Exec {
-    id: String,
-    output: Output,
-    stdin: Stdin,
+pub(crate) struct Exec {
+    pub(crate) id: String,
+    pub(crate) output: Output,
+    pub(crate) stdin: Stdin,
 }
 
 /// Creates and starts `i`'s exec, with its guard armed from the moment it
@@ -91,7 +94,7 @@ struct Exec {
 /// still gets its terminal, but the output keeps Docker's 8-byte framing,
 /// so that bollard never has to guess whether a chunk is framed (it
 /// guesses wrong when a TTY chunk starts with 0x01 or 0x02).
-async fn start(
+pub(crate) async fn start(
     docker: &Docker,
     i: &ExecInput,
     stdin: bool,
@@ -132,7 +135,7 @@ async fn start(
         marker,
         process: Arc::default(),
         journal,
-        armed: true,
+        armed: AtomicBool::new(true),
     };
     let start = StartExecOptions {
         detach: false,
@@ -185,9 +188,9 @@ fn marked_env(
 
 /// Kills an exec's processes if its call ends before the exec does, and
 /// delivers signals to it.
-struct ExecGuard {
+pub(crate) struct ExecGuard {
     docker: Docker,
-    exec_id: String,
+    pub(crate) exec_id: String,
     /// The exec's container (its id) and user, as the exec was created:
     /// where and as whom signals through the engine run.
     container: String,
@@ -200,7 +203,7 @@ struct ExecGuard {
     process: Arc<OnceLock<HostProcess>>,
     /// Where the exec's record is, if the service keeps a journal.
     journal: Option<PathBuf>,
-    armed: bool,
+    armed: AtomicBool,
 }
 
 impl ExecGuard {
@@ -242,11 +245,12 @@ impl ExecGuard {
     }
 
     /// The exec has ended and its call has its code: nothing to clean up.
-    fn disarm(mut self) {
-        if let Some(dir) = self.journal.take() {
-            journal::forget(&dir, &self.exec_id);
+    pub(crate) fn disarm(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            if let Some(dir) = &self.journal {
+                journal::forget(dir, &self.exec_id);
+            }
         }
-        self.armed = false;
     }
 }
 
@@ -317,15 +321,22 @@ impl ExecGuard {
 
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.kill_all();
         }
-        let journal = self.journal.take();
+    }
+}
+
+impl ExecGuard {
+    /// Kills the exec's processes (all it started) in the background, and
+    /// forgets its record once done.
+    fn kill_all(&self) {
+        let journal = self.journal.clone();
         let docker = self.docker.clone();
-        let exec_id = std::mem::take(&mut self.exec_id);
-        if let Some(marker) = self.marker.take() {
-            let container = std::mem::take(&mut self.container);
-            let user = self.user.take();
+        let exec_id = self.exec_id.clone();
+        if let Some(marker) = self.marker.clone() {
+            let container = self.container.clone();
+            let user = self.user.clone();
             spawn_cleanup(async move {
                 // Every process carrying the marker, the exec's top one
                 // ended or not: what it started lives on otherwise.
@@ -376,6 +387,27 @@ impl Drop for ExecGuard {
                 journal::forget(&dir, &exec_id);
             }
         });
+    }
+}
+
+/// A detached process's exec, as `process/*` reaches it.
+impl ProcessControl for ExecGuard {
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(Controls::signal(self, name))
+    }
+
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()> {
+        Box::pin(Controls::resize(self, cols, rows))
+    }
+
+    fn kill(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.kill_all();
+        }
+    }
+
+    fn ended(&self) {
+        self.disarm();
     }
 }
 

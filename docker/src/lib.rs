@@ -89,6 +89,11 @@ pub mod lifetime;
 // The runtime a container runs under, and what gVisor changes.
 pub mod runtime;
 
+// Detached processes: their output kept at its offsets, and the
+// registry of them (the engine handle keeps it).
+mod output_buffer;
+mod processes;
+
 // Typed handlers made into replies.
 mod reply;
 
@@ -145,6 +150,9 @@ mod images;
 mod run;
 mod system;
 
+// Detached processes' operations (after `exec`, whose start they use).
+mod process;
+
 // TCP connections into containers, on the raw carriage.
 mod port_forward;
 
@@ -157,8 +165,9 @@ mod client;
 pub mod fleet;
 
 pub use access::{Role, Roles};
-pub use client::{DockerClient, Items, PortStream};
+pub use client::{DockerClient, Items, PortStream, follow_process};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
+pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX};
 pub use ownership::OwnerKey;
 pub use policy::{BuildLimits, HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;
@@ -198,6 +207,9 @@ mod tests {
         ("networks", include_str!("networks.rs")),
         ("netns", include_str!("netns.rs")),
         ("port_forward", include_str!("port_forward.rs")),
+        ("output_buffer", include_str!("output_buffer.rs")),
+        ("process", include_str!("process.rs")),
+        ("processes", include_str!("processes.rs")),
         ("operations", include_str!("operations.rs")),
         ("owned", include_str!("owned.rs")),
         ("policy", include_str!("policy.rs")),

@@ -26,6 +26,7 @@ use crate::catalog::*;
 use crate::engine::Engine;
 use crate::error::invalid_input;
 use crate::port_forward;
+use crate::process;
 use crate::reply;
 use crate::{archive, build, containers, exec, fs, images, networks, run, system, volumes};
 
@@ -194,6 +195,14 @@ operations! {
     VolumeInspect "volume/inspect" User { query(models::Volume) => volumes::inspect }
     VolumeCreate "volume/create" User { query(models::Volume) => volumes::create }
     VolumeRemove "volume/remove" User { query(Done) => volumes::remove }
+
+    ProcessStart "process/start" User { query(ProcessStarted) => process::start }
+    ProcessList "process/list" User { query(Vec<ProcessInfo>) => process::list }
+    ProcessWait "process/wait" User { query(ProcessExited) => process::wait }
+    ProcessSignal "process/signal" User { query(Done) => process::signal }
+    ProcessLogs "process/logs" User { subscription(ProcessLogItem) => process::logs }
+    ProcessAttach "process/attach" User { raw => process::attach }
+    ProcessRemove "process/remove" User { query(Done) => process::remove }
 }
 
 #[cfg(test)]
@@ -208,7 +217,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
-        assert_eq!(OPERATIONS.len(), 48);
+        assert_eq!(OPERATIONS.len(), 55);
     }
 
     /// An admin caller of an engine that is never reached: routing makes a

@@ -212,6 +212,150 @@ fn an_execs_output_and_exit_code_arrive_through_a_lossy_link() {
     });
 }
 
+/// A detached `seq 1 1000000` (issue 15) through the lossy link with BBR:
+/// an attacher leaves after 1 MiB, the link is cut for 2 s while the
+/// process goes on, and an attach at the count the first one had gets the
+/// rest; the two parts are the whole output, nothing lost or duplicated.
+/// After the end, an attach from 0 gets all of it again.
+#[test]
+fn a_detached_seq_reattached_through_a_lossy_and_cut_link_is_exact() {
+    block_on(Duration::from_secs(180), async {
+        let bbr = QuicOptions::default().with_congestion(Congestion::Bbr);
+        let link = link(Rt::Tokio, docker_service(), lossy(), &bbr).await;
+        let started = Instant::now();
+        let id = link.rig.sleeper().await;
+        let cmd = ["sh", "-c", "seq 1 500000; sleep 4; seq 500001 1000000"];
+        let mut start = ProcessStart::new(&id, cmd);
+        start.buffer = Some(8 << 20);
+        let process = link.rig.docker.query(&start).await.unwrap().id;
+        let whole: Vec<u8> = (1..=1_000_000u32)
+            .flat_map(|n| format!("{n}\n").into_bytes())
+            .collect();
+        let attach = |from: u64| ProcessAttach {
+            id: process.clone(),
+            from: AttachFrom::Offset(from),
+            stdin: false,
+        };
+        let (_, session) = link.rig.docker.attach_process(&attach(0)).await.unwrap();
+        let mut head = Vec::new();
+        let mut stdout = session.stdout;
+        let mut buf = vec![0u8; 64 * 1024];
+        while head.len() < 1 << 20 {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        drop(stdout);
+        link.relay.cut();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        link.relay.restore();
+        let (accepted, session) = link
+            .rig
+            .docker
+            .attach_process(&attach(head.len() as u64))
+            .await
+            .unwrap();
+        assert_eq!(accepted.stdout.from, head.len() as u64);
+        assert_eq!(accepted.stdout.missed, 0);
+        let mut tail = Vec::new();
+        let mut stdout = session.stdout;
+        stdout.read_to_end(&mut tail).await.unwrap();
+        assert_eq!(session.exit.await.unwrap(), 0);
+        let joined = [head, tail].concat();
+        assert_eq!(joined.len(), whole.len(), "nothing lost or duplicated");
+        assert!(joined == whole, "the output is exact");
+
+        let (_, session) = link.rig.docker.attach_process(&attach(0)).await.unwrap();
+        let mut all = Vec::new();
+        let mut stdout = session.stdout;
+        stdout.read_to_end(&mut all).await.unwrap();
+        assert!(all == whole, "the replay after the end is exact");
+        assert_eq!(session.exit.await.unwrap(), 0);
+        let remove = ProcessRemove { id: process };
+        link.rig.docker.query(&remove).await.unwrap();
+        report(
+            "a detached seq, reattached through a cut",
+            started.elapsed(),
+            &link.relay.stats(),
+        );
+        assert_faults(&link.relay.stats());
+    });
+}
+
+/// A followed detached process (issue 15) whose connection dies in the
+/// middle: the link is cut until the QUIC idle timeout (2 s) ends the
+/// connection, and `follow_process` dials again through the restored relay
+/// and goes on from the offsets it had: every byte of `seq 1 200000` once,
+/// and the exit code.
+#[test]
+fn a_followed_detached_process_reconnects_after_its_connection_dies_and_is_exact() {
+    block_on(Duration::from_secs(120), async {
+        let options = QuicOptions::default()
+            .with_congestion(Congestion::Bbr)
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), lossy(), &options).await;
+        let started = Instant::now();
+        let id = link.rig.sleeper().await;
+        let cmd = ["sh", "-c", "seq 1 100000; sleep 6; seq 100001 200000"];
+        let mut start = ProcessStart::new(&id, cmd);
+        start.buffer = Some(8 << 20);
+        let process = link.rig.docker.query(&start).await.unwrap().id;
+        let whole: Vec<u8> = (1..=200_000u32)
+            .flat_map(|n| format!("{n}\n").into_bytes())
+            .collect();
+        let first_half = whole.len() / 2;
+        let mut got = Vec::new();
+        let mut cut = false;
+        let mut dials = 0u32;
+        let connect = |failures: u32| {
+            dials += 1;
+            let link = &link;
+            async move {
+                if failures == 0 && dials == 1 {
+                    return Ok(link.rig.docker.clone());
+                }
+                // The connection died: the link comes back, and the
+                // client dials again after a pause.
+                link.relay.restore();
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                let again = QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire")
+                    .await
+                    .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+                Ok(DockerClient::new(Client::new(
+                    Arc::new(again),
+                    Rt::Tokio.spawner(),
+                    limits(),
+                )))
+            }
+        };
+        let each = |item: ProcessLogItem| {
+            if let ProcessLogItem::Output { data, .. } = item {
+                got.extend_from_slice(&data.to_bytes().unwrap());
+            }
+            if !cut && got.len() >= first_half / 2 {
+                cut = true;
+                link.relay.cut();
+            }
+        };
+        let code = dockwire_docker::follow_process(connect, &process, each)
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0));
+        assert!(cut, "the link was cut");
+        assert!(dials >= 2, "the client dialed again ({dials})");
+        assert_eq!(got.len(), whole.len(), "nothing lost or duplicated");
+        assert!(got == whole, "the output is exact");
+        let stats = link.relay.stats();
+        assert!(stats.to_client.cut > 0, "nothing was cut\n{stats}");
+        report(
+            &format!("a followed detached seq across a dead connection, {dials} dials"),
+            started.elapsed(),
+            &stats,
+        );
+    });
+}
+
 #[test]
 fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation() {
     block_on(Duration::from_secs(100), async {

@@ -1,0 +1,462 @@
+//! `process/*`: detached processes. `process/start` starts an exec as
+//! `container/exec` does (its guard, its journal record), answers at once
+//! with a fresh id, and leaves a task of its own pumping the exec's
+//! output into the process's buffer until it ends; the others find the
+//! process among the caller's ([`crate::processes`]) and list, wait for,
+//! signal, read, attach to or remove it.
+//!
+//! A running process holds its container as a running call does (its
+//! idle timeout does not pass), and ends when its container goes: its
+//! output ends, and it is `lost` (no exit code to tell).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use dockwire_core::{CallError, ServerEvent};
+use dockwire_service::{RawIo, RawOutput};
+use futures::future::{self, Either};
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::access::Caller;
+use crate::catalog::*;
+use crate::engine::{Engine, exec_exit};
+use crate::error::{self, invalid_input};
+use crate::exec::{self, ExecGuard};
+use crate::processes::{End, NewProcess, Process, ProcessStdin};
+use crate::signal;
+use crate::stdio::{self, exit_code_i32};
+
+/// Call numbers for running processes' hold on their containers (see
+/// [`crate::lifetime`]): from the top half, apart from calls' own.
+static HOLDS: AtomicU64 = AtomicU64::new(1 << 63);
+
+/// The longest tag a process may have: a label, not a store.
+const MAX_TAG: usize = 256;
+
+/// `process/start`.
+pub(crate) async fn start(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessStart,
+) -> Result<ProcessStarted, CallError> {
+    if i.cmd.is_empty() {
+        return Err(invalid_input("`cmd` is empty"));
+    }
+    if i.tag.as_ref().is_some_and(|t| t.len() > MAX_TAG) {
+        return Err(invalid_input(format!(
+            "`tag` is longer than {MAX_TAG} bytes"
+        )));
+    }
+    let slot = engine.processes.reserve(&caller, i.buffer)?;
+    let (docker, container) = engine.container(&caller, &i.container).await?;
+    let input = ExecInput {
+        id: container.clone(),
+        cmd: i.cmd.clone(),
+        env: i.env.clone(),
+        workdir: i.workdir.clone(),
+        user: i.user.clone(),
+        tty: i.tty,
+        stdin: i.stdin,
+    };
+    let (started, guard) = exec::start(&docker, &input, i.stdin, &engine.config).await?;
+    let guard = Arc::new(guard);
+    let process = engine.processes.register(
+        slot,
+        NewProcess {
+            tag: i.tag.clone(),
+            container_shown: i.container.clone(),
+            cmd: i.cmd,
+            tty: i.tty,
+        },
+    )?;
+    let stdin = i.stdin.then_some(started.stdin);
+    process.started(stdin, guard.clone());
+    // The container is held while the process runs.
+    let hold = HOLDS.fetch_add(1, Ordering::Relaxed);
+    engine.lifetimes.begin_call(hold);
+    engine.lifetimes.touch(hold, &container);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        engine.lifetimes.end_call(hold);
+        engine.processes.discard(&process.id);
+        process.kill();
+        return Err(CallError::new(
+            dockwire_core::ErrorCode::INTERNAL,
+            "no runtime to keep a detached process on",
+        ));
+    };
+    let pumped = process.clone();
+    drop(runtime.spawn(async move {
+        pump(&pumped, started.output, &docker, &container, &guard).await;
+        engine.lifetimes.end_call(hold);
+    }));
+    Ok(ProcessStarted {
+        id: process.id.clone(),
+        tag: i.tag,
+    })
+}
+
+/// Moves the exec's output into the process's buffer until it ends, then
+/// records how it ended.
+async fn pump(
+    process: &Process,
+    mut output: stdio::Output,
+    docker: &bollard::Docker,
+    container: &str,
+    guard: &ExecGuard,
+) {
+    let mut failed = None;
+    while let Some(item) = output.next().await {
+        match item {
+            Ok(item) => {
+                let (stream, bytes) = stdio::split_output(item);
+                process.push(stream, &bytes);
+            }
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let exit = exec_exit(docker, &guard.exec_id).await;
+    // The engine still tells an exit code (126) for an exec whose
+    // container was stopped or removed under it: that is no exit of the
+    // process's own.
+    let container_running = docker
+        .inspect_container(
+            container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .map(|info| info.state.and_then(|s| s.running) == Some(true));
+    let container_gone = match container_running {
+        Ok(running) => !running,
+        Err(e) => error::container(e).code == CONTAINER_NOT_FOUND,
+    };
+    let end = match exit {
+        _ if container_gone => End::Lost("its container stopped or was removed".into()),
+        Ok(code) => End::Exited(code),
+        Err(e) => End::Lost(failed.unwrap_or(e.message)),
+    };
+    if let End::Lost(why) = &end {
+        tracing::info!(process = %process.id, "a detached process was lost: {why}");
+    }
+    process.finish(end);
+}
+
+/// `process/list`.
+pub(crate) async fn list(
+    engine: Arc<Engine>,
+    caller: Caller,
+    _: ProcessList,
+) -> Result<Vec<ProcessInfo>, CallError> {
+    Ok(engine
+        .processes
+        .list(&caller)
+        .iter()
+        .map(|p| p.info())
+        .collect())
+}
+
+/// `process/wait`: its exit code, once it has ended.
+pub(crate) async fn wait(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessWait,
+) -> Result<ProcessExited, CallError> {
+    let process = engine.processes.find(&caller, &i.id)?;
+    let mut changes = process.watch();
+    loop {
+        changes.borrow_and_update();
+        match process.end() {
+            Some(end) => {
+                return exit_of(&process.id, end).map(|exit_code| ProcessExited { exit_code });
+            }
+            None => {
+                if changes.changed().await.is_err() {
+                    return Err(lost(&process.id, "gone"));
+                }
+            }
+        }
+    }
+}
+
+/// `process/signal`.
+pub(crate) async fn signal(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessSignal,
+) -> Result<Done, CallError> {
+    let process = engine.processes.find(&caller, &i.id)?;
+    let Some(sig) = signal::parse(&i.signal) else {
+        return Err(invalid_input(format!("unknown signal {:?}", i.signal)));
+    };
+    let Some(control) = process.control() else {
+        return Err(CallError::new(
+            CONFLICT,
+            format!("process {} is not running", process.id),
+        ));
+    };
+    if sig == rustix::process::Signal::KILL {
+        process.kill();
+    } else {
+        control.signal(&i.signal).await;
+    }
+    Ok(Done {})
+}
+
+/// `process/remove`: kills it first if it runs.
+pub(crate) async fn remove(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessRemove,
+) -> Result<Done, CallError> {
+    engine.processes.remove(&caller, &i.id)?;
+    Ok(Done {})
+}
+
+/// `process/logs`: the held output of both streams from the offsets
+/// asked, stdout's and stderr's items interleaved as read; with `follow`,
+/// then the live output; the end last once the process has ended.
+pub(crate) fn logs(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessLogs,
+) -> impl Stream<Item = Result<ProcessLogItem, CallError>> + Send + 'static {
+    let found = engine.processes.find(&caller, &i.id);
+    let from = [i.stdout_from.unwrap_or(0), i.stderr_from.unwrap_or(0)];
+    let state = found.map(|process| (process.watch(), process, from, false));
+    futures::stream::unfold(Some(state), move |state| async move {
+        let (mut changes, process, mut from, done) = match state? {
+            Ok(state) => state,
+            Err(e) => return Some((vec![Err(e)], None)),
+        };
+        if done {
+            return None;
+        }
+        loop {
+            changes.borrow_and_update();
+            let mut items = Vec::new();
+            let mut ended = false;
+            for (slot, stream) in [StreamName::Stdout, StreamName::Stderr]
+                .into_iter()
+                .enumerate()
+            {
+                let (at, chunks, end) = process.read(stream, from[slot]);
+                ended = end;
+                let mut offset = at;
+                for chunk in chunks {
+                    let len = chunk.len() as u64;
+                    items.push(Ok(ProcessLogItem::Output {
+                        stream,
+                        offset,
+                        data: Data::from_bytes(&chunk),
+                    }));
+                    offset += len;
+                }
+                from[slot] = offset;
+            }
+            if !items.is_empty() {
+                return Some((items, Some(Ok((changes, process, from, false)))));
+            }
+            if ended {
+                let exit_code = match process.end() {
+                    Some(End::Exited(code)) => Some(code),
+                    _ => None,
+                };
+                let end = ProcessLogItem::End {
+                    exit_code,
+                    terminal: true,
+                };
+                return Some((vec![Ok(end)], Some(Ok((changes, process, from, true)))));
+            }
+            if !i.follow || changes.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .flat_map(futures::stream::iter)
+}
+
+/// `process/attach`: the replay from the offsets asked, then live output,
+/// then the exit code; stdin (when held), resize and signal in.
+pub(crate) async fn attach(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: ProcessAttach,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let process = engine.processes.find(&caller, &i.id)?;
+    let mut held = match i.stdin {
+        true => Some(StdinHold {
+            process: process.clone(),
+            stdin: Some(process.take_stdin()?),
+        }),
+        false => None,
+    };
+    let asked = match i.from {
+        AttachFrom::Oldest(_) => [None, None],
+        AttachFrom::Offset(n) => [Some(n), Some(n)],
+        AttachFrom::Streams { stdout, stderr } => [Some(stdout), Some(stderr)],
+    };
+    let mut from = [0u64; 2];
+    let mut starts = [ReplayStart { from: 0, missed: 0 }; 2];
+    for (slot, stream) in [StreamName::Stdout, StreamName::Stderr]
+        .into_iter()
+        .enumerate()
+    {
+        let oldest = process.offsets(stream).oldest;
+        let start = asked[slot].map_or(oldest, |a| a.max(oldest));
+        from[slot] = start;
+        starts[slot] = ReplayStart {
+            from: start,
+            missed: asked[slot].map_or(0, |a| start - a),
+        };
+    }
+    let (mut input, mut out) = io.split();
+    let accepted = ProcessAttached {
+        id: process.id.clone(),
+        tty: process.tty,
+        stdin: held.is_some(),
+        stdout: starts[0],
+        stderr: starts[1],
+    };
+    out.accept(serde_json::to_value(&accepted).expect("a struct serializes"))
+        .await?;
+    let forward_out = replay_then_follow(&process, from, &mut out);
+    let tty = process.tty;
+    let forward_in = async {
+        while let Some(event) = input.next().await {
+            match event {
+                // Writes fail once the process has closed its stdin or
+                // ended; the rest of the input has nowhere to go.
+                ServerEvent::Stdin(bytes) => {
+                    let Some(hold) = held.as_mut() else { continue };
+                    if let Some(stdin) = hold.stdin.as_mut() {
+                        if stdin.write_all(&bytes).await.is_err() {
+                            hold.stdin = None;
+                        }
+                    }
+                }
+                // An in-band ^D on a terminal; a shutdown otherwise, after
+                // which no later attacher gets stdin.
+                ServerEvent::StdinClosed => {
+                    let Some(hold) = held.as_mut() else { continue };
+                    if let Some(stdin) = hold.stdin.as_mut() {
+                        match tty {
+                            true => {
+                                let _ = stdin.write_all(b"\x04").await;
+                            }
+                            false => {
+                                let _ = stdin.shutdown().await;
+                                hold.stdin = None;
+                            }
+                        }
+                    }
+                }
+                ServerEvent::Resize { cols, rows } => {
+                    if let Some(control) = process.control() {
+                        control.resize(cols, rows).await;
+                    }
+                }
+                ServerEvent::Signal(name) => {
+                    if let Some(control) = process.control() {
+                        control.signal(&name).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        future::pending::<()>().await
+    };
+    futures::pin_mut!(forward_out, forward_in);
+    match future::select(forward_out, forward_in).await {
+        Either::Left((result, _)) => result?,
+        Either::Right(((), _)) => {}
+    }
+    let end = process.end().unwrap_or(End::Lost("gone".into()));
+    exit_of(&process.id, end).map(exit_code_i32)
+}
+
+/// Sends `process`'s output from `from` (per stream) on, held then live,
+/// until it has ended and all is sent.
+async fn replay_then_follow(
+    process: &Process,
+    mut from: [u64; 2],
+    out: &mut RawOutput,
+) -> Result<(), CallError> {
+    let mut changes = process.watch();
+    loop {
+        changes.borrow_and_update();
+        let mut sent = false;
+        let mut ended = true;
+        for (slot, stream) in [StreamName::Stdout, StreamName::Stderr]
+            .into_iter()
+            .enumerate()
+        {
+            let (at, chunks, end) = process.read(stream, from[slot]);
+            ended &= end;
+            if at > from[slot] {
+                tracing::warn!(
+                    process = %process.id,
+                    skipped = at - from[slot],
+                    "an attacher fell behind the process's buffer"
+                );
+            }
+            let mut offset = at;
+            for chunk in chunks {
+                offset += chunk.len() as u64;
+                send(out, stream, chunk).await?;
+                sent = true;
+            }
+            from[slot] = offset;
+        }
+        if sent {
+            continue;
+        }
+        if ended {
+            return Ok(());
+        }
+        if changes.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn send(out: &mut RawOutput, stream: StreamName, bytes: Bytes) -> Result<(), CallError> {
+    match stream {
+        StreamName::Stdout => out.stdout(bytes).await?,
+        StreamName::Stderr => out.stderr(bytes).await?,
+    }
+    Ok(())
+}
+
+/// An attacher's hold on the process's stdin, given back when it ends.
+struct StdinHold {
+    process: Arc<Process>,
+    stdin: Option<ProcessStdin>,
+}
+
+impl Drop for StdinHold {
+    fn drop(&mut self) {
+        if let Some(stdin) = self.stdin.take() {
+            self.process.return_stdin(stdin);
+        }
+    }
+}
+
+/// A process's exit code, or the error of one lost.
+fn exit_of(id: &str, end: End) -> Result<i64, CallError> {
+    match end {
+        End::Exited(code) => Ok(code),
+        End::Lost(why) => Err(lost(id, &why)),
+    }
+}
+
+fn lost(id: &str, why: &str) -> CallError {
+    CallError::new(
+        DOCKER_ERROR,
+        format!("process {id} ended with no exit code: {why}"),
+    )
+}

@@ -1,0 +1,482 @@
+//! Detached processes (`process/*`): the registry of one server's, each
+//! with its owner, its output buffer ([`crate::output_buffer`]), its end,
+//! its stdin for the one attacher holding it, and the control that signals
+//! and kills it. The handlers are in `process.rs`; this is what they
+//! share, kept by the engine handle.
+//!
+//! A process belongs to the peer that started it, by the same owner as
+//! its containers ([`Caller::owner`]): a `user` finds only its own, and
+//! another's id answers exactly as an unknown one does; an admin finds
+//! every peer's. The registry is bounded: a process keeps at most the
+//! operator's buffer cap ([`Config::process_buffer_max`]), and a peer has
+//! at most [`Config::max_processes`] processes remembered (running, or
+//! ended and not yet removed), so that no peer can grow the server's
+//! memory without bound.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use dockwire_core::{CallError, ErrorCode};
+use futures::future::BoxFuture;
+
+use crate::access::{Caller, forbidden};
+use crate::catalog::{
+    CONFLICT, DEFAULT_PROCESS_BUFFER, ProcessInfo, ProcessState, StreamName, StreamOffsets,
+};
+use crate::config::Config;
+use crate::error::invalid_input;
+use crate::output_buffer::OutputBuffer;
+
+/// A process's stdin, towards the engine.
+pub(crate) type ProcessStdin = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// What reaches a running process: its signals, its terminal's size, and
+/// its kill.
+pub(crate) trait ProcessControl: Send + Sync {
+    /// Delivers the signal `name` to its top process (an unknown or
+    /// undeliverable one is logged and dropped).
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()>;
+    /// Resizes its terminal.
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()>;
+    /// Kills it and everything it started, in the background.
+    fn kill(&self);
+    /// It has ended and its exit code is known: nothing to kill any more.
+    fn ended(&self);
+}
+
+/// How a process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// With this exit code.
+    Exited(i64),
+    /// With no exit code to tell (its container removed, the engine lost
+    /// it), and why.
+    Lost(String),
+}
+
+/// One detached process.
+pub(crate) struct Process {
+    pub(crate) id: String,
+    /// Its starter's owner.
+    pub(crate) owner: String,
+    pub(crate) tag: Option<String>,
+    /// Its container as the start named it.
+    pub(crate) container_shown: String,
+    pub(crate) cmd: Vec<String>,
+    pub(crate) tty: bool,
+    pub(crate) budget: u64,
+    pub(crate) started: String,
+    state: Mutex<State>,
+    changed: tokio::sync::watch::Sender<u64>,
+    stdin: Mutex<Option<ProcessStdin>>,
+    control: Mutex<Option<Arc<dyn ProcessControl>>>,
+}
+
+struct State {
+    output: OutputBuffer,
+    end: Option<End>,
+}
+
+/// What a process is started as, before it has an id.
+pub(crate) struct NewProcess {
+    pub(crate) tag: Option<String>,
+    pub(crate) container_shown: String,
+    pub(crate) cmd: Vec<String>,
+    pub(crate) tty: bool,
+}
+
+impl Process {
+    /// Appends output and wakes its readers.
+    pub(crate) fn push(&self, stream: StreamName, bytes: &[u8]) {
+        self.lock().output.push(stream, bytes);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Records its end (the first one told), lets its control go, and
+    /// wakes its readers.
+    pub(crate) fn finish(&self, end: End) {
+        {
+            let mut state = self.lock();
+            if state.end.is_none() {
+                state.end = Some(end);
+            }
+        }
+        let control = self
+            .control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(control) = control {
+            control.ended();
+        }
+        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// How it ended, once it has.
+    pub(crate) fn end(&self) -> Option<End> {
+        self.lock().end.clone()
+    }
+
+    /// Its held output of `stream` from `from` on (see
+    /// [`OutputBuffer::read`]), and whether it has ended (read before the
+    /// output: an ended process has nothing more after it).
+    pub(crate) fn read(&self, stream: StreamName, from: u64) -> (u64, Vec<Bytes>, bool) {
+        let state = self.lock();
+        let (at, chunks) = state.output.read(stream, from);
+        (at, chunks, state.end.is_some())
+    }
+
+    /// The offsets of `stream`.
+    pub(crate) fn offsets(&self, stream: StreamName) -> StreamOffsets {
+        self.lock().output.offsets(stream)
+    }
+
+    /// A watch that changes whenever output or the end arrives.
+    pub(crate) fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Its stdin, for one attacher: refused while another holds it, and
+    /// when the process has none (started without `stdin`, or ended).
+    pub(crate) fn take_stdin(&self) -> Result<ProcessStdin, CallError> {
+        self.stdin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                CallError::new(
+                    CONFLICT,
+                    format!(
+                        "process {} has no stdin to give: another attacher holds it, or it was \
+                         started without stdin, or it has ended",
+                        self.id
+                    ),
+                )
+            })
+    }
+
+    /// Gives stdin back after an attach, for the next one (unless the
+    /// process has ended since).
+    pub(crate) fn return_stdin(&self, stdin: ProcessStdin) {
+        if self.end().is_none() {
+            *self.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some(stdin);
+        }
+    }
+
+    /// Its control, while it runs.
+    pub(crate) fn control(&self) -> Option<Arc<dyn ProcessControl>> {
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Gives it its stdin and control, once started.
+    pub(crate) fn started(&self, stdin: Option<ProcessStdin>, control: Arc<dyn ProcessControl>) {
+        *self.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdin;
+        *self.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+    }
+
+    /// Kills it if it runs, and forgets its control.
+    pub(crate) fn kill(&self) {
+        let control = self
+            .control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(control) = control {
+            control.kill();
+        }
+    }
+
+    /// As `process/list` shows it.
+    pub(crate) fn info(&self) -> ProcessInfo {
+        let state = self.lock();
+        let (state_name, exit_code, error) = match &state.end {
+            None => (ProcessState::Running, None, None),
+            Some(End::Exited(code)) => (ProcessState::Exited, Some(*code), None),
+            Some(End::Lost(why)) => (ProcessState::Lost, None, Some(why.clone())),
+        };
+        ProcessInfo {
+            id: self.id.clone(),
+            tag: self.tag.clone(),
+            container: self.container_shown.clone(),
+            cmd: self.cmd.clone(),
+            tty: self.tty,
+            state: state_name,
+            exit_code,
+            error,
+            stdout: state.output.offsets(StreamName::Stdout),
+            stderr: state.output.offsets(StreamName::Stderr),
+            buffer: self.budget,
+            started: self.started.clone(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One server's detached processes.
+pub(crate) struct Processes {
+    buffer_max: u64,
+    max_per_peer: usize,
+    state: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    processes: HashMap<String, Arc<Process>>,
+    /// Starts under way, per owner: counted against the cap.
+    starting: HashMap<String, usize>,
+}
+
+/// A place for one process of an owner's, held while it starts.
+pub(crate) struct Slot<'a> {
+    processes: &'a Processes,
+    owner: String,
+    /// The buffer the process gets.
+    pub(crate) budget: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut registry = self.processes.lock();
+        if let Some(n) = registry.starting.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                registry.starting.remove(&self.owner);
+            }
+        }
+    }
+}
+
+impl Processes {
+    pub(crate) fn new(config: &Config) -> Self {
+        Processes {
+            buffer_max: config.process_buffer_max,
+            max_per_peer: config.max_processes,
+            state: Mutex::new(Registry::default()),
+        }
+    }
+
+    /// A place for one more of `caller`'s processes, with a buffer of
+    /// `asked` bytes (or the default): refused above the operator's caps,
+    /// before anything starts.
+    pub(crate) fn reserve(
+        &self,
+        caller: &Caller,
+        asked: Option<u64>,
+    ) -> Result<Slot<'_>, CallError> {
+        let budget = asked.unwrap_or(DEFAULT_PROCESS_BUFFER.min(self.buffer_max));
+        if budget == 0 {
+            return Err(invalid_input("`buffer` must be at least one byte"));
+        }
+        if budget > self.buffer_max {
+            return Err(forbidden(format!(
+                "a buffer of {budget} bytes is above this server's cap of {} \
+                 (serve --process-buffer-max)",
+                self.buffer_max
+            )));
+        }
+        let mut registry = self.lock();
+        let held = registry
+            .processes
+            .values()
+            .filter(|p| p.owner == caller.owner)
+            .count();
+        let starting = registry.starting.get(&caller.owner).copied().unwrap_or(0);
+        if held + starting >= self.max_per_peer {
+            return Err(forbidden(format!(
+                "{} processes are the most a peer may have on this server (serve \
+                 --max-processes); remove ended ones with process/remove",
+                self.max_per_peer
+            )));
+        }
+        *registry.starting.entry(caller.owner.clone()).or_default() += 1;
+        Ok(Slot {
+            processes: self,
+            owner: caller.owner.clone(),
+            budget,
+        })
+    }
+
+    /// Registers a process made in `slot`, with a fresh id.
+    pub(crate) fn register(
+        &self,
+        slot: Slot<'_>,
+        new: NewProcess,
+    ) -> Result<Arc<Process>, CallError> {
+        let id = fresh_id()?;
+        let process = Arc::new(Process {
+            id: id.clone(),
+            owner: slot.owner.clone(),
+            tag: new.tag,
+            container_shown: new.container_shown,
+            cmd: new.cmd,
+            tty: new.tty,
+            budget: slot.budget,
+            started: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            state: Mutex::new(State {
+                output: OutputBuffer::new(usize::try_from(slot.budget).unwrap_or(usize::MAX)),
+                end: None,
+            }),
+            changed: tokio::sync::watch::channel(0).0,
+            stdin: Mutex::new(None),
+            control: Mutex::new(None),
+        });
+        self.lock().processes.insert(id, process.clone());
+        drop(slot);
+        Ok(process)
+    }
+
+    /// The process `id`, if `caller` may see it: its own, or any for an
+    /// admin. Another's answers as a missing one does.
+    pub(crate) fn find(&self, caller: &Caller, id: &str) -> Result<Arc<Process>, CallError> {
+        self.lock()
+            .processes
+            .get(id)
+            .filter(|p| caller.is_admin() || p.owner == caller.owner)
+            .cloned()
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// The processes `caller` may see, oldest first.
+    pub(crate) fn list(&self, caller: &Caller) -> Vec<Arc<Process>> {
+        let mut mine: Vec<Arc<Process>> = self
+            .lock()
+            .processes
+            .values()
+            .filter(|p| caller.is_admin() || p.owner == caller.owner)
+            .cloned()
+            .collect();
+        mine.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
+        mine
+    }
+
+    /// Forgets the process `id` (as [`find`](Self::find) finds it),
+    /// killing it first if it runs.
+    pub(crate) fn remove(&self, caller: &Caller, id: &str) -> Result<(), CallError> {
+        let process = self.find(caller, id)?;
+        self.lock().processes.remove(id);
+        process.kill();
+        process.finish(End::Lost("removed".into()));
+        Ok(())
+    }
+
+    /// Drops a process that never started.
+    pub(crate) fn discard(&self, id: &str) {
+        self.lock().processes.remove(id);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What an unknown process, or another peer's, answers.
+pub(crate) fn not_found(id: &str) -> CallError {
+    CallError::new(ErrorCode::NOT_FOUND, format!("No such process: {id}"))
+}
+
+/// A new process id: `p-` and 128 random bits in hex.
+fn fresh_id() -> Result<String, CallError> {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
+        CallError::new(
+            ErrorCode::INTERNAL,
+            "the system's random source failed: no process id",
+        )
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("p-{hex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processes(buffer_max: u64, max: usize) -> Processes {
+        let config = Config::from_env()
+            .with_process_buffer_max(buffer_max)
+            .with_max_processes(max);
+        Processes::new(&config)
+    }
+
+    fn new_process() -> NewProcess {
+        NewProcess {
+            tag: None,
+            container_shown: "c".into(),
+            cmd: vec!["true".into()],
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn another_users_process_answers_as_a_missing_one() {
+        let registry = processes(1 << 20, 4);
+        let alice = Caller::test_user("alice");
+        let bob = Caller::test_user("bob");
+        let slot = registry.reserve(&alice, None).unwrap();
+        let p = registry.register(slot, new_process()).unwrap();
+        assert!(p.id.starts_with("p-") && p.id.len() == 34, "{}", p.id);
+        assert!(registry.find(&alice, &p.id).is_ok());
+        let Err(theirs) = registry.find(&bob, &p.id) else {
+            panic!("found")
+        };
+        let Err(missing) = registry.find(&bob, "p-00000000000000000000000000000000") else {
+            panic!("found")
+        };
+        assert_eq!(theirs.code, ErrorCode::NOT_FOUND);
+        assert_eq!(
+            theirs.message.replace(&p.id, "ID"),
+            missing
+                .message
+                .replace("p-00000000000000000000000000000000", "ID")
+        );
+        assert!(registry.list(&bob).is_empty());
+        assert!(registry.remove(&bob, &p.id).is_err());
+        assert!(
+            registry
+                .find(&Caller::test_as(crate::Role::Admin), &p.id)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_buffer_above_the_cap_and_a_process_above_the_count_are_refused() {
+        let registry = processes(1000, 2);
+        let alice = Caller::test_user("alice");
+        let Err(refused) = registry.reserve(&alice, Some(1001)) else {
+            panic!("above the cap")
+        };
+        assert_eq!(refused.code, ErrorCode::FORBIDDEN);
+        assert!(refused.message.contains("--process-buffer-max"));
+        assert_eq!(registry.reserve(&alice, None).unwrap().budget, 1000);
+        let one = registry.reserve(&alice, Some(10)).unwrap();
+        let _two = registry.reserve(&alice, Some(10)).unwrap();
+        let Err(third) = registry.reserve(&alice, Some(10)) else {
+            panic!("above the count")
+        };
+        assert!(
+            third.message.contains("--max-processes"),
+            "{}",
+            third.message
+        );
+        // Another peer has its own count.
+        assert!(registry.reserve(&Caller::test_user("bob"), None).is_ok());
+        // A registered one still counts; a removed one no longer does.
+        let p = registry.register(one, new_process()).unwrap();
+        assert!(registry.reserve(&alice, None).is_err());
+        registry.remove(&alice, &p.id).unwrap();
+        assert!(registry.reserve(&alice, None).is_ok());
+        // Forgotten: nothing of the registry's holds it (its buffer goes
+        // with the last reader).
+        assert_eq!(Arc::strong_count(&p), 1);
+    }
+}

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::access::Roles;
+use crate::dialect::Dialect;
 use crate::ownership::OwnerKey;
 use crate::policy::Policy;
 
@@ -121,6 +122,9 @@ pub struct Config {
     /// The server's own labels (`serve --label`), which `system/resources`
     /// reports for placement constraints.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The engine's dialect, as the operator set it (`serve --engine`);
+    /// `None`: learned from the engine's `/version` on first need.
+    pub engine: Option<Dialect>,
 }
 
 /// The operator's default and maximum of one lifetime (`ttl` or idle
@@ -182,6 +186,7 @@ impl Config {
             policy: Policy::default(),
             user_runtime: None,
             labels: Default::default(),
+            engine: None,
         }
     }
 
@@ -303,6 +308,13 @@ impl Config {
     /// whatever the caller asks; the engine must have it.
     pub fn with_user_runtime(mut self, runtime: impl Into<String>) -> Self {
         self.user_runtime = Some(runtime.into());
+        self
+    }
+
+    /// Takes the engine for `dialect` without asking it (`serve
+    /// --engine`).
+    pub fn with_engine(mut self, dialect: Dialect) -> Self {
+        self.engine = Some(dialect);
         self
     }
 }

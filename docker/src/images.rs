@@ -31,10 +31,17 @@ pub(crate) async fn list(
         filters: (!i.filters.is_empty()).then_some(i.filters),
         ..Default::default()
     };
-    docker
+    let mut images = docker
         .list_images(Some(options))
         .await
-        .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| engine_error(Subject::Image, e))?;
+    let dialect = engine.dialect(&docker).await?;
+    for image in &mut images {
+        for tag in &mut image.repo_tags {
+            *tag = dialect.image_tag(tag);
+        }
+    }
+    Ok(images)
 }
 
 /// `image/inspect`.
@@ -44,10 +51,15 @@ pub(crate) async fn inspect(
     ImageInspect(i): ImageInspect,
 ) -> Result<ImageDetails, CallError> {
     let docker = engine.docker().await?;
-    docker
+    let mut image = docker
         .inspect_image(&i.image)
         .await
-        .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| engine_error(Subject::Image, e))?;
+    let dialect = engine.dialect(&docker).await?;
+    for tag in image.repo_tags.iter_mut().flatten() {
+        *tag = dialect.image_tag(tag);
+    }
+    Ok(image)
 }
 
 /// `image/pull`: a user's only from the registries it may pull from
@@ -75,10 +87,15 @@ pub(crate) async fn remove(
         force: i.force,
         ..Default::default()
     };
-    docker
+    let mut removed = docker
         .remove_image(&i.image, Some(options), None)
         .await
-        .map_err(|e| engine_error(Subject::Image, e))
+        .map_err(|e| engine_error(Subject::Image, e))?;
+    let dialect = engine.dialect(&docker).await?;
+    for tag in removed.iter_mut().filter_map(|r| r.untagged.as_mut()) {
+        *tag = dialect.image_tag(tag);
+    }
+    Ok(removed)
 }
 
 /// `image/pull`: progress until done; an error item from the engine ends

@@ -52,6 +52,8 @@
 
 // The catalog's types, and the errors the engine's answers become.
 pub mod catalog;
+// What differs between the engines served (Docker, Podman).
+pub mod dialect;
 mod error;
 
 // Sizes as Docker writes them.
@@ -152,6 +154,7 @@ pub mod fleet;
 pub use access::{Role, Roles};
 pub use client::{DockerClient, Items, PortStream};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
+pub use dialect::Dialect;
 pub use ownership::OwnerKey;
 pub use policy::{HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;
@@ -170,6 +173,7 @@ mod tests {
         ("config", include_str!("config.rs")),
         ("containers", include_str!("containers.rs")),
         ("create", include_str!("create.rs")),
+        ("dialect", include_str!("dialect.rs")),
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),

@@ -342,7 +342,7 @@ pub(crate) async fn session(
         docker: &started.docker,
         id: &started.guard.id,
     };
-    stdio::bridge(
+    let bridged = stdio::bridge(
         started.output,
         started.stdin,
         input,
@@ -350,8 +350,25 @@ pub(crate) async fn session(
         started.tty,
         &controls,
     )
-    .await?;
+    .await;
+    if let Err(e) = bridged {
+        // Podman resets the attach when stdin is written after the
+        // process ended: the container's own end, its code the engine's.
+        if e.code != ErrorCode::UNAVAILABLE || !stopped(&started.docker, &started.guard.id).await {
+            return Err(e);
+        }
+    }
     Ok(stdio::exit_code_i32(started.guard.finish().await?))
+}
+
+/// Whether the engine reports container `id` as no longer running.
+async fn stopped(docker: &Docker, id: &str) -> bool {
+    let info = docker
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await;
+    info.ok()
+        .and_then(|i| i.state)
+        .is_some_and(|s| s.running == Some(false))
 }
 
 /// A container's resize and signal: through the engine's API.

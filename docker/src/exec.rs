@@ -86,12 +86,17 @@ pub(crate) async fn session(
     Ok(stdio::exit_code_i32(code))
 }
 
-/// Whether the engine reports exec `exec_id` ended, with an exit code.
+/// Whether the engine reports exec `exec_id` ended, with an exit code,
+/// within a few seconds (the reset can come before the engine's state).
 async fn exec_ended(docker: &Docker, exec_id: &str) -> bool {
-    match docker.inspect_exec(exec_id).await {
-        Ok(info) => info.running == Some(false) && info.exit_code.is_some(),
-        Err(_) => false,
+    for _ in 0..100 {
+        match docker.inspect_exec(exec_id).await {
+            Ok(info) if info.running == Some(false) && info.exit_code.is_some() => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return false,
+        }
     }
+    false
 }
 
 struct Exec {

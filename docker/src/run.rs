@@ -361,14 +361,20 @@ pub(crate) async fn session(
     Ok(stdio::exit_code_i32(started.guard.finish().await?))
 }
 
-/// Whether the engine reports container `id` as no longer running.
+/// Whether the engine reports container `id` as no longer running,
+/// within a few seconds (the reset can come before the engine's state).
 async fn stopped(docker: &Docker, id: &str) -> bool {
-    let info = docker
-        .inspect_container(id, None::<q::InspectContainerOptions>)
-        .await;
-    info.ok()
-        .and_then(|i| i.state)
-        .is_some_and(|s| s.running == Some(false))
+    for _ in 0..100 {
+        let info = docker
+            .inspect_container(id, None::<q::InspectContainerOptions>)
+            .await;
+        match info.ok().and_then(|i| i.state).map(|s| s.running) {
+            Some(Some(false)) => return true,
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// A container's resize and signal: through the engine's API.

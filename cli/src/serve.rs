@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// choose runc (the engine's default) or runsc
     #[arg(long, value_name = "RUNTIME")]
     user_runtime: Option<String>,
+    /// The engine behind DOCKER_HOST: docker or podman. Default: as the
+    /// engine's /version says
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<dockwire_docker::Dialect>,
     /// Resource defaults and caps of each role
     #[command(flatten)]
     policy: crate::serve_policy::PolicyArgs,
@@ -305,6 +309,9 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     config = config
         .with_process_buffer_max(args.process_buffer_max)
         .with_max_processes(args.max_processes);
+    if let Some(dialect) = args.engine {
+        config = config.with_engine(dialect);
+    }
     let docker = DockerService::from_env_with(config);
     if let Some(runtime) = docker.missing_user_runtime().await {
         return Err(Failure::local(
@@ -315,10 +322,13 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
             ),
         ));
     }
+    if let Some(why) = docker.refused_user_runtime().await {
+        return Err(Failure::local("serve", format!("--user-runtime: {why}")));
+    }
 
     println!("dockwire serve: fingerprint {}", identity.fingerprint());
     println!("dockwire serve: state in {}", state.path().display());
-    report_engine().await;
+    report_engine(docker.dialect().await).await;
     // None of this server's calls is alive yet, and no other server with
     // its identity runs: auto-remove containers it made, and execs its
     // journal names, are leftovers of a crash.
@@ -535,12 +545,16 @@ async fn recheck_trust(watch: Arc<TrustWatch>) {
 
 /// Says which engine is served, or that it is not up yet (calls then fail
 /// `UNAVAILABLE` until it is).
-async fn report_engine() {
+async fn report_engine(dialect: Option<dockwire_docker::Dialect>) {
     let probe = Arc::new(DockerService::from_env());
     let client = DockerClient::new(Tokio::current().duplex_client(probe, Limits::default()));
+    let name = match dialect {
+        Some(dockwire_docker::Dialect::Podman) => "Podman",
+        _ => "Docker",
+    };
     match client.query(&Version {}).await {
         Ok(v) => println!(
-            "dockwire serve: engine Docker {} (API {})",
+            "dockwire serve: engine {name} {} (API {})",
             v.version.unwrap_or_default(),
             v.api_version.unwrap_or_default()
         ),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::gauge;
 use common::*;
 use dockwire_tests::Prng;
+use dockwire_tests::docker::{NO_RUNTIME_PER_CONTAINER, on_podman, skipped_on_podman};
 use dockwire_tests::user_networks::UserNetworks;
 
 /// `[verb args…, cmd…]`.
@@ -59,12 +60,16 @@ fn run_and_exec_exit_with_the_codes_docker_gives() {
         let run = rig
             .admin
             .run(&with(&["run", "--rm", "--name", &ours, IMAGE], cmd));
-        assert_eq!(
-            docker_run.code(),
-            run_code,
-            "docker changed: {}",
-            docker_run.dump()
-        );
+        // The docker CLI's `run --rm` reads the code from
+        // `wait?condition=removed`, which Podman always answers 0.
+        if !on_podman() {
+            assert_eq!(
+                docker_run.code(),
+                run_code,
+                "docker changed: {}",
+                docker_run.dump()
+            );
+        }
         assert_eq!(run.code(), run_code, "{}", run.dump());
         match unstartable {
             // Not the process's code: dockwire says why, on one line.
@@ -87,6 +92,12 @@ fn run_and_exec_exit_with_the_codes_docker_gives() {
 
         let docker_exec = docker(&with(&["exec", &sleeper], cmd));
         let exec = rig.admin.run(&with(&["exec", &sleeper], cmd));
+        // Podman says 127 for a command it cannot find (Docker 126): the
+        // docker CLI's code on the same engine is the reference.
+        let exec_code = match on_podman() && unstartable {
+            true => docker_exec.code(),
+            false => exec_code,
+        };
         assert_eq!(
             docker_exec.code(),
             exec_code,
@@ -145,7 +156,11 @@ fn run_exits_137_when_its_container_is_killed() {
         );
         docker(&["kill", name]).ok();
     }
-    assert_eq!(docker_run.finish(LIMIT).code(), 137);
+    let docker_code = docker_run.finish(LIMIT).code();
+    // Podman answers the docker CLI's `wait?condition=removed` with 0.
+    if !on_podman() {
+        assert_eq!(docker_code, 137);
+    }
     let run = run.finish(LIMIT);
     assert_eq!(run.code(), 137, "{}", run.dump());
     eventually(
@@ -165,15 +180,28 @@ fn a_process_that_leaves_stdin_unread_still_gives_its_exit_code() {
     // More than the transports buffer: the process ends, and the server
     // with it stops reading, while the client still has stdin to send.
     let input = Prng(0x0123_4567).bytes(8 * 1024 * 1024).to_vec();
-    for cmd in [&["true"][..], &["sh", "-c", "exit 3"]] {
+    for (cmd, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 3"], 3)] {
+        let exec = rig.admin.run_in(&with(&["exec", "-i", &c], cmd), &input);
+        // Podman resets the connection of the docker CLI as of dockwire's
+        // server (the CLI then fails 1), and writes that reset into the
+        // exec's stderr: the process's code is the reference there.
+        if on_podman() {
+            assert_eq!(exec.code(), code, "{}", exec.dump());
+            continue;
+        }
         let theirs = run_with(
             Command::new(docker_cli()).args(with(&["exec", "-i", &c], cmd)),
             Some(input.clone()),
             LIMIT,
         );
-        let exec = rig.admin.run_in(&with(&["exec", "-i", &c], cmd), &input);
         assert_eq!(exec.code(), theirs.code(), "{}", exec.dump());
         assert_eq!(exec.stderr, theirs.stderr, "{}", exec.dump());
+    }
+    if skipped_on_podman(
+        "run -i: Podman's reset of the attach still fails the run UNAVAILABLE at times \
+         (about one in three here)",
+    ) {
+        return;
     }
     let n = rig.containers.name("unread-run");
     let run = rig.admin.run_in(
@@ -519,6 +547,12 @@ fn tree_listing(root: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn cp_out_under_a_new_name_lands_as_docker_cp_puts_it() {
+    if skipped_on_podman(
+        "Podman's archive of DIR/. has no ./ entries: cp CONTAINER:DIR/. NEW unpacks into \
+         NEW's parent, with dockwire as with the docker CLI",
+    ) {
+        return;
+    }
     let rig = Rig::new("cp-renamed");
     let c = rig.containers.docker_sleeper("cp-renamed");
     let script = "mkdir -p /tmp/d/sub && printf hello > /tmp/d/a && chmod 640 /tmp/d/a \
@@ -580,8 +614,20 @@ fn attach_to_an_auto_removed_container_gives_its_exit_code() {
                 Some(line.clone().into_bytes()),
                 Duration::from_secs(30),
             );
-            assert_eq!(attach.code(), code, "{}", attach.dump());
             assert_eq!(attach.out(), line, "{}", attach.dump());
+            // Podman can lose the code when it removes the container before
+            // its wait answers (it then says 0 with an error): dockwire
+            // fails the attach rather than exit 0.
+            if on_podman() && attach.code() != code {
+                assert_ne!(attach.code(), 0, "{}", attach.dump());
+                assert!(
+                    attach.err().contains("lost the exit code"),
+                    "{}",
+                    attach.dump()
+                );
+                continue;
+            }
+            assert_eq!(attach.code(), code, "{}", attach.dump());
         }
     }
 }
@@ -1212,6 +1258,9 @@ fn execs_are_marked_and_a_vanished_clients_exec_is_killed(rig: &Rig, what: &str)
 /// `inspect` shows the runtime.
 #[test]
 fn run_runtime_runsc_is_gvisor_and_serve_user_runtime_puts_users_there() {
+    if skipped_on_podman(NO_RUNTIME_PER_CONTAINER) {
+        return;
+    }
     const BANNER: &str = "Starting gVisor";
     let rig = Rig::with(
         "gvisor",
@@ -1318,6 +1367,42 @@ fn serve_refuses_a_user_runtime_the_engine_does_not_have() {
         line.contains("--user-runtime dockwire-no-such-runtime")
             && line.contains("no such runtime"),
         "{line}"
+    );
+}
+
+/// Podman runs every container under its service's runtime and ignores
+/// one asked per container: a server putting users under runsc there
+/// would leave them unsandboxed, so it does not start. `--engine podman`
+/// makes the test the same on either engine.
+#[test]
+fn serve_refuses_a_user_runtime_podman_would_ignore() {
+    engine();
+    let scratch = Scratch::new("podman-runtime");
+    let state = scratch.join("server");
+    let ran = run_with(
+        dockwire()
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(["--engine", "podman", "--user-runtime", "runsc"]),
+        None,
+        LIMIT,
+    );
+    let line = ran.failed(None);
+    assert!(
+        line.contains("--user-runtime")
+            && line.contains("cannot be chosen per container on Podman"),
+        "{line}"
+    );
+    let ran = run_with(
+        dockwire().args(["serve", "--engine", "containerd"]),
+        None,
+        LIMIT,
+    );
+    assert_ne!(ran.code(), 0, "{}", ran.dump());
+    assert!(
+        ran.err().contains("expected docker or podman"),
+        "{}",
+        ran.dump()
     );
 }
 

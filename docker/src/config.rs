@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::access::Roles;
+use crate::dialect::Dialect;
 use crate::ownership::OwnerKey;
 use crate::policy::Policy;
 
@@ -129,6 +130,9 @@ pub struct Config {
     /// The most detached processes one peer may have remembered (running,
     /// or ended and not yet removed). Default [`DEFAULT_MAX_PROCESSES`].
     pub max_processes: usize,
+    /// The engine's dialect, as the operator set it (`serve --engine`);
+    /// `None`: learned from the engine's `/version` on first need.
+    pub engine: Option<Dialect>,
 }
 
 /// The default cap on a detached process's output buffer: 8 MiB.
@@ -199,6 +203,7 @@ impl Config {
             labels: Default::default(),
             process_buffer_max: DEFAULT_PROCESS_BUFFER_MAX,
             max_processes: DEFAULT_MAX_PROCESSES,
+            engine: None,
         }
     }
 
@@ -332,6 +337,13 @@ impl Config {
     /// Caps each peer's detached processes at `count`.
     pub fn with_max_processes(mut self, count: usize) -> Self {
         self.max_processes = count;
+        self
+    }
+
+    /// Takes the engine for `dialect` without asking it (`serve
+    /// --engine`).
+    pub fn with_engine(mut self, dialect: Dialect) -> Self {
+        self.engine = Some(dialect);
         self
     }
 }

@@ -23,6 +23,7 @@ use crate::gvisor;
 use crate::hardening;
 use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::policy;
+use crate::reply::one_then_many;
 use crate::runtime;
 use crate::sandbox::restart_policy;
 use crate::stdio::split_output;
@@ -251,21 +252,23 @@ pub(crate) fn stats(
     caller: Caller,
     i: ContainerStats,
 ) -> impl Stream<Item = Result<ContainerStatsResponse, CallError>> + Send + 'static {
-    let viewer = caller.clone();
-    engine.container_stream(caller, i.id.clone(), move |docker, id| {
+    one_then_many(async move {
+        let (docker, id) = engine.container(&caller, &i.id).await?;
+        let dialect = engine.dialect(&docker).await?;
         let options = q::StatsOptions {
             stream: i.stream,
             one_shot: false,
         };
-        docker
+        Ok(docker
             .stats(&id, Some(options))
             .map_err(error::container)
-            .map_ok(move |mut stats| {
+            .map_ok(move |stats| {
+                let mut stats = dialect.stats(stats, &id);
                 if let Some(name) = &stats.name {
-                    stats.name = Some(shown(&viewer, name));
+                    stats.name = Some(shown(&caller, name));
                 }
                 stats
-            })
+            }))
     })
 }
 

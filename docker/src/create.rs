@@ -45,6 +45,11 @@ pub(crate) async fn prepare(
         }
     };
     let mut body = spec::create_body(&engine.config, caller, spec, &name, engine_auto_remove)?;
+    // An engine that ignores a runtime per container (Podman) refuses one,
+    // for admins and users alike: never a container silently unsandboxed.
+    if let Some(runtime) = body.host_config.as_ref().and_then(|h| h.runtime.as_deref()) {
+        engine.dialect(docker).await?.refuse_runtime(runtime)?;
+    }
     if caller.is_admin() {
         return Ok(Prepared { name, body });
     }

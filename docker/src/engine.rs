@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use crate::access::{Caller, Role};
 use crate::catalog::DOCKER_ERROR;
 use crate::config::Config;
+use crate::dialect::Dialect;
 use crate::error::{self, Subject, engine_error};
 use crate::lifetime::Lifetimes;
 use crate::processes::Processes;
@@ -35,6 +36,8 @@ pub(crate) struct Engine {
     connect: Box<Connect>,
     /// The client once made, and whether its version has been negotiated.
     docker: Mutex<Option<(Docker, bool)>>,
+    /// The engine's dialect once learned (or as configured).
+    dialect: Mutex<Option<Dialect>>,
     pub(crate) config: Config,
     /// Containers' lifetimes: touched by calls, enforced by
     /// [`crate::DockerService::lifetimes`].
@@ -53,6 +56,7 @@ impl Engine {
         Engine {
             connect: Box::new(connect),
             docker: Mutex::new(None),
+            dialect: Mutex::new(config.engine),
             lifetimes: Lifetimes::new(&config),
             processes: Processes::new(&config),
             config,
@@ -79,6 +83,21 @@ impl Engine {
         };
         *self.docker.lock().unwrap_or_else(|p| p.into_inner()) = Some((docker.clone(), negotiated));
         Ok(docker)
+    }
+
+    /// The engine's dialect: as configured, else as its `/version` says
+    /// (asked once, when it first answers).
+    pub(crate) async fn dialect(&self, docker: &Docker) -> Result<Dialect, CallError> {
+        if let Some(known) = *self.dialect.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(known);
+        }
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| engine_error(Subject::Engine, e))?;
+        let dialect = Dialect::of_version(&version);
+        *self.dialect.lock().unwrap_or_else(|p| p.into_inner()) = Some(dialect);
+        Ok(dialect)
     }
 
     /// Who `ctx`'s peer is to access control; `None` if it has no role.
@@ -226,7 +245,16 @@ pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, CallErro
         condition: "not-running".into(),
     };
     match docker.wait_container(id, Some(options)).next().await {
-        Some(Ok(answer)) => Ok(answer.status_code),
+        // Podman answers a wait it could not finish (the container removed
+        // meanwhile) with 200, `StatusCode` 0 and the error in `Error`:
+        // that 0 is no exit code.
+        Some(Ok(answer)) => match answer.error.and_then(|e| e.message) {
+            Some(lost) if !lost.is_empty() => Err(CallError::new(
+                DOCKER_ERROR,
+                format!("the engine lost the exit code of {id}: {lost}"),
+            )),
+            _ => Ok(answer.status_code),
+        },
         // bollard reports a non-zero exit as an error.
         Some(Err(EngineError::DockerContainerWaitError { code, .. })) => Ok(code),
         Some(Err(e)) => Err(error::container(e)),

@@ -7,6 +7,7 @@ use crate::catalog::{
     CONFLICT, CONTAINER_NOT_FOUND, DOCKER_ERROR, IMAGE_NOT_FOUND, IMAGE_PULL_FAILED,
     NETWORK_NOT_FOUND, VOLUME_NOT_FOUND,
 };
+use crate::dialect::{docker_message, docker_status};
 
 /// What an operation acts on: decides which `*_NOT_FOUND` a 404 becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +41,8 @@ pub(crate) fn engine_error(subject: Subject, e: Engine) -> CallError {
     else {
         return CallError::new(DOCKER_ERROR, e.to_string());
     };
-    let code = match status_code {
+    let message = &docker_message(*status_code, message).unwrap_or_else(|| message.clone());
+    let code = match docker_status(*status_code, message) {
         400 => ErrorCode::INVALID_INPUT,
         404 => not_found(subject, message),
         409 => CONFLICT,
@@ -103,6 +105,12 @@ const HOST_PATHS: &[&str] = &[
     "/var/lib/containerd",
     "/run/containerd",
     "/var/run/containerd",
+    // Podman's (rootful): its storage, and its runtime state.
+    "/var/lib/containers",
+    "/run/containers",
+    "/var/run/containers",
+    "/run/libpod",
+    "/var/run/libpod",
 ];
 
 /// What a host path becomes in a message a user sees.
@@ -210,6 +218,31 @@ mod tests {
         );
         let e = CallError::new(DOCKER_ERROR, "no such file /etc/passwd");
         assert_eq!(without_host_paths(e).message, "no such file /etc/passwd");
+    }
+
+    #[test]
+    fn podmans_host_paths_in_messages_are_replaced_too() {
+        let e = CallError::new(
+            DOCKER_ERROR,
+            "crun: open `/var/lib/containers/storage/overlay/9c1d/merged/x`: no such file; \
+             /run/libpod/exits/9c1d: gone",
+        );
+        assert_eq!(
+            without_host_paths(e).message,
+            "crun: open `<host path>`: no such file; <host path>: gone"
+        );
+    }
+
+    #[test]
+    fn a_name_in_use_is_a_conflict_when_podman_says_500() {
+        let e = engine_error(
+            Subject::Container,
+            server(
+                500,
+                "container create: the container name \"w\" is already in use by 1f2e",
+            ),
+        );
+        assert_eq!(e.code, CONFLICT);
     }
 
     #[test]

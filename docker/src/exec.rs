@@ -9,7 +9,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters as q;
-use dockwire_core::CallError;
+use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::RawIo;
 use futures::Stream;
 use futures::future::BoxFuture;
@@ -76,10 +76,30 @@ pub(crate) async fn session(
     let (exec, guard) = start(&docker, &i, i.stdin, &engine.config).await?;
     let (input, mut out) = io.split();
     out.accept(json!({"execId": exec.id, "tty": i.tty})).await?;
-    stdio::bridge(exec.output, exec.stdin, input, &mut out, i.tty, &guard).await?;
+    let bridged = stdio::bridge(exec.output, exec.stdin, input, &mut out, i.tty, &guard).await;
+    if let Err(e) = bridged {
+        // Podman resets an exec's connection when stdin is written after
+        // its process ended: the exec's own end, its code the engine's.
+        if e.code != ErrorCode::UNAVAILABLE || !exec_ended(&docker, &guard.exec_id).await {
+            return Err(e);
+        }
+    }
     let code = exec_exit(&docker, &guard.exec_id).await?;
     guard.disarm();
     Ok(stdio::exit_code_i32(code))
+}
+
+/// Whether the engine reports exec `exec_id` ended, with an exit code,
+/// within a few seconds (the reset can come before the engine's state).
+async fn exec_ended(docker: &Docker, exec_id: &str) -> bool {
+    for _ in 0..100 {
+        match docker.inspect_exec(exec_id).await {
+            Ok(info) if info.running == Some(false) && info.exit_code.is_some() => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 pub(crate) struct Exec {

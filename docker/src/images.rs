@@ -35,10 +35,16 @@ pub(crate) async fn list(
         filters: (!i.filters.is_empty()).then_some(i.filters),
         ..Default::default()
     };
-    let images = docker
+    let mut images = docker
         .list_images(Some(options))
         .await
         .map_err(|e| engine_error(Subject::Image, e))?;
+    let dialect = engine.dialect(&docker).await?;
+    for image in &mut images {
+        for tag in &mut image.repo_tags {
+            *tag = dialect.image_tag(tag);
+        }
+    }
     let key = &engine.config.owner_key;
     Ok(images
         .into_iter()
@@ -55,7 +61,12 @@ pub(crate) async fn inspect(
 ) -> Result<ImageDetails, CallError> {
     let docker = engine.docker().await?;
     let usable = image_owner::resolve(&docker, &engine.config.owner_key, &caller, &i.image).await?;
-    Ok(image_owner::shown_details(&caller, usable.details))
+    let mut image = usable.details;
+    let dialect = engine.dialect(&docker).await?;
+    for tag in image.repo_tags.iter_mut().flatten() {
+        *tag = dialect.image_tag(tag);
+    }
+    Ok(image_owner::shown_details(&caller, image))
 }
 
 /// `image/pull`: a user's only from the registries it may pull from
@@ -100,11 +111,15 @@ pub(crate) async fn remove(
         force: i.force,
         ..Default::default()
     };
-    let removed = docker
+    let mut removed = docker
         .remove_image(&reference, Some(options), None)
         .await
         .map_err(|e| engine_error(Subject::Image, e))
         .map_err(|e| shown_error(&caller, e))?;
+    let dialect = engine.dialect(&docker).await?;
+    for tag in removed.iter_mut().filter_map(|r| r.untagged.as_mut()) {
+        *tag = dialect.image_tag(tag);
+    }
     Ok(removed
         .into_iter()
         .map(|mut item| {

@@ -52,6 +52,8 @@
 
 // The catalog's types, and the errors the engine's answers become.
 pub mod catalog;
+// What differs between the engines served (Docker, Podman).
+pub mod dialect;
 mod error;
 
 // Sizes as Docker writes them.
@@ -168,6 +170,7 @@ pub use access::{Role, Roles};
 pub use client::{DockerClient, Items, PortStream, follow_process};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX};
+pub use dialect::Dialect;
 pub use ownership::OwnerKey;
 pub use policy::{BuildLimits, HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;
@@ -188,6 +191,7 @@ mod tests {
         ("containers", include_str!("containers.rs")),
         ("create", include_str!("create.rs")),
         ("dockerfile", include_str!("dockerfile.rs")),
+        ("dialect", include_str!("dialect.rs")),
         ("engine", include_str!("engine.rs")),
         ("error", include_str!("error.rs")),
         ("exec", include_str!("exec.rs")),

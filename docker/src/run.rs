@@ -342,7 +342,7 @@ pub(crate) async fn session(
         docker: &started.docker,
         id: &started.guard.id,
     };
-    stdio::bridge(
+    let bridged = stdio::bridge(
         started.output,
         started.stdin,
         input,
@@ -350,8 +350,31 @@ pub(crate) async fn session(
         started.tty,
         &controls,
     )
-    .await?;
+    .await;
+    if let Err(e) = bridged {
+        // Podman resets the attach when stdin is written after the
+        // process ended: the container's own end, its code the engine's.
+        if e.code != ErrorCode::UNAVAILABLE || !stopped(&started.docker, &started.guard.id).await {
+            return Err(e);
+        }
+    }
     Ok(stdio::exit_code_i32(started.guard.finish().await?))
+}
+
+/// Whether the engine reports container `id` as no longer running,
+/// within a few seconds (the reset can come before the engine's state).
+async fn stopped(docker: &Docker, id: &str) -> bool {
+    for _ in 0..100 {
+        let info = docker
+            .inspect_container(id, None::<q::InspectContainerOptions>)
+            .await;
+        match info.ok().and_then(|i| i.state).map(|s| s.running) {
+            Some(Some(false)) => return true,
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// A container's resize and signal: through the engine's API.

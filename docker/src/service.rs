@@ -19,6 +19,7 @@ use crate::audit;
 use crate::catalog::{LABEL_AUTO_REMOVE, LABEL_SERVER};
 use crate::cleanup;
 use crate::config::Config;
+use crate::dialect::Dialect;
 use crate::engine::Engine;
 use crate::error;
 use crate::journal;
@@ -82,6 +83,28 @@ impl DockerService {
             }
         })
         .await
+    }
+
+    /// The engine's dialect: as configured, else as the engine's
+    /// `/version` says; `None` when it does not answer (yet).
+    pub async fn dialect(&self) -> Option<Dialect> {
+        let engine = self.engine.clone();
+        Compat::new(async move {
+            let docker = engine.docker().await.ok()?;
+            engine.dialect(&docker).await.ok()
+        })
+        .await
+    }
+
+    /// Why the runtime the operator puts users' containers under
+    /// ([`Config::with_user_runtime`]) cannot be honoured by this engine
+    /// (Podman ignores a runtime per container): every user's create would
+    /// be refused. `None` when it can, when none is set, or when the engine
+    /// does not answer (yet).
+    pub async fn refused_user_runtime(&self) -> Option<String> {
+        let runtime = self.engine.config.user_runtime.clone()?;
+        let refused = self.dialect().await?.refuse_runtime(&runtime).err()?;
+        Some(refused.message)
     }
 
     /// The engine's CPU count (`docker info`'s `NCPU`), when it answers:

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bollard::models::{EventMessage, SystemVersion};
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
-use futures::{Stream, TryStreamExt, future};
+use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
 use crate::catalog::{Events, HostResources, Info, Ping, Pong, Resources, Version};
@@ -137,18 +137,27 @@ pub(crate) fn events(
         caller.own_objects(&mut i.filters);
         i.filters.insert("type".into(), vec!["container".into()]);
     }
-    let own = engine.clone();
-    engine.stream(move |docker| {
+    engine.clone().stream(move |docker| {
         let options = q::EventsOptions {
             since: i.since,
             until: i.until,
             filters: (!i.filters.is_empty()).then_some(i.filters),
         };
-        // The label filter is a first cut; the seal decides.
+        // The label filter is a first cut; the seal decides. Events come
+        // in Docker's names whatever the engine (its dialect is asked once,
+        // then known).
         docker
             .events(Some(options))
             .map_err(|e| engine_error(Subject::Engine, e))
-            .try_filter_map(move |event| future::ready(Ok(own.own_event(&caller, event))))
+            .try_filter_map(move |event| {
+                let (engine, docker, caller) = (engine.clone(), docker.clone(), caller.clone());
+                async move {
+                    let dialect = engine.dialect(&docker).await?;
+                    Ok(dialect
+                        .event(event)
+                        .and_then(|e| engine.own_event(&caller, e)))
+                }
+            })
     })
 }
 

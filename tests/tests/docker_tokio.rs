@@ -34,6 +34,7 @@ on_tokio!(
     engine_errors_are_typed,
     container_lifecycle_and_labels,
     images_networks_and_volumes,
+    a_runtime_per_container_is_honoured_or_refused,
 );
 
 #[test]

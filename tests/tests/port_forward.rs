@@ -28,6 +28,7 @@ use dockwire_core::ErrorCode;
 use dockwire_docker::catalog::*;
 use dockwire_docker::{DockerClient, PortStream};
 use dockwire_service::ClientError;
+use dockwire_tests::docker::{NO_RUNTIME_PER_CONTAINER, skipped_on_podman};
 use dockwire_tests::tenancy::*;
 use dockwire_tests::{Prng, Rt, sleep_ms};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -416,6 +417,9 @@ fn a_forward_reaches_a_container_on_its_users_isolated_network() {
 
 #[test]
 fn a_forward_reaches_a_container_under_gvisor() {
+    if skipped_on_podman(NO_RUNTIME_PER_CONTAINER) {
+        return;
+    }
     within(async {
         let t = Tenancy::new();
         let mut spec = httpd(&t, "from inside gVisor");

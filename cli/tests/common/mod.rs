@@ -418,7 +418,10 @@ pub fn exists(container: &str) -> bool {
     if ran.code() == 0 {
         return true;
     }
-    assert!(ran.err().contains("No such"), "{}", ran.dump());
+    // Docker says `No such container`; Podman, caught mid-removal, `does
+    // not exist in database: no such container`.
+    let err = ran.err().to_ascii_lowercase();
+    assert!(err.contains("no such"), "{}", ran.dump());
     false
 }
 

@@ -29,6 +29,19 @@ impl Drop for OwnedImages {
     }
 }
 
+/// Removes the networks made for `owners` (their default networks, made
+/// on their first container or build) through the server, so that their
+/// host rules go with them.
+fn remove_networks(admin: &Client, owners: &[String]) {
+    for owner in owners {
+        let filter = format!("label=dockwire.owner=sha256:{owner}");
+        let names = docker(&["network", "ls", "-q", "--filter", &filter]).out();
+        for id in names.split_whitespace() {
+            admin.run(&["network", "rm", id]).ok();
+        }
+    }
+}
+
 /// A build context in `dir` with `dockerfile` and `files`.
 fn context(dir: &Path, dockerfile: &str, files: &[(&str, &[u8])]) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -228,6 +241,7 @@ fn what_a_user_builds_commits_or_tags_is_its_own_and_invisible_to_another() {
     alice.run(&["rmi", &pushed_name]).ok();
     alice.run(&["rmi", "app:1"]).ok();
     assert_eq!(alice.run(&["image", "inspect", "app:1"]).code(), 1);
+    remove_networks(&rig.admin, &[alice.fingerprint(), bob.fingerprint()]);
 }
 
 #[test]
@@ -322,4 +336,5 @@ fn a_users_build_is_capped_in_size_and_time_and_fetches_nothing() {
     let escaped = alice.run(&["build", &up]);
     assert_eq!(escaped.code(), 1, "{}", escaped.dump());
     assert!(!escaped.out().contains(&secret));
+    remove_networks(&rig.admin, &[alice.fingerprint()]);
 }

@@ -193,16 +193,21 @@ pub(crate) async fn create_isolated_network(
 /// (after a `network/remove`), when it was a user network. Logged, not
 /// failed: the network is gone either way.
 pub(crate) async fn after_removal(docker: &Docker, network: &NetworkInspect) {
-    let Some(bridge) = network
+    let name = network.name.as_deref().unwrap_or_default();
+    let shown = network
         .options
         .as_ref()
         .and_then(|o| o.get(BRIDGE_NAME_OPTION))
         .filter(|b| firewall::is_bridge_name(b))
+        .cloned();
+    // Podman makes the bridge asked for but does not show its name: a
+    // user network's (`dw-…`) is the one its name gives.
+    let Some(bridge) =
+        shown.or_else(|| name.starts_with("dw-").then(|| firewall::bridge_name(name)))
     else {
         return;
     };
-    let name = network.name.as_deref().unwrap_or_default();
-    unfence_if_gone(docker, name, bridge).await;
+    unfence_if_gone(docker, name, &bridge).await;
 }
 
 /// Serializes the making of default networks in this process.

@@ -73,7 +73,7 @@ pub(crate) enum FirewallError {
 
 /// The bridge interface name of the user network named `network` on the
 /// engine: `dw` and 12 hex digits of its SHA-256.
-pub(crate) fn bridge_name(network: &str) -> String {
+pub fn bridge_name(network: &str) -> String {
     let digest = digest::digest(&digest::SHA256, network.as_bytes());
     let hex: String = digest.as_ref()[..BRIDGE_HEX / 2]
         .iter()

@@ -171,6 +171,9 @@ pub use client::{DockerClient, Items, PortStream, follow_process};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX};
 pub use dialect::Dialect;
+/// The bridge interface of the user network named `network` on the
+/// engine (what its host rules name; Podman does not show it).
+pub use firewall::bridge_name as user_bridge_name;
 pub use ownership::OwnerKey;
 pub use policy::{BuildLimits, HostPorts, Limits, Policy, RolePolicy};
 pub use service::DockerService;

@@ -117,11 +117,18 @@ pub fn is_default_network(name: &str) -> bool {
 pub fn remove_with_rules(network: &bollard::models::Network) {
     let Some(id) = &network.id else { return };
     let _ = on_engine(engine().remove_network(id));
+    let name = network.name.as_deref().unwrap_or_default();
+    // Podman does not show the bridge's name: a user network's is the
+    // one its name gives.
     let bridge = network
         .options
         .as_ref()
         .and_then(|o| o.get(BRIDGE_NAME_OPTION))
-        .cloned();
+        .cloned()
+        .or_else(|| {
+            name.starts_with("dw-")
+                .then(|| dockwire_docker::user_bridge_name(name))
+        });
     if let Some(bridge) = bridge {
         remove_rules_for(&bridge);
     }

@@ -79,13 +79,25 @@ pub(crate) async fn ready_own(docker: &Docker, id: &str) -> Result<(), CallError
         .inspect_network(id, None::<q::InspectNetworkOptions>)
         .await
         .map_err(|e| engine_error(Subject::Network, e))?;
-    let bridge = network
+    let shown = network
         .options
         .as_ref()
         .and_then(|o| o.get(BRIDGE_NAME_OPTION))
-        .filter(|b| firewall::is_bridge_name(b));
-    match bridge {
-        Some(bridge) => fence(bridge).await,
+        .filter(|b| firewall::is_bridge_name(b))
+        .cloned();
+    // The caller's own network (sealed: this server made it, with the
+    // bridge its name gives), whose bridge the engine (Podman) may not
+    // show.
+    let hidden = || {
+        let name = network.name.as_deref().unwrap_or_default();
+        let unshown = network
+            .options
+            .as_ref()
+            .is_none_or(|o| !o.contains_key(BRIDGE_NAME_OPTION));
+        (unshown && name.starts_with("dw-")).then(|| firewall::bridge_name(name))
+    };
+    match shown.or_else(hidden) {
+        Some(bridge) => fence(&bridge).await,
         None => Err(forbidden(
             "a user's containers join only isolated user networks",
         )),
@@ -121,7 +133,12 @@ pub(crate) async fn ready(
         .await
     {
         Ok(network) => {
-            check_isolated(&network, &name, kind)?;
+            check_isolated(
+                &network,
+                &name,
+                kind,
+                sealed(engine, caller, &network, &name),
+            )?;
             fence(&firewall::bridge_name(&name)).await
         }
         Err(e) if is_missing(&e) => {
@@ -136,7 +153,12 @@ pub(crate) async fn ready(
                     .await
                 {
                     Ok(network) => {
-                        check_isolated(&network, &name, kind)?;
+                        check_isolated(
+                            &network,
+                            &name,
+                            kind,
+                            sealed(engine, caller, &network, &name),
+                        )?;
                         fence(&firewall::bridge_name(&name)).await
                     }
                     Err(_) => Err(e),
@@ -215,18 +237,35 @@ static MAKING: futures::lock::Mutex<()> = futures::lock::Mutex::new(());
 
 /// Refuses a network that is not an isolated user network named `name`
 /// as this server's mode makes them.
+/// Whether `network` (named `name`) is sealed as `caller`'s by this
+/// server: made here, with the bridge its name gives.
+fn sealed(engine: &Engine, caller: &Caller, network: &NetworkInspect, name: &str) -> bool {
+    let labels = network.labels.clone().unwrap_or_default();
+    caller.owns(&engine.config.owner_key, Kind::Network, name, &labels)
+}
+
+/// Refuses the network `name` unless it is an isolated user network of
+/// `kind`: a bridge named as its name gives, as the engine shows it or,
+/// when the engine does not show it (Podman), as this server made it
+/// (`sealed`).
 fn check_isolated(
     network: &NetworkInspect,
     name: &str,
     kind: UserNetwork,
+    sealed: bool,
 ) -> Result<(), CallError> {
     let bridge = network
         .options
         .as_ref()
         .and_then(|o| o.get(BRIDGE_NAME_OPTION));
+    let expected = firewall::bridge_name(name);
+    let bridge_ok = match bridge {
+        Some(bridge) => *bridge == expected,
+        None => sealed,
+    };
     let isolated = network.name.as_deref() == Some(name)
         && network.driver.as_deref() == Some("bridge")
-        && bridge == Some(&firewall::bridge_name(name));
+        && bridge_ok;
     if !isolated {
         return Err(CallError::new(
             CONFLICT,
@@ -367,15 +406,24 @@ mod tests {
         };
         let bridge = firewall::bridge_name(&name);
         let good = network("bridge", bridge.clone(), false);
-        assert!(check_isolated(&good, &name, UserNetwork::Isolated).is_ok());
-        let conflict = |n: &NetworkInspect, kind| check_isolated(n, &name, kind).unwrap_err().code;
+        assert!(check_isolated(&good, &name, UserNetwork::Isolated, false).is_ok());
+        let conflict =
+            |n: &NetworkInspect, kind| check_isolated(n, &name, kind, false).unwrap_err().code;
         assert_eq!(conflict(&good, UserNetwork::Internal), CONFLICT);
         let internal = network("bridge", bridge.clone(), true);
-        assert!(check_isolated(&internal, &name, UserNetwork::Internal).is_ok());
+        assert!(check_isolated(&internal, &name, UserNetwork::Internal, false).is_ok());
         assert_eq!(conflict(&internal, UserNetwork::Isolated), CONFLICT);
         let other_bridge = network("bridge", "docker0".into(), false);
         assert_eq!(conflict(&other_bridge, UserNetwork::Isolated), CONFLICT);
         let macvlan = network("macvlan", bridge, false);
         assert_eq!(conflict(&macvlan, UserNetwork::Isolated), CONFLICT);
+        // A bridge the engine does not show (Podman): only a network this
+        // server made and sealed passes.
+        let unshown = NetworkInspect {
+            options: Some(HashMap::new()),
+            ..good
+        };
+        assert!(check_isolated(&unshown, &name, UserNetwork::Isolated, true).is_ok());
+        assert_eq!(conflict(&unshown, UserNetwork::Isolated), CONFLICT);
     }
 }

@@ -9,8 +9,9 @@
 //! 1 MiB do through the same link, and 64 MiB through the same loss,
 //! duplicates and reordering without the jitter (see [`lossy`] for why).
 //! A link cut for longer than the idle timeout ends the calls on both
-//! sides with a timeout, and the server cleans up as it does on
-//! cancellation.
+//! sides with a timeout (the server's as lost, not cancelled), and the
+//! server cleans up as it does on cancellation; an aborted call and a
+//! closed connection's calls end cancelled.
 //!
 //! Clients run on tokio; servers on tokio, and on smol for the
 //! subscription. Every test checks the relay's counters, so that one the
@@ -416,8 +417,8 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
         assert_eq!(connection, Some(ConnectionError::TimedOut));
 
         // The server: its side of the connection timed out on its own (the
-        // client's close could not reach it), and each call ended as
-        // cancelled.
+        // client's close could not reach it), and each call ended lost
+        // (not cancelled: its link died), cleaning up as a cancelled one.
         eventually("the server's connection ends", || {
             link.server.open_connections() == 0
         })
@@ -427,7 +428,7 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
                 !link.calls.ended(op).is_empty()
             })
             .await;
-            assert_eq!(link.calls.ended(op), [Ended::Cancelled], "{op}");
+            assert_eq!(link.calls.ended(op), [Ended::Lost], "{op}");
         }
         let server_ended = cut.elapsed();
 
@@ -456,6 +457,61 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
              {server_ended:?}, cleaned up after {cleaned:?}"
         );
         report("the cut link", cut.elapsed(), &link.relay.stats());
+    });
+}
+
+/// Only a connection that times out is lost: a call the client aborts,
+/// and the calls of a connection the client closes, end cancelled on the
+/// server, at once (well within the idle timeout), and their execs'
+/// processes are killed.
+#[test]
+fn an_aborted_call_and_a_closed_connections_call_end_cancelled_not_lost() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        let mut aborted = rig
+            .docker
+            .open(&ExecInput::new(&id, ["sleep", "1003"]))
+            .await
+            .unwrap();
+        let closed = rig
+            .docker
+            .open(&ExecInput::new(&id, ["sleep", "1004"]))
+            .await
+            .unwrap();
+        eventually("both execs run", || {
+            runs(&id, "sleep 1003") && runs(&id, "sleep 1004")
+        })
+        .await;
+
+        let started = Instant::now();
+        aborted.control.abort().await.unwrap();
+        eventually("the server ends the aborted exec", || {
+            !link.calls.ended("container/exec").is_empty()
+        })
+        .await;
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Cancelled]);
+
+        link.connection.close(0u32.into(), b"the client is done");
+        eventually("the server ends the closed connection's exec", || {
+            link.calls.ended("container/exec").len() == 2
+        })
+        .await;
+        assert_eq!(
+            link.calls.ended("container/exec"),
+            [Ended::Cancelled, Ended::Cancelled]
+        );
+        let ended = started.elapsed();
+        assert!(ended < Duration::from_secs(5), "ended after {ended:?}");
+        eventually("both execs' processes are gone", || {
+            !runs(&id, "sleep 1003") && !runs(&id, "sleep 1004")
+        })
+        .await;
+        drop(closed);
     });
 }
 
@@ -586,7 +642,8 @@ impl<S: Service> Service for Recorded<S> {
         let operation = request.operation.clone();
         self.calls.started.lock().unwrap().push(operation.clone());
         let ended = self.calls.ended.clone();
-        watch(self.inner.call(ctx, request), move |end| {
+        let link = ctx.link.clone();
+        watch(&link, self.inner.call(ctx, request), move |end| {
             ended.lock().unwrap().push((operation, end));
         })
     }

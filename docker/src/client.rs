@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::future::Future;
 
 use crate::catalog::{
-    PortForward, PortForwarded, ProcessAttach, ProcessAttached, ProcessLogItem, ProcessLogs, Query,
-    RawOperation, StreamName, Subscription,
+    AttachFrom, CONFLICT, ExecInput, PortForward, PortForwarded, ProcessAttach, ProcessAttached,
+    ProcessList, ProcessLogItem, ProcessLogs, Query, RawOperation, StreamName, Subscription,
 };
 
 /// Calls the catalog's operations with their typed inputs and reads their
@@ -149,6 +149,209 @@ where
             Err(ClientError::Io(_) | ClientError::Connect(_)) => failures += 1,
             other => return other,
         }
+    }
+}
+
+/// The error [`resumable_exec`] ends with when the server's buffer had
+/// dropped output it had not handed on (never, while the server makes a
+/// session's output wait for its client).
+pub const OUTPUT_DROPPED: dockwire_core::ErrorCode =
+    dockwire_core::ErrorCode::from_static("OUTPUT_DROPPED");
+
+/// The most stdin bytes [`resumable_exec`] keeps that the server has not
+/// said it delivered: past it, reading the local stdin waits for the
+/// server's count (`process/list`'s `stdinDelivered`).
+pub const SESSION_STDIN_TAIL: usize = 4 * 1024 * 1024;
+
+/// Runs an interactive exec (`container/exec` with `stdin`, which `input`
+/// must ask for) that survives lost connections, feeding it `stdin` and
+/// handing each output byte to `each` exactly once, in order per stream;
+/// the exit code at the end. When its connection fails (or cannot be
+/// opened), it asks `connect` for a client again (with the count of
+/// failures in a row, as [`follow_process`] does) and resumes the
+/// session's process (`process/attach` with `stdin`) at the offsets after
+/// the last bytes handed on; the acceptance's `stdinDelivered` says how
+/// much of stdin the process was given, and the rest is sent again. It
+/// keeps up to [`SESSION_STDIN_TAIL`] bytes of stdin not yet known
+/// delivered (asking `process/list` for the count when full). A server
+/// that does not make the exec a session (no grace period, or the
+/// peer's processes are at their cap) runs it plainly: a failed
+/// connection is then its error.
+pub async fn resumable_exec<C, F, S>(
+    mut connect: C,
+    input: &ExecInput,
+    mut stdin: S,
+    mut each: impl FnMut(StreamName, bytes::Bytes),
+) -> Result<i64, ClientError>
+where
+    C: FnMut(u32) -> F,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+    S: Stream<Item = io::Result<bytes::Bytes>> + Unpin,
+{
+    let mut next = [0u64; 2];
+    let mut tail = StdinTail::default();
+    let mut local_done = false;
+    let mut session_id: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        let client = connect(failures).await?;
+        let (session, delivered, closed) = match &session_id {
+            None => match client.open(input).await {
+                Ok(mut session) => {
+                    let accepted = std::mem::take(&mut session.accepted);
+                    session_id = accepted["session"].as_str().map(str::to_owned);
+                    (session, 0, false)
+                }
+                Err(e) => return Err(e),
+            },
+            Some(id) => {
+                let attach = ProcessAttach {
+                    id: id.clone(),
+                    from: AttachFrom::Streams {
+                        stdout: next[0],
+                        stderr: next[1],
+                    },
+                    stdin: true,
+                };
+                match client.attach_process(&attach).await {
+                    Ok((accepted, session)) => {
+                        let missed = accepted.stdout.missed + accepted.stderr.missed;
+                        if missed > 0 {
+                            return Err(ClientError::Remote(CallError::new(
+                                OUTPUT_DROPPED,
+                                format!("the server no longer holds {missed} bytes of output"),
+                            )));
+                        }
+                        (session, accepted.stdin_delivered, accepted.stdin_closed)
+                    }
+                    // The server may not have seen the old connection
+                    // die yet: its attach still holds stdin (`CONFLICT`).
+                    Err(ClientError::Remote(e)) if e.code == CONFLICT => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(ClientError::Io(_) | ClientError::Connect(_)) => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        failures = 0;
+        tail.delivered(delivered);
+        let RawSession {
+            stdin: mut to_server,
+            stdout,
+            stderr,
+            exit,
+            ..
+        } = session;
+        let output = async {
+            let out = stdout.map(|b| (StreamName::Stdout, b));
+            let err = stderr.map(|b| (StreamName::Stderr, b));
+            let mut both = futures::stream::select(out, err);
+            while let Some((stream, bytes)) = both.next().await {
+                // An error: the exit tells why.
+                let Ok(bytes) = bytes else { break };
+                let slot = match stream {
+                    StreamName::Stdout => 0,
+                    StreamName::Stderr => 1,
+                };
+                next[slot] = next[slot].saturating_add(bytes.len() as u64);
+                each(stream, bytes);
+            }
+            exit.await
+        };
+        let id = session_id.clone();
+        let input_side = async {
+            use futures::SinkExt;
+            for chunk in tail.unacknowledged() {
+                to_server.send(chunk).await?;
+            }
+            if local_done && !closed {
+                to_server.close().await?;
+            }
+            while !local_done {
+                while tail.len >= SESSION_STDIN_TAIL {
+                    let Some(id) = &id else { break };
+                    let listed = client.query(&ProcessList {}).await.map_err(to_io)?;
+                    if let Some(p) = listed.iter().find(|p| &p.id == id) {
+                        tail.delivered(p.stdin_delivered);
+                    }
+                }
+                match stdin.next().await {
+                    Some(Ok(bytes)) => {
+                        if id.is_some() {
+                            tail.push(bytes.clone());
+                        }
+                        to_server.send(bytes).await?;
+                    }
+                    Some(Err(_)) | None => {
+                        local_done = true;
+                        to_server.close().await?;
+                    }
+                }
+            }
+            futures::future::pending::<io::Result<()>>().await
+        };
+        futures::pin_mut!(output, input_side);
+        let ended = match futures::future::select(output, input_side).await {
+            futures::future::Either::Left((exit, _)) => exit.map(i64::from),
+            // Only an error ends the input side; the exit tells the call's.
+            futures::future::Either::Right((_, output)) => output.await.map(i64::from),
+        };
+        match ended {
+            Err(ClientError::Io(_) | ClientError::Connect(_)) if session_id.is_some() => {
+                failures += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Stdin a resumable session sent and the server has not yet said it
+/// delivered: from `start` (an offset in stdin) on.
+#[derive(Default)]
+struct StdinTail {
+    chunks: std::collections::VecDeque<bytes::Bytes>,
+    start: u64,
+    len: usize,
+}
+
+impl StdinTail {
+    fn push(&mut self, bytes: bytes::Bytes) {
+        self.len += bytes.len();
+        self.chunks.push_back(bytes);
+    }
+
+    /// The server delivered stdin up to `upto`: forget what is before.
+    fn delivered(&mut self, upto: u64) {
+        while upto > self.start {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            let skip = usize::try_from(upto - self.start)
+                .unwrap_or(usize::MAX)
+                .min(front.len());
+            let _ = front.split_to(skip);
+            self.start += skip as u64;
+            self.len -= skip;
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+    }
+
+    fn unacknowledged(&self) -> Vec<bytes::Bytes> {
+        self.chunks.iter().cloned().collect()
+    }
+}
+
+fn to_io(e: ClientError) -> io::Error {
+    match e {
+        ClientError::Io(e) | ClientError::Connect(e) => io::Error::new(e.kind(), e.to_string()),
+        other => io::Error::other(other),
     }
 }
 

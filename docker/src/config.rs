@@ -129,7 +129,18 @@ pub struct Config {
     /// The most detached processes one peer may have remembered (running,
     /// or ended and not yet removed). Default [`DEFAULT_MAX_PROCESSES`].
     pub max_processes: usize,
+
+    // Interactive sessions (see "Sessions that survive a dropped link" in
+    // the crate's README).
+    /// How long an interactive exec whose connection was lost (not
+    /// cancelled) is kept for its client to resume; zero keeps none.
+    /// Default [`DEFAULT_SESSION_GRACE`].
+    pub session_grace: std::time::Duration,
 }
+
+/// The default grace period of an interactive exec whose connection was
+/// lost: 30 s, time enough to redial after a network change.
+pub const DEFAULT_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The default cap on a detached process's output buffer: 8 MiB.
 pub const DEFAULT_PROCESS_BUFFER_MAX: u64 = 8 * 1024 * 1024;
@@ -199,6 +210,7 @@ impl Config {
             labels: Default::default(),
             process_buffer_max: DEFAULT_PROCESS_BUFFER_MAX,
             max_processes: DEFAULT_MAX_PROCESSES,
+            session_grace: DEFAULT_SESSION_GRACE,
         }
     }
 
@@ -332,6 +344,12 @@ impl Config {
     /// Caps each peer's detached processes at `count`.
     pub fn with_max_processes(mut self, count: usize) -> Self {
         self.max_processes = count;
+        self
+    }
+
+    /// Sets [`session_grace`](Self::session_grace).
+    pub fn with_session_grace(mut self, grace: std::time::Duration) -> Self {
+        self.session_grace = grace;
         self
     }
 }

@@ -4,7 +4,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use dockwire_core::CallError;
+use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::{Client, ClientError, Exit, OutputReader, RawSession, Stdin};
 use futures::{AsyncRead, AsyncWrite, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -177,34 +177,69 @@ pub const SESSION_STDIN_TAIL: usize = 4 * 1024 * 1024;
 /// that does not make the exec a session (no grace period, or the
 /// peer's processes are at their cap) runs it plainly: a failed
 /// connection is then its error.
-pub async fn resumable_exec<C, F, S>(
+///
+/// `controls` reach the process of the session open at the time (a
+/// terminal's size, signals; the terminal of a resumed process keeps its
+/// size); [`SessionControl::Abort`] aborts the call (the server kills the
+/// process at once) and ends this with [`ClientError::Aborted`]. When it
+/// cannot resume (`connect` gives up, or the server no longer has the
+/// session: its grace period passed, or it restarted), the error is the
+/// one the connection was lost with.
+pub async fn resumable_exec<C, F, S, K>(
     mut connect: C,
     input: &ExecInput,
+    stdin: S,
+    controls: K,
+    each: impl FnMut(StreamName, bytes::Bytes),
+) -> Result<i64, ClientError>
+where
+    C: FnMut(u32) -> F,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+    S: Stream<Item = io::Result<bytes::Bytes>> + Unpin,
+    K: Stream<Item = SessionControl> + Unpin,
+{
+    let client = connect(0).await?;
+    let session = client.open(input).await?;
+    resume_session(session, connect, stdin, controls, each).await
+}
+
+/// [`resumable_exec`] of a session already open (`container/exec` with
+/// `stdin`, just accepted): a caller that tells a failed start from a
+/// lost session opens it itself. `connect(0)` is asked first for the
+/// client it was opened on.
+pub async fn resume_session<C, F, S, K>(
+    mut session: RawSession,
+    mut connect: C,
     mut stdin: S,
+    mut controls: K,
     mut each: impl FnMut(StreamName, bytes::Bytes),
 ) -> Result<i64, ClientError>
 where
     C: FnMut(u32) -> F,
     F: Future<Output = Result<DockerClient, ClientError>>,
     S: Stream<Item = io::Result<bytes::Bytes>> + Unpin,
+    K: Stream<Item = SessionControl> + Unpin,
 {
+    let mut controls_done = false;
     let mut next = [0u64; 2];
     let mut tail = StdinTail::default();
     let mut local_done = false;
-    let mut session_id: Option<String> = None;
+    let accepted = std::mem::take(&mut session.accepted);
+    let session_id = accepted["session"].as_str().map(str::to_owned);
+    let mut opened = Some(session);
     let mut failures = 0u32;
+    // The error the connection was lost with, while resuming.
+    let mut lost: Option<ClientError> = None;
     loop {
-        let client = connect(failures).await?;
-        let (session, delivered, closed) = match &session_id {
-            None => match client.open(input).await {
-                Ok(mut session) => {
-                    let accepted = std::mem::take(&mut session.accepted);
-                    session_id = accepted["session"].as_str().map(str::to_owned);
-                    (session, 0, false)
-                }
-                Err(e) => return Err(e),
-            },
-            Some(id) => {
+        let client = match connect(failures).await {
+            Ok(client) => client,
+            Err(e) => return Err(lost.unwrap_or(e)),
+        };
+        let (session, delivered, closed) = match (opened.take(), &session_id) {
+            (Some(session), _) => (session, 0, false),
+            // Not a session: nothing to resume.
+            (None, None) => return Err(lost.unwrap_or(ClientError::Aborted)),
+            (None, Some(id)) => {
                 let attach = ProcessAttach {
                     id: id.clone(),
                     from: AttachFrom::Streams {
@@ -234,6 +269,9 @@ where
                         failures += 1;
                         continue;
                     }
+                    Err(ClientError::Remote(e)) if e.code == ErrorCode::NOT_FOUND => {
+                        return Err(lost.unwrap_or(ClientError::Remote(e)));
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -245,6 +283,7 @@ where
             stdout,
             stderr,
             exit,
+            mut control,
             ..
         } = session;
         let output = async {
@@ -266,44 +305,70 @@ where
         let id = session_id.clone();
         let input_side = async {
             use futures::SinkExt;
+            let sent = |e: io::Error| ClientError::Io(std::sync::Arc::new(e));
             for chunk in tail.unacknowledged() {
-                to_server.send(chunk).await?;
+                to_server.send(chunk).await.map_err(sent)?;
             }
             if local_done && !closed {
-                to_server.close().await?;
+                to_server.close().await.map_err(sent)?;
             }
-            while !local_done {
-                while tail.len >= SESSION_STDIN_TAIL {
+            loop {
+                while !local_done && tail.len >= SESSION_STDIN_TAIL {
                     let Some(id) = &id else { break };
-                    let listed = client.query(&ProcessList {}).await.map_err(to_io)?;
+                    let listed = client.query(&ProcessList {}).await?;
                     if let Some(p) = listed.iter().find(|p| &p.id == id) {
                         tail.delivered(p.stdin_delivered);
                     }
                 }
-                match stdin.next().await {
-                    Some(Ok(bytes)) => {
+                let next_in = async {
+                    match local_done {
+                        true => futures::future::pending().await,
+                        false => stdin.next().await,
+                    }
+                };
+                let next_control = async {
+                    match controls_done {
+                        true => futures::future::pending().await,
+                        false => controls.next().await,
+                    }
+                };
+                futures::pin_mut!(next_in, next_control);
+                match futures::future::select(next_in, next_control).await {
+                    futures::future::Either::Left((Some(Ok(bytes)), _)) => {
                         if id.is_some() {
                             tail.push(bytes.clone());
                         }
-                        to_server.send(bytes).await?;
+                        to_server.send(bytes).await.map_err(sent)?;
                     }
-                    Some(Err(_)) | None => {
+                    futures::future::Either::Left((Some(Err(_)) | None, _)) => {
                         local_done = true;
-                        to_server.close().await?;
+                        to_server.close().await.map_err(sent)?;
                     }
+                    futures::future::Either::Right((None, _)) => controls_done = true,
+                    futures::future::Either::Right((Some(c), _)) => match c {
+                        SessionControl::Resize { cols, rows } => control.resize(cols, rows).await?,
+                        SessionControl::Signal(name) => control.signal(&name).await?,
+                        SessionControl::Abort => {
+                            let _ = control.abort().await;
+                            return Err::<(), _>(ClientError::Aborted);
+                        }
+                    },
                 }
             }
-            futures::future::pending::<io::Result<()>>().await
         };
         futures::pin_mut!(output, input_side);
         let ended = match futures::future::select(output, input_side).await {
             futures::future::Either::Left((exit, _)) => exit.map(i64::from),
+            futures::future::Either::Right((Err(ClientError::Aborted), _)) => {
+                return Err(ClientError::Aborted);
+            }
             // Only an error ends the input side; the exit tells the call's.
             futures::future::Either::Right((_, output)) => output.await.map(i64::from),
         };
         match ended {
-            Err(ClientError::Io(_) | ClientError::Connect(_)) if session_id.is_some() => {
+            Err(e @ (ClientError::Io(_) | ClientError::Connect(_))) if session_id.is_some() => {
                 failures += 1;
+                lost = Some(e);
             }
             other => return other,
         }
@@ -348,11 +413,21 @@ impl StdinTail {
     }
 }
 
-fn to_io(e: ClientError) -> io::Error {
-    match e {
-        ClientError::Io(e) | ClientError::Connect(e) => io::Error::new(e.kind(), e.to_string()),
-        other => io::Error::other(other),
-    }
+/// A control for [`resumable_exec`]'s process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionControl {
+    /// Resize its terminal.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Send it this signal (a name or number).
+    Signal(String),
+    /// Abort the call: the server kills the process at once.
+    Abort,
 }
 
 /// A forwarded TCP connection ([`DockerClient::port_forward`]): reading

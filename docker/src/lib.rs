@@ -168,8 +168,8 @@ pub mod fleet;
 
 pub use access::{Role, Roles};
 pub use client::{
-    DockerClient, Items, OUTPUT_DROPPED, PortStream, SESSION_STDIN_TAIL, follow_process,
-    resumable_exec,
+    DockerClient, Items, OUTPUT_DROPPED, PortStream, SESSION_STDIN_TAIL, SessionControl,
+    follow_process, resumable_exec, resume_session,
 };
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
 pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX, DEFAULT_SESSION_GRACE};

@@ -590,7 +590,9 @@ fn a_resumable_exec_cat_of_64_mib_survives_a_5_s_cut_exactly() {
         };
         let started = Instant::now();
         let input = interactive(&id, ["cat"]);
-        let code = resumable_exec(connect, &input, stdin, each).await.unwrap();
+        let code = resumable_exec(connect, &input, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
         let took = started.elapsed();
         assert_eq!(code, 0);
         assert_eq!(received, TOTAL, "every byte once");
@@ -665,7 +667,9 @@ fn a_fast_session_waits_for_its_client_through_a_cut_and_loses_nothing() {
         let script = format!("yes 0123456789abcdef | head -c {TOTAL}");
         let input = interactive(&id, ["sh", "-c", &script]);
         let stdin = futures::stream::pending();
-        let code = resumable_exec(connect, &input, stdin, each).await.unwrap();
+        let code = resumable_exec(connect, &input, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
         assert_eq!(code, 0);
         assert!(cut_at.get().is_some(), "the link was cut");
         assert_eq!(got.len(), TOTAL, "every byte once");

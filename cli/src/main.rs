@@ -214,8 +214,7 @@ async fn dispatch(mut cli: Cli) -> Outcome {
             if args.detach && host.embedded.is_some() {
                 return Err(detached::needs_a_server("exec -d"));
             }
-            let resume = host.embedded.is_none().then_some(global);
-            settled(&host, process::exec(&host.docker, args, resume).await).await
+            settled(&host, process::exec(&host.docker, args).await).await
         }
         Command::Attach(args) => {
             let host = host::connect(global).await?;

@@ -431,6 +431,22 @@ fn a_buffer_above_the_cap_and_a_process_above_the_count_are_refused_before_anyth
 #[test]
 fn signals_reach_a_process_and_kill_ends_it_and_what_it_started() {
     let t = Tenancy::new();
+    signals_reach_a_process_and_kill_ends_what_it_started(&t, "sleep 801", "9");
+    t.finish();
+}
+
+#[test]
+fn through_the_engine_signals_reach_a_detached_process_and_kill_ends_what_it_started() {
+    let config = Config::from_env().with_exec_signals(dockwire_docker::ExecSignals::Engine);
+    let t = Tenancy::with(config);
+    signals_reach_a_process_and_kill_ends_what_it_started(&t, "sleep 802", "KILL");
+    t.finish();
+}
+
+/// TERM reaches a process that traps it (its code 7); the signal `kill`
+/// (`9` or `KILL`) ends another and the `sleeper` it started (137); an
+/// ended one's signal is a conflict, a bad name invalid.
+fn signals_reach_a_process_and_kill_ends_what_it_started(t: &Tenancy, sleeper: &str, kill: &str) {
     block_on(120, async {
         let c = t.sleeper(&t.alice, t.spec(&[])).await;
         let trapper = start(
@@ -444,8 +460,14 @@ fn signals_reach_a_process_and_kill_ends_it_and_what_it_started() {
             None,
         )
         .await;
-        let killed = start(&t.alice, &c, &["sh", "-c", "sleep 801; true"], None).await;
-        eventually("both run", || runs(&c, "sleep 801")).await;
+        let killed = start(
+            &t.alice,
+            &c,
+            &["sh", "-c", &format!("{sleeper}; true")],
+            None,
+        )
+        .await;
+        eventually("both run", || runs(&c, sleeper)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let term = ProcessSignal {
             id: trapper.clone(),
@@ -455,15 +477,14 @@ fn signals_reach_a_process_and_kill_ends_it_and_what_it_started() {
         assert_eq!(wait(&t.alice, &trapper).await.unwrap(), 7);
         let kill = ProcessSignal {
             id: killed.clone(),
-            signal: "9".into(),
+            signal: kill.into(),
         };
         t.alice.query(&kill).await.unwrap();
         eventually("the killed process's child is gone too", || {
-            !runs(&c, "sleep 801")
+            !runs(&c, sleeper)
         })
         .await;
-        let code = wait(&t.alice, &killed).await.unwrap();
-        assert_eq!(code, 137);
+        assert_eq!(wait(&t.alice, &killed).await.unwrap(), 137);
         // Signalling an ended process is a conflict; a bad signal invalid.
         let again = t.alice.query(&term).await;
         tenancy::refused("signal an ended one", CONFLICT, again);
@@ -480,50 +501,6 @@ fn signals_reach_a_process_and_kill_ends_it_and_what_it_started() {
         remove(&t.alice, &killed).await;
         t.remove(&t.alice, &c).await;
     });
-    t.finish();
-}
-
-#[test]
-fn through_the_engine_signals_reach_a_detached_process_and_kill_ends_what_it_started() {
-    let config = Config::from_env().with_exec_signals(dockwire_docker::ExecSignals::Engine);
-    let t = Tenancy::with(config);
-    block_on(120, async {
-        let c = t.sleeper(&t.alice, t.spec(&[])).await;
-        let trapper = start(
-            &t.alice,
-            &c,
-            &[
-                "sh",
-                "-c",
-                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
-            ],
-            None,
-        )
-        .await;
-        let killed = start(&t.alice, &c, &["sh", "-c", "sleep 802; true"], None).await;
-        eventually("both run", || runs(&c, "sleep 802")).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let term = ProcessSignal {
-            id: trapper.clone(),
-            signal: "TERM".into(),
-        };
-        t.alice.query(&term).await.unwrap();
-        assert_eq!(wait(&t.alice, &trapper).await.unwrap(), 7);
-        let kill = ProcessSignal {
-            id: killed.clone(),
-            signal: "KILL".into(),
-        };
-        t.alice.query(&kill).await.unwrap();
-        eventually("the killed process's child is gone too", || {
-            !runs(&c, "sleep 802")
-        })
-        .await;
-        assert_eq!(wait(&t.alice, &killed).await.unwrap(), 137);
-        remove(&t.alice, &trapper).await;
-        remove(&t.alice, &killed).await;
-        t.remove(&t.alice, &c).await;
-    });
-    t.finish();
 }
 
 #[test]

@@ -103,11 +103,7 @@ impl Process {
                 state.end = Some(end);
             }
         }
-        let control = self
-            .control
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let control = self.take_control();
         if let Some(control) = control {
             control.ended();
         }
@@ -180,13 +176,17 @@ impl Process {
         *self.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
     }
 
-    /// Kills it if it runs, and forgets its control.
-    pub(crate) fn kill(&self) {
-        let control = self
-            .control
+    /// Its control, taken: no one else acts on the process through it.
+    fn take_control(&self) -> Option<Arc<dyn ProcessControl>> {
+        self.control
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take();
+            .take()
+    }
+
+    /// Kills it if it runs, and forgets its control.
+    pub(crate) fn kill(&self) {
+        let control = self.take_control();
         if let Some(control) = control {
             control.kill();
         }

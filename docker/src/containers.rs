@@ -17,6 +17,7 @@ use crate::access::Caller;
 use crate::audit;
 use crate::catalog::*;
 use crate::create;
+use crate::dialect;
 use crate::engine::{Engine, wait_exit};
 use crate::error;
 use crate::gvisor;
@@ -41,8 +42,7 @@ pub(crate) async fn list(
             filters: (!i.filters.is_empty()).then_some(i.filters),
             ..Default::default()
         };
-        return docker
-            .list_containers(Some(options))
+        return dialect::list_containers(&docker, Some(options))
             .await
             .map_err(error::container);
     }
@@ -136,6 +136,7 @@ pub(crate) async fn update(
     }
     engine.config.policy.check(caller.role, &limits)?;
     let (docker, id) = engine.container(&caller, &i.id).await?;
+    engine.dialect(&docker).await?.refuse_update()?;
     let body = ContainerUpdateBody {
         memory: limits.memory,
         memory_swap: limits.memory_swap,

@@ -47,8 +47,16 @@ pub(crate) async fn prepare(
     let mut body = spec::create_body(&engine.config, caller, spec, &name, engine_auto_remove)?;
     // An engine that ignores a runtime per container (Podman) refuses one,
     // for admins and users alike: never a container silently unsandboxed.
-    if let Some(runtime) = body.host_config.as_ref().and_then(|h| h.runtime.as_deref()) {
-        engine.dialect(docker).await?.refuse_runtime(runtime)?;
+    // Ulimits and ports as the engine reads them (Podman: see `Dialect`).
+    if let Some(host) = body.host_config.as_mut() {
+        if host.runtime.is_some() || host.ulimits.is_some() || host.port_bindings.is_some() {
+            let dialect = engine.dialect(docker).await?;
+            if let Some(runtime) = &host.runtime {
+                dialect.refuse_runtime(runtime)?;
+            }
+            dialect.complete_ulimits(&mut host.ulimits).await;
+            dialect.port_bindings(&mut host.port_bindings);
+        }
     }
     if caller.is_admin() {
         return Ok(Prepared { name, body });

@@ -14,9 +14,16 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
-use bollard::models::{ContainerStatsResponse, EventMessage, SystemVersion};
+use bollard::Docker;
+use bollard::models::{
+    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, EventMessage, PortMap,
+    ResourcesUlimits, SystemVersion,
+};
+use bollard::query_parameters as q;
 use dockwire_core::CallError;
+use rustix::process::{Resource, getrlimit};
 
 use crate::catalog::NOT_SUPPORTED;
 
@@ -149,6 +156,95 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// `NOT_SUPPORTED` where the engine cannot change a running
+    /// container's limits: Podman 4.3's Docker-compatible API has no
+    /// `/containers/{id}/update` (it answers 404 `Not Found`, which would
+    /// read as a missing container); `podman update` is libpod's only.
+    pub(crate) fn refuse_update(self) -> Result<(), CallError> {
+        match self {
+            Dialect::Docker => Ok(()),
+            Dialect::Podman => Err(CallError::new(
+                NOT_SUPPORTED,
+                "Podman's Docker-compatible API cannot update a container's limits (podman \
+                 update is libpod's only); nothing was changed",
+            )),
+        }
+    }
+
+    /// Port bindings as the engine reads them. Podman's compat API takes a
+    /// `HostIp` of `0.0.0.0` literally: its DNAT rule then matches only
+    /// packets sent to 0.0.0.0, and the port answers nowhere. On Podman
+    /// that address is sent as the empty one (every address), which its
+    /// inspect shows again as `0.0.0.0` ([`inspect_container`]).
+    pub(crate) fn port_bindings(self, bindings: &mut Option<PortMap>) {
+        if self != Dialect::Podman {
+            return;
+        }
+        let all = bindings.iter_mut().flat_map(|map| map.values_mut());
+        for binding in all.flatten().flatten() {
+            if binding.host_ip.as_deref() == Some("0.0.0.0") {
+                binding.host_ip = Some(String::new());
+            }
+        }
+    }
+
+    /// Completes a container's `ulimits` as the engine needs them. Podman,
+    /// given any ulimit, no longer applies its configured defaults
+    /// (`default_ulimits` in `containers.conf`) and asks for 1,048,576 open
+    /// files and processes wherever they are not given, which fails on a
+    /// host where even root cannot raise its limits that far (`error
+    /// setting rlimit type 6: operation not permitted`). On Podman,
+    /// `nofile` and `nproc` not given are therefore set at the engine's own
+    /// hard limits ([`engine_hard_limit`]), or this server's where the
+    /// engine's cannot be read; Docker keeps its daemon's for those.
+    pub(crate) async fn complete_ulimits(self, ulimits: &mut Option<Vec<ResourcesUlimits>>) {
+        let (Dialect::Podman, Some(given)) = (self, ulimits.as_mut()) else {
+            return;
+        };
+        for (name, resource, row) in [
+            ("nofile", Resource::Nofile, "Max open files"),
+            ("nproc", Resource::Nproc, "Max processes"),
+        ] {
+            if given.iter().any(|u| u.name.as_deref() == Some(name)) {
+                continue;
+            }
+            let ours = getrlimit(resource).maximum;
+            let limit = match engine_hard_limit(row).await {
+                Some(engines) => Some(ours.map_or(engines, |o| o.min(engines))),
+                None => ours,
+            };
+            let Some(hard) = limit.and_then(|l| i64::try_from(l).ok()) else {
+                continue;
+            };
+            given.push(ResourcesUlimits {
+                name: Some(name.into()),
+                soft: Some(hard),
+                hard: Some(hard),
+            });
+        }
+    }
+}
+
+/// The hard limit in `row` of `/proc/PID/limits` of the engine's own
+/// process: the one listening on the engine's Unix socket (`DOCKER_HOST`,
+/// else Docker's default), found by the socket's peer credentials. `None`
+/// for an engine over TCP, a process this server cannot see, or an
+/// unlimited one.
+async fn engine_hard_limit(row: &str) -> Option<u64> {
+    let path = match std::env::var("DOCKER_HOST") {
+        Ok(host) => host.strip_prefix("unix://")?.to_owned(),
+        Err(_) => "/var/run/docker.sock".to_owned(),
+    };
+    let stream = tokio::net::UnixStream::connect(path).await.ok()?;
+    let pid = stream.peer_cred().ok()?.pid()?;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with(row))?;
+    // Columns: the name, the soft limit, the hard limit, the units.
+    let rest = line[row.len()..].split_whitespace().collect::<Vec<_>>();
+    rest.get(1)?.parse().ok()
+}
+
 /// The HTTP status Docker answers for what the engine answered with
 /// `status` and `message`. Podman answers 500 where Docker answers 409
 /// for a name already in use (`container create: … the container name
@@ -172,6 +268,84 @@ pub(crate) fn docker_message(status: u16, message: &str) -> Option<String> {
     let rest = message.strip_prefix(PODMAN)?;
     let (name, _) = rest.split_once("\" found")?;
     Some(format!("No such container: {name}"))
+}
+
+/// The engine's inspect of container `id`, asked again while Podman
+/// reports it `stopped` ([`past_stopped`]), with ulimits under Docker's
+/// names: Podman says `RLIMIT_NOFILE` where Docker says `nofile` (Docker
+/// never says the former, so this needs no dialect).
+pub(crate) async fn inspect_container(
+    docker: &Docker,
+    id: &str,
+) -> Result<ContainerInspectResponse, bollard::errors::Error> {
+    let mut info =
+        past_stopped(|| docker.inspect_container(id, None::<q::InspectContainerOptions>)).await?;
+    // Podman shows a port bound on every address with an empty address
+    // (see `Dialect::port_bindings`); Docker shows 0.0.0.0.
+    let ports = info
+        .network_settings
+        .as_mut()
+        .and_then(|n| n.ports.as_mut());
+    let bound = ports
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+        .flatten()
+        .flatten();
+    for binding in bound {
+        if binding.host_ip.as_deref() == Some("") {
+            binding.host_ip = Some("0.0.0.0".into());
+        }
+    }
+    let ulimits = info.host_config.as_mut().and_then(|h| h.ulimits.as_mut());
+    for ulimit in ulimits.into_iter().flatten() {
+        if let Some(name) = ulimit.name.as_mut() {
+            if let Some(docker_name) = name.strip_prefix("RLIMIT_") {
+                *name = docker_name.to_ascii_lowercase();
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// The engine's list of containers, asked again while Podman reports one
+/// of them `stopped` ([`past_stopped`]).
+pub(crate) async fn list_containers(
+    docker: &Docker,
+    options: Option<q::ListContainersOptions>,
+) -> Result<Vec<ContainerSummary>, bollard::errors::Error> {
+    past_stopped(|| docker.list_containers(options.clone())).await
+}
+
+/// `ask`'s answer once no container in it is `stopped`. Podman reports
+/// a container whose process has ended and whose clean-up has not run
+/// yet as `stopped`, a state Docker does not have and bollard cannot read
+/// (the answer fails to deserialize): that lasts a moment, so the engine
+/// is asked again, for up to [`STOPPED_PASSES`], until it has passed.
+/// Docker never says `stopped`, so this needs no dialect.
+async fn past_stopped<T, F, A>(mut ask: A) -> Result<T, bollard::errors::Error>
+where
+    A: FnMut() -> F,
+    F: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match ask().await {
+            Err(e) if is_podman_stopped(&e) && started.elapsed() < STOPPED_PASSES => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// How long Podman's `stopped` state is waited out.
+pub(crate) const STOPPED_PASSES: Duration = Duration::from_secs(10);
+
+/// Whether `e` is bollard failing to read Podman's `stopped` state.
+fn is_podman_stopped(e: &bollard::errors::Error) -> bool {
+    e.to_string().contains("unknown variant `stopped`")
 }
 
 #[cfg(test)]
@@ -289,5 +463,62 @@ mod tests {
         );
         assert_eq!(docker_message(500, podman), None);
         assert_eq!(docker_message(404, "No such container: web"), None);
+    }
+
+    #[test]
+    fn podman_binds_every_address_as_the_empty_one() {
+        let binding = |ip: &str| bollard::models::PortBinding {
+            host_ip: Some(ip.into()),
+            host_port: Some("8080".into()),
+        };
+        let asked: PortMap = [(
+            "80/tcp".to_owned(),
+            Some(vec![binding("0.0.0.0"), binding("127.0.0.1")]),
+        )]
+        .into();
+        let mut docker = Some(asked.clone());
+        Dialect::Docker.port_bindings(&mut docker);
+        assert_eq!(docker, Some(asked.clone()));
+        let mut podman = Some(asked);
+        Dialect::Podman.port_bindings(&mut podman);
+        let ips: Vec<_> = podman.unwrap()["80/tcp"]
+            .iter()
+            .flatten()
+            .map(|b| b.host_ip.clone().unwrap())
+            .collect();
+        assert_eq!(ips, ["", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn podman_gets_open_files_and_processes_when_other_ulimits_are_given() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(podman_ulimits());
+    }
+
+    async fn podman_ulimits() {
+        let core = ResourcesUlimits {
+            name: Some("core".into()),
+            soft: Some(0),
+            hard: Some(0),
+        };
+        let names = |u: &Option<Vec<ResourcesUlimits>>| -> Vec<String> {
+            u.iter().flatten().map(|u| u.name.clone().unwrap()).collect()
+        };
+        let mut docker = Some(vec![core.clone()]);
+        Dialect::Docker.complete_ulimits(&mut docker).await;
+        assert_eq!(names(&docker), ["core"]);
+        let mut none = None;
+        Dialect::Podman.complete_ulimits(&mut none).await;
+        assert_eq!(none, None, "no ulimit given: Podman's defaults apply");
+        let mut podman = Some(vec![core]);
+        Dialect::Podman.complete_ulimits(&mut podman).await;
+        assert_eq!(names(&podman), ["core", "nofile", "nproc"]);
+        let ours = getrlimit(Resource::Nofile).maximum.unwrap();
+        let nofile = &podman.unwrap()[1];
+        assert!(nofile.hard.unwrap() as u64 <= ours);
+        assert_eq!(nofile.soft, nofile.hard);
     }
 }

@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use crate::access::{Caller, Role};
 use crate::catalog::DOCKER_ERROR;
 use crate::config::Config;
+use crate::dialect;
 use crate::dialect::Dialect;
 use crate::error::{self, Subject, engine_error};
 use crate::lifetime::Lifetimes;
@@ -196,10 +197,7 @@ pub(crate) async fn visible_pid(
     pid: i64,
 ) -> Option<i64> {
     let container = info.container_id.as_deref()?;
-    let inspected = docker
-        .inspect_container(container, None::<q::InspectContainerOptions>)
-        .await
-        .ok()?;
+    let inspected = dialect::inspect_container(docker, container).await.ok()?;
     let init = inspected.state.and_then(|s| s.pid).filter(|p| *p > 0)?;
     if signal::in_one_container(pid, init) {
         return Some(pid);

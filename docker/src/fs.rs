@@ -17,7 +17,6 @@
 use std::sync::Arc;
 
 use bollard::Docker;
-use bollard::query_parameters as q;
 use bytes::Bytes;
 use dockwire_core::{CallError, ErrorCode, ServerEvent};
 use dockwire_service::RawIo;
@@ -31,6 +30,7 @@ use crate::catalog::{
     FsStat, FsWrite, IS_A_DIRECTORY, NOT_SUPPORTED,
 };
 use crate::config::ExecSignals;
+use crate::dialect;
 use crate::engine::Engine;
 use crate::error::{self, invalid_input};
 use crate::fs_archive::{Archive, Made, NewFile};
@@ -368,8 +368,7 @@ async fn way(
 /// The init pid and start time of container `id` when it runs under
 /// runc.
 async fn running_init(docker: &Docker, id: &str) -> Result<Option<(i64, String)>, CallError> {
-    let info = docker
-        .inspect_container(id, None::<q::InspectContainerOptions>)
+    let info = dialect::inspect_container(docker, id)
         .await
         .map_err(error::container)?;
     let runtime = info.host_config.and_then(|h| h.runtime);

@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Caller, forbidden};
 use crate::catalog::*;
 use crate::config::{Config, LifetimePolicy};
+use crate::dialect;
 use crate::error::{self, invalid_input};
 use crate::ownership::{Kind, OwnerKey};
 
@@ -473,8 +474,7 @@ impl Lifetimes {
             filters: Some(filters),
             ..Default::default()
         };
-        let listed = docker
-            .list_containers(Some(options))
+        let listed = dialect::list_containers(docker, Some(options))
             .await
             .map_err(error::container)?;
         let mut seen = Vec::new();
@@ -500,10 +500,7 @@ impl Lifetimes {
             // Its first start: what the engine says now, or what the
             // server saw before (a restart of the container moves the
             // engine's).
-            let info = match docker
-                .inspect_container(&id, None::<q::InspectContainerOptions>)
-                .await
-            {
+            let info = match dialect::inspect_container(docker, &id).await {
                 Ok(info) => info,
                 // Gone in between.
                 Err(_) => continue,

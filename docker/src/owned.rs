@@ -26,6 +26,7 @@ use futures::Stream;
 
 use crate::access::Caller;
 use crate::catalog::*;
+use crate::dialect;
 use crate::engine::Engine;
 use crate::error::{self, Subject, engine_error, invalid_input};
 use crate::ownership::{Kind, check_name, engine_name, tag, user_name};
@@ -119,16 +120,14 @@ impl Engine {
         reference: &str,
     ) -> Result<(Docker, ContainerInspectResponse), CallError> {
         let (docker, id) = self.container(caller, reference).await?;
-        let mut info =
-            docker
-                .inspect_container(&id, None)
-                .await
-                .map_err(|e| match error::container(e) {
-                    e if e.code == CONTAINER_NOT_FOUND && !caller.is_admin() => {
-                        not_found(Kind::Container, reference)
-                    }
-                    e => e,
-                })?;
+        let mut info = dialect::inspect_container(&docker, &id)
+            .await
+            .map_err(|e| match error::container(e) {
+                e if e.code == CONTAINER_NOT_FOUND && !caller.is_admin() => {
+                    not_found(Kind::Container, reference)
+                }
+                e => e,
+            })?;
         if !caller.is_admin() {
             user_inspection(caller, &mut info);
         }
@@ -168,8 +167,7 @@ impl Engine {
             filters: Some(filters),
             ..Default::default()
         };
-        let listed = docker
-            .list_containers(Some(options))
+        let listed = dialect::list_containers(&docker, Some(options))
             .await
             .map_err(error::container)?;
         let key = &self.config.owner_key;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bollard::Docker;
-use bollard::query_parameters as q;
 use bytes::BytesMut;
 use dockwire_core::{CallError, ServerEvent};
 use dockwire_service::{RawInput, RawIo, RawOutput};
@@ -17,6 +16,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::access::Caller;
 use crate::catalog::{CONFLICT, PortForward, PortForwarded};
+use crate::dialect;
 use crate::engine::{Engine, wait_exit};
 use crate::error::{self, invalid_input};
 use crate::netns::ContainerProcess;
@@ -88,8 +88,7 @@ async fn connect(docker: &Docker, id: &str, port: u16) -> Result<TcpStream, Call
 /// The host pid of running container `id`'s process, and whether it runs
 /// in gVisor. Stopped or paused: `CONFLICT`.
 async fn running_process(docker: &Docker, id: &str) -> Result<(i64, bool), CallError> {
-    let info = docker
-        .inspect_container(id, None::<q::InspectContainerOptions>)
+    let info = dialect::inspect_container(docker, id)
         .await
         .map_err(error::container)?;
     let gvisor =

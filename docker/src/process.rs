@@ -21,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::access::Caller;
 use crate::catalog::*;
+use crate::dialect;
 use crate::engine::{Engine, exec_exit};
 use crate::error::{self, invalid_input};
 use crate::exec::{self, ExecGuard};
@@ -123,11 +124,7 @@ async fn pump(
     // The engine still tells an exit code (126) for an exec whose
     // container was stopped or removed under it: that is no exit of the
     // process's own.
-    let container_running = docker
-        .inspect_container(
-            container,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
+    let container_running = dialect::inspect_container(docker, container)
         .await
         .map(|info| info.state.and_then(|s| s.running) == Some(true));
     let container_gone = match container_running {

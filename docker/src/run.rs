@@ -20,6 +20,7 @@ use crate::audit;
 use crate::catalog::*;
 use crate::cleanup::{Pending, spawn_cleanup};
 use crate::create;
+use crate::dialect;
 use crate::engine::{Engine, wait_exit};
 use crate::error::{self, invalid_input};
 use crate::reply::one_then_many;
@@ -365,9 +366,7 @@ pub(crate) async fn session(
 /// within a few seconds (the reset can come before the engine's state).
 async fn stopped(docker: &Docker, id: &str) -> bool {
     for _ in 0..100 {
-        let info = docker
-            .inspect_container(id, None::<q::InspectContainerOptions>)
-            .await;
+        let info = dialect::inspect_container(docker, id).await;
         match info.ok().and_then(|i| i.state).map(|s| s.running) {
             Some(Some(false)) => return true,
             Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,

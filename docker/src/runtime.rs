@@ -12,11 +12,11 @@
 //! [`Config::with_user_runtime`]: crate::Config::with_user_runtime
 
 use bollard::Docker;
-use bollard::query_parameters as q;
 use dockwire_core::{CallError, ErrorCode};
 
 use crate::access::{Caller, forbidden};
 use crate::config::{Config, ExecSignals};
+use crate::dialect;
 use crate::error::{self, Subject, engine_error, invalid_input};
 use crate::signal;
 
@@ -125,8 +125,7 @@ fn is_runsc_program(path: &str) -> bool {
 /// Whether container `id` runs in gVisor, as the engine reports its
 /// runtime.
 pub(crate) async fn runs_gvisor(docker: &Docker, id: &str) -> Result<bool, CallError> {
-    let info = docker
-        .inspect_container(id, None::<q::InspectContainerOptions>)
+    let info = dialect::inspect_container(docker, id)
         .await
         .map_err(error::container)?;
     let runtime = info.host_config.and_then(|h| h.runtime);
@@ -149,10 +148,7 @@ pub(crate) async fn exec_signals(
     if configured == ExecSignals::Engine {
         return configured;
     }
-    match docker
-        .inspect_container(id, None::<q::InspectContainerOptions>)
-        .await
-    {
+    match dialect::inspect_container(docker, id).await {
         Ok(info) => {
             let runtime = info.host_config.and_then(|h| h.runtime);
             let gvisor = is_gvisor(docker, runtime.as_deref()).await;

@@ -19,6 +19,7 @@ use crate::audit;
 use crate::catalog::{LABEL_AUTO_REMOVE, LABEL_SERVER};
 use crate::cleanup;
 use crate::config::Config;
+use crate::dialect;
 use crate::dialect::Dialect;
 use crate::engine::Engine;
 use crate::error;
@@ -178,8 +179,7 @@ impl DockerService {
                 filters: Some(filters),
                 ..Default::default()
             };
-            let left = docker
-                .list_containers(Some(options))
+            let left = dialect::list_containers(&docker, Some(options))
                 .await
                 .map_err(error::container)?;
             let mut removed = Vec::new();

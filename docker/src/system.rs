@@ -9,6 +9,7 @@ use futures::{Stream, TryStreamExt};
 
 use crate::access::Caller;
 use crate::catalog::{Events, HostResources, Info, Ping, Pong, Resources, Version};
+use crate::dialect;
 use crate::engine::Engine;
 use crate::error::{Subject, engine_error};
 
@@ -71,15 +72,12 @@ pub(crate) async fn resources(
 
 /// What the engine's running containers' memory limits add up to.
 async fn reserved(docker: &bollard::Docker) -> Result<i64, CallError> {
-    let running = docker
-        .list_containers(None::<q::ListContainersOptions>)
+    let running = dialect::list_containers(docker, None)
         .await
         .map_err(|e| engine_error(Subject::Engine, e))?;
     let limits = futures::future::join_all(running.iter().filter_map(|c| c.id.as_deref()).map(
         |id| async move {
-            let info = docker
-                .inspect_container(id, None::<q::InspectContainerOptions>)
-                .await;
+            let info = dialect::inspect_container(docker, id).await;
             // One gone in between reserves nothing.
             info.ok()
                 .and_then(|i| i.host_config)

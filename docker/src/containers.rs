@@ -240,11 +240,16 @@ pub(crate) async fn top(
     if runtime::runs_gvisor(&docker, &id).await? {
         return gvisor::top(&docker, &id, &ps_args).await;
     }
-    let options = q::TopOptions { ps_args };
-    docker
+    let dialect = engine.dialect(&docker).await?;
+    let options = q::TopOptions {
+        ps_args: ps_args.clone(),
+    };
+    let mut listed = docker
         .top_processes(&id, Some(options))
         .await
-        .map_err(error::container)
+        .map_err(|e| dialect.top_error(e, &ps_args))?;
+    dialect.top(&mut listed);
+    Ok(listed)
 }
 
 /// `container/stats`: a user's show its own name.

@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, EventMessage, PortMap,
-    ResourcesUlimits, SystemVersion,
+    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, ContainerTopResponse,
+    EventMessage, PortMap, ResourcesUlimits, SystemVersion,
 };
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
 use rustix::process::{Resource, getrlimit};
 
-use crate::catalog::NOT_SUPPORTED;
+use crate::catalog::{DOCKER_ERROR, NOT_SUPPORTED};
 
 /// The engine behind Docker's API.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,6 +172,44 @@ impl Dialect {
         }
     }
 
+    /// A `top` answer in Docker's columns. Podman's compat API runs `ps`
+    /// in the container and sends its lines whole: one title (`"PID
+    /// USER COMMAND"`) and one field per process. On Podman they are
+    /// split into columns at whitespace as Docker splits `ps`'s output,
+    /// the last column taking the rest of the line (the command with its
+    /// arguments).
+    pub(crate) fn top(self, listed: &mut ContainerTopResponse) {
+        let Some(titles) = listed.titles.as_mut() else {
+            return;
+        };
+        if self != Dialect::Podman || titles.len() != 1 {
+            return;
+        }
+        *titles = titles[0].split_whitespace().map(String::from).collect();
+        let columns = titles.len();
+        for row in listed.processes.iter_mut().flatten() {
+            if let [line] = row.as_slice() {
+                *row = split_columns(line, columns);
+            }
+        }
+    }
+
+    /// The error of a failed `top`. Podman runs the container's own
+    /// `ps`, and when it refuses `ps_args` Podman answers 200 with no body
+    /// (bollard: `EOF while parsing`): that is said as such.
+    pub(crate) fn top_error(self, e: bollard::errors::Error, ps_args: &str) -> CallError {
+        if self == Dialect::Podman && e.to_string().contains("EOF while parsing") {
+            return CallError::new(
+                DOCKER_ERROR,
+                format!(
+                    "the engine's top gave no answer: Podman runs the container's own ps, which \
+                     refused {ps_args:?}"
+                ),
+            );
+        }
+        crate::error::container(e)
+    }
+
     /// Port bindings as the engine reads them. Podman's compat API takes a
     /// `HostIp` of `0.0.0.0` literally: its DNAT rule then matches only
     /// packets sent to 0.0.0.0, and the port answers nowhere. On Podman
@@ -226,6 +264,24 @@ impl Dialect {
     }
 }
 
+/// `line` split at whitespace into at most `columns` fields, the last
+/// one keeping the rest of the line.
+fn split_columns(line: &str, columns: usize) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut rest = line.trim();
+    while fields.len() + 1 < columns {
+        let Some((field, tail)) = rest.split_once(char::is_whitespace) else {
+            break;
+        };
+        fields.push(field.to_owned());
+        rest = tail.trim_start();
+    }
+    if !rest.is_empty() {
+        fields.push(rest.to_owned());
+    }
+    fields
+}
+
 /// The hard limit in `row` of `/proc/PID/limits` of the engine's own
 /// process: the one listening on the engine's Unix socket (`DOCKER_HOST`,
 /// else Docker's default), found by the socket's peer credentials. `None`
@@ -262,6 +318,9 @@ pub(crate) fn docker_status(status: u16, message: &str) -> u16 {
 /// container` where Docker says `No such container: web`.
 pub(crate) fn docker_message(status: u16, message: &str) -> Option<String> {
     const PODMAN: &str = "no container with name or ID \"";
+    if status == 500 {
+        return docker_conflict(message);
+    }
     if status != 404 {
         return None;
     }
@@ -270,10 +329,27 @@ pub(crate) fn docker_message(status: u16, message: &str) -> Option<String> {
     Some(format!("No such container: {name}"))
 }
 
+/// Podman's name conflict (`container create: creating container
+/// storage: the container name "web" is already in use by ID. You have
+/// to …`, with status 500) in Docker's words.
+fn docker_conflict(message: &str) -> Option<String> {
+    const PODMAN: &str = "the container name \"";
+    let (_, rest) = message.split_once(PODMAN)?;
+    let (name, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(" is already in use by ")?;
+    let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    Some(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You \
+         have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
 /// The engine's inspect of container `id`, asked again while Podman
-/// reports it `stopped` ([`past_stopped`]), with ulimits under Docker's
-/// names: Podman says `RLIMIT_NOFILE` where Docker says `nofile` (Docker
-/// never says the former, so this needs no dialect).
+/// reports it `stopped` ([`past_stopped`]), in Docker's shape where
+/// Podman's differs: ulimits under Docker's names (`nofile`, not
+/// `RLIMIT_NOFILE`), a port bound on every address at `0.0.0.0`, and a
+/// container on `none` with that network. Docker never answers Podman's
+/// way, so this needs no dialect.
 pub(crate) async fn inspect_container(
     docker: &Docker,
     id: &str,
@@ -294,6 +370,20 @@ pub(crate) async fn inspect_container(
     for binding in bound {
         if binding.host_ip.as_deref() == Some("") {
             binding.host_ip = Some("0.0.0.0".into());
+        }
+    }
+    // Podman shows no network for a container on none; Docker shows
+    // `none`.
+    let mode = info
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref());
+    if mode == Some("none") {
+        if let Some(settings) = info.network_settings.as_mut() {
+            let networks = settings.networks.get_or_insert_with(Default::default);
+            if networks.is_empty() {
+                networks.insert("none".into(), Default::default());
+            }
         }
     }
     let ulimits = info.host_config.as_mut().and_then(|h| h.ulimits.as_mut());
@@ -462,6 +552,16 @@ mod tests {
             Some("No such container: web")
         );
         assert_eq!(docker_message(500, podman), None);
+        let podman = "container create: creating container storage: the container name \"web\" \
+                      is already in use by 564efc93f167. You have to remove that container to be \
+                      able to reuse that name: that name is already in use";
+        let docker = docker_message(500, podman).unwrap();
+        assert_eq!(
+            docker,
+            "Conflict. The container name \"/web\" is already in use by container \"564efc93f167\". \
+             You have to remove (or rename) that container to be able to reuse that name."
+        );
+        assert_eq!(docker_status(500, &docker), 409);
         assert_eq!(docker_message(404, "No such container: web"), None);
     }
 
@@ -505,7 +605,10 @@ mod tests {
             hard: Some(0),
         };
         let names = |u: &Option<Vec<ResourcesUlimits>>| -> Vec<String> {
-            u.iter().flatten().map(|u| u.name.clone().unwrap()).collect()
+            u.iter()
+                .flatten()
+                .map(|u| u.name.clone().unwrap())
+                .collect()
         };
         let mut docker = Some(vec![core.clone()]);
         Dialect::Docker.complete_ulimits(&mut docker).await;
@@ -520,5 +623,29 @@ mod tests {
         let nofile = &podman.unwrap()[1];
         assert!(nofile.hard.unwrap() as u64 <= ours);
         assert_eq!(nofile.soft, nofile.hard);
+    }
+
+    #[test]
+    fn podmans_top_lines_are_split_into_dockers_columns() {
+        let whole = || ContainerTopResponse {
+            titles: Some(vec!["PID   USER     COMMAND".into()]),
+            processes: Some(vec![
+                vec!["    1 root     sleep 60".into()],
+                vec!["   12 root     sh -c echo  two  spaces".into()],
+            ]),
+        };
+        let mut docker = whole();
+        Dialect::Docker.top(&mut docker);
+        assert_eq!(docker, whole());
+        let mut podman = whole();
+        Dialect::Podman.top(&mut podman);
+        assert_eq!(podman.titles.unwrap(), ["PID", "USER", "COMMAND"]);
+        assert_eq!(
+            podman.processes.unwrap(),
+            [
+                vec!["1", "root", "sleep 60"],
+                vec!["12", "root", "sh -c echo  two  spaces"]
+            ]
+        );
     }
 }

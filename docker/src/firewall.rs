@@ -8,7 +8,8 @@
 //! - in `mangle`'s `FORWARD`, a rule that drops every new connection
 //!   routed into the bridge from anywhere else (another user's bridge,
 //!   the default bridge, the uplink), and rules that drop whatever the
-//!   bridge routes to the engine's other bridges (`docker0`, `br-…`).
+//!   bridge routes to the engine's other bridges (Docker's `docker0` and
+//!   `br-…`, Podman's `podman…` and `cni-podman…`).
 //!
 //! Docker's own isolation between its networks lives in `filter`'s
 //! `FORWARD`, and Docker 20.10 deletes and re-inserts those rules as
@@ -37,9 +38,11 @@ use ring::digest;
 /// The comment on every rule of dockwire's: how its rules are found.
 const COMMENT: &str = "dockwire-user-network";
 
-/// The engine's bridges besides users': its default bridge and its
-/// networks' (`br-` and 12 hex digits), as `iptables` wildcards.
-const ENGINE_BRIDGES: [&str; 2] = ["docker0", "br-+"];
+/// The engine's bridges besides users', as `iptables` wildcards:
+/// Docker's default bridge and its networks' (`br-` and 12 hex digits),
+/// and Podman's (`podman0`, `podman1`, … with netavark; `cni-podman0`, …
+/// with CNI).
+const ENGINE_BRIDGES: [&str; 4] = ["docker0", "br-+", "podman+", "cni-podman+"];
 
 /// The prefix of every user bridge's interface name.
 pub(crate) const BRIDGE_PREFIX: &str = "dw";
@@ -280,6 +283,8 @@ mod tests {
                 ),
                 format!("-w -t mangle -I FORWARD 1 -i {bridge} -o docker0 {c} -j DROP"),
                 format!("-w -t mangle -I FORWARD 1 -i {bridge} -o br-+ {c} -j DROP"),
+                format!("-w -t mangle -I FORWARD 1 -i {bridge} -o podman+ {c} -j DROP"),
+                format!("-w -t mangle -I FORWARD 1 -i {bridge} -o cni-podman+ {c} -j DROP"),
             ]
         );
         assert_eq!(

@@ -19,8 +19,8 @@ use dockwire_service::ClientError;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::docker::{Cleanup, IMAGE, engine, on_engine, unique};
-use crate::user_networks::BRIDGE_NAME_OPTION;
+use crate::docker::{Cleanup, IMAGE, engine, on_engine, on_podman, unique};
+use crate::user_networks::{BRIDGE_NAME_OPTION, bridge_name};
 
 /// The code of a create's error; a container made instead is removed
 /// at the end, and the test fails.
@@ -156,12 +156,31 @@ pub async fn only_network(docker: &DockerClient, id: &str) -> (String, String, S
 pub fn bridge_of(name: &str) -> String {
     let network =
         on_engine(engine().inspect_network(name, None::<q::InspectNetworkOptions>)).unwrap();
-    network
+    let named = network.name.as_deref().unwrap_or_default();
+    let bridge = bridge_name(named, network.options.as_ref()).unwrap_or_default();
+    // Where the engine does not show it (Podman), the interface of that
+    // name, once made, holds the network's gateway.
+    let shown = network
         .options
         .unwrap_or_default()
-        .get(BRIDGE_NAME_OPTION)
-        .cloned()
-        .unwrap_or_default()
+        .contains_key(BRIDGE_NAME_OPTION);
+    let made = std::path::Path::new("/sys/class/net")
+        .join(&bridge)
+        .exists();
+    if !shown && made {
+        let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+        let gateway = configs.iter().find_map(|c| c.gateway.clone()).unwrap();
+        let addresses = std::process::Command::new("ip")
+            .args(["-o", "addr", "show", "dev", &bridge])
+            .output()
+            .unwrap();
+        let addresses = String::from_utf8_lossy(&addresses.stdout);
+        assert!(
+            addresses.contains(&format!(" {gateway}/")),
+            "{bridge} does not hold {name}'s gateway {gateway}: {addresses}"
+        );
+    }
+    bridge
 }
 
 /// The address of container `id` (made behind dockwire's back) on the
@@ -171,9 +190,18 @@ pub fn default_bridge_ip(id: &str) -> String {
         .unwrap()
         .network_settings
         .and_then(|s| s.networks)
-        .and_then(|n| n.get("bridge").cloned())
+        // Podman keys its default network `podman`.
+        .and_then(|n| n.get(default_network()).cloned())
         .and_then(|n| n.ip_address)
         .expect("an address on the default bridge")
+}
+
+/// The key of the engine's default network in a container's inspect.
+pub fn default_network() -> &'static str {
+    match on_podman() {
+        false => "bridge",
+        true => "podman",
+    }
 }
 
 /// An IPv4 address of the host other than loopback and the bridges'
@@ -328,7 +356,11 @@ impl Drop for HostService {
 
 /// An HTTP GET from the host: the answer.
 pub fn host_get(addr: &str, port: u16) -> String {
-    let mut stream = TcpStream::connect((addr, port)).unwrap();
+    // Refused until the server in the container listens (Podman's ports
+    // are the kernel's forwarding, with no proxy to accept meanwhile).
+    let Ok(mut stream) = TcpStream::connect((addr, port)) else {
+        return String::new();
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -352,7 +384,9 @@ pub fn admins_published_web(cleanup: &Cleanup) -> (String, u16) {
             port_bindings: Some(HashMap::from([(
                 "8080/tcp".into(),
                 Some(vec![PortBinding {
-                    host_ip: Some("0.0.0.0".into()),
+                    // Podman takes 0.0.0.0 literally (no address
+                    // matches): every address is the empty one there.
+                    host_ip: Some(if on_podman() { "" } else { "0.0.0.0" }.into()),
                     host_port: Some(String::new()),
                 }]),
             )])),

@@ -118,20 +118,23 @@ pub fn remove_with_rules(network: &bollard::models::Network) {
     let Some(id) = &network.id else { return };
     let _ = on_engine(engine().remove_network(id));
     let name = network.name.as_deref().unwrap_or_default();
-    // Podman does not show the bridge's name: a user network's is the
-    // one its name gives.
-    let bridge = network
-        .options
-        .as_ref()
+    if let Some(bridge) = bridge_name(name, network.options.as_ref()) {
+        remove_rules_for(&bridge);
+    }
+}
+
+/// The bridge interface of the network `name`: the one its `options`
+/// name. Podman
+/// does not show it; a user network's is then the one its name gives
+/// (dockwire asks Podman for that name, and Podman keeps it).
+pub fn bridge_name(name: &str, options: Option<&HashMap<String, String>>) -> Option<String> {
+    options
         .and_then(|o| o.get(BRIDGE_NAME_OPTION))
         .cloned()
         .or_else(|| {
             name.starts_with("dw-")
                 .then(|| dockwire_docker::user_bridge_name(name))
-        });
-    if let Some(bridge) = bridge {
-        remove_rules_for(&bridge);
-    }
+        })
 }
 
 /// Deletes dockwire's rules on `bridge`, in both families.

@@ -1678,7 +1678,9 @@ async fn holdings(docker: &Docker, owner: &str, t: &Targets) -> Result<Holdings,
     })
 }
 
-/// The host pids of the processes in container `id`.
+/// The pids of the processes in container `id` (the host's; Podman's
+/// `top` gives the container's, in whole `ps` lines split here: the
+/// columns before the command hold no space).
 async fn pids(docker: &Docker, id: &str) -> Result<BTreeSet<String>, String> {
     let top = docker
         .top_processes(id, None::<q::TopOptions>)
@@ -1687,13 +1689,19 @@ async fn pids(docker: &Docker, id: &str) -> Result<BTreeSet<String>, String> {
     let titles = top.titles.unwrap_or_default();
     let column = titles
         .iter()
+        .flat_map(|t| t.split_whitespace())
         .position(|t| t == "PID")
         .ok_or("no PID column")?;
     Ok(top
         .processes
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|p| p.get(column).cloned())
+        .filter_map(|p| {
+            p.iter()
+                .flat_map(|f| f.split_whitespace())
+                .nth(column)
+                .map(String::from)
+        })
         .collect())
 }
 

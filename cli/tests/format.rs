@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use dockwire_tests::docker::on_podman;
 
 /// Removes what the test made with docker, even when it fails.
 struct Made {
@@ -176,9 +177,12 @@ fn format_templates_give_dockers_text() {
         let mut args = verb.clone();
         args.push(template);
         let ours = rig.admin.run(&args);
-        let theirs = docker(&args);
+        let mut theirs = docker(&args);
         assert_eq!(theirs.code(), 0, "docker {args:?}: {}", theirs.dump());
         assert!(!theirs.stdout.is_empty(), "docker {args:?} printed nothing");
+        if on_podman() && verb[0] == "images" {
+            theirs.stdout = dockers_names(&theirs.out(), template.starts_with("table")).into();
+        }
         if (ours.code(), &ours.stdout) != (0, &theirs.stdout) {
             differ.push(format!(
                 "{args:?}\n  docker:   {:?}\n  dockwire: {:?} {}",
@@ -196,4 +200,25 @@ fn format_templates_give_dockers_text() {
         differ.join("\n")
     );
     drop(made);
+}
+
+/// The docker CLI's `images` text against Podman with the names dockwire
+/// gives (docker/README.md, Engines): Podman's `localhost/NAME` is
+/// Docker's `NAME`. In a table, the column keeps its width.
+fn dockers_names(text: &str, table: bool) -> String {
+    const PODMAN: &str = "localhost/";
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let Some(at) = line.find(PODMAN) else {
+            out.push_str(line);
+            continue;
+        };
+        let mut line = format!("{}{}", &line[..at], &line[at + PODMAN.len()..]);
+        if table {
+            let end = line[at..].find("  ").map_or(line.len(), |i| at + i);
+            line.insert_str(end, &" ".repeat(PODMAN.len()));
+        }
+        out.push_str(&line);
+    }
+    out
 }

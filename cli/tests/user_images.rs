@@ -118,7 +118,15 @@ fn what_a_user_builds_commits_or_tags_is_its_own_and_invisible_to_another() {
         .out()
         .trim()
         .to_owned();
-    assert!(engine_name.starts_with("dw-") && engine_name.ends_with("/app:1"));
+    // Podman names it in full (`localhost/…` or `docker.io/…`).
+    let short = ["localhost/", "docker.io/"]
+        .iter()
+        .find_map(|registry| engine_name.strip_prefix(registry))
+        .unwrap_or(&engine_name);
+    assert!(
+        short.starts_with("dw-") && short.ends_with("/app:1"),
+        "{engine_name}"
+    );
     for reference in [id.as_str(), &id[7..19], engine_name.as_str()] {
         let inspected = bob.run(&["image", "inspect", reference]);
         assert_eq!(inspected.code(), 1, "{}", inspected.dump());
@@ -221,7 +229,7 @@ fn what_a_user_builds_commits_or_tags_is_its_own_and_invisible_to_another() {
     alice.run(&["tag", "app:1", &pushed_name]).ok();
     let pushed = alice.run(&["push", &pushed_name]).ok();
     assert!(!pushed.out().contains("dw-") || pushed.out().contains("repository"));
-    let namespace = engine_name.split('/').next().unwrap().to_owned();
+    let namespace = short.split('/').next().unwrap().to_owned();
     let repo = pushed_name
         .trim_start_matches("127.0.0.1:5000/")
         .trim_end_matches(":1");

@@ -198,15 +198,16 @@ async fn relay(
     while let Some(item) = built.next().await {
         let info = match item {
             Ok(info) => info,
+            // Podman ends its error with a newline; Docker does not.
             Err(bollard::errors::Error::DockerStreamError { error }) => {
-                let message = image_owner::shown_message(caller, &error);
+                let message = image_owner::shown_message(caller, error.trim_end());
                 return Err(CallError::new(BUILD_FAILED, message));
             }
             Err(e) => return Err(engine_error(Subject::Image, e)),
         };
         if let Some(detail) = info.error_detail {
             let message = detail.message.unwrap_or_else(|| "the build failed".into());
-            let message = image_owner::shown_message(caller, &message);
+            let message = image_owner::shown_message(caller, message.trim_end());
             return Err(CallError::new(BUILD_FAILED, message));
         }
         if let Some(text) = info.stream.filter(|t| !t.is_empty()) {

@@ -139,10 +139,11 @@ impl Dialect {
         stats
     }
 
-    /// An image's tag as Docker names it: Podman stores an image imported
-    /// or built without a registry as `localhost/NAME`, and Docker Hub's as
-    /// `docker.io/NAME` (`docker.io/library/NAME` for official ones); a
-    /// create or pull with Docker's short name finds either.
+    /// An image's tag (or digest, `NAME@sha256:…`) as Docker names it:
+    /// Podman stores an image imported or built without a registry as
+    /// `localhost/NAME`, and Docker Hub's as `docker.io/NAME`
+    /// (`docker.io/library/NAME` for official ones); a create or pull with
+    /// Docker's short name finds either.
     pub(crate) fn image_tag(self, tag: &str) -> String {
         if self == Dialect::Docker {
             return tag.to_owned();

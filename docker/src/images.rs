@@ -41,7 +41,7 @@ pub(crate) async fn list(
         .map_err(|e| engine_error(Subject::Image, e))?;
     let dialect = engine.dialect(&docker).await?;
     for image in &mut images {
-        for tag in &mut image.repo_tags {
+        for tag in image.repo_tags.iter_mut().chain(&mut image.repo_digests) {
             *tag = dialect.image_tag(tag);
         }
     }
@@ -63,7 +63,8 @@ pub(crate) async fn inspect(
     let usable = image_owner::resolve(&docker, &engine.config.owner_key, &caller, &i.image).await?;
     let mut image = usable.details;
     let dialect = engine.dialect(&docker).await?;
-    for tag in image.repo_tags.iter_mut().flatten() {
+    let named = image.repo_tags.iter_mut().chain(&mut image.repo_digests);
+    for tag in named.flatten() {
         *tag = dialect.image_tag(tag);
     }
     Ok(image_owner::shown_details(&caller, image))
@@ -234,7 +235,13 @@ pub(crate) async fn commit(
         .await
         .map_err(error::container)
         .map_err(|e| shown_error(&caller, e))?;
-    Ok(Committed { id: made.id })
+    // Podman answers the bare hex digits; Docker, and either engine's
+    // image inspect, the digest with its algorithm.
+    let id = match made.id.contains(':') {
+        true => made.id,
+        false => format!("sha256:{}", made.id),
+    };
+    Ok(Committed { id })
 }
 
 /// `image/tag`: a user tags an image it may use, with a name in its

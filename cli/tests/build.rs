@@ -89,7 +89,7 @@ fn build_makes_what_the_dockerfile_says_and_streams_its_context() {
         ),
     };
     assert!(out.contains(first_step), "{out}");
-    assert!(out.contains(&format!("Successfully tagged")), "{out}");
+    assert!(out.contains("Successfully tagged"), "{out}");
     assert!(out.contains(&tagged), "{out}");
     let inside = rig
         .admin

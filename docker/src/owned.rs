@@ -167,7 +167,7 @@ impl Engine {
             filters: Some(filters),
             ..Default::default()
         };
-        let listed = dialect::list_containers(&docker, Some(options))
+        let listed = dialect::list_containers(docker, Some(options))
             .await
             .map_err(error::container)?;
         let key = &self.config.owner_key;

@@ -11,6 +11,10 @@
 //!
 //! [`Config::with_user_runtime`]: crate::Config::with_user_runtime
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use bollard::Docker;
 use dockwire_core::{CallError, ErrorCode};
 
@@ -101,20 +105,57 @@ pub(crate) async fn installed(
 /// `default-runtime`) whose program is runsc. Asks the engine only for a
 /// name other than these two; an engine that does not answer counts as
 /// runc.
+///
+/// Podman names every container's runtime `oci` (its service's, which
+/// `/info` gives as the default). The answer for a name is kept for
+/// [`KEPT`]: `/info` takes about 150 ms on Podman 4.3, and every exec,
+/// `top` and copy asks.
 pub(crate) async fn is_gvisor(docker: &Docker, runtime: Option<&str>) -> bool {
     let name = match runtime {
         None | Some(RUNC) => return false,
         Some(RUNSC) => return true,
         Some(name) => name,
     };
+    if let Some(known) = known_gvisor(name) {
+        return known;
+    }
     let Ok(info) = docker.info().await else {
         return false;
     };
-    let path = info
-        .runtimes
-        .and_then(|mut r| r.remove(name))
-        .and_then(|r| r.path);
-    path.as_deref().is_some_and(is_runsc_program)
+    let mut runtimes = info.runtimes.unwrap_or_default();
+    let registered = match runtimes.remove(name) {
+        Some(runtime) => Some(runtime),
+        None if name == PODMAN_SERVICE_RUNTIME => {
+            let default = info.default_runtime.unwrap_or_default();
+            runtimes.remove(&default)
+        }
+        None => None,
+    };
+    let gvisor = registered
+        .and_then(|r| r.path)
+        .as_deref()
+        .is_some_and(is_runsc_program);
+    GVISOR_NAMES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.to_owned(), (Instant::now(), gvisor));
+    gvisor
+}
+
+/// What Podman's inspect names every container's runtime.
+const PODMAN_SERVICE_RUNTIME: &str = "oci";
+
+/// How long [`is_gvisor`]'s answer for a runtime's name is kept.
+const KEPT: Duration = Duration::from_secs(10);
+
+/// [`is_gvisor`]'s answers by runtime name, with when each was learned.
+static GVISOR_NAMES: Mutex<BTreeMap<String, (Instant, bool)>> = Mutex::new(BTreeMap::new());
+
+/// The kept answer for the runtime `name`, if still fresh.
+fn known_gvisor(name: &str) -> Option<bool> {
+    let known = GVISOR_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let &(learned, gvisor) = known.get(name)?;
+    (learned.elapsed() < KEPT).then_some(gvisor)
 }
 
 /// Whether a runtime's program (`/usr/bin/runsc`, `runsc`) is gVisor's.

@@ -214,7 +214,8 @@ async fn dispatch(mut cli: Cli) -> Outcome {
             if args.detach && host.embedded.is_some() {
                 return Err(detached::needs_a_server("exec -d"));
             }
-            settled(&host, process::exec(&host.docker, args).await).await
+            let resume = host.embedded.is_none().then_some(global);
+            settled(&host, process::exec(&host.docker, args, resume).await).await
         }
         Command::Attach(args) => {
             let host = host::connect(global).await?;

@@ -244,7 +244,15 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
 }
 
 /// `dockwire exec`.
-pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an interactive exec reconnects by itself when its
+/// connection dies and resumes where it was.
+pub async fn exec(
+    docker: &DockerClient,
+    args: ExecArgs,
+    resume: Option<&crate::Global>,
+) -> Outcome {
     if args.detach {
         let mut input = ProcessStart::new(&args.container, &args.command);
         input.env = env(&args.env);
@@ -269,6 +277,22 @@ pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
     input.user = args.user;
     input.tty = args.tty;
     input.stdin = args.interactive;
+    if let (true, Some(global)) = (args.interactive, resume) {
+        // A session that survives a lost connection (see `serve
+        // --session-grace`): it dials the same host again.
+        let redial = || async move {
+            match crate::host::connect(global).await {
+                Ok(connected) => Ok(connected.docker),
+                Err(failure) => Err(ClientError::Connect(std::sync::Arc::new(
+                    std::io::Error::other(failure.to_string()),
+                ))),
+            }
+        };
+        // As docker exec: an error before the command starts is exit 1.
+        let opened = docker.open(&input).await.context(|| what.clone())?;
+        let ended = session::drive_resumable(opened, docker, redial, plan).await;
+        return broken(&what, ended, EXIT_EXEC_LOST);
+    }
     // As docker exec: an error before the command starts is exit 1.
     let session = docker.open(&input).await.context(|| what.clone())?;
     finish(&what, session, plan, EXIT_EXEC_LOST).await
@@ -297,7 +321,12 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
 /// the connection to the server is lost on the way (each verb as docker's
 /// does when its daemon dies; see [`EXIT_EXEC_LOST`]).
 pub(crate) async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outcome {
-    match session::drive(session, plan).await {
+    broken(what, session::drive(session, plan).await, lost)
+}
+
+/// A session's end as the verb's outcome.
+fn broken(what: &str, ended: Result<i32, Broken>, lost: i32) -> Outcome {
+    match ended {
         Ok(code) => Ok(code),
         Err(Broken::Stopped(signal)) => Ok(128 + signal),
         Err(Broken::Terminal(e)) => Err(Failure::local(

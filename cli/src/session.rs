@@ -2,9 +2,14 @@
 //! stdio: stdin in, stdout and stderr out byte for byte, the terminal's
 //! size and signals as controls, and the exit code out.
 
-use std::io;
+use std::future::Future;
+use std::io::{self, Write};
+use std::time::Duration;
 
+use dockwire_docker::catalog::StreamName;
+use dockwire_docker::{DockerClient, SessionControl, resume_session};
 use dockwire_service::{ClientError, Control, RawSession};
+use futures::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::io::ReaderStream;
 
@@ -170,4 +175,154 @@ async fn signals(mut control: Control, forward: bool, stop: bool) -> i32 {
         }
     }
     std::future::pending().await
+}
+
+/// How long a resumable session tries to dial again after its connection
+/// died (the idle timeout, 30 s by default, has already passed by then):
+/// long enough for a link back within seconds, short enough that a
+/// crashed server ends the command soon, as it did before sessions.
+const RECONNECT_FOR: Duration = Duration::from_secs(6);
+/// The longest one dial may take.
+const DIAL_FOR: Duration = Duration::from_secs(2);
+
+/// Runs an interactive exec's accepted `session` as one that survives a
+/// lost connection (see [`resume_session`]): when its connection dies, it says so on
+/// stderr, dials again with `redial` (0.2 s, 0.4 s, … up to 1 s apart,
+/// each dial up to [`DIAL_FOR`], giving up after [`RECONNECT_FOR`]),
+/// resumes at the
+/// offsets it wrote out and goes on, each byte once; a `-it` terminal
+/// stays raw throughout. INT, TERM or HUP abort the session (the server
+/// kills its process at once) and end it with the terminal restored.
+pub async fn drive_resumable<R, F>(
+    session: RawSession,
+    docker: &DockerClient,
+    redial: R,
+    plan: Plan,
+) -> Result<i32, Broken>
+where
+    R: Fn() -> F + Clone,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+{
+    let raw = match plan.tty && plan.stdin && term::is_terminal(io::stdin()) {
+        true => Some(term::RawMode::enter().map_err(Broken::Terminal)?),
+        false => None,
+    };
+    let (tx, controls) = futures::channel::mpsc::channel(8);
+    let mut tasks = Vec::new();
+    if plan.tty {
+        tasks.push(tokio::spawn(send_sizes(tx.clone())));
+    }
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    tasks.push(tokio::spawn(stop_on_signal(tx, stopped.clone())));
+    let first = docker.clone();
+    let newline = if raw.is_some() { "\r\n" } else { "\n" };
+    let mut since = std::time::Instant::now();
+    let connect = |failures: u32| {
+        let first = first.clone();
+        if failures == 1 {
+            since = std::time::Instant::now();
+        }
+        let since = since;
+        let redial = redial.clone();
+        async move {
+            if failures == 0 {
+                return Ok(first);
+            }
+            if failures == 1 {
+                eprint!("dockwire: the connection was lost; reconnecting{newline}");
+            }
+            // Dials until one answers, or the time to reconnect is over
+            // (an error here gives up).
+            let mut pause = Duration::from_millis(100 << failures.min(4));
+            loop {
+                if since.elapsed() > RECONNECT_FOR {
+                    return Err(ClientError::Connect(std::sync::Arc::new(io::Error::other(
+                        "gave up reconnecting",
+                    ))));
+                }
+                tokio::time::sleep(pause).await;
+                if let Ok(Ok(client)) = tokio::time::timeout(DIAL_FOR, redial()).await {
+                    return Ok(client);
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    };
+    let stdin = match plan.stdin {
+        true => ReaderStream::with_capacity(tokio::io::stdin(), STDIN_READ).boxed(),
+        false => futures::stream::pending().boxed(),
+    };
+    let (mut out, mut err) = (io::stdout(), io::stderr());
+    let ended = resume_session(session, connect, stdin, controls, |stream, bytes| {
+        // A reader gone: the rest is dropped, until the process ends.
+        let _ = match stream {
+            StreamName::Stdout => out.write_all(&bytes).and_then(|()| out.flush()),
+            StreamName::Stderr => err.write_all(&bytes).and_then(|()| err.flush()),
+        };
+    })
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    drop(raw);
+    match ended {
+        Ok(code) => Ok(i32::try_from(code).unwrap_or(i32::MAX)),
+        Err(ClientError::Aborted) => match stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Err(Broken::Call(ClientError::Aborted)),
+            signal => Err(Broken::Stopped(signal)),
+        },
+        Err(e) => Err(Broken::Call(e)),
+    }
+}
+
+/// Sends the terminal's size now and at every change.
+async fn send_sizes(mut tx: futures::channel::mpsc::Sender<SessionControl>) {
+    use futures::SinkExt;
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    loop {
+        if let Some((cols, rows)) = term::size() {
+            if tx
+                .send(SessionControl::Resize { cols, rows })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if changes.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// At the first INT, TERM or HUP: notes its number and aborts the session.
+async fn stop_on_signal(
+    mut tx: futures::channel::mpsc::Sender<SessionControl>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicI32>,
+) {
+    use futures::SinkExt;
+    let mut streams = Vec::new();
+    for (kind, name, number) in handled() {
+        if !matches!(name, "INT" | "TERM" | "HUP") {
+            continue;
+        }
+        if let Ok(stream) = signal(kind) {
+            streams.push((stream, number));
+        }
+    }
+    if streams.is_empty() {
+        return;
+    }
+    let waits = streams.iter_mut().map(|(stream, number)| {
+        let number = *number;
+        Box::pin(async move {
+            stream.recv().await;
+            number
+        })
+    });
+    let (number, _, _) = futures::future::select_all(waits).await;
+    stopped.store(number, std::sync::atomic::Ordering::SeqCst);
+    let _ = tx.send(SessionControl::Abort).await;
 }

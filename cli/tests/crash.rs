@@ -126,7 +126,18 @@ fn a_killed_server_ends_an_exec_with_streaming_stdin_with_a_connection_error() {
     let (ran, took) = crash_during(&mut rig, exec);
     eprintln!("exec -i: the client ended {took:?} after the kill");
     assert_eq!(ran.code(), 255, "{}", ran.dump());
-    assert_eq!(ran.failed(None), lost(&format!("exec in {target}")));
+    // An interactive exec is a session: it tries to reconnect for a few
+    // seconds first, then ends with the error it lost its connection with.
+    let said: Vec<String> = ran.err().lines().map(str::to_owned).collect();
+    assert_eq!(
+        said,
+        [
+            "dockwire: the connection was lost; reconnecting".to_owned(),
+            lost(&format!("exec in {target}"))
+        ],
+        "{}",
+        ran.dump()
+    );
     counted("exec -i", &ran.out(), "tick", 3);
 }
 

@@ -28,6 +28,7 @@ use crate::error::invalid_input;
 use crate::port_forward;
 use crate::process;
 use crate::reply;
+use crate::session;
 use crate::{archive, build, containers, exec, fs, images, networks, run, system, volumes};
 
 /// One operation as declared.
@@ -155,7 +156,7 @@ operations! {
     ContainerLogs "container/logs" User { subscription(LogItem) => containers::logs }
     ExecInput "container/exec" User {
         subscription(ExecItem) => exec::items,
-        raw => exec::session,
+        raw => session::exec,
     }
     AttachInput "container/attach" User { raw => run::attach }
     RunInput "container/run" User {

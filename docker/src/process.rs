@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use dockwire_core::{CallError, ServerEvent};
-use dockwire_service::{RawIo, RawOutput};
+use dockwire_service::{CallLink, RawIo, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -24,7 +24,7 @@ use crate::catalog::*;
 use crate::engine::{Engine, exec_exit};
 use crate::error::{self, invalid_input};
 use crate::exec::{self, ExecGuard};
-use crate::processes::{End, NewProcess, Process, ProcessStdin};
+use crate::processes::{End, NewProcess, Process, ProcessStdin, Session, Slot};
 use crate::signal;
 use crate::stdio::{self, exit_code_i32};
 
@@ -52,7 +52,7 @@ pub(crate) async fn start(
     let slot = engine.processes.reserve(&caller, i.buffer)?;
     let (docker, container) = engine.container(&caller, &i.container).await?;
     let input = ExecInput {
-        id: container.clone(),
+        id: container,
         cmd: i.cmd.clone(),
         env: i.env.clone(),
         workdir: i.workdir.clone(),
@@ -60,19 +60,38 @@ pub(crate) async fn start(
         tty: i.tty,
         stdin: i.stdin,
     };
-    let (started, guard) = exec::start(&docker, &input, i.stdin, &engine.config).await?;
+    let new = NewProcess {
+        tag: i.tag.clone(),
+        container_shown: i.container.clone(),
+        cmd: i.cmd,
+        tty: i.tty,
+        session_grace: None,
+    };
+    let (process, _) = launch(&engine, slot, docker, input, new).await?;
+    Ok(ProcessStarted {
+        id: process.id.clone(),
+        tag: i.tag,
+    })
+}
+
+/// Starts `input`'s exec (its container resolved) as the process `new` in
+/// `slot`, its output pumped into the process's buffer by a task of its
+/// own: the process and its exec's id.
+pub(crate) async fn launch(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    docker: bollard::Docker,
+    input: ExecInput,
+    new: NewProcess,
+) -> Result<(Arc<Process>, String), CallError> {
+    let (started, guard) = exec::start(&docker, &input, input.stdin, &engine.config).await?;
+    let exec_id = started.id.clone();
     let guard = Arc::new(guard);
-    let process = engine.processes.register(
-        slot,
-        NewProcess {
-            tag: i.tag.clone(),
-            container_shown: i.container.clone(),
-            cmd: i.cmd,
-            tty: i.tty,
-        },
-    )?;
-    let stdin = i.stdin.then_some(started.stdin);
+    let process = engine.processes.register(slot, new)?;
+    let stdin = input.stdin.then_some(started.stdin);
     process.started(stdin, guard.clone());
+    let container = input.id;
+    let engine = engine.clone();
     // The container is held while the process runs.
     let hold = HOLDS.fetch_add(1, Ordering::Relaxed);
     engine.lifetimes.begin_call(hold);
@@ -91,10 +110,7 @@ pub(crate) async fn start(
         pump(&pumped, started.output, &docker, &container, &guard).await;
         engine.lifetimes.end_call(hold);
     }));
-    Ok(ProcessStarted {
-        id: process.id.clone(),
-        tag: i.tag,
-    })
+    Ok((process, exec_id))
 }
 
 /// Moves the exec's output into the process's buffer until it ends, then
@@ -111,6 +127,8 @@ async fn pump(
         match item {
             Ok(item) => {
                 let (stream, bytes) = stdio::split_output(item);
+                // A session's output waits for its client.
+                process.room().await;
                 process.push(stream, &bytes);
             }
             Err(e) => {
@@ -288,17 +306,53 @@ pub(crate) async fn attach(
     io: RawIo,
 ) -> Result<i32, CallError> {
     let process = engine.processes.find(&caller, &i.id)?;
-    let mut held = match i.stdin {
-        true => Some(StdinHold {
-            process: process.clone(),
-            stdin: Some(process.take_stdin()?),
-        }),
-        false => None,
-    };
     let asked = match i.from {
         AttachFrom::Oldest(_) => [None, None],
         AttachFrom::Offset(n) => [Some(n), Some(n)],
         AttachFrom::Streams { stdout, stderr } => [Some(stdout), Some(stderr)],
+    };
+    attach_to(&engine, &process, asked, i.stdin, io, |accepted| {
+        serde_json::to_value(&accepted).expect("a struct serializes")
+    })
+    .await
+}
+
+/// Attaches to `process` from the offsets `asked` (per stream, `None` for
+/// the oldest held), holding its stdin if `stdin`, accepted with what
+/// `describe` makes of the attach. Holding a session's stdin resumes it:
+/// its end then decides the session's ([`SessionEnd`]).
+pub(crate) async fn attach_to(
+    engine: &Arc<Engine>,
+    process: &Arc<Process>,
+    asked: [Option<u64>; 2],
+    stdin: bool,
+    io: RawIo,
+    describe: impl FnOnce(ProcessAttached) -> serde_json::Value,
+) -> Result<i32, CallError> {
+    let process = process.clone();
+    let mut held = match stdin {
+        true => Some(StdinHold {
+            process: process.clone(),
+            stdin: match process.take_stdin() {
+                Ok(stdin) => Some(stdin),
+                // A session whose client closed stdin resumes without it.
+                Err(_) if process.session.is_some() && process.stdin_closed() => None,
+                Err(e) => return Err(e),
+            },
+        }),
+        false => None,
+    };
+    let mut session = match (&held, &process.session) {
+        (Some(_), Some(_)) => {
+            process.note_resumed();
+            Some(SessionEnd {
+                engine: engine.clone(),
+                process: process.clone(),
+                link: io.link(),
+                done: false,
+            })
+        }
+        _ => None,
     };
     let mut from = [0u64; 2];
     let mut starts = [ReplayStart { from: 0, missed: 0 }; 2];
@@ -321,9 +375,10 @@ pub(crate) async fn attach(
         stdin: held.is_some(),
         stdout: starts[0],
         stderr: starts[1],
+        stdin_delivered: process.stdin_delivered(),
+        stdin_closed: process.stdin_closed(),
     };
-    out.accept(serde_json::to_value(&accepted).expect("a struct serializes"))
-        .await?;
+    out.accept(describe(accepted)).await?;
     let forward_out = replay_then_follow(&process, from, &mut out);
     let tty = process.tty;
     let forward_in = async {
@@ -334,7 +389,7 @@ pub(crate) async fn attach(
                 ServerEvent::Stdin(bytes) => {
                     let Some(hold) = held.as_mut() else { continue };
                     if let Some(stdin) = hold.stdin.as_mut() {
-                        if stdin.write_all(&bytes).await.is_err() {
+                        if write_counted(stdin, &bytes, &process).await.is_err() {
                             hold.stdin = None;
                         }
                     }
@@ -351,6 +406,7 @@ pub(crate) async fn attach(
                             false => {
                                 let _ = stdin.shutdown().await;
                                 hold.stdin = None;
+                                process.note_stdin_closed();
                             }
                         }
                     }
@@ -371,12 +427,87 @@ pub(crate) async fn attach(
         future::pending::<()>().await
     };
     futures::pin_mut!(forward_out, forward_in);
-    match future::select(forward_out, forward_in).await {
-        Either::Left((result, _)) => result?,
-        Either::Right(((), _)) => {}
+    let ended = match future::select(forward_out, forward_in).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Ok(()),
+    };
+    // Returned, not dropped: the session is over, whatever its end.
+    if let Some(session) = session.as_mut() {
+        session.done = true;
     }
+    ended?;
     let end = process.end().unwrap_or(End::Lost("gone".into()));
     exit_of(&process.id, end).map(exit_code_i32)
+}
+
+/// Writes `bytes` to a process's stdin, counting each write as it lands:
+/// the count stays exact even when the call is dropped mid-way.
+async fn write_counted(
+    stdin: &mut ProcessStdin,
+    mut bytes: &[u8],
+    process: &Process,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let n = stdin.write(bytes).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        process.note_delivered(n);
+        bytes = bytes.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The end of an attach holding a session's stdin: returned, the session
+/// is over and its process forgotten; dropped because the connection was
+/// lost, the process waits for its client for the grace period; dropped
+/// otherwise (cancelled: aborted, reset, closed), it is killed and
+/// forgotten at once, as an exec's call is.
+struct SessionEnd {
+    engine: Arc<Engine>,
+    process: Arc<Process>,
+    link: CallLink,
+    done: bool,
+}
+
+impl Drop for SessionEnd {
+    fn drop(&mut self) {
+        let processes = &self.engine.processes;
+        if self.done {
+            processes.forget(&self.process, "its session ended");
+            return;
+        }
+        let Some(session) = &self.process.session else {
+            return;
+        };
+        if !self.link.is_lost() {
+            processes.forget(&self.process, "its session was cancelled");
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            processes.forget(&self.process, "no runtime to wait for its client on");
+            return;
+        };
+        let resumes = session.resumes();
+        let grace = session.grace;
+        tracing::info!(
+            process = %self.process.id,
+            "a session's connection was lost: kept {grace:?} for its client to resume"
+        );
+        let engine = self.engine.clone();
+        let process = self.process.clone();
+        drop(runtime.spawn(async move {
+            tokio::time::sleep(grace).await;
+            let resumed = process.session.as_ref().map(Session::resumes) != Some(resumes);
+            if !resumed {
+                tracing::info!(process = %process.id, "a lost session's grace period passed");
+                engine.processes.forget(
+                    &process,
+                    "its session's link was lost and not resumed in time",
+                );
+            }
+        }));
+    }
 }
 
 /// Sends `process`'s output from `from` (per stream) on, held then live,
@@ -408,6 +539,7 @@ async fn replay_then_follow(
             for chunk in chunks {
                 offset += chunk.len() as u64;
                 send(out, stream, chunk).await?;
+                process.note_sent(stream, offset);
                 sent = true;
             }
             from[slot] = offset;

@@ -153,11 +153,13 @@ async fn pump(
         Err(e) => error::container(e).code == CONTAINER_NOT_FOUND,
     };
     let end = match exit {
-        _ if container_gone => End::Lost("its container stopped or was removed".into()),
+        _ if container_gone => {
+            End::Lost(DOCKER_ERROR, "its container stopped or was removed".into())
+        }
         Ok(code) => End::Exited(code),
-        Err(e) => End::Lost(failed.unwrap_or(e.message)),
+        Err(e) => End::Lost(e.code, failed.unwrap_or(e.message)),
     };
-    if let End::Lost(why) = &end {
+    if let End::Lost(_, why) = &end {
         tracing::info!(process = %process.id, "a detached process was lost: {why}");
     }
     process.finish(end);
@@ -193,7 +195,8 @@ pub(crate) async fn wait(
             }
             None => {
                 if changes.changed().await.is_err() {
-                    return Err(lost(&process.id, "gone"));
+                    let gone = End::Lost(DOCKER_ERROR, "gone".into());
+                    return exit_of(&process.id, gone).map(|exit_code| ProcessExited { exit_code });
                 }
             }
         }
@@ -436,7 +439,9 @@ pub(crate) async fn attach_to(
         session.done = true;
     }
     ended?;
-    let end = process.end().unwrap_or(End::Lost("gone".into()));
+    let end = process
+        .end()
+        .unwrap_or(End::Lost(DOCKER_ERROR, "gone".into()));
     exit_of(&process.id, end).map(exit_code_i32)
 }
 
@@ -582,13 +587,9 @@ impl Drop for StdinHold {
 fn exit_of(id: &str, end: End) -> Result<i64, CallError> {
     match end {
         End::Exited(code) => Ok(code),
-        End::Lost(why) => Err(lost(id, &why)),
+        End::Lost(code, why) => Err(CallError::new(
+            code,
+            format!("process {id} ended with no exit code: {why}"),
+        )),
     }
-}
-
-fn lost(id: &str, why: &str) -> CallError {
-    CallError::new(
-        DOCKER_ERROR,
-        format!("process {id} ended with no exit code: {why}"),
-    )
 }

@@ -25,7 +25,8 @@ use futures::future::BoxFuture;
 
 use crate::access::{Caller, forbidden};
 use crate::catalog::{
-    CONFLICT, DEFAULT_PROCESS_BUFFER, ProcessInfo, ProcessState, StreamName, StreamOffsets,
+    CONFLICT, DEFAULT_PROCESS_BUFFER, DOCKER_ERROR, ProcessInfo, ProcessState, StreamName,
+    StreamOffsets,
 };
 use crate::config::Config;
 use crate::error::invalid_input;
@@ -54,8 +55,9 @@ pub(crate) enum End {
     /// With this exit code.
     Exited(i64),
     /// With no exit code to tell (its container removed, the engine lost
-    /// it), and why.
-    Lost(String),
+    /// it): the code a caller waiting for it gets (`UNAVAILABLE` when the
+    /// engine could not be reached), and why.
+    Lost(ErrorCode, String),
 }
 
 /// One detached process.
@@ -310,7 +312,7 @@ impl Process {
         let (state_name, exit_code, error) = match &state.end {
             None => (ProcessState::Running, None, None),
             Some(End::Exited(code)) => (ProcessState::Exited, Some(*code), None),
-            Some(End::Lost(why)) => (ProcessState::Lost, None, Some(why.clone())),
+            Some(End::Lost(_, why)) => (ProcessState::Lost, None, Some(why.clone())),
         };
         ProcessInfo {
             id: self.id.clone(),
@@ -494,7 +496,7 @@ impl Processes {
     pub(crate) fn forget(&self, process: &Process, why: &str) {
         self.lock().processes.remove(&process.id);
         process.kill();
-        process.finish(End::Lost(why.into()));
+        process.finish(End::Lost(DOCKER_ERROR, why.into()));
     }
 
     /// Drops a process that never started.

@@ -206,8 +206,11 @@ impl Process {
     }
 
     /// Records its end (the first one told), lets its control go, and
-    /// wakes its readers.
+    /// wakes its readers. A process lost with no exit code (the engine
+    /// went away, its container went) may still run: it is killed, as a
+    /// cancelled exec's is; one that exited leaves nothing to kill.
     pub(crate) fn finish(&self, end: End) {
+        let exited = matches!(end, End::Exited(_));
         {
             let mut state = self.lock();
             if state.end.is_none() {
@@ -216,7 +219,10 @@ impl Process {
         }
         let control = self.take_control();
         if let Some(control) = control {
-            control.ended();
+            match exited {
+                true => control.ended(),
+                false => control.kill(),
+            }
         }
         self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.changed.send_modify(|n| *n = n.wrapping_add(1));

@@ -131,6 +131,16 @@ pub struct ExecArgs {
     /// With -d: how much output the server keeps (bytes or 1m, 8m; default 1m)
     #[arg(long, value_name = "SIZE", requires = "detach", value_parser = buffer_size)]
     buffer: Option<u64>,
+    /// With -i on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "interactive",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     /// The container (name or id)
     pub(crate) container: String,
     /// The command and its arguments
@@ -143,6 +153,14 @@ fn buffer_size(value: &str) -> Result<u64, String> {
     match dockwire_docker::units::parse_size(value) {
         Ok(n) if n > 0 => Ok(n.unsigned_abs()),
         _ => Err(format!("{value:?} is not a size (1m, 65536)")),
+    }
+}
+
+/// `exec --reconnect-for`: a Go-like duration, or `0` for none.
+fn reconnect_window(value: &str) -> Result<std::time::Duration, String> {
+    match value {
+        "0" => Ok(std::time::Duration::ZERO),
+        _ => dockwire_docker::lifetime::parse_lifetime(value),
     }
 }
 
@@ -277,6 +295,8 @@ pub async fn exec(
     input.user = args.user;
     input.tty = args.tty;
     input.stdin = args.interactive;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
     if let (true, Some(global)) = (args.interactive, resume) {
         // A session that survives a lost connection (see `serve
         // --session-grace`): it dials the same host again.
@@ -290,7 +310,7 @@ pub async fn exec(
         };
         // As docker exec: an error before the command starts is exit 1.
         let opened = docker.open(&input).await.context(|| what.clone())?;
-        let ended = session::drive_resumable(opened, docker, redial, plan).await;
+        let ended = session::drive_resumable(opened, docker, redial, plan, reconnect_for).await;
         return broken(&what, ended, EXIT_EXEC_LOST);
     }
     // As docker exec: an error before the command starts is exit 1.

@@ -177,18 +177,17 @@ async fn signals(mut control: Control, forward: bool, stop: bool) -> i32 {
     std::future::pending().await
 }
 
-/// How long a resumable session tries to dial again after its connection
-/// died (the idle timeout, 30 s by default, has already passed by then):
-/// long enough for a link back within seconds, short enough that a
-/// crashed server ends the command soon, as it did before sessions.
-const RECONNECT_FOR: Duration = Duration::from_secs(6);
 /// The longest one dial may take.
 const DIAL_FOR: Duration = Duration::from_secs(2);
 
 /// Runs an interactive exec's accepted `session` as one that survives a
 /// lost connection (see [`resume_session`]): when its connection dies, it says so on
 /// stderr, dials again with `redial` (0.2 s, 0.4 s, … up to 1 s apart,
-/// each dial up to [`DIAL_FOR`], giving up after [`RECONNECT_FOR`]),
+/// each dial up to [`DIAL_FOR`], giving up once `reconnect_for` has
+/// passed since the loss was noticed: `exec --reconnect-for`, 6 s by
+/// default, long enough for a link back within seconds, short enough
+/// that a crashed server ends the command soon, as it did before
+/// sessions),
 /// resumes at the
 /// offsets it wrote out and goes on, each byte once; a `-it` terminal
 /// stays raw throughout. INT, TERM or HUP abort the session (the server
@@ -198,6 +197,7 @@ pub async fn drive_resumable<R, F>(
     docker: &DockerClient,
     redial: R,
     plan: Plan,
+    reconnect_for: Duration,
 ) -> Result<i32, Broken>
 where
     R: Fn() -> F + Clone,
@@ -235,7 +235,7 @@ where
             // (an error here gives up).
             let mut pause = Duration::from_millis(100 << failures.min(4));
             loop {
-                if since.elapsed() > RECONNECT_FOR {
+                if since.elapsed() > reconnect_for {
                     return Err(ClientError::Connect(std::sync::Arc::new(io::Error::other(
                         "gave up reconnecting",
                     ))));

@@ -30,6 +30,16 @@ pub struct RunArgs {
     /// Run the container in the background and print its id
     #[arg(short = 'd', long)]
     pub(crate) detach: bool,
+    /// With -i on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "interactive",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     #[command(flatten)]
     container: ContainerArgs,
 }
@@ -242,7 +252,11 @@ pub async fn create_placed(global: &crate::Global, args: CreateArgs) -> Outcome 
 }
 
 /// `dockwire run`.
-pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an interactive run reconnects by itself when its
+/// connection dies and resumes where it was, as an `exec -i`.
+pub async fn run(docker: &DockerClient, args: RunArgs, resume: Option<&crate::Global>) -> Outcome {
     let what = format!("run {}", args.container.image);
     let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
     if args.detach {
@@ -258,7 +272,34 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
     let session = pulling(docker, &input.0.image, || docker.open(&input))
         .await?
         .map_err(|e| start_failure(&what, e))?;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
+    // A session that survives a lost connection (see `serve
+    // --session-grace`) when the server made one of it.
+    if let (true, Some(global), true) =
+        (plan.stdin, resume, session.accepted["session"].is_string())
+    {
+        let ended =
+            session::drive_resumable(session, docker, redial(global), plan, reconnect_for).await;
+        return broken(&what, ended, EXIT_DOCKWIRE);
+    }
     finish(&what, session, plan, EXIT_DOCKWIRE).await
+}
+
+/// Dials `global`'s host again, for a session to resume on.
+fn redial<'a>(
+    global: &'a crate::Global,
+) -> impl Fn() -> futures::future::BoxFuture<'a, Result<DockerClient, ClientError>> + Clone + 'a {
+    move || {
+        Box::pin(async move {
+            match crate::host::connect(global).await {
+                Ok(connected) => Ok(connected.docker),
+                Err(failure) => Err(ClientError::Connect(std::sync::Arc::new(
+                    std::io::Error::other(failure.to_string()),
+                ))),
+            }
+        })
+    }
 }
 
 /// `dockwire exec`.
@@ -300,17 +341,10 @@ pub async fn exec(
     if let (true, Some(global)) = (args.interactive, resume) {
         // A session that survives a lost connection (see `serve
         // --session-grace`): it dials the same host again.
-        let redial = || async move {
-            match crate::host::connect(global).await {
-                Ok(connected) => Ok(connected.docker),
-                Err(failure) => Err(ClientError::Connect(std::sync::Arc::new(
-                    std::io::Error::other(failure.to_string()),
-                ))),
-            }
-        };
         // As docker exec: an error before the command starts is exit 1.
         let opened = docker.open(&input).await.context(|| what.clone())?;
-        let ended = session::drive_resumable(opened, docker, redial, plan, reconnect_for).await;
+        let ended =
+            session::drive_resumable(opened, docker, redial(global), plan, reconnect_for).await;
         return broken(&what, ended, EXIT_EXEC_LOST);
     }
     // As docker exec: an error before the command starts is exit 1.

@@ -180,7 +180,7 @@ async fn signals(mut control: Control, forward: bool, stop: bool) -> i32 {
 /// The longest one dial may take.
 const DIAL_FOR: Duration = Duration::from_secs(2);
 
-/// Runs an interactive exec's accepted `session` as one that survives a
+/// Runs an interactive exec's or run's accepted `session` as one that survives a
 /// lost connection (see [`resume_session`]): when its connection dies, it says so on
 /// stderr, dials again with `redial` (0.2 s, 0.4 s, … up to 1 s apart,
 /// each dial up to [`DIAL_FOR`], giving up once `reconnect_for` has
@@ -191,7 +191,9 @@ const DIAL_FOR: Duration = Duration::from_secs(2);
 /// resumes at the
 /// offsets it wrote out and goes on, each byte once; a `-it` terminal
 /// stays raw throughout. INT, TERM or HUP abort the session (the server
-/// kills its process at once) and end it with the terminal restored.
+/// kills its process at once) and end it with the terminal restored;
+/// with `plan.sig_proxy` (`run -i` without a terminal) every handled
+/// signal goes to the process instead, as docker's `--sig-proxy`.
 pub async fn drive_resumable<R, F>(
     session: RawSession,
     docker: &DockerClient,
@@ -213,7 +215,11 @@ where
         tasks.push(tokio::spawn(send_sizes(tx.clone())));
     }
     let stopped = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    tasks.push(tokio::spawn(stop_on_signal(tx, stopped.clone())));
+    match plan.sig_proxy {
+        // `run -i` without a terminal: as docker's `--sig-proxy`.
+        true => tasks.push(tokio::spawn(forward_signals(tx))),
+        false => tasks.push(tokio::spawn(stop_on_signal(tx, stopped.clone()))),
+    }
     let first = docker.clone();
     let newline = if raw.is_some() { "\r\n" } else { "\n" };
     let mut since = std::time::Instant::now();
@@ -292,6 +298,32 @@ async fn send_sizes(mut tx: futures::channel::mpsc::Sender<SessionControl>) {
             }
         }
         if changes.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// Sends every handled signal this process gets to the session's
+/// process, whichever connection the session is on by then.
+async fn forward_signals(mut tx: futures::channel::mpsc::Sender<SessionControl>) {
+    use futures::SinkExt;
+    let mut streams = Vec::new();
+    for (kind, name, _) in handled() {
+        if let Ok(stream) = signal(kind) {
+            streams.push((stream, name));
+        }
+    }
+    if streams.is_empty() {
+        return;
+    }
+    loop {
+        let waits = streams.iter_mut().map(|(stream, name)| {
+            let name = *name;
+            Box::pin(async move { stream.recv().await.map(|_| name) })
+        });
+        let (received, _, _) = futures::future::select_all(waits).await;
+        let Some(name) = received else { return };
+        if tx.send(SessionControl::Signal(name.into())).await.is_err() {
             return;
         }
     }

@@ -287,6 +287,65 @@ fn exec_i_reconnects_after_its_connection_dies_and_cat_echoes_64_mib_exactly() {
     assert!(relay.stats().to_client.cut > 0, "nothing was cut");
 }
 
+/// `run -i --rm` of a `cat` fed 8 MiB through a relay cut for 5 s in the
+/// middle: a run with stdin is a session as `exec -i` is, so the command
+/// reconnects, prints exactly what it was given, exits with the
+/// process's code, and the `--rm` container is removed at the end.
+#[test]
+fn run_i_rm_reconnects_after_its_connection_dies_echoes_exactly_and_is_removed() {
+    let rig = Rig::with("procs-run-session", &["--idle-timeout", "2"]);
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let name = rig.containers.name("run-session");
+    const TOTAL: usize = 8 << 20;
+    let data = pseudo_random(TOTAL);
+    let args = [
+        "run",
+        "-i",
+        "--rm",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 4",
+    ];
+    let cat = start(&mut via.command(&args), Some(data.clone()));
+    eventually("half of it echoed", Duration::from_secs(60), || {
+        match cat.stdout_len() {
+            n if n >= TOTAL / 2 => Ok(()),
+            n => Err(format!("{n} bytes so far")),
+        }
+    });
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    relay.restore();
+    let ran = cat.finish(Duration::from_secs(120));
+    assert_eq!(ran.code(), 4, "{}", ran.err());
+    assert_eq!(ran.stdout.len(), TOTAL, "each byte once");
+    assert!(ran.stdout == data, "the same bytes");
+    assert!(ran.err().contains("reconnecting"), "{}", ran.err());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+    eventually(
+        "the --rm container removed",
+        Duration::from_secs(20),
+        || match docker(&["inspect", "--type", "container", &name]).code() {
+            0 => Err("still there".into()),
+            _ => Ok(()),
+        },
+    );
+}
+
 /// Deterministic pseudo-random bytes (xorshift64).
 fn pseudo_random(len: usize) -> Vec<u8> {
     let mut x = 0x5eed_cafe_u64;

@@ -161,7 +161,7 @@ operations! {
     AttachInput "container/attach" User { raw => run::attach }
     RunInput "container/run" User {
         subscription(ExecItem) => run::items,
-        raw => run::session,
+        raw => session::run,
     }
     ArchiveGet "container/archive-get" User { raw => archive::get }
     ArchivePut "container/archive-put" User { raw => archive::put }

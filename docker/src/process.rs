@@ -25,6 +25,7 @@ use crate::engine::{Engine, exec_exit};
 use crate::error::{self, invalid_input};
 use crate::exec::{self, ExecGuard};
 use crate::processes::{End, NewProcess, Process, ProcessStdin, Session, Slot};
+use crate::run;
 use crate::signal;
 use crate::stdio::{self, exit_code_i32};
 
@@ -91,11 +92,57 @@ pub(crate) async fn launch(
     let stdin = input.stdin.then_some(started.stdin);
     process.started(stdin, guard.clone());
     let container = input.id;
+    let pumped = process.clone();
+    let (output, held) = (started.output, container.clone());
+    keep(engine, &process, &held, async move {
+        pump(&pumped, output, &docker, &container, &guard).await;
+    })?;
+    Ok((process, exec_id))
+}
+
+/// Registers a `run`'s container, created, attached to and started, as
+/// the process `new` in `slot` (an interactive session's: the container
+/// is its process), its output pumped into the process's buffer by a task
+/// of its own: the process and the container's id. Its end is the run's
+/// (see [`run::RunControl`]).
+pub(crate) fn launch_run(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    started: run::Started,
+    new: NewProcess,
+) -> Result<(Arc<Process>, String), CallError> {
+    let id = started.id().to_owned();
+    let (control, output, stdin) = started.into_control();
+    // Dropped on a failure below: the container is cleaned up as a
+    // cancelled run's.
+    let control = Arc::new(control);
+    let process = engine.processes.register(slot, new)?;
+    process.started(Some(stdin), control.clone());
+    let pumped = process.clone();
+    keep(engine, &process, &id, async move {
+        let failed = pump_output(&pumped, output).await;
+        let end = match control.finish().await {
+            End::Lost(code, why) => End::Lost(code, failed.unwrap_or(why)),
+            end => end,
+        };
+        log_lost(&pumped, &end);
+        pumped.finish(end);
+    })?;
+    Ok((process, id))
+}
+
+/// Runs `pump` (a process's output and end) on a task of its own, holding
+/// `container` while it runs (its idle timeout does not pass).
+fn keep(
+    engine: &Arc<Engine>,
+    process: &Arc<Process>,
+    container: &str,
+    pump: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CallError> {
     let engine = engine.clone();
-    // The container is held while the process runs.
     let hold = HOLDS.fetch_add(1, Ordering::Relaxed);
     engine.lifetimes.begin_call(hold);
-    engine.lifetimes.touch(hold, &container);
+    engine.lifetimes.touch(hold, container);
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         engine.lifetimes.end_call(hold);
         engine.processes.discard(&process.id);
@@ -105,24 +152,16 @@ pub(crate) async fn launch(
             "no runtime to keep a detached process on",
         ));
     };
-    let pumped = process.clone();
     drop(runtime.spawn(async move {
-        pump(&pumped, started.output, &docker, &container, &guard).await;
+        pump.await;
         engine.lifetimes.end_call(hold);
     }));
-    Ok((process, exec_id))
+    Ok(())
 }
 
-/// Moves the exec's output into the process's buffer until it ends, then
-/// records how it ended.
-async fn pump(
-    process: &Process,
-    mut output: stdio::Output,
-    docker: &bollard::Docker,
-    container: &str,
-    guard: &ExecGuard,
-) {
-    let mut failed = None;
+/// Moves a process's output into its buffer until it ends: why it
+/// failed, if it did.
+async fn pump_output(process: &Process, mut output: stdio::Output) -> Option<String> {
     while let Some(item) = output.next().await {
         match item {
             Ok(item) => {
@@ -131,12 +170,28 @@ async fn pump(
                 process.room().await;
                 process.push(stream, &bytes);
             }
-            Err(e) => {
-                failed = Some(e.to_string());
-                break;
-            }
+            Err(e) => return Some(e.to_string()),
         }
     }
+    None
+}
+
+fn log_lost(process: &Process, end: &End) {
+    if let End::Lost(_, why) = end {
+        tracing::info!(process = %process.id, "a detached process was lost: {why}");
+    }
+}
+
+/// Moves the exec's output into the process's buffer until it ends, then
+/// records how it ended.
+async fn pump(
+    process: &Process,
+    output: stdio::Output,
+    docker: &bollard::Docker,
+    container: &str,
+    guard: &ExecGuard,
+) {
+    let failed = pump_output(process, output).await;
     let exit = exec_exit(docker, &guard.exec_id).await;
     // The engine still tells an exit code (126) for an exec whose
     // container was stopped or removed under it: that is no exit of the
@@ -159,9 +214,7 @@ async fn pump(
         Ok(code) => End::Exited(code),
         Err(e) => End::Lost(e.code, failed.unwrap_or(e.message)),
     };
-    if let End::Lost(_, why) = &end {
-        tracing::info!(process = %process.id, "a detached process was lost: {why}");
-    }
+    log_lost(process, &end);
     process.finish(end);
 }
 

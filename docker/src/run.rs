@@ -3,7 +3,7 @@
 //! asked), and the guard that kills or removes a run's container if its
 //! call ends first.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -12,7 +12,7 @@ use bollard::query_parameters as q;
 use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::RawIo;
 use futures::Stream;
-use futures::future::{self, Either};
+use futures::future::{self, BoxFuture, Either};
 use serde_json::json;
 
 use crate::access::Caller;
@@ -22,6 +22,7 @@ use crate::cleanup::{Pending, spawn_cleanup};
 use crate::create;
 use crate::engine::{Engine, wait_exit};
 use crate::error::{self, invalid_input};
+use crate::processes::{End, ProcessControl};
 use crate::reply::one_then_many;
 use crate::signal;
 use crate::stdio::{self, Controls, Output, Stdin};
@@ -213,16 +214,96 @@ async fn clean_up_run(docker: Docker, id: String, remove: bool, service: Weak<En
     }
 }
 
-struct Started {
-    docker: Docker,
+/// A run's container, created, attached to and started.
+pub(crate) struct Started {
+    pub(crate) docker: Docker,
     guard: ContainerGuard,
-    tty: bool,
-    output: Output,
-    stdin: Stdin,
+    pub(crate) tty: bool,
+    pub(crate) output: Output,
+    pub(crate) stdin: Stdin,
+}
+
+impl Started {
+    /// The container's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.guard.id
+    }
+
+    /// Its container as a session's process control, and its output and
+    /// stdin.
+    pub(crate) fn into_control(self) -> (RunControl, Output, Stdin) {
+        let control = RunControl::new(self.docker, self.guard);
+        (control, self.output, self.stdin)
+    }
+}
+
+/// A run's container as an interactive session's process
+/// ([`crate::processes`]): signals and resizes go to the container, its
+/// kill is a cancelled run's cleanup (killed, or removed with `--rm`), and
+/// its end is the run's (the exit code read, the container removed when
+/// asked).
+pub(crate) struct RunControl {
+    docker: Docker,
+    id: String,
+    guard: Mutex<Option<ContainerGuard>>,
+}
+
+impl RunControl {
+    /// Makes the control of a run's container from its guard.
+    fn new(docker: Docker, guard: ContainerGuard) -> Self {
+        RunControl {
+            docker,
+            id: guard.id.clone(),
+            guard: Mutex::new(Some(guard)),
+        }
+    }
+
+    /// Once its output has ended: its exit code, the container removed
+    /// when asked; lost if it was killed first or the engine failed (the
+    /// guard, dropped armed, then cleans up as for a cancelled run).
+    pub(crate) async fn finish(&self) -> End {
+        let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(guard) = guard else {
+            return End::Lost(DOCKER_ERROR, "its container was killed".into());
+        };
+        match guard.finish().await {
+            Ok(code) => End::Exited(code),
+            Err(e) => End::Lost(e.code, e.message),
+        }
+    }
+}
+
+impl ProcessControl for RunControl {
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.signal(name).await;
+        })
+    }
+
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.resize(cols, rows).await;
+        })
+    }
+
+    fn kill(&self) {
+        // Dropped armed: killed, or removed with `--rm`, in the background.
+        drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+
+    fn ended(&self) {}
 }
 
 /// Creates, attaches and starts `spec`'s container.
-async fn start(
+pub(crate) async fn start(
     engine: &Arc<Engine>,
     caller: &Caller,
     spec: &ContainerSpec,

@@ -22,11 +22,12 @@ use dockwire_service::RawIo;
 use serde_json::json;
 
 use crate::access::Caller;
-use crate::catalog::ExecInput;
+use crate::catalog::{ExecInput, RunInput};
 use crate::engine::Engine;
 use crate::exec;
 use crate::process;
 use crate::processes::{NewProcess, Slot};
+use crate::run;
 
 /// `container/exec` on the raw carriage: resumable with `stdin`.
 pub(crate) async fn exec(
@@ -51,6 +52,65 @@ pub(crate) async fn exec(
         refused.message
     );
     exec::session(engine, caller, i, io).await
+}
+
+/// `container/run` on the raw carriage: resumable with `stdin`, as an
+/// exec. The container is the session's process: a lost run waits the
+/// grace period, and is then cleaned up as a cancelled run (killed, or
+/// removed with `--rm`).
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: RunInput,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let grace = engine.config.session_grace;
+    if !i.0.stdin || grace.is_zero() {
+        return run::session(engine, caller, i, io).await;
+    }
+    let buffer = engine.config.process_buffer_max;
+    let refused = match engine.processes.reserve(&caller, Some(buffer)) {
+        Ok(slot) => return resumable_run(&engine, &caller, slot, i, io).await,
+        Err(e) => e,
+    };
+    tracing::info!(
+        "an interactive run runs without resume: {}",
+        refused.message
+    );
+    run::session(engine, caller, i, io).await
+}
+
+/// The run's container as a session's process, attached to by this call.
+async fn resumable_run(
+    engine: &Arc<Engine>,
+    caller: &Caller,
+    slot: Slot<'_>,
+    RunInput(spec): RunInput,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let grace = engine.config.session_grace;
+    let started = run::start(engine, caller, &spec).await?;
+    let tty = started.tty;
+    let mut cmd = spec.entrypoint.clone().unwrap_or_default();
+    cmd.extend(spec.cmd.iter().cloned());
+    let new = NewProcess {
+        tag: None,
+        container_shown: started.id().to_owned(),
+        cmd,
+        tty,
+        session_grace: Some(grace),
+    };
+    let (process, id) = process::launch_run(engine, slot, started, new)?;
+    let from = [Some(0), Some(0)];
+    process::attach_to(
+        engine,
+        &process,
+        from,
+        true,
+        io,
+        move |attached| json!({"id": id, "tty": tty, "session": attached.id}),
+    )
+    .await
 }
 
 /// The exec as a session's process, attached to by this call.

@@ -30,7 +30,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use dockwire_core::Request;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService, resumable_exec};
+use dockwire_docker::{Config, DockerClient, DockerService, resumable_exec, resume_session};
 use dockwire_service::quic::{
     Congestion, Fingerprint, Identity, QuicConnect, QuicOptions, mtls_server_config,
     peer_by_fingerprint, pinned_client_config, serve_quic,
@@ -737,6 +737,161 @@ fn a_lost_session_past_its_grace_period_is_killed_and_forgotten() {
         assert_eq!(e.code, dockwire_core::ErrorCode::NOT_FOUND);
         drop(session);
     });
+}
+
+/// `run -i --rm` of `cat`, 8 MiB through it, the link cut for 5 s at
+/// half: a run with stdin is a session as an exec is; the container is
+/// its process, so the resumed client gets every byte once and the
+/// process's exit code, and the `--rm` container is removed at the end.
+#[test]
+fn a_resumable_run_i_rm_of_cat_survives_a_5_s_cut_exactly_and_is_removed() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        const TOTAL: usize = 8 << 20;
+        let data = random_bytes(TOTAL, 0x0bad_f00d);
+        let sent = Sha256::digest(&data);
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stdin = futures::stream::iter(chunks);
+
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut got = Sha256::new();
+        let mut received = 0usize;
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(
+                stream,
+                StreamName::Stdout,
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            received += bytes.len();
+            got.update(&bytes);
+            if cut_at.get().is_none() && received >= TOTAL / 2 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let label = unique("lossy-run-i");
+        let mut spec = ContainerSpec::new(IMAGE, ["sh", "-c", "cat; exit 7"]);
+        spec.stdin = true;
+        spec.auto_remove = true;
+        spec.labels.insert("dockwire-test".into(), label.clone());
+        let session = link.rig.docker.open(&RunInput(spec)).await.unwrap();
+        let container = session.accepted["id"].as_str().unwrap().to_owned();
+        link.rig.cleanup.add(&container);
+        assert!(
+            session.accepted["session"].is_string(),
+            "{:?}",
+            session.accepted
+        );
+        let code = resume_session(session, connect, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        assert_eq!(code, 7, "the process's exit code");
+        assert_eq!(received, TOTAL, "every byte once");
+        assert_eq!(got.finalize(), sent, "the same bytes");
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert!(dials.get() >= 2, "the client dialed again");
+        // The server lost the first call; the resumed one removed the
+        // container as the run's end.
+        assert_eq!(link.calls.ended("container/run"), [Ended::Lost]);
+        labelled_containers_are_gone("the --rm container", &label).await;
+    });
+}
+
+/// A `run -i --rm` whose link is lost and whose client never comes back
+/// is kept for the grace period (3 s here), then cleaned up as a
+/// cancelled run: its `--rm` container removed, the session forgotten.
+#[test]
+fn a_lost_run_i_rm_past_its_grace_period_is_killed_and_its_container_removed() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_keep_alive(Duration::from_millis(250));
+        let grace = Duration::from_secs(3);
+        let service = docker_service_with(|c| c.with_session_grace(grace));
+        let link = link(Rt::Tokio, service, Faults::none(), &options).await;
+        let rig = &link.rig;
+        let label = unique("lossy-run-grace");
+        let mut spec = ContainerSpec::new(IMAGE, ["sleep", "1006"]);
+        spec.stdin = true;
+        spec.auto_remove = true;
+        spec.labels.insert("dockwire-test".into(), label.clone());
+        let session = rig.docker.open(&RunInput(spec)).await.unwrap();
+        let container = session.accepted["id"].as_str().unwrap().to_owned();
+        rig.cleanup.add(&container);
+        let process = session.accepted["session"].as_str().unwrap().to_owned();
+        eventually("the run's container runs", || {
+            runs(&container, "sleep 1006")
+        })
+        .await;
+
+        link.relay.cut();
+        eventually("the server loses the call", || {
+            !link.calls.ended("container/run").is_empty()
+        })
+        .await;
+        let lost = Instant::now();
+        assert_eq!(link.calls.ended("container/run"), [Ended::Lost]);
+        assert!(
+            runs(&container, "sleep 1006"),
+            "killed before its grace period"
+        );
+        labelled_containers_are_gone("the --rm container", &label).await;
+        let removed = lost.elapsed();
+        assert!(
+            removed >= grace - Duration::from_millis(100),
+            "removed after {removed:?}"
+        );
+
+        link.relay.restore();
+        let again = within(
+            30,
+            "a new connection",
+            QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire"),
+        )
+        .await
+        .unwrap();
+        let again = DockerClient::new(Client::new(Arc::new(again), Rt::Tokio.spawner(), limits()));
+        let listed = again.query(&ProcessList {}).await.unwrap();
+        assert!(listed.iter().all(|p| p.id != process), "{listed:?}");
+        drop(session);
+    });
+}
+
+/// The `connect` of a resumed session in these tests: the rig's client
+/// first, then (once the link was cut) a new connection once the cut is
+/// 5 s old and the link restored.
+async fn redial(
+    link: &Link,
+    cut_at: &Cell<Option<Instant>>,
+    dials: &Cell<u32>,
+    failures: u32,
+) -> Result<DockerClient, ClientError> {
+    let first = dials.get() == 0;
+    dials.set(dials.get() + 1);
+    if first {
+        return Ok(link.rig.docker.clone());
+    }
+    if let Some(at) = cut_at.get() {
+        let restore = at + Duration::from_secs(5);
+        tokio::time::sleep_until(restore.into()).await;
+        link.relay.restore();
+    }
+    let pause = 100u64 << failures.min(4);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+    let again = QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire")
+        .await
+        .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+    let client = Client::new(Arc::new(again), Rt::Tokio.spawner(), limits());
+    Ok(DockerClient::new(client))
 }
 
 /// `cmd` in `id` with stdin: an interactive exec, a session.

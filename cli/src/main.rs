@@ -220,7 +220,8 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         }
         Command::Attach(args) => {
             let host = host::connect(global).await?;
-            settled(&host, process::attach(&host.docker, args).await).await
+            let resume = host.embedded.is_none().then_some(global);
+            settled(&host, process::attach(&host.docker, args, resume).await).await
         }
         Command::Process(command) => {
             let host = host::connect(global).await?;

@@ -183,6 +183,15 @@ pub struct AttachArgs {
     /// Proxy received signals to the process (non-TTY mode only)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
+    /// With stdin, on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     /// The container (name or id)
     pub(crate) container: String,
 }
@@ -353,7 +362,15 @@ pub async fn exec(
 }
 
 /// `dockwire attach`.
-pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an attach with stdin reconnects by itself when its
+/// connection dies and resumes where it was, as an `exec -i`.
+pub async fn attach(
+    docker: &DockerClient,
+    args: AttachArgs,
+    resume: Option<&crate::Global>,
+) -> Outcome {
     let what = format!("attach to {}", args.container);
     let input = AttachInput {
         id: args.container.clone(),
@@ -368,6 +385,15 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
         sig_proxy: args.sig_proxy && !tty,
     };
     check_tty(&what, plan)?;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
+    // A session that survives a lost connection (see `serve
+    // --session-grace`) when the server made one of it.
+    if let (Some(global), true) = (resume, session.accepted["session"].is_string()) {
+        let ended =
+            session::drive_resumable(session, docker, redial(global), plan, reconnect_for).await;
+        return broken(&what, ended, EXIT_ATTACH_LOST);
+    }
     finish(&what, session, plan, EXIT_ATTACH_LOST).await
 }
 

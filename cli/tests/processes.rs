@@ -346,6 +346,60 @@ fn run_i_rm_reconnects_after_its_connection_dies_echoes_exactly_and_is_removed()
     );
 }
 
+/// `attach` to a `run -d -i` container's `cat`, fed 8 MiB through a relay
+/// cut for 5 s in the middle: an attach with stdin is a session too, so
+/// the command reconnects, prints exactly what it was given and exits
+/// with the container's code.
+#[test]
+fn attach_reconnects_after_its_connection_dies_and_echoes_exactly() {
+    let rig = Rig::with("procs-attach-session", &["--idle-timeout", "2"]);
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let name = rig.containers.name("attach-session");
+    let args = [
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 6",
+    ];
+    rig.admin.run(&args).ok();
+    const TOTAL: usize = 8 << 20;
+    let data = pseudo_random(TOTAL);
+    let cat = start(&mut via.command(&["attach", &name]), Some(data.clone()));
+    eventually("half of it echoed", Duration::from_secs(60), || {
+        match cat.stdout_len() {
+            n if n >= TOTAL / 2 => Ok(()),
+            n => Err(format!("{n} bytes so far")),
+        }
+    });
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    relay.restore();
+    let ran = cat.finish(Duration::from_secs(120));
+    assert_eq!(ran.code(), 6, "{}", ran.err());
+    assert_eq!(ran.stdout.len(), TOTAL, "each byte once");
+    assert!(ran.stdout == data, "the same bytes");
+    assert!(ran.err().contains("reconnecting"), "{}", ran.err());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+}
+
 /// Deterministic pseudo-random bytes (xorshift64).
 fn pseudo_random(len: usize) -> Vec<u8> {
     let mut x = 0x5eed_cafe_u64;

@@ -158,7 +158,7 @@ operations! {
         subscription(ExecItem) => exec::items,
         raw => session::exec,
     }
-    AttachInput "container/attach" User { raw => run::attach }
+    AttachInput "container/attach" User { raw => session::attach }
     RunInput "container/run" User {
         subscription(ExecItem) => run::items,
         raw => session::run,

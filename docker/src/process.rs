@@ -131,6 +131,56 @@ pub(crate) fn launch_run(
     Ok((process, id))
 }
 
+/// Registers a container attached to with stdin as the process `new` in
+/// `slot` (an interactive session's), its output pumped into the
+/// process's buffer by a task of its own until the container exits (its
+/// exit code) or the session detaches (killed: lost, the container runs
+/// on).
+pub(crate) fn launch_attach(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    attached: run::Attached,
+    new: NewProcess,
+) -> Result<Arc<Process>, CallError> {
+    let run::Attached {
+        id,
+        control,
+        output,
+        stdin,
+        exit,
+        ..
+    } = attached;
+    let control = Arc::new(control);
+    let process = match engine.processes.register(slot, new) {
+        Ok(process) => process,
+        Err(e) => {
+            exit.abort();
+            return Err(e);
+        }
+    };
+    process.started(Some(stdin), control.clone());
+    let pumped = process.clone();
+    keep(engine, &process, &id, async move {
+        let pumping = pump_output(&pumped, output);
+        let detached = control.detached();
+        futures::pin_mut!(pumping, detached);
+        let end = match future::select(pumping, detached).await {
+            Either::Left((failed, _)) => match exit.await {
+                Ok(Ok(code)) => End::Exited(code),
+                Ok(Err(e)) => End::Lost(e.code, failed.unwrap_or(e.message)),
+                Err(_) => End::Lost(DOCKER_ERROR, "its exit code was not read".into()),
+            },
+            Either::Right(((), _)) => {
+                exit.abort();
+                End::Lost(DOCKER_ERROR, "detached".into())
+            }
+        };
+        log_lost(&pumped, &end);
+        pumped.finish(end);
+    })?;
+    Ok(process)
+}
+
 /// Runs `pump` (a process's output and end) on a task of its own, holding
 /// `container` while it runs (its idle timeout does not pass).
 fn keep(

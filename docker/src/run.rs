@@ -87,6 +87,121 @@ pub(crate) async fn attach(
     Ok(stdio::exit_code_i32(code))
 }
 
+/// A container attached to with stdin, for an interactive session whose
+/// process it is ([`crate::session`]).
+pub(crate) struct Attached {
+    pub(crate) id: String,
+    pub(crate) tty: bool,
+    /// Its entrypoint and command, as `process/list` shows them.
+    pub(crate) cmd: Vec<String>,
+    pub(crate) control: AttachControl,
+    pub(crate) output: Output,
+    pub(crate) stdin: Stdin,
+    /// Its exit code, asked for before the attach (see [`attach`]).
+    pub(crate) exit: tokio::task::JoinHandle<Result<i64, CallError>>,
+}
+
+/// `container/attach` with stdin, for a session: `None` when the
+/// container takes none (created without `stdin`), a plain attach then.
+pub(crate) async fn attach_with_stdin(
+    engine: &Arc<Engine>,
+    caller: &Caller,
+    i: &AttachInput,
+) -> Result<Option<Attached>, CallError> {
+    let (docker, info) = engine.inspect_owned(caller, &i.id).await?;
+    let config = info.config.unwrap_or_default();
+    if !(i.stdin && config.open_stdin.unwrap_or(false)) {
+        return Ok(None);
+    }
+    let tty = config.tty.unwrap_or(false);
+    let id = info.id.unwrap_or_else(|| i.id.clone());
+    let mut cmd = config.entrypoint.unwrap_or_default();
+    cmd.extend(config.cmd.unwrap_or_default());
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(CallError::new(
+            ErrorCode::INTERNAL,
+            "no runtime to keep a session on",
+        ));
+    };
+    // Asked for before the attach, as a plain attach does.
+    let exit = runtime.spawn({
+        let (docker, id) = (docker.clone(), id.clone());
+        async move { wait_exit(&docker, &id).await }
+    });
+    let options = q::AttachContainerOptions {
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = match docker.attach_container(&id, Some(options)).await {
+        Ok(attached) => attached,
+        Err(e) => {
+            exit.abort();
+            return Err(error::container(e));
+        }
+    };
+    Ok(Some(Attached {
+        control: AttachControl {
+            docker,
+            id: id.clone(),
+            detached: tokio::sync::Notify::new(),
+        },
+        id,
+        tty,
+        cmd,
+        output: attached.output,
+        stdin: attached.input,
+        exit,
+    }))
+}
+
+/// An attached container as an interactive session's process: signals
+/// and resizes go to the container; its kill detaches (the container runs
+/// on, as after a cancelled attach).
+pub(crate) struct AttachControl {
+    docker: Docker,
+    id: String,
+    detached: tokio::sync::Notify,
+}
+
+impl AttachControl {
+    /// Resolves once the session is to detach.
+    pub(crate) async fn detached(&self) {
+        self.detached.notified().await;
+    }
+}
+
+impl ProcessControl for AttachControl {
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.signal(name).await;
+        })
+    }
+
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.resize(cols, rows).await;
+        })
+    }
+
+    fn kill(&self) {
+        // A permit if the pump is not waiting yet.
+        self.detached.notify_one();
+    }
+
+    fn ended(&self) {}
+}
+
 /// Kills (and with `remove`, removes) a container whose `run` call ended
 /// before it did.
 struct ContainerGuard {

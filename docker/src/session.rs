@@ -22,7 +22,7 @@ use dockwire_service::RawIo;
 use serde_json::json;
 
 use crate::access::Caller;
-use crate::catalog::{ExecInput, RunInput};
+use crate::catalog::{AttachInput, ExecInput, RunInput};
 use crate::engine::Engine;
 use crate::exec;
 use crate::process;
@@ -109,6 +109,68 @@ async fn resumable_run(
         true,
         io,
         move |attached| json!({"id": id, "tty": tty, "session": attached.id}),
+    )
+    .await
+}
+
+/// `container/attach` on the raw carriage: resumable with `stdin` (on a
+/// container created with it), as an exec. The container is the
+/// session's process, but it is not ours to kill: a cancelled attach, or
+/// a lost one past the grace period, detaches and the container runs on.
+pub(crate) async fn attach(
+    engine: Arc<Engine>,
+    caller: Caller,
+    i: AttachInput,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let grace = engine.config.session_grace;
+    if !i.stdin || grace.is_zero() {
+        return run::attach(engine, caller, i, io).await;
+    }
+    let buffer = engine.config.process_buffer_max;
+    let refused = match engine.processes.reserve(&caller, Some(buffer)) {
+        Ok(slot) => match run::attach_with_stdin(&engine, &caller, &i).await? {
+            Some(attached) => return resumable_attach(&engine, slot, attached, io).await,
+            // No stdin to take: a plain attach.
+            None => None,
+        },
+        Err(e) => Some(e),
+    };
+    if let Some(refused) = refused {
+        tracing::info!(
+            "an interactive attach runs without resume: {}",
+            refused.message
+        );
+    }
+    run::attach(engine, caller, i, io).await
+}
+
+/// The attached container as a session's process, attached to by this
+/// call.
+async fn resumable_attach(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    attached: run::Attached,
+    io: RawIo,
+) -> Result<i32, CallError> {
+    let grace = engine.config.session_grace;
+    let (id, tty) = (attached.id.clone(), attached.tty);
+    let new = NewProcess {
+        tag: None,
+        container_shown: id.clone(),
+        cmd: attached.cmd.clone(),
+        tty,
+        session_grace: Some(grace),
+    };
+    let process = process::launch_attach(engine, slot, attached, new)?;
+    let from = [Some(0), Some(0)];
+    process::attach_to(
+        engine,
+        &process,
+        from,
+        true,
+        io,
+        move |attached| json!({"id": id, "tty": tty, "stdin": true, "session": attached.id}),
     )
     .await
 }

@@ -866,6 +866,121 @@ fn a_lost_run_i_rm_past_its_grace_period_is_killed_and_its_container_removed() {
     });
 }
 
+/// `container/attach` with stdin to a container made with it (`sh -c
+/// 'cat; exit 5'`), 8 MiB in, the link cut for 5 s at half: an attach
+/// with stdin is a session as an exec is, so the resumed client gets
+/// every byte once and the container's exit code.
+#[test]
+fn a_resumable_attach_with_stdin_survives_a_5_s_cut_exactly() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let mut spec = ContainerSpec::new(IMAGE, ["sh", "-c", "cat; exit 5"]);
+        spec.stdin = true;
+        let container = link.rig.container(spec).await;
+        const TOTAL: usize = 8 << 20;
+        let data = random_bytes(TOTAL, 0xa77a_c4ed);
+        let sent = Sha256::digest(&data);
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stdin = futures::stream::iter(chunks);
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut got = Sha256::new();
+        let mut received = 0usize;
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(stream, StreamName::Stdout);
+            received += bytes.len();
+            got.update(&bytes);
+            if cut_at.get().is_none() && received >= TOTAL / 2 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let input = AttachInput {
+            id: container.clone(),
+            stdin: true,
+        };
+        let session = link.rig.docker.open(&input).await.unwrap();
+        assert!(
+            session.accepted["session"].is_string(),
+            "{:?}",
+            session.accepted
+        );
+        let code = resume_session(session, connect, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        assert_eq!(code, 5, "the container's exit code");
+        assert_eq!(received, TOTAL, "every byte once");
+        assert_eq!(got.finalize(), sent, "the same bytes");
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert!(dials.get() >= 2, "the client dialed again");
+        assert_eq!(link.calls.ended("container/attach"), [Ended::Lost]);
+    });
+}
+
+/// An attach with stdin whose link is lost and whose client never comes
+/// back is kept for the grace period (3 s here), then detached as a
+/// cancelled attach is: the session forgotten (`NOT_FOUND` on resume),
+/// the container running on (an attach does not own it).
+#[test]
+fn a_lost_attach_past_its_grace_period_detaches_and_the_container_runs_on() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_keep_alive(Duration::from_millis(250));
+        let grace = Duration::from_secs(3);
+        let service = docker_service_with(|c| c.with_session_grace(grace));
+        let link = link(Rt::Tokio, service, Faults::none(), &options).await;
+        let rig = &link.rig;
+        let mut spec = ContainerSpec::new(IMAGE, ["sleep", "1007"]);
+        spec.stdin = true;
+        let container = rig.container(spec).await;
+        let input = AttachInput {
+            id: container.clone(),
+            stdin: true,
+        };
+        let session = rig.docker.open(&input).await.unwrap();
+        let process = session.accepted["session"].as_str().unwrap().to_owned();
+
+        link.relay.cut();
+        eventually("the server loses the call", || {
+            !link.calls.ended("container/attach").is_empty()
+        })
+        .await;
+        assert_eq!(link.calls.ended("container/attach"), [Ended::Lost]);
+        tokio::time::sleep(grace + Duration::from_secs(1)).await;
+
+        link.relay.restore();
+        let again = within(
+            30,
+            "a new connection",
+            QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire"),
+        )
+        .await
+        .unwrap();
+        let again = DockerClient::new(Client::new(Arc::new(again), Rt::Tokio.spawner(), limits()));
+        let listed = again.query(&ProcessList {}).await.unwrap();
+        assert!(listed.iter().all(|p| p.id != process), "{listed:?}");
+        let attach = ProcessAttach {
+            id: process,
+            from: AttachFrom::Offset(0),
+            stdin: true,
+        };
+        let Err(ClientError::Remote(e)) = again.attach_process(&attach).await else {
+            panic!("attached to a forgotten session")
+        };
+        assert_eq!(e.code, dockwire_core::ErrorCode::NOT_FOUND);
+        assert!(runs(&container, "sleep 1007"), "the container was killed");
+        drop(session);
+    });
+}
+
 /// The `connect` of a resumed session in these tests: the rig's client
 /// first, then (once the link was cut) a new connection once the cut is
 /// 5 s old and the link restored.

@@ -441,8 +441,15 @@ pub(crate) async fn attach_to(
             process: process.clone(),
             stdin: match process.take_stdin() {
                 Ok(stdin) => Some(stdin),
-                // A session whose client closed stdin resumes without it.
-                Err(_) if process.session.is_some() && process.stdin_closed() => None,
+                // A session whose client closed stdin, or that has ended
+                // (its client resuming for the rest and the exit code),
+                // resumes without it.
+                Err(_)
+                    if process.session.is_some()
+                        && (process.stdin_closed() || process.end().is_some()) =>
+                {
+                    None
+                }
                 Err(e) => return Err(e),
             },
         }),
@@ -566,11 +573,14 @@ async fn write_counted(
     Ok(())
 }
 
-/// The end of an attach holding a session's stdin: returned, the session
-/// is over and its process forgotten; dropped because the connection was
-/// lost, the process waits for its client for the grace period; dropped
-/// otherwise (cancelled: aborted, reset, closed), it is killed and
-/// forgotten at once, as an exec's call is.
+/// The end of an attach holding a session's stdin: returned once the
+/// process ended, the session is over, but its process is kept for the
+/// grace period (the exit code may have gone out on a link that died
+/// with it: a client resuming then still gets the rest and the code);
+/// dropped because the connection was lost, the process waits for its
+/// client for the grace period; dropped otherwise (cancelled: aborted,
+/// reset, closed), or returned with an error while it runs, it is killed
+/// and forgotten at once, as an exec's call is.
 struct SessionEnd {
     engine: Arc<Engine>,
     process: Arc<Process>,
@@ -581,14 +591,15 @@ struct SessionEnd {
 impl Drop for SessionEnd {
     fn drop(&mut self) {
         let processes = &self.engine.processes;
-        if self.done {
+        let ended = self.process.end().is_some();
+        if self.done && !ended {
             processes.forget(&self.process, "its session ended");
             return;
         }
         let Some(session) = &self.process.session else {
             return;
         };
-        if !self.link.is_lost() {
+        if !self.done && !self.link.is_lost() {
             processes.forget(&self.process, "its session was cancelled");
             return;
         }
@@ -598,10 +609,16 @@ impl Drop for SessionEnd {
         };
         let resumes = session.resumes();
         let grace = session.grace;
-        tracing::info!(
-            process = %self.process.id,
-            "a session's connection was lost: kept {grace:?} for its client to resume"
-        );
+        match self.done {
+            true => tracing::debug!(
+                process = %self.process.id,
+                "a session ended: kept {grace:?} for a client whose link died with its exit"
+            ),
+            false => tracing::info!(
+                process = %self.process.id,
+                "a session's connection was lost: kept {grace:?} for its client to resume"
+            ),
+        }
         let engine = self.engine.clone();
         let process = self.process.clone();
         drop(runtime.spawn(async move {

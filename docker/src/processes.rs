@@ -406,12 +406,25 @@ impl Processes {
             )));
         }
         let mut registry = self.lock();
-        let held = registry
+        let mut held = registry
             .processes
             .values()
             .filter(|p| p.owner == caller.owner)
             .count();
         let starting = registry.starting.get(&caller.owner).copied().unwrap_or(0);
+        // Sessions that ended are kept only for a client whose link died
+        // with their exit code: the oldest make room first.
+        while held + starting >= self.max_per_peer {
+            let oldest = registry
+                .processes
+                .values()
+                .filter(|p| p.owner == caller.owner && p.session.is_some() && p.end().is_some())
+                .min_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)))
+                .map(|p| p.id.clone());
+            let Some(oldest) = oldest else { break };
+            registry.processes.remove(&oldest);
+            held -= 1;
+        }
         if held + starting >= self.max_per_peer {
             return Err(forbidden(format!(
                 "{} processes are the most a peer may have on this server (serve \
@@ -583,6 +596,42 @@ mod tests {
                 .find(&Caller::test_as(crate::Role::Admin), &p.id)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn ended_sessions_make_room_at_the_count_and_running_ones_do_not() {
+        let registry = processes(1000, 2);
+        let alice = Caller::test_user("alice");
+        let session = || NewProcess {
+            session_grace: Some(Duration::from_secs(30)),
+            ..new_process()
+        };
+        let older = registry
+            .register(registry.reserve(&alice, None).unwrap(), session())
+            .unwrap();
+        // Started times are to the millisecond.
+        std::thread::sleep(Duration::from_millis(5));
+        let newer = registry
+            .register(registry.reserve(&alice, None).unwrap(), session())
+            .unwrap();
+        // Both running: the count holds.
+        assert!(registry.reserve(&alice, None).is_err());
+        older.finish(End::Exited(0));
+        newer.finish(End::Exited(0));
+        // Both ended: the oldest goes to make room, the other stays.
+        let slot = registry.reserve(&alice, None).unwrap();
+        assert!(registry.find(&alice, &older.id).is_err());
+        assert!(registry.find(&alice, &newer.id).is_ok());
+        drop(slot);
+        // A detached process that ended is the peer's to remove: it stays.
+        let detached = registry
+            .register(registry.reserve(&alice, None).unwrap(), new_process())
+            .unwrap();
+        detached.finish(End::Exited(0));
+        let _slot = registry.reserve(&alice, None).unwrap();
+        assert!(registry.find(&alice, &newer.id).is_err());
+        assert!(registry.reserve(&alice, None).is_err());
+        assert!(registry.find(&alice, &detached.id).is_ok());
     }
 
     #[test]

@@ -981,6 +981,49 @@ fn a_lost_attach_past_its_grace_period_detaches_and_the_container_runs_on() {
     });
 }
 
+/// An interactive exec whose process ends while its link is cut: the
+/// server sends the exit code into a dead link and its call returns (it
+/// ends `Exit`, not `Lost`); the ended session is kept for the grace
+/// period, so the client resuming after the cut still gets the rest of
+/// the output and the exit code.
+#[test]
+fn an_exit_code_sent_as_the_link_dies_reaches_the_resumed_client() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let id = link.rig.sleeper().await;
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut out = Vec::new();
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(stream, StreamName::Stdout);
+            out.extend_from_slice(&bytes);
+            if cut_at.get().is_none() {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let input = interactive(&id, ["sh", "-c", "echo ready; sleep 1; echo done; exit 7"]);
+        let code = resumable_exec(
+            connect,
+            &input,
+            futures::stream::pending(),
+            futures::stream::pending(),
+            each,
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 7);
+        assert_eq!(String::from_utf8_lossy(&out), "ready\ndone\n");
+        assert!(dials.get() >= 2, "the client dialed again");
+        // The first call returned with the exit code, into the dead link.
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Exit(7)]);
+    });
+}
+
 /// The `connect` of a resumed session in these tests: the rig's client
 /// first, then (once the link was cut) a new connection once the cut is
 /// 5 s old and the link restored.

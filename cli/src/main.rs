@@ -203,7 +203,8 @@ async fn dispatch(mut cli: Cli) -> Outcome {
         Command::Create(args) if args.placed() => process::create_placed(global, args).await,
         Command::Run(args) => {
             let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
-            settled(&host, process::run(&host.docker, args).await).await
+            let resume = host.embedded.is_none().then_some(global);
+            settled(&host, process::run(&host.docker, args, resume).await).await
         }
         Command::Create(args) => {
             let host = host::connect(global).await.map_err(|e| e.with_exit(125))?;
@@ -214,11 +215,13 @@ async fn dispatch(mut cli: Cli) -> Outcome {
             if args.detach && host.embedded.is_some() {
                 return Err(detached::needs_a_server("exec -d"));
             }
-            settled(&host, process::exec(&host.docker, args).await).await
+            let resume = host.embedded.is_none().then_some(global);
+            settled(&host, process::exec(&host.docker, args, resume).await).await
         }
         Command::Attach(args) => {
             let host = host::connect(global).await?;
-            settled(&host, process::attach(&host.docker, args).await).await
+            let resume = host.embedded.is_none().then_some(global);
+            settled(&host, process::attach(&host.docker, args, resume).await).await
         }
         Command::Process(command) => {
             let host = host::connect(global).await?;

@@ -30,6 +30,16 @@ pub struct RunArgs {
     /// Run the container in the background and print its id
     #[arg(short = 'd', long)]
     pub(crate) detach: bool,
+    /// With -i on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "interactive",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     #[command(flatten)]
     container: ContainerArgs,
 }
@@ -131,6 +141,16 @@ pub struct ExecArgs {
     /// With -d: how much output the server keeps (bytes or 1m, 8m; default 1m)
     #[arg(long, value_name = "SIZE", requires = "detach", value_parser = buffer_size)]
     buffer: Option<u64>,
+    /// With -i on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "interactive",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     /// The container (name or id)
     pub(crate) container: String,
     /// The command and its arguments
@@ -146,6 +166,14 @@ fn buffer_size(value: &str) -> Result<u64, String> {
     }
 }
 
+/// `exec --reconnect-for`: a Go-like duration, or `0` for none.
+fn reconnect_window(value: &str) -> Result<std::time::Duration, String> {
+    match value {
+        "0" => Ok(std::time::Duration::ZERO),
+        _ => dockwire_docker::lifetime::parse_lifetime(value),
+    }
+}
+
 /// `dockwire attach`: attach this terminal to a running container.
 #[derive(clap::Args, Debug)]
 pub struct AttachArgs {
@@ -155,6 +183,15 @@ pub struct AttachArgs {
     /// Proxy received signals to the process (non-TTY mode only)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
+    /// With stdin, on a server: how long to try to reconnect once the
+    /// connection is lost (6s, 1m; 0 ends at the loss, as without sessions)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = reconnect_window,
+        default_value = "6s"
+    )]
+    reconnect_for: std::time::Duration,
     /// The container (name or id)
     pub(crate) container: String,
 }
@@ -224,7 +261,11 @@ pub async fn create_placed(global: &crate::Global, args: CreateArgs) -> Outcome 
 }
 
 /// `dockwire run`.
-pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an interactive run reconnects by itself when its
+/// connection dies and resumes where it was, as an `exec -i`.
+pub async fn run(docker: &DockerClient, args: RunArgs, resume: Option<&crate::Global>) -> Outcome {
     let what = format!("run {}", args.container.image);
     let spec = spec(&args.container).map_err(|e| e.with_exit(EXIT_DOCKWIRE))?;
     if args.detach {
@@ -240,11 +281,46 @@ pub async fn run(docker: &DockerClient, args: RunArgs) -> Outcome {
     let session = pulling(docker, &input.0.image, || docker.open(&input))
         .await?
         .map_err(|e| start_failure(&what, e))?;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
+    // A session that survives a lost connection (see `serve
+    // --session-grace`) when the server made one of it.
+    if let (true, Some(global), true) =
+        (plan.stdin, resume, session.accepted["session"].is_string())
+    {
+        let ended =
+            session::drive_resumable(session, docker, redial(global), plan, reconnect_for).await;
+        return broken(&what, ended, EXIT_DOCKWIRE);
+    }
     finish(&what, session, plan, EXIT_DOCKWIRE).await
 }
 
+/// Dials `global`'s host again, for a session to resume on.
+fn redial<'a>(
+    global: &'a crate::Global,
+) -> impl Fn() -> futures::future::BoxFuture<'a, Result<DockerClient, ClientError>> + Clone + 'a {
+    move || {
+        Box::pin(async move {
+            match crate::host::connect(global).await {
+                Ok(connected) => Ok(connected.docker),
+                Err(failure) => Err(ClientError::Connect(std::sync::Arc::new(
+                    std::io::Error::other(failure.to_string()),
+                ))),
+            }
+        })
+    }
+}
+
 /// `dockwire exec`.
-pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an interactive exec reconnects by itself when its
+/// connection dies and resumes where it was.
+pub async fn exec(
+    docker: &DockerClient,
+    args: ExecArgs,
+    resume: Option<&crate::Global>,
+) -> Outcome {
     if args.detach {
         let mut input = ProcessStart::new(&args.container, &args.command);
         input.env = env(&args.env);
@@ -269,13 +345,32 @@ pub async fn exec(docker: &DockerClient, args: ExecArgs) -> Outcome {
     input.user = args.user;
     input.tty = args.tty;
     input.stdin = args.interactive;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
+    if let (true, Some(global)) = (args.interactive, resume) {
+        // A session that survives a lost connection (see `serve
+        // --session-grace`): it dials the same host again.
+        // As docker exec: an error before the command starts is exit 1.
+        let opened = docker.open(&input).await.context(|| what.clone())?;
+        let ended =
+            session::drive_resumable(opened, docker, redial(global), plan, reconnect_for).await;
+        return broken(&what, ended, EXIT_EXEC_LOST);
+    }
     // As docker exec: an error before the command starts is exit 1.
     let session = docker.open(&input).await.context(|| what.clone())?;
     finish(&what, session, plan, EXIT_EXEC_LOST).await
 }
 
 /// `dockwire attach`.
-pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
+///
+/// With `resume` (the options to dial its server again; none for an
+/// in-process engine), an attach with stdin reconnects by itself when its
+/// connection dies and resumes where it was, as an `exec -i`.
+pub async fn attach(
+    docker: &DockerClient,
+    args: AttachArgs,
+    resume: Option<&crate::Global>,
+) -> Outcome {
     let what = format!("attach to {}", args.container);
     let input = AttachInput {
         id: args.container.clone(),
@@ -290,6 +385,15 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
         sig_proxy: args.sig_proxy && !tty,
     };
     check_tty(&what, plan)?;
+    let reconnect_for = args.reconnect_for;
+    let resume = resume.filter(|_| !reconnect_for.is_zero());
+    // A session that survives a lost connection (see `serve
+    // --session-grace`) when the server made one of it.
+    if let (Some(global), true) = (resume, session.accepted["session"].is_string()) {
+        let ended =
+            session::drive_resumable(session, docker, redial(global), plan, reconnect_for).await;
+        return broken(&what, ended, EXIT_ATTACH_LOST);
+    }
     finish(&what, session, plan, EXIT_ATTACH_LOST).await
 }
 
@@ -297,7 +401,12 @@ pub async fn attach(docker: &DockerClient, args: AttachArgs) -> Outcome {
 /// the connection to the server is lost on the way (each verb as docker's
 /// does when its daemon dies; see [`EXIT_EXEC_LOST`]).
 pub(crate) async fn finish(what: &str, session: RawSession, plan: Plan, lost: i32) -> Outcome {
-    match session::drive(session, plan).await {
+    broken(what, session::drive(session, plan).await, lost)
+}
+
+/// A session's end as the verb's outcome.
+fn broken(what: &str, ended: Result<i32, Broken>, lost: i32) -> Outcome {
+    match ended {
         Ok(code) => Ok(code),
         Err(Broken::Stopped(signal)) => Ok(128 + signal),
         Err(Broken::Terminal(e)) => Err(Failure::local(

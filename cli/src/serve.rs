@@ -134,6 +134,21 @@ pub struct ServeArgs {
     /// not removed)
     #[arg(long, value_name = "N", default_value_t = dockwire_docker::DEFAULT_MAX_PROCESSES)]
     max_processes: usize,
+
+    // Interactive sessions (`exec -i`) that survive a dropped link.
+    /// How long an interactive exec whose connection was lost (its idle
+    /// timeout passed; not a client that aborted or exited) waits for its
+    /// client to resume it (`30s`, `5m`; `0` keeps none)
+    #[arg(long, value_name = "DURATION", value_parser = grace, default_value = "30s")]
+    session_grace: Duration,
+}
+
+/// A `--session-grace` value: a Go-like duration, or `0` for none.
+fn grace(value: &str) -> Result<Duration, String> {
+    match value {
+        "0" => Ok(Duration::ZERO),
+        _ => dockwire_docker::lifetime::parse_lifetime(value),
+    }
 }
 
 /// A `--process-buffer-max`-like value: a size of at least one byte.
@@ -308,7 +323,8 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Outcome {
     }
     config = config
         .with_process_buffer_max(args.process_buffer_max)
-        .with_max_processes(args.max_processes);
+        .with_max_processes(args.max_processes)
+        .with_session_grace(args.session_grace);
     if let Some(dialect) = args.engine {
         config = config.with_engine(dialect);
     }

@@ -2,9 +2,14 @@
 //! stdio: stdin in, stdout and stderr out byte for byte, the terminal's
 //! size and signals as controls, and the exit code out.
 
-use std::io;
+use std::future::Future;
+use std::io::{self, Write};
+use std::time::Duration;
 
+use dockwire_docker::catalog::StreamName;
+use dockwire_docker::{DockerClient, SessionControl, resume_session};
 use dockwire_service::{ClientError, Control, RawSession};
+use futures::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::io::ReaderStream;
 
@@ -170,4 +175,186 @@ async fn signals(mut control: Control, forward: bool, stop: bool) -> i32 {
         }
     }
     std::future::pending().await
+}
+
+/// The longest one dial may take.
+const DIAL_FOR: Duration = Duration::from_secs(2);
+
+/// Runs an interactive exec's or run's accepted `session` as one that survives a
+/// lost connection (see [`resume_session`]): when its connection dies, it says so on
+/// stderr, dials again with `redial` (0.2 s, 0.4 s, … up to 1 s apart,
+/// each dial up to [`DIAL_FOR`], giving up once `reconnect_for` has
+/// passed since the loss was noticed: `exec --reconnect-for`, 6 s by
+/// default, long enough for a link back within seconds, short enough
+/// that a crashed server ends the command soon, as it did before
+/// sessions),
+/// resumes at the
+/// offsets it wrote out and goes on, each byte once; a `-it` terminal
+/// stays raw throughout. INT, TERM or HUP abort the session (the server
+/// kills its process at once) and end it with the terminal restored;
+/// with `plan.sig_proxy` (`run -i` without a terminal) every handled
+/// signal goes to the process instead, as docker's `--sig-proxy`.
+pub async fn drive_resumable<R, F>(
+    session: RawSession,
+    docker: &DockerClient,
+    redial: R,
+    plan: Plan,
+    reconnect_for: Duration,
+) -> Result<i32, Broken>
+where
+    R: Fn() -> F + Clone,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+{
+    let raw = match plan.tty && plan.stdin && term::is_terminal(io::stdin()) {
+        true => Some(term::RawMode::enter().map_err(Broken::Terminal)?),
+        false => None,
+    };
+    let (tx, controls) = futures::channel::mpsc::channel(8);
+    let mut tasks = Vec::new();
+    if plan.tty {
+        tasks.push(tokio::spawn(send_sizes(tx.clone())));
+    }
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    match plan.sig_proxy {
+        // `run -i` without a terminal: as docker's `--sig-proxy`.
+        true => tasks.push(tokio::spawn(forward_signals(tx))),
+        false => tasks.push(tokio::spawn(stop_on_signal(tx, stopped.clone()))),
+    }
+    let first = docker.clone();
+    let newline = if raw.is_some() { "\r\n" } else { "\n" };
+    let mut since = std::time::Instant::now();
+    let connect = |failures: u32| {
+        let first = first.clone();
+        if failures == 1 {
+            since = std::time::Instant::now();
+        }
+        let since = since;
+        let redial = redial.clone();
+        async move {
+            if failures == 0 {
+                return Ok(first);
+            }
+            if failures == 1 {
+                eprint!("dockwire: the connection was lost; reconnecting{newline}");
+            }
+            // Dials until one answers, or the time to reconnect is over
+            // (an error here gives up).
+            let mut pause = Duration::from_millis(100 << failures.min(4));
+            loop {
+                if since.elapsed() > reconnect_for {
+                    return Err(ClientError::Connect(std::sync::Arc::new(io::Error::other(
+                        "gave up reconnecting",
+                    ))));
+                }
+                tokio::time::sleep(pause).await;
+                if let Ok(Ok(client)) = tokio::time::timeout(DIAL_FOR, redial()).await {
+                    return Ok(client);
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    };
+    let stdin = match plan.stdin {
+        true => ReaderStream::with_capacity(tokio::io::stdin(), STDIN_READ).boxed(),
+        false => futures::stream::pending().boxed(),
+    };
+    let (mut out, mut err) = (io::stdout(), io::stderr());
+    let ended = resume_session(session, connect, stdin, controls, |stream, bytes| {
+        // A reader gone: the rest is dropped, until the process ends.
+        let _ = match stream {
+            StreamName::Stdout => out.write_all(&bytes).and_then(|()| out.flush()),
+            StreamName::Stderr => err.write_all(&bytes).and_then(|()| err.flush()),
+        };
+    })
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    drop(raw);
+    match ended {
+        Ok(code) => Ok(i32::try_from(code).unwrap_or(i32::MAX)),
+        Err(ClientError::Aborted) => match stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Err(Broken::Call(ClientError::Aborted)),
+            signal => Err(Broken::Stopped(signal)),
+        },
+        Err(e) => Err(Broken::Call(e)),
+    }
+}
+
+/// Sends the terminal's size now and at every change.
+async fn send_sizes(mut tx: futures::channel::mpsc::Sender<SessionControl>) {
+    use futures::SinkExt;
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    loop {
+        if let Some((cols, rows)) = term::size() {
+            if tx
+                .send(SessionControl::Resize { cols, rows })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if changes.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// Sends every handled signal this process gets to the session's
+/// process, whichever connection the session is on by then.
+async fn forward_signals(mut tx: futures::channel::mpsc::Sender<SessionControl>) {
+    use futures::SinkExt;
+    let mut streams = Vec::new();
+    for (kind, name, _) in handled() {
+        if let Ok(stream) = signal(kind) {
+            streams.push((stream, name));
+        }
+    }
+    if streams.is_empty() {
+        return;
+    }
+    loop {
+        let waits = streams.iter_mut().map(|(stream, name)| {
+            let name = *name;
+            Box::pin(async move { stream.recv().await.map(|_| name) })
+        });
+        let (received, _, _) = futures::future::select_all(waits).await;
+        let Some(name) = received else { return };
+        if tx.send(SessionControl::Signal(name.into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// At the first INT, TERM or HUP: notes its number and aborts the session.
+async fn stop_on_signal(
+    mut tx: futures::channel::mpsc::Sender<SessionControl>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicI32>,
+) {
+    use futures::SinkExt;
+    let mut streams = Vec::new();
+    for (kind, name, number) in handled() {
+        if !matches!(name, "INT" | "TERM" | "HUP") {
+            continue;
+        }
+        if let Ok(stream) = signal(kind) {
+            streams.push((stream, number));
+        }
+    }
+    if streams.is_empty() {
+        return;
+    }
+    let waits = streams.iter_mut().map(|(stream, number)| {
+        let number = *number;
+        Box::pin(async move {
+            stream.recv().await;
+            number
+        })
+    });
+    let (number, _, _) = futures::future::select_all(waits).await;
+    stopped.store(number, std::sync::atomic::Ordering::SeqCst);
+    let _ = tx.send(SessionControl::Abort).await;
 }

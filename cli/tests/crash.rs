@@ -20,7 +20,9 @@
 //! ended, or whose client died while the server lived. A `run --ttl` and
 //! a `run --idle-timeout` made before the kill are removed on time by the
 //! restarted server (the idle one's last touch kept across the kill in the
-//! state directory). Run with `--nocapture` to see the times measured.
+//! state directory). An `exec -i` (a session) reconnects for
+//! `--reconnect-for` before it gives up, and not at all with `0`. Run
+//! with `--nocapture` to see the times measured.
 //!
 //! Needs the engine and the test image of `scripts/engine`; without them
 //! every test fails, loudly (none skips).
@@ -126,8 +128,86 @@ fn a_killed_server_ends_an_exec_with_streaming_stdin_with_a_connection_error() {
     let (ran, took) = crash_during(&mut rig, exec);
     eprintln!("exec -i: the client ended {took:?} after the kill");
     assert_eq!(ran.code(), 255, "{}", ran.dump());
-    assert_eq!(ran.failed(None), lost(&format!("exec in {target}")));
+    // An interactive exec is a session: it tries to reconnect for a few
+    // seconds first, then ends with the error it lost its connection with.
+    let said: Vec<String> = ran.err().lines().map(str::to_owned).collect();
+    assert_eq!(
+        said,
+        [
+            "dockwire: the connection was lost; reconnecting".to_owned(),
+            lost(&format!("exec in {target}"))
+        ],
+        "{}",
+        ran.dump()
+    );
     counted("exec -i", &ran.out(), "tick", 3);
+}
+
+#[test]
+fn exec_i_reconnects_for_as_long_as_reconnect_for_says_and_not_at_all_with_0() {
+    let mut rig = Rig::with("crash-exec-i-window", &SERVE);
+    let target = rig.containers.docker_sleeper("crash-exec-i-window");
+    // Each client echoes `tick N` lines fed every 100 ms through `cat`.
+    let fed = |rig: &Rig, window: &str| {
+        let feed = |mut stdin: std::process::ChildStdin| {
+            let began = Instant::now();
+            for n in 1.. {
+                if began.elapsed() > LIMIT || writeln!(stdin, "tick {n}").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let args = ["exec", "-i", "--reconnect-for", window, &target, "cat"];
+        let exec = start_fed(&mut rig.admin.command(&args), feed);
+        exec.wait_for_stdout("tick 3\n", FIRST_LINES);
+        exec
+    };
+    let none = fed(&rig, "0");
+    let long = fed(&rig, "15s");
+
+    let killed = Instant::now();
+    rig.server.kill();
+    let (none, long) = std::thread::scope(|s| {
+        let none = s.spawn(|| {
+            let ran = none.finish(LOST_WITHIN);
+            (ran, killed.elapsed())
+        });
+        let long = long.finish(LOST_WITHIN + Duration::from_secs(15));
+        (none.join().unwrap(), (long, killed.elapsed()))
+    });
+    eprintln!(
+        "exec -i --reconnect-for 0 ended {:?} after the kill, --reconnect-for 15s {:?}",
+        none.1, long.1
+    );
+    // 0: no reconnect at all, the error it lost its connection with.
+    assert_eq!(none.0.code(), 255, "{}", none.0.dump());
+    assert_eq!(
+        none.0.failed(None),
+        lost(&format!("exec in {target}")),
+        "{}",
+        none.0.dump()
+    );
+    counted("exec -i --reconnect-for 0", &none.0.out(), "tick", 3);
+    // 15 s: it says it reconnects, and tries for 15 s after noticing the
+    // loss (the default, 6 s, ends it within about 12 s of the kill).
+    assert_eq!(long.0.code(), 255, "{}", long.0.dump());
+    let said: Vec<String> = long.0.err().lines().map(str::to_owned).collect();
+    assert_eq!(
+        said,
+        [
+            "dockwire: the connection was lost; reconnecting".to_owned(),
+            lost(&format!("exec in {target}"))
+        ],
+        "{}",
+        long.0.dump()
+    );
+    assert!(
+        long.1 >= Duration::from_secs(15),
+        "ended {:?} after the kill",
+        long.1
+    );
+    counted("exec -i --reconnect-for 15s", &long.0.out(), "tick", 3);
 }
 
 #[test]

@@ -242,3 +242,241 @@ fn logs_follow_reconnects_when_its_connection_dies_and_prints_each_byte_once() {
         "{said}"
     );
 }
+
+/// `exec -i cat` of 64 MiB of pseudo-random bytes through a relay cut for
+/// 5 s in the middle (the server's 2 s idle timeout kills the
+/// connection): the command says it is reconnecting, dials again,
+/// resumes its session, and prints exactly what it was given, each byte
+/// once, exit 0.
+#[test]
+fn exec_i_reconnects_after_its_connection_dies_and_cat_echoes_64_mib_exactly() {
+    let rig = Rig::with("procs-session", &["--idle-timeout", "2"]);
+    let box_ = rig.containers.docker_sleeper("procs-session");
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    const TOTAL: usize = 64 << 20;
+    let data = pseudo_random(TOTAL);
+    let cat = start(
+        &mut via.command(&["exec", "-i", &box_, "cat"]),
+        Some(data.clone()),
+    );
+    eventually("half of it echoed", Duration::from_secs(60), || {
+        match cat.stdout_len() {
+            n if n >= TOTAL / 2 => Ok(()),
+            n => Err(format!("{n} bytes so far")),
+        }
+    });
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    relay.restore();
+    let ran = cat.finish(Duration::from_secs(120));
+    assert_eq!(ran.code(), 0, "{}", ran.err());
+    assert_eq!(ran.stdout.len(), TOTAL, "each byte once");
+    assert!(ran.stdout == data, "the same bytes");
+    assert!(ran.err().contains("reconnecting"), "{}", ran.err());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+}
+
+/// `run -i --rm` of a `cat` fed 8 MiB through a relay cut for 5 s in the
+/// middle: a run with stdin is a session as `exec -i` is, so the command
+/// reconnects, prints exactly what it was given, exits with the
+/// process's code, and the `--rm` container is removed at the end.
+#[test]
+fn run_i_rm_reconnects_after_its_connection_dies_echoes_exactly_and_is_removed() {
+    let rig = Rig::with("procs-run-session", &["--idle-timeout", "2"]);
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let name = rig.containers.name("run-session");
+    const TOTAL: usize = 8 << 20;
+    let data = pseudo_random(TOTAL);
+    let args = [
+        "run",
+        "-i",
+        "--rm",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 4",
+    ];
+    let cat = start(&mut via.command(&args), Some(data.clone()));
+    eventually("half of it echoed", Duration::from_secs(60), || {
+        match cat.stdout_len() {
+            n if n >= TOTAL / 2 => Ok(()),
+            n => Err(format!("{n} bytes so far")),
+        }
+    });
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    relay.restore();
+    let ran = cat.finish(Duration::from_secs(120));
+    assert_eq!(ran.code(), 4, "{}", ran.err());
+    assert_eq!(ran.stdout.len(), TOTAL, "each byte once");
+    assert!(ran.stdout == data, "the same bytes");
+    assert!(ran.err().contains("reconnecting"), "{}", ran.err());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+    eventually(
+        "the --rm container removed",
+        Duration::from_secs(20),
+        || match docker(&["inspect", "--type", "container", &name]).code() {
+            0 => Err("still there".into()),
+            _ => Ok(()),
+        },
+    );
+}
+
+/// `attach` to a `run -d -i` container's `cat`, fed 8 MiB through a relay
+/// cut for 5 s in the middle: an attach with stdin is a session too, so
+/// the command reconnects, prints exactly what it was given and exits
+/// with the container's code.
+#[test]
+fn attach_reconnects_after_its_connection_dies_and_echoes_exactly() {
+    let rig = Rig::with("procs-attach-session", &["--idle-timeout", "2"]);
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let name = rig.containers.name("attach-session");
+    let args = [
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 6",
+    ];
+    rig.admin.run(&args).ok();
+    const TOTAL: usize = 8 << 20;
+    let data = pseudo_random(TOTAL);
+    let cat = start(&mut via.command(&["attach", &name]), Some(data.clone()));
+    eventually("half of it echoed", Duration::from_secs(60), || {
+        match cat.stdout_len() {
+            n if n >= TOTAL / 2 => Ok(()),
+            n => Err(format!("{n} bytes so far")),
+        }
+    });
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    relay.restore();
+    let ran = cat.finish(Duration::from_secs(120));
+    assert_eq!(ran.code(), 6, "{}", ran.err());
+    assert_eq!(ran.stdout.len(), TOTAL, "each byte once");
+    assert!(ran.stdout == data, "the same bytes");
+    assert!(ran.err().contains("reconnecting"), "{}", ran.err());
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x = 0x5eed_cafe_u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// `exec -it sh` through a relay cut for 5 s in the middle, a command
+/// typed during the cut: the terminal stays raw, the command reconnects
+/// and resumes its session, the keys typed during the cut reach the shell
+/// once, each output arrives once, the exit code is the shell's, and the
+/// terminal is restored after.
+#[test]
+fn exec_it_resumes_after_a_cut_with_each_key_and_output_once_and_the_shells_code() {
+    let rig = Rig::with("procs-session-it", &["--idle-timeout", "2"]);
+    let box_ = rig.containers.docker_sleeper("procs-session-it");
+    let server: std::net::SocketAddr = rig
+        .admin
+        .host
+        .trim_start_matches("quic://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(server, Faults::none(), 1).unwrap();
+    let via = Client {
+        state: rig.admin.state.clone(),
+        host: format!("quic://{}", relay.addr()),
+    };
+    assert!(via.greet());
+    let before = rig.scratch.join("stty-before");
+    let after = rig.scratch.join("stty-after");
+    let script = format!(
+        "stty -g > '{before}'; '{BIN}' --host '{host}' --state-dir '{state}' exec -it {box_} sh; \
+         echo \"code=$?\"; stty -g > '{after}'",
+        before = before.display(),
+        after = after.display(),
+        host = via.host,
+        state = via.state.display(),
+    );
+    let mut term = Terminal::spawn(&script, 80, 24);
+    let mut mark = term.expect("# ", 0);
+    term.type_keys("echo be''fore\r");
+    mark = term.expect("before", mark);
+    relay.cut();
+    std::thread::sleep(Duration::from_millis(500));
+    term.type_keys("echo dur''ing\r");
+    std::thread::sleep(Duration::from_millis(4500));
+    relay.restore();
+    mark = term.expect("reconnecting", mark);
+    mark = term.expect("during", mark);
+    term.type_keys("echo af''ter\r");
+    mark = term.expect("after", mark);
+    term.type_keys("exit 3\r");
+    term.expect("code=3", mark);
+    assert_eq!(term.wait(), 0, "{:?}", term.screen());
+    let screen = term.screen();
+    for (word, typed) in [
+        ("before", "be''fore"),
+        ("during", "dur''ing"),
+        ("after", "af''ter"),
+    ] {
+        assert_eq!(screen.matches(word).count(), 1, "{word}: {screen:?}");
+        assert_eq!(screen.matches(typed).count(), 1, "{typed}: {screen:?}");
+    }
+    assert!(relay.stats().to_client.cut > 0, "nothing was cut");
+    let before = std::fs::read(before).unwrap();
+    let after = std::fs::read(after).unwrap();
+    assert!(!before.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&after),
+        String::from_utf8_lossy(&before),
+        "the terminal was not restored"
+    );
+}

@@ -1442,6 +1442,14 @@ pub struct ProcessInfo {
     pub buffer: u64,
     /// When it started (RFC 3339).
     pub started: String,
+    /// The stdin bytes it has been given so far (a resuming session's
+    /// client trims what it keeps to resend by this).
+    #[serde(default)]
+    pub stdin_delivered: u64,
+    /// Whether it is an interactive session's, kept for a grace period
+    /// when its connection is lost.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub session: bool,
 }
 
 /// `process/logs`: a process's output held by the server from an offset
@@ -1563,6 +1571,14 @@ pub struct ProcessAttached {
     pub stdout: ReplayStart,
     /// Where stderr's replay starts.
     pub stderr: ReplayStart,
+    /// How many stdin bytes the process has been given so far, through
+    /// every attacher: a client resuming a session resends what it sent
+    /// past this, and nothing before it.
+    #[serde(default)]
+    pub stdin_delivered: u64,
+    /// Whether an attacher has closed stdin (not on a terminal).
+    #[serde(default)]
+    pub stdin_closed: bool,
 }
 
 /// The exit code of a process: what `process/wait` answers.

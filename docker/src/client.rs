@@ -4,7 +4,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use dockwire_core::CallError;
+use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::{Client, ClientError, Exit, OutputReader, RawSession, Stdin};
 use futures::{AsyncRead, AsyncWrite, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::future::Future;
 
 use crate::catalog::{
-    PortForward, PortForwarded, ProcessAttach, ProcessAttached, ProcessLogItem, ProcessLogs, Query,
-    RawOperation, StreamName, Subscription,
+    AttachFrom, CONFLICT, ExecInput, PortForward, PortForwarded, ProcessAttach, ProcessAttached,
+    ProcessList, ProcessLogItem, ProcessLogs, Query, RawOperation, StreamName, Subscription,
 };
 
 /// Calls the catalog's operations with their typed inputs and reads their
@@ -150,6 +150,284 @@ where
             other => return other,
         }
     }
+}
+
+/// The error [`resumable_exec`] ends with when the server's buffer had
+/// dropped output it had not handed on (never, while the server makes a
+/// session's output wait for its client).
+pub const OUTPUT_DROPPED: dockwire_core::ErrorCode =
+    dockwire_core::ErrorCode::from_static("OUTPUT_DROPPED");
+
+/// The most stdin bytes [`resumable_exec`] keeps that the server has not
+/// said it delivered: past it, reading the local stdin waits for the
+/// server's count (`process/list`'s `stdinDelivered`).
+pub const SESSION_STDIN_TAIL: usize = 4 * 1024 * 1024;
+
+/// Runs an interactive exec (`container/exec` with `stdin`, which `input`
+/// must ask for) that survives lost connections, feeding it `stdin` and
+/// handing each output byte to `each` exactly once, in order per stream;
+/// the exit code at the end. When its connection fails (or cannot be
+/// opened), it asks `connect` for a client again (with the count of
+/// failures in a row, as [`follow_process`] does) and resumes the
+/// session's process (`process/attach` with `stdin`) at the offsets after
+/// the last bytes handed on; the acceptance's `stdinDelivered` says how
+/// much of stdin the process was given, and the rest is sent again. It
+/// keeps up to [`SESSION_STDIN_TAIL`] bytes of stdin not yet known
+/// delivered (asking `process/list` for the count when full). A server
+/// that does not make the exec a session (no grace period, or the
+/// peer's processes are at their cap) runs it plainly: a failed
+/// connection is then its error.
+///
+/// `controls` reach the process of the session open at the time (a
+/// terminal's size, signals; the terminal of a resumed process keeps its
+/// size); [`SessionControl::Abort`] aborts the call (the server kills the
+/// process at once) and ends this with [`ClientError::Aborted`]. When it
+/// cannot resume (`connect` gives up, or the server no longer has the
+/// session: its grace period passed, or it restarted), the error is the
+/// one the connection was lost with.
+pub async fn resumable_exec<C, F, S, K>(
+    mut connect: C,
+    input: &ExecInput,
+    stdin: S,
+    controls: K,
+    each: impl FnMut(StreamName, bytes::Bytes),
+) -> Result<i64, ClientError>
+where
+    C: FnMut(u32) -> F,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+    S: Stream<Item = io::Result<bytes::Bytes>> + Unpin,
+    K: Stream<Item = SessionControl> + Unpin,
+{
+    let client = connect(0).await?;
+    let session = client.open(input).await?;
+    resume_session(session, connect, stdin, controls, each).await
+}
+
+/// [`resumable_exec`] of a session already open (`container/exec` with
+/// `stdin`, just accepted): a caller that tells a failed start from a
+/// lost session opens it itself. `connect(0)` is asked first for the
+/// client it was opened on.
+pub async fn resume_session<C, F, S, K>(
+    mut session: RawSession,
+    mut connect: C,
+    mut stdin: S,
+    mut controls: K,
+    mut each: impl FnMut(StreamName, bytes::Bytes),
+) -> Result<i64, ClientError>
+where
+    C: FnMut(u32) -> F,
+    F: Future<Output = Result<DockerClient, ClientError>>,
+    S: Stream<Item = io::Result<bytes::Bytes>> + Unpin,
+    K: Stream<Item = SessionControl> + Unpin,
+{
+    let mut controls_done = false;
+    let mut next = [0u64; 2];
+    let mut tail = StdinTail::default();
+    let mut local_done = false;
+    let accepted = std::mem::take(&mut session.accepted);
+    let session_id = accepted["session"].as_str().map(str::to_owned);
+    let mut opened = Some(session);
+    let mut failures = 0u32;
+    // The error the connection was lost with, while resuming.
+    let mut lost: Option<ClientError> = None;
+    loop {
+        let client = match connect(failures).await {
+            Ok(client) => client,
+            Err(e) => return Err(lost.unwrap_or(e)),
+        };
+        let (session, delivered, closed) = match (opened.take(), &session_id) {
+            (Some(session), _) => (session, 0, false),
+            // Not a session: nothing to resume.
+            (None, None) => return Err(lost.unwrap_or(ClientError::Aborted)),
+            (None, Some(id)) => {
+                let attach = ProcessAttach {
+                    id: id.clone(),
+                    from: AttachFrom::Streams {
+                        stdout: next[0],
+                        stderr: next[1],
+                    },
+                    stdin: true,
+                };
+                match client.attach_process(&attach).await {
+                    Ok((accepted, session)) => {
+                        let missed = accepted.stdout.missed + accepted.stderr.missed;
+                        if missed > 0 {
+                            return Err(ClientError::Remote(CallError::new(
+                                OUTPUT_DROPPED,
+                                format!("the server no longer holds {missed} bytes of output"),
+                            )));
+                        }
+                        (session, accepted.stdin_delivered, accepted.stdin_closed)
+                    }
+                    // The server may not have seen the old connection
+                    // die yet: its attach still holds stdin (`CONFLICT`).
+                    Err(ClientError::Remote(e)) if e.code == CONFLICT => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(ClientError::Io(_) | ClientError::Connect(_)) => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(ClientError::Remote(e)) if e.code == ErrorCode::NOT_FOUND => {
+                        return Err(lost.unwrap_or(ClientError::Remote(e)));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        failures = 0;
+        tail.delivered(delivered);
+        let RawSession {
+            stdin: mut to_server,
+            stdout,
+            stderr,
+            exit,
+            mut control,
+            ..
+        } = session;
+        let output = async {
+            let out = stdout.map(|b| (StreamName::Stdout, b));
+            let err = stderr.map(|b| (StreamName::Stderr, b));
+            let mut both = futures::stream::select(out, err);
+            while let Some((stream, bytes)) = both.next().await {
+                // An error: the exit tells why.
+                let Ok(bytes) = bytes else { break };
+                let slot = match stream {
+                    StreamName::Stdout => 0,
+                    StreamName::Stderr => 1,
+                };
+                next[slot] = next[slot].saturating_add(bytes.len() as u64);
+                each(stream, bytes);
+            }
+            exit.await
+        };
+        let id = session_id.clone();
+        let input_side = async {
+            use futures::SinkExt;
+            let sent = |e: io::Error| ClientError::Io(std::sync::Arc::new(e));
+            for chunk in tail.unacknowledged() {
+                to_server.send(chunk).await.map_err(sent)?;
+            }
+            if local_done && !closed {
+                to_server.close().await.map_err(sent)?;
+            }
+            loop {
+                while !local_done && tail.len >= SESSION_STDIN_TAIL {
+                    let Some(id) = &id else { break };
+                    let listed = client.query(&ProcessList {}).await?;
+                    if let Some(p) = listed.iter().find(|p| &p.id == id) {
+                        tail.delivered(p.stdin_delivered);
+                    }
+                }
+                let next_in = async {
+                    match local_done {
+                        true => futures::future::pending().await,
+                        false => stdin.next().await,
+                    }
+                };
+                let next_control = async {
+                    match controls_done {
+                        true => futures::future::pending().await,
+                        false => controls.next().await,
+                    }
+                };
+                futures::pin_mut!(next_in, next_control);
+                match futures::future::select(next_in, next_control).await {
+                    futures::future::Either::Left((Some(Ok(bytes)), _)) => {
+                        if id.is_some() {
+                            tail.push(bytes.clone());
+                        }
+                        to_server.send(bytes).await.map_err(sent)?;
+                    }
+                    futures::future::Either::Left((Some(Err(_)) | None, _)) => {
+                        local_done = true;
+                        to_server.close().await.map_err(sent)?;
+                    }
+                    futures::future::Either::Right((None, _)) => controls_done = true,
+                    futures::future::Either::Right((Some(c), _)) => match c {
+                        SessionControl::Resize { cols, rows } => control.resize(cols, rows).await?,
+                        SessionControl::Signal(name) => control.signal(&name).await?,
+                        SessionControl::Abort => {
+                            let _ = control.abort().await;
+                            return Err::<(), _>(ClientError::Aborted);
+                        }
+                    },
+                }
+            }
+        };
+        futures::pin_mut!(output, input_side);
+        let ended = match futures::future::select(output, input_side).await {
+            futures::future::Either::Left((exit, _)) => exit.map(i64::from),
+            futures::future::Either::Right((Err(ClientError::Aborted), _)) => {
+                return Err(ClientError::Aborted);
+            }
+            // Only an error ends the input side; the exit tells the call's.
+            futures::future::Either::Right((_, output)) => output.await.map(i64::from),
+        };
+        match ended {
+            Err(e @ (ClientError::Io(_) | ClientError::Connect(_))) if session_id.is_some() => {
+                failures += 1;
+                lost = Some(e);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Stdin a resumable session sent and the server has not yet said it
+/// delivered: from `start` (an offset in stdin) on.
+#[derive(Default)]
+struct StdinTail {
+    chunks: std::collections::VecDeque<bytes::Bytes>,
+    start: u64,
+    len: usize,
+}
+
+impl StdinTail {
+    fn push(&mut self, bytes: bytes::Bytes) {
+        self.len += bytes.len();
+        self.chunks.push_back(bytes);
+    }
+
+    /// The server delivered stdin up to `upto`: forget what is before.
+    fn delivered(&mut self, upto: u64) {
+        while upto > self.start {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            let skip = usize::try_from(upto - self.start)
+                .unwrap_or(usize::MAX)
+                .min(front.len());
+            let _ = front.split_to(skip);
+            self.start += skip as u64;
+            self.len -= skip;
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+    }
+
+    fn unacknowledged(&self) -> Vec<bytes::Bytes> {
+        self.chunks.iter().cloned().collect()
+    }
+}
+
+/// A control for [`resumable_exec`]'s process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionControl {
+    /// Resize its terminal.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Send it this signal (a name or number).
+    Signal(String),
+    /// Abort the call: the server kills the process at once.
+    Abort,
 }
 
 /// A forwarded TCP connection ([`DockerClient::port_forward`]): reading

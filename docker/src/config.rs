@@ -133,7 +133,18 @@ pub struct Config {
     /// The engine's dialect, as the operator set it (`serve --engine`);
     /// `None`: learned from the engine's `/version` on first need.
     pub engine: Option<Dialect>,
+
+    // Interactive sessions (see "Sessions that survive a dropped link" in
+    // the crate's README).
+    /// How long an interactive exec whose connection was lost (not
+    /// cancelled) is kept for its client to resume; zero keeps none.
+    /// Default [`DEFAULT_SESSION_GRACE`].
+    pub session_grace: std::time::Duration,
 }
+
+/// The default grace period of an interactive exec whose connection was
+/// lost: 30 s, time enough to redial after a network change.
+pub const DEFAULT_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The default cap on a detached process's output buffer: 8 MiB.
 pub const DEFAULT_PROCESS_BUFFER_MAX: u64 = 8 * 1024 * 1024;
@@ -204,6 +215,7 @@ impl Config {
             process_buffer_max: DEFAULT_PROCESS_BUFFER_MAX,
             max_processes: DEFAULT_MAX_PROCESSES,
             engine: None,
+            session_grace: DEFAULT_SESSION_GRACE,
         }
     }
 
@@ -344,6 +356,12 @@ impl Config {
     /// --engine`).
     pub fn with_engine(mut self, dialect: Dialect) -> Self {
         self.engine = Some(dialect);
+        self
+    }
+
+    /// Sets [`session_grace`](Self::session_grace).
+    pub fn with_session_grace(mut self, grace: std::time::Duration) -> Self {
+        self.session_grace = grace;
         self
     }
 }

@@ -155,6 +155,8 @@ mod system;
 // Detached processes' operations (after `exec`, whose start they use).
 mod process;
 
+mod session;
+
 // TCP connections into containers, on the raw carriage.
 mod port_forward;
 
@@ -167,9 +169,12 @@ mod client;
 pub mod fleet;
 
 pub use access::{Role, Roles};
-pub use client::{DockerClient, Items, PortStream, follow_process};
+pub use client::{
+    DockerClient, Items, OUTPUT_DROPPED, PortStream, SESSION_STDIN_TAIL, SessionControl,
+    follow_process, resumable_exec, resume_session,
+};
 pub use config::{Config, DEFAULT_USER_CAP_DROP, ExecSignals, LifetimePolicy, UserNetwork};
-pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX};
+pub use config::{DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_BUFFER_MAX, DEFAULT_SESSION_GRACE};
 pub use dialect::Dialect;
 /// The bridge interface of the user network named `network` on the
 /// engine (what its host rules name; Podman does not show it).
@@ -229,6 +234,7 @@ mod tests {
         ("run", include_str!("run.rs")),
         ("runtime", include_str!("runtime.rs")),
         ("service", include_str!("service.rs")),
+        ("session", include_str!("session.rs")),
         ("signal", include_str!("signal.rs")),
         ("spec", include_str!("spec.rs")),
         ("stdio", include_str!("stdio.rs")),

@@ -28,6 +28,7 @@ use crate::error::invalid_input;
 use crate::port_forward;
 use crate::process;
 use crate::reply;
+use crate::session;
 use crate::{archive, build, containers, exec, fs, images, networks, run, system, volumes};
 
 /// One operation as declared.
@@ -155,12 +156,12 @@ operations! {
     ContainerLogs "container/logs" User { subscription(LogItem) => containers::logs }
     ExecInput "container/exec" User {
         subscription(ExecItem) => exec::items,
-        raw => exec::session,
+        raw => session::exec,
     }
-    AttachInput "container/attach" User { raw => run::attach }
+    AttachInput "container/attach" User { raw => session::attach }
     RunInput "container/run" User {
         subscription(ExecItem) => run::items,
-        raw => run::session,
+        raw => session::run,
     }
     ArchiveGet "container/archive-get" User { raw => archive::get }
     ArchivePut "container/archive-put" User { raw => archive::put }

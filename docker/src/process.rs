@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use dockwire_core::{CallError, ServerEvent};
-use dockwire_service::{RawIo, RawOutput};
+use dockwire_service::{CallLink, RawIo, RawOutput};
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -25,7 +25,8 @@ use crate::dialect;
 use crate::engine::{Engine, exec_exit};
 use crate::error::{self, invalid_input};
 use crate::exec::{self, ExecGuard};
-use crate::processes::{End, NewProcess, Process, ProcessStdin};
+use crate::processes::{End, NewProcess, Process, ProcessStdin, Session, Slot};
+use crate::run;
 use crate::signal;
 use crate::stdio::{self, exit_code_i32};
 
@@ -53,7 +54,7 @@ pub(crate) async fn start(
     let slot = engine.processes.reserve(&caller, i.buffer)?;
     let (docker, container) = engine.container(&caller, &i.container).await?;
     let input = ExecInput {
-        id: container.clone(),
+        id: container,
         cmd: i.cmd.clone(),
         env: i.env.clone(),
         workdir: i.workdir.clone(),
@@ -61,23 +62,138 @@ pub(crate) async fn start(
         tty: i.tty,
         stdin: i.stdin,
     };
-    let (started, guard) = exec::start(&docker, &input, i.stdin, &engine.config).await?;
+    let new = NewProcess {
+        tag: i.tag.clone(),
+        container_shown: i.container.clone(),
+        cmd: i.cmd,
+        tty: i.tty,
+        session_grace: None,
+    };
+    let (process, _) = launch(&engine, slot, docker, input, new).await?;
+    Ok(ProcessStarted {
+        id: process.id.clone(),
+        tag: i.tag,
+    })
+}
+
+/// Starts `input`'s exec (its container resolved) as the process `new` in
+/// `slot`, its output pumped into the process's buffer by a task of its
+/// own: the process and its exec's id.
+pub(crate) async fn launch(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    docker: bollard::Docker,
+    input: ExecInput,
+    new: NewProcess,
+) -> Result<(Arc<Process>, String), CallError> {
+    let (started, guard) = exec::start(&docker, &input, input.stdin, &engine.config).await?;
+    let exec_id = started.id.clone();
     let guard = Arc::new(guard);
-    let process = engine.processes.register(
-        slot,
-        NewProcess {
-            tag: i.tag.clone(),
-            container_shown: i.container.clone(),
-            cmd: i.cmd,
-            tty: i.tty,
-        },
-    )?;
-    let stdin = i.stdin.then_some(started.stdin);
+    let process = engine.processes.register(slot, new)?;
+    let stdin = input.stdin.then_some(started.stdin);
     process.started(stdin, guard.clone());
-    // The container is held while the process runs.
+    let container = input.id;
+    let pumped = process.clone();
+    let (output, held) = (started.output, container.clone());
+    keep(engine, &process, &held, async move {
+        pump(&pumped, output, &docker, &container, &guard).await;
+    })?;
+    Ok((process, exec_id))
+}
+
+/// Registers a `run`'s container, created, attached to and started, as
+/// the process `new` in `slot` (an interactive session's: the container
+/// is its process), its output pumped into the process's buffer by a task
+/// of its own: the process and the container's id. Its end is the run's
+/// (see [`run::RunControl`]).
+pub(crate) fn launch_run(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    started: run::Started,
+    new: NewProcess,
+) -> Result<(Arc<Process>, String), CallError> {
+    let id = started.id().to_owned();
+    let (control, output, stdin) = started.into_control();
+    // Dropped on a failure below: the container is cleaned up as a
+    // cancelled run's.
+    let control = Arc::new(control);
+    let process = engine.processes.register(slot, new)?;
+    process.started(Some(stdin), control.clone());
+    let pumped = process.clone();
+    keep(engine, &process, &id, async move {
+        let failed = pump_output(&pumped, output).await;
+        let end = match control.finish().await {
+            End::Lost(code, why) => End::Lost(code, failed.unwrap_or(why)),
+            end => end,
+        };
+        log_lost(&pumped, &end);
+        pumped.finish(end);
+    })?;
+    Ok((process, id))
+}
+
+/// Registers a container attached to with stdin as the process `new` in
+/// `slot` (an interactive session's), its output pumped into the
+/// process's buffer by a task of its own until the container exits (its
+/// exit code) or the session detaches (killed: lost, the container runs
+/// on).
+pub(crate) fn launch_attach(
+    engine: &Arc<Engine>,
+    slot: Slot<'_>,
+    attached: run::Attached,
+    new: NewProcess,
+) -> Result<Arc<Process>, CallError> {
+    let run::Attached {
+        id,
+        control,
+        output,
+        stdin,
+        exit,
+        ..
+    } = attached;
+    let control = Arc::new(control);
+    let process = match engine.processes.register(slot, new) {
+        Ok(process) => process,
+        Err(e) => {
+            exit.abort();
+            return Err(e);
+        }
+    };
+    process.started(Some(stdin), control.clone());
+    let pumped = process.clone();
+    keep(engine, &process, &id, async move {
+        let pumping = pump_output(&pumped, output);
+        let detached = control.detached();
+        futures::pin_mut!(pumping, detached);
+        let end = match future::select(pumping, detached).await {
+            Either::Left((failed, _)) => match exit.await {
+                Ok(Ok(code)) => End::Exited(code),
+                Ok(Err(e)) => End::Lost(e.code, failed.unwrap_or(e.message)),
+                Err(_) => End::Lost(DOCKER_ERROR, "its exit code was not read".into()),
+            },
+            Either::Right(((), _)) => {
+                exit.abort();
+                End::Lost(DOCKER_ERROR, "detached".into())
+            }
+        };
+        log_lost(&pumped, &end);
+        pumped.finish(end);
+    })?;
+    Ok(process)
+}
+
+/// Runs `pump` (a process's output and end) on a task of its own, holding
+/// `container` while it runs (its idle timeout does not pass).
+fn keep(
+    engine: &Arc<Engine>,
+    process: &Arc<Process>,
+    container: &str,
+    pump: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CallError> {
+    let engine = engine.clone();
     let hold = HOLDS.fetch_add(1, Ordering::Relaxed);
     engine.lifetimes.begin_call(hold);
-    engine.lifetimes.touch(hold, &container);
+    engine.lifetimes.touch(hold, container);
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         engine.lifetimes.end_call(hold);
         engine.processes.discard(&process.id);
@@ -87,39 +203,46 @@ pub(crate) async fn start(
             "no runtime to keep a detached process on",
         ));
     };
-    let pumped = process.clone();
     drop(runtime.spawn(async move {
-        pump(&pumped, started.output, &docker, &container, &guard).await;
+        pump.await;
         engine.lifetimes.end_call(hold);
     }));
-    Ok(ProcessStarted {
-        id: process.id.clone(),
-        tag: i.tag,
-    })
+    Ok(())
+}
+
+/// Moves a process's output into its buffer until it ends: why it
+/// failed, if it did.
+async fn pump_output(process: &Process, mut output: stdio::Output) -> Option<String> {
+    while let Some(item) = output.next().await {
+        match item {
+            Ok(item) => {
+                let (stream, bytes) = stdio::split_output(item);
+                // A session's output waits for its client.
+                process.room().await;
+                process.push(stream, &bytes);
+            }
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    None
+}
+
+fn log_lost(process: &Process, end: &End) {
+    if let End::Lost(_, why) = end {
+        tracing::info!(process = %process.id, "a detached process was lost: {why}");
+    }
 }
 
 /// Moves the exec's output into the process's buffer until it ends, then
 /// records how it ended.
 async fn pump(
     process: &Process,
-    mut output: stdio::Output,
+    output: stdio::Output,
     docker: &bollard::Docker,
     container: &str,
     guard: &ExecGuard,
 ) {
-    let mut failed = None;
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(item) => {
-                let (stream, bytes) = stdio::split_output(item);
-                process.push(stream, &bytes);
-            }
-            Err(e) => {
-                failed = Some(e.to_string());
-                break;
-            }
-        }
-    }
+    let failed = pump_output(process, output).await;
     let exit = exec_exit(docker, &guard.exec_id).await;
     // The engine still tells an exit code (126) for an exec whose
     // container was stopped or removed under it: that is no exit of the
@@ -132,13 +255,13 @@ async fn pump(
         Err(e) => error::container(e).code == CONTAINER_NOT_FOUND,
     };
     let end = match exit {
-        _ if container_gone => End::Lost("its container stopped or was removed".into()),
+        _ if container_gone => {
+            End::Lost(DOCKER_ERROR, "its container stopped or was removed".into())
+        }
         Ok(code) => End::Exited(code),
-        Err(e) => End::Lost(failed.unwrap_or(e.message)),
+        Err(e) => End::Lost(e.code, failed.unwrap_or(e.message)),
     };
-    if let End::Lost(why) = &end {
-        tracing::info!(process = %process.id, "a detached process was lost: {why}");
-    }
+    log_lost(process, &end);
     process.finish(end);
 }
 
@@ -172,7 +295,8 @@ pub(crate) async fn wait(
             }
             None => {
                 if changes.changed().await.is_err() {
-                    return Err(lost(&process.id, "gone"));
+                    let gone = End::Lost(DOCKER_ERROR, "gone".into());
+                    return exit_of(&process.id, gone).map(|exit_code| ProcessExited { exit_code });
                 }
             }
         }
@@ -285,17 +409,60 @@ pub(crate) async fn attach(
     io: RawIo,
 ) -> Result<i32, CallError> {
     let process = engine.processes.find(&caller, &i.id)?;
-    let mut held = match i.stdin {
-        true => Some(StdinHold {
-            process: process.clone(),
-            stdin: Some(process.take_stdin()?),
-        }),
-        false => None,
-    };
     let asked = match i.from {
         AttachFrom::Oldest(_) => [None, None],
         AttachFrom::Offset(n) => [Some(n), Some(n)],
         AttachFrom::Streams { stdout, stderr } => [Some(stdout), Some(stderr)],
+    };
+    attach_to(&engine, &process, asked, i.stdin, io, |accepted| {
+        serde_json::to_value(&accepted).expect("a struct serializes")
+    })
+    .await
+}
+
+/// Attaches to `process` from the offsets `asked` (per stream, `None` for
+/// the oldest held), holding its stdin if `stdin`, accepted with what
+/// `describe` makes of the attach. Holding a session's stdin resumes it:
+/// its end then decides the session's ([`SessionEnd`]).
+pub(crate) async fn attach_to(
+    engine: &Arc<Engine>,
+    process: &Arc<Process>,
+    asked: [Option<u64>; 2],
+    stdin: bool,
+    io: RawIo,
+    describe: impl FnOnce(ProcessAttached) -> serde_json::Value,
+) -> Result<i32, CallError> {
+    let process = process.clone();
+    let mut held = match stdin {
+        true => Some(StdinHold {
+            process: process.clone(),
+            stdin: match process.take_stdin() {
+                Ok(stdin) => Some(stdin),
+                // A session whose client closed stdin, or that has ended
+                // (its client resuming for the rest and the exit code),
+                // resumes without it.
+                Err(_)
+                    if process.session.is_some()
+                        && (process.stdin_closed() || process.end().is_some()) =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        }),
+        false => None,
+    };
+    let mut session = match (&held, &process.session) {
+        (Some(_), Some(_)) => {
+            process.note_resumed();
+            Some(SessionEnd {
+                engine: engine.clone(),
+                process: process.clone(),
+                link: io.link(),
+                done: false,
+            })
+        }
+        _ => None,
     };
     let mut from = [0u64; 2];
     let mut starts = [ReplayStart { from: 0, missed: 0 }; 2];
@@ -318,9 +485,10 @@ pub(crate) async fn attach(
         stdin: held.is_some(),
         stdout: starts[0],
         stderr: starts[1],
+        stdin_delivered: process.stdin_delivered(),
+        stdin_closed: process.stdin_closed(),
     };
-    out.accept(serde_json::to_value(&accepted).expect("a struct serializes"))
-        .await?;
+    out.accept(describe(accepted)).await?;
     let forward_out = replay_then_follow(&process, from, &mut out);
     let tty = process.tty;
     let forward_in = async {
@@ -331,7 +499,7 @@ pub(crate) async fn attach(
                 ServerEvent::Stdin(bytes) => {
                     let Some(hold) = held.as_mut() else { continue };
                     if let Some(stdin) = hold.stdin.as_mut() {
-                        if stdin.write_all(&bytes).await.is_err() {
+                        if write_counted(stdin, &bytes, &process).await.is_err() {
                             hold.stdin = None;
                         }
                     }
@@ -348,6 +516,7 @@ pub(crate) async fn attach(
                             false => {
                                 let _ = stdin.shutdown().await;
                                 hold.stdin = None;
+                                process.note_stdin_closed();
                             }
                         }
                     }
@@ -368,12 +537,99 @@ pub(crate) async fn attach(
         future::pending::<()>().await
     };
     futures::pin_mut!(forward_out, forward_in);
-    match future::select(forward_out, forward_in).await {
-        Either::Left((result, _)) => result?,
-        Either::Right(((), _)) => {}
+    let ended = match future::select(forward_out, forward_in).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Ok(()),
+    };
+    // Returned, not dropped: the session is over, whatever its end.
+    if let Some(session) = session.as_mut() {
+        session.done = true;
     }
-    let end = process.end().unwrap_or(End::Lost("gone".into()));
+    ended?;
+    let end = process
+        .end()
+        .unwrap_or(End::Lost(DOCKER_ERROR, "gone".into()));
     exit_of(&process.id, end).map(exit_code_i32)
+}
+
+/// Writes `bytes` to a process's stdin, counting each write as it lands:
+/// the count stays exact even when the call is dropped mid-way.
+async fn write_counted(
+    stdin: &mut ProcessStdin,
+    mut bytes: &[u8],
+    process: &Process,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let n = stdin.write(bytes).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        process.note_delivered(n);
+        bytes = bytes.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The end of an attach holding a session's stdin: returned once the
+/// process ended, the session is over, but its process is kept for the
+/// grace period (the exit code may have gone out on a link that died
+/// with it: a client resuming then still gets the rest and the code);
+/// dropped because the connection was lost, the process waits for its
+/// client for the grace period; dropped otherwise (cancelled: aborted,
+/// reset, closed), or returned with an error while it runs, it is killed
+/// and forgotten at once, as an exec's call is.
+struct SessionEnd {
+    engine: Arc<Engine>,
+    process: Arc<Process>,
+    link: CallLink,
+    done: bool,
+}
+
+impl Drop for SessionEnd {
+    fn drop(&mut self) {
+        let processes = &self.engine.processes;
+        let ended = self.process.end().is_some();
+        if self.done && !ended {
+            processes.forget(&self.process, "its session ended");
+            return;
+        }
+        let Some(session) = &self.process.session else {
+            return;
+        };
+        if !self.done && !self.link.is_lost() {
+            processes.forget(&self.process, "its session was cancelled");
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            processes.forget(&self.process, "no runtime to wait for its client on");
+            return;
+        };
+        let resumes = session.resumes();
+        let grace = session.grace;
+        match self.done {
+            true => tracing::debug!(
+                process = %self.process.id,
+                "a session ended: kept {grace:?} for a client whose link died with its exit"
+            ),
+            false => tracing::info!(
+                process = %self.process.id,
+                "a session's connection was lost: kept {grace:?} for its client to resume"
+            ),
+        }
+        let engine = self.engine.clone();
+        let process = self.process.clone();
+        drop(runtime.spawn(async move {
+            tokio::time::sleep(grace).await;
+            let resumed = process.session.as_ref().map(Session::resumes) != Some(resumes);
+            if !resumed {
+                tracing::info!(process = %process.id, "a lost session's grace period passed");
+                engine.processes.forget(
+                    &process,
+                    "its session's link was lost and not resumed in time",
+                );
+            }
+        }));
+    }
 }
 
 /// Sends `process`'s output from `from` (per stream) on, held then live,
@@ -405,6 +661,7 @@ async fn replay_then_follow(
             for chunk in chunks {
                 offset += chunk.len() as u64;
                 send(out, stream, chunk).await?;
+                process.note_sent(stream, offset);
                 sent = true;
             }
             from[slot] = offset;
@@ -447,13 +704,9 @@ impl Drop for StdinHold {
 fn exit_of(id: &str, end: End) -> Result<i64, CallError> {
     match end {
         End::Exited(code) => Ok(code),
-        End::Lost(why) => Err(lost(id, &why)),
+        End::Lost(code, why) => Err(CallError::new(
+            code,
+            format!("process {id} ended with no exit code: {why}"),
+        )),
     }
-}
-
-fn lost(id: &str, why: &str) -> CallError {
-    CallError::new(
-        DOCKER_ERROR,
-        format!("process {id} ended with no exit code: {why}"),
-    )
 }

@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dockwire_core::{CallError, ErrorCode};
@@ -23,7 +25,8 @@ use futures::future::BoxFuture;
 
 use crate::access::{Caller, forbidden};
 use crate::catalog::{
-    CONFLICT, DEFAULT_PROCESS_BUFFER, ProcessInfo, ProcessState, StreamName, StreamOffsets,
+    CONFLICT, DEFAULT_PROCESS_BUFFER, DOCKER_ERROR, ProcessInfo, ProcessState, StreamName,
+    StreamOffsets,
 };
 use crate::config::Config;
 use crate::error::invalid_input;
@@ -52,8 +55,9 @@ pub(crate) enum End {
     /// With this exit code.
     Exited(i64),
     /// With no exit code to tell (its container removed, the engine lost
-    /// it), and why.
-    Lost(String),
+    /// it): the code a caller waiting for it gets (`UNAVAILABLE` when the
+    /// engine could not be reached), and why.
+    Lost(ErrorCode, String),
 }
 
 /// One detached process.
@@ -72,6 +76,36 @@ pub(crate) struct Process {
     changed: tokio::sync::watch::Sender<u64>,
     stdin: Mutex<Option<ProcessStdin>>,
     control: Mutex<Option<Arc<dyn ProcessControl>>>,
+    /// Stdin bytes the process was given (written to the engine), through
+    /// every attacher: a resuming client resends from there.
+    stdin_delivered: AtomicU64,
+    /// Whether an attacher closed its stdin (not on a terminal).
+    stdin_closed: AtomicBool,
+    /// Set when the process is an interactive session's.
+    pub(crate) session: Option<Session>,
+}
+
+/// What an interactive session's process has beyond a detached one's:
+/// its output waits for its client (nothing is dropped that the client
+/// may not have had), and a grace period passes on a lost link.
+pub(crate) struct Session {
+    /// How long a lost session waits for its client.
+    pub(crate) grace: Duration,
+    /// Per stream, the offset up to which an attacher has handed output
+    /// on toward its client.
+    sent: [AtomicU64; 2],
+    /// Wakes the pump when output was handed on, or the process ended.
+    moved: tokio::sync::Notify,
+    /// How many attaches have held its stdin: a grace period started at a
+    /// loss kills only if none came since.
+    resumes: AtomicU64,
+}
+
+impl Session {
+    /// The number of attaches that have held stdin so far.
+    pub(crate) fn resumes(&self) -> u64 {
+        self.resumes.load(Ordering::SeqCst)
+    }
 }
 
 struct State {
@@ -85,9 +119,86 @@ pub(crate) struct NewProcess {
     pub(crate) container_shown: String,
     pub(crate) cmd: Vec<String>,
     pub(crate) tty: bool,
+    /// An interactive session's grace period, for a session's process.
+    pub(crate) session_grace: Option<Duration>,
 }
 
 impl Process {
+    /// Waits, for a session's process, while the output not yet handed
+    /// on to its client is half its buffer: the rest of the buffer holds
+    /// what is on its way (queues and the transport's window), so that a
+    /// client resuming from the last byte it wrote finds it held. A
+    /// detached process never waits; nor does one that has ended.
+    pub(crate) async fn room(&self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let half = self.budget / 2;
+        loop {
+            let moved = session.moved.notified();
+            let ahead = {
+                let state = self.lock();
+                let mut ahead = 0u64;
+                for (slot, stream) in [StreamName::Stdout, StreamName::Stderr]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let written = state.output.offsets(stream).written;
+                    let sent = session.sent[slot].load(Ordering::SeqCst);
+                    ahead = ahead.saturating_add(written.saturating_sub(sent));
+                }
+                if state.end.is_some() {
+                    return;
+                }
+                ahead
+            };
+            if ahead < half {
+                return;
+            }
+            moved.await;
+        }
+    }
+
+    /// An attacher has handed `stream`'s output up to `offset` on.
+    pub(crate) fn note_sent(&self, stream: StreamName, offset: u64) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let slot = match stream {
+            StreamName::Stdout => 0,
+            StreamName::Stderr => 1,
+        };
+        session.sent[slot].fetch_max(offset, Ordering::SeqCst);
+        session.moved.notify_one();
+    }
+
+    /// `n` more stdin bytes reached the process.
+    pub(crate) fn note_delivered(&self, n: usize) {
+        self.stdin_delivered.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    /// The stdin bytes the process was given so far.
+    pub(crate) fn stdin_delivered(&self) -> u64 {
+        self.stdin_delivered.load(Ordering::SeqCst)
+    }
+
+    /// An attacher closed stdin.
+    pub(crate) fn note_stdin_closed(&self) {
+        self.stdin_closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an attacher closed stdin.
+    pub(crate) fn stdin_closed(&self) -> bool {
+        self.stdin_closed.load(Ordering::SeqCst)
+    }
+
+    /// A session's attacher takes stdin: a grace period running is over.
+    pub(crate) fn note_resumed(&self) {
+        if let Some(session) = &self.session {
+            session.resumes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Appends output and wakes its readers.
     pub(crate) fn push(&self, stream: StreamName, bytes: &[u8]) {
         self.lock().output.push(stream, bytes);
@@ -95,8 +206,11 @@ impl Process {
     }
 
     /// Records its end (the first one told), lets its control go, and
-    /// wakes its readers.
+    /// wakes its readers. A process lost with no exit code (the engine
+    /// went away, its container went) may still run: it is killed, as a
+    /// cancelled exec's is; one that exited leaves nothing to kill.
     pub(crate) fn finish(&self, end: End) {
+        let exited = matches!(end, End::Exited(_));
         {
             let mut state = self.lock();
             if state.end.is_none() {
@@ -105,10 +219,16 @@ impl Process {
         }
         let control = self.take_control();
         if let Some(control) = control {
-            control.ended();
+            match exited {
+                true => control.ended(),
+                false => control.kill(),
+            }
         }
         self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(session) = &self.session {
+            session.moved.notify_one();
+        }
     }
 
     /// How it ended, once it has.
@@ -198,7 +318,7 @@ impl Process {
         let (state_name, exit_code, error) = match &state.end {
             None => (ProcessState::Running, None, None),
             Some(End::Exited(code)) => (ProcessState::Exited, Some(*code), None),
-            Some(End::Lost(why)) => (ProcessState::Lost, None, Some(why.clone())),
+            Some(End::Lost(_, why)) => (ProcessState::Lost, None, Some(why.clone())),
         };
         ProcessInfo {
             id: self.id.clone(),
@@ -213,6 +333,8 @@ impl Process {
             stderr: state.output.offsets(StreamName::Stderr),
             buffer: self.budget,
             started: self.started.clone(),
+            stdin_delivered: self.stdin_delivered(),
+            session: self.session.is_some(),
         }
     }
 
@@ -284,12 +406,25 @@ impl Processes {
             )));
         }
         let mut registry = self.lock();
-        let held = registry
+        let mut held = registry
             .processes
             .values()
             .filter(|p| p.owner == caller.owner)
             .count();
         let starting = registry.starting.get(&caller.owner).copied().unwrap_or(0);
+        // Sessions that ended are kept only for a client whose link died
+        // with their exit code: the oldest make room first.
+        while held + starting >= self.max_per_peer {
+            let oldest = registry
+                .processes
+                .values()
+                .filter(|p| p.owner == caller.owner && p.session.is_some() && p.end().is_some())
+                .min_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)))
+                .map(|p| p.id.clone());
+            let Some(oldest) = oldest else { break };
+            registry.processes.remove(&oldest);
+            held -= 1;
+        }
         if held + starting >= self.max_per_peer {
             return Err(forbidden(format!(
                 "{} processes are the most a peer may have on this server (serve \
@@ -329,6 +464,14 @@ impl Processes {
             changed: tokio::sync::watch::channel(0).0,
             stdin: Mutex::new(None),
             control: Mutex::new(None),
+            stdin_delivered: AtomicU64::new(0),
+            stdin_closed: AtomicBool::new(false),
+            session: new.session_grace.map(|grace| Session {
+                grace,
+                sent: [AtomicU64::new(0), AtomicU64::new(0)],
+                moved: tokio::sync::Notify::new(),
+                resumes: AtomicU64::new(0),
+            }),
         });
         self.lock().processes.insert(id, process.clone());
         drop(slot);
@@ -363,10 +506,16 @@ impl Processes {
     /// killing it first if it runs.
     pub(crate) fn remove(&self, caller: &Caller, id: &str) -> Result<(), CallError> {
         let process = self.find(caller, id)?;
-        self.lock().processes.remove(id);
-        process.kill();
-        process.finish(End::Lost("removed".into()));
+        self.forget(&process, "removed");
         Ok(())
+    }
+
+    /// Forgets `process`, killing it first if it runs (`why` is its end
+    /// then).
+    pub(crate) fn forget(&self, process: &Process, why: &str) {
+        self.lock().processes.remove(&process.id);
+        process.kill();
+        process.finish(End::Lost(DOCKER_ERROR, why.into()));
     }
 
     /// Drops a process that never started.
@@ -414,6 +563,7 @@ mod tests {
             container_shown: "c".into(),
             cmd: vec!["true".into()],
             tty: false,
+            session_grace: None,
         }
     }
 
@@ -446,6 +596,42 @@ mod tests {
                 .find(&Caller::test_as(crate::Role::Admin), &p.id)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn ended_sessions_make_room_at_the_count_and_running_ones_do_not() {
+        let registry = processes(1000, 2);
+        let alice = Caller::test_user("alice");
+        let session = || NewProcess {
+            session_grace: Some(Duration::from_secs(30)),
+            ..new_process()
+        };
+        let older = registry
+            .register(registry.reserve(&alice, None).unwrap(), session())
+            .unwrap();
+        // Started times are to the millisecond.
+        std::thread::sleep(Duration::from_millis(5));
+        let newer = registry
+            .register(registry.reserve(&alice, None).unwrap(), session())
+            .unwrap();
+        // Both running: the count holds.
+        assert!(registry.reserve(&alice, None).is_err());
+        older.finish(End::Exited(0));
+        newer.finish(End::Exited(0));
+        // Both ended: the oldest goes to make room, the other stays.
+        let slot = registry.reserve(&alice, None).unwrap();
+        assert!(registry.find(&alice, &older.id).is_err());
+        assert!(registry.find(&alice, &newer.id).is_ok());
+        drop(slot);
+        // A detached process that ended is the peer's to remove: it stays.
+        let detached = registry
+            .register(registry.reserve(&alice, None).unwrap(), new_process())
+            .unwrap();
+        detached.finish(End::Exited(0));
+        let _slot = registry.reserve(&alice, None).unwrap();
+        assert!(registry.find(&alice, &newer.id).is_err());
+        assert!(registry.reserve(&alice, None).is_err());
+        assert!(registry.find(&alice, &detached.id).is_ok());
     }
 
     #[test]

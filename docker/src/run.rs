@@ -3,7 +3,7 @@
 //! asked), and the guard that kills or removes a run's container if its
 //! call ends first.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -12,7 +12,7 @@ use bollard::query_parameters as q;
 use dockwire_core::{CallError, ErrorCode};
 use dockwire_service::RawIo;
 use futures::Stream;
-use futures::future::{self, Either};
+use futures::future::{self, BoxFuture, Either};
 use serde_json::json;
 
 use crate::access::Caller;
@@ -23,6 +23,7 @@ use crate::create;
 use crate::dialect;
 use crate::engine::{Engine, wait_exit};
 use crate::error::{self, invalid_input};
+use crate::processes::{End, ProcessControl};
 use crate::reply::one_then_many;
 use crate::signal;
 use crate::stdio::{self, Controls, Output, Stdin};
@@ -85,6 +86,121 @@ pub(crate) async fn attach(
         }
     };
     Ok(stdio::exit_code_i32(code))
+}
+
+/// A container attached to with stdin, for an interactive session whose
+/// process it is ([`crate::session`]).
+pub(crate) struct Attached {
+    pub(crate) id: String,
+    pub(crate) tty: bool,
+    /// Its entrypoint and command, as `process/list` shows them.
+    pub(crate) cmd: Vec<String>,
+    pub(crate) control: AttachControl,
+    pub(crate) output: Output,
+    pub(crate) stdin: Stdin,
+    /// Its exit code, asked for before the attach (see [`attach`]).
+    pub(crate) exit: tokio::task::JoinHandle<Result<i64, CallError>>,
+}
+
+/// `container/attach` with stdin, for a session: `None` when the
+/// container takes none (created without `stdin`), a plain attach then.
+pub(crate) async fn attach_with_stdin(
+    engine: &Arc<Engine>,
+    caller: &Caller,
+    i: &AttachInput,
+) -> Result<Option<Attached>, CallError> {
+    let (docker, info) = engine.inspect_owned(caller, &i.id).await?;
+    let config = info.config.unwrap_or_default();
+    if !(i.stdin && config.open_stdin.unwrap_or(false)) {
+        return Ok(None);
+    }
+    let tty = config.tty.unwrap_or(false);
+    let id = info.id.unwrap_or_else(|| i.id.clone());
+    let mut cmd = config.entrypoint.unwrap_or_default();
+    cmd.extend(config.cmd.unwrap_or_default());
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(CallError::new(
+            ErrorCode::INTERNAL,
+            "no runtime to keep a session on",
+        ));
+    };
+    // Asked for before the attach, as a plain attach does.
+    let exit = runtime.spawn({
+        let (docker, id) = (docker.clone(), id.clone());
+        async move { wait_exit(&docker, &id).await }
+    });
+    let options = q::AttachContainerOptions {
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = match docker.attach_container(&id, Some(options)).await {
+        Ok(attached) => attached,
+        Err(e) => {
+            exit.abort();
+            return Err(error::container(e));
+        }
+    };
+    Ok(Some(Attached {
+        control: AttachControl {
+            docker,
+            id: id.clone(),
+            detached: tokio::sync::Notify::new(),
+        },
+        id,
+        tty,
+        cmd,
+        output: attached.output,
+        stdin: attached.input,
+        exit,
+    }))
+}
+
+/// An attached container as an interactive session's process: signals
+/// and resizes go to the container; its kill detaches (the container runs
+/// on, as after a cancelled attach).
+pub(crate) struct AttachControl {
+    docker: Docker,
+    id: String,
+    detached: tokio::sync::Notify,
+}
+
+impl AttachControl {
+    /// Resolves once the session is to detach.
+    pub(crate) async fn detached(&self) {
+        self.detached.notified().await;
+    }
+}
+
+impl ProcessControl for AttachControl {
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.signal(name).await;
+        })
+    }
+
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.resize(cols, rows).await;
+        })
+    }
+
+    fn kill(&self) {
+        // A permit if the pump is not waiting yet.
+        self.detached.notify_one();
+    }
+
+    fn ended(&self) {}
 }
 
 /// Kills (and with `remove`, removes) a container whose `run` call ended
@@ -214,16 +330,96 @@ async fn clean_up_run(docker: Docker, id: String, remove: bool, service: Weak<En
     }
 }
 
-struct Started {
-    docker: Docker,
+/// A run's container, created, attached to and started.
+pub(crate) struct Started {
+    pub(crate) docker: Docker,
     guard: ContainerGuard,
-    tty: bool,
-    output: Output,
-    stdin: Stdin,
+    pub(crate) tty: bool,
+    pub(crate) output: Output,
+    pub(crate) stdin: Stdin,
+}
+
+impl Started {
+    /// The container's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.guard.id
+    }
+
+    /// Its container as a session's process control, and its output and
+    /// stdin.
+    pub(crate) fn into_control(self) -> (RunControl, Output, Stdin) {
+        let control = RunControl::new(self.docker, self.guard);
+        (control, self.output, self.stdin)
+    }
+}
+
+/// A run's container as an interactive session's process
+/// ([`crate::processes`]): signals and resizes go to the container, its
+/// kill is a cancelled run's cleanup (killed, or removed with `--rm`), and
+/// its end is the run's (the exit code read, the container removed when
+/// asked).
+pub(crate) struct RunControl {
+    docker: Docker,
+    id: String,
+    guard: Mutex<Option<ContainerGuard>>,
+}
+
+impl RunControl {
+    /// Makes the control of a run's container from its guard.
+    fn new(docker: Docker, guard: ContainerGuard) -> Self {
+        RunControl {
+            docker,
+            id: guard.id.clone(),
+            guard: Mutex::new(Some(guard)),
+        }
+    }
+
+    /// Once its output has ended: its exit code, the container removed
+    /// when asked; lost if it was killed first or the engine failed (the
+    /// guard, dropped armed, then cleans up as for a cancelled run).
+    pub(crate) async fn finish(&self) -> End {
+        let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(guard) = guard else {
+            return End::Lost(DOCKER_ERROR, "its container was killed".into());
+        };
+        match guard.finish().await {
+            Ok(code) => End::Exited(code),
+            Err(e) => End::Lost(e.code, e.message),
+        }
+    }
+}
+
+impl ProcessControl for RunControl {
+    fn signal<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.signal(name).await;
+        })
+    }
+
+    fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let container = Container {
+                docker: &self.docker,
+                id: &self.id,
+            };
+            container.resize(cols, rows).await;
+        })
+    }
+
+    fn kill(&self) {
+        // Dropped armed: killed, or removed with `--rm`, in the background.
+        drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+
+    fn ended(&self) {}
 }
 
 /// Creates, attaches and starts `spec`'s container.
-async fn start(
+pub(crate) async fn start(
     engine: &Arc<Engine>,
     caller: &Caller,
     spec: &ContainerSpec,

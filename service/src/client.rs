@@ -151,16 +151,16 @@ impl Client {
         };
         Ok(RawSession {
             accepted: description,
-            stdin: Stdin {
-                tx: Some(stdin_tx),
-                source: Some(source_tx),
-                _control: control.clone(),
-            },
             stdout: OutputReader::new(stdout_rx, fault.clone(), control.clone()),
             stderr: OutputReader::new(stderr_rx, fault, control.clone()),
             exit: Exit {
                 rx: exit_rx,
                 _control: control.clone(),
+            },
+            stdin: Stdin {
+                _control: control.clone(),
+                tx: Some(stdin_tx),
+                source: Some(source_tx),
             },
             control: Control { tx: control },
         })
@@ -249,11 +249,15 @@ impl Stream for Subscription {
 
 /// An accepted raw session, in parts that can go to different tasks. The
 /// call is aborted once every part has been dropped before it ended.
+///
+/// Dropped whole, the session is aborted without closing stdin first:
+/// `stdin` is its last field (fields drop in order), so that the driver
+/// never sees stdin end while the other parts still stand. A closed stdin
+/// is an in-band ^D on a terminal, which would end a shell another
+/// attacher goes on with.
 pub struct RawSession {
     /// The server's description of the session (its `call.responded`).
     pub accepted: Value,
-    /// The process's stdin; closing it (or dropping it) closes stdin.
-    pub stdin: Stdin,
     /// The process's stdout; ends at the drained sentinel.
     pub stdout: OutputReader,
     /// The process's stderr; ends at the drained sentinel.
@@ -262,6 +266,9 @@ pub struct RawSession {
     pub control: Control,
     /// The exit code, after all output.
     pub exit: Exit,
+    /// The process's stdin; closing it (or dropping it alone) closes
+    /// stdin.
+    pub stdin: Stdin,
 }
 
 /// The session's stdin: a [`Sink`] of [`Bytes`], handed on without a
@@ -274,9 +281,11 @@ pub struct RawSession {
 /// With both `SinkExt` and `AsyncWriteExt` in scope, `close` and `flush`
 /// need their trait named: `SinkExt::close(&mut stdin)`.
 pub struct Stdin {
+    /// First, so that it drops first: the last part of a session dropped
+    /// whole aborts the call before its stdin queue ends.
+    _control: mpsc::Sender<Command>,
     tx: Option<mpsc::Sender<Bytes>>,
     source: Option<oneshot::Sender<StdinSource>>,
-    _control: mpsc::Sender<Command>,
 }
 
 /// What [`Stdin::feed_from`] hands to the driver.
@@ -693,6 +702,12 @@ impl Driver {
             // it is never overtaken by it (it may overtake stdin queued
             // before it, as a signal does).
             self.poll_controls(cx, progress);
+            if self.control.is_none() {
+                // Aborted: whatever stdin still holds goes nowhere, and
+                // its end is no close for the server to act on.
+                self.stdin = None;
+                return;
+            }
             if self.machine.transmit_len() + self.out.len() >= HIGH_WATER {
                 return;
             }

@@ -13,7 +13,7 @@ use dockwire_core::{CallError, Carriage, ErrorCode, Request};
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
 
-use crate::service::{CallContext, Outputs, Reply, Service};
+use crate::service::{CallContext, CallLink, Outputs, Reply, Service};
 
 /// The code of a call refused because its peer has too many open
 /// (retryable: it may pass once some of them end).
@@ -31,14 +31,19 @@ pub enum Ended {
     Exit(i32),
     /// The handler ended the call with this error.
     Failed(ErrorCode),
-    /// The reply was dropped before it ended: the client aborted or went
-    /// away.
+    /// The reply was dropped before it ended: the client aborted, reset
+    /// its stream or closed its connection.
     Cancelled,
+    /// The reply was dropped before it ended because its connection was
+    /// lost (its idle timeout passed: a dead link, or a client killed
+    /// without a close; see [`CallLink`]).
+    Lost,
 }
 
-/// Calls `on_end` once, when `reply` ends or is dropped.
-pub fn watch(reply: Reply, on_end: impl FnOnce(Ended) + Send + 'static) -> Reply {
-    let mut end = OnEnd(Some(Box::new(on_end)));
+/// Calls `on_end` once, when `reply` ends or is dropped; a dropped reply
+/// of a call whose `link` was lost ends [`Ended::Lost`].
+pub fn watch(link: &CallLink, reply: Reply, on_end: impl FnOnce(Ended) + Send + 'static) -> Reply {
+    let mut end = OnEnd(Some(Box::new(on_end)), link.clone());
     match reply {
         Reply::Refuse(e) => {
             end.fire(Ended::Refused(e.code.clone()));
@@ -98,7 +103,8 @@ impl<S: Service> Service for PeerLimit<S> {
             *count += 1;
         }
         let open = self.open.clone();
-        watch(self.inner.call(ctx, request), move |_| {
+        let link = ctx.link.clone();
+        watch(&link, self.inner.call(ctx, request), move |_| {
             let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(count) = open.get_mut(&peer) {
                 *count = count.saturating_sub(1);
@@ -141,7 +147,8 @@ impl<S: Service> Service for CallLog<S> {
             .map(|a| a.to_string())
             .unwrap_or_else(|| "-".into());
         let call_id = loggable(&ctx.call_id);
-        watch(self.inner.call(ctx, request), move |ended| {
+        let link = ctx.link.clone();
+        watch(&link, self.inner.call(ctx, request), move |ended| {
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             let outcome = match &ended {
                 Ended::Refused(code) => format!("refused {code}"),
@@ -149,6 +156,7 @@ impl<S: Service> Service for CallLog<S> {
                 Ended::Exit(code) => format!("exit {code}"),
                 Ended::Failed(code) => format!("failed {code}"),
                 Ended::Cancelled => "cancelled".to_owned(),
+                Ended::Lost => "lost".to_owned(),
             };
             let failed = matches!(ended, Ended::Refused(_) | Ended::Failed(_));
             if failed {
@@ -178,7 +186,7 @@ fn loggable(text: &str) -> String {
 type EndFn = Box<dyn FnOnce(Ended) + Send>;
 
 /// Fires once: when first told, or as `Cancelled` when dropped untold.
-struct OnEnd(Option<EndFn>);
+struct OnEnd(Option<EndFn>, CallLink);
 
 impl OnEnd {
     fn fire(&mut self, ended: Ended) {
@@ -191,7 +199,10 @@ impl OnEnd {
 impl Drop for OnEnd {
     fn drop(&mut self) {
         if let Some(f) = self.0.take() {
-            f(Ended::Cancelled);
+            f(match self.1.is_lost() {
+                true => Ended::Lost,
+                false => Ended::Cancelled,
+            });
         }
     }
 }

@@ -74,8 +74,8 @@ pub use layers::{CallLog, Ended, PeerLimit, TOO_MANY_CALLS, watch};
 pub use runtime::Runtime;
 pub use server::{Outcome, ServeCall, serve_call};
 pub use service::{
-    CallContext, CallEnded, Outputs, Peer, RawHandler, RawInput, RawIo, RawOutput, Reply, Router,
-    Service,
+    CallContext, CallEnded, CallLink, Outputs, Peer, RawHandler, RawInput, RawIo, RawOutput, Reply,
+    Router, Service,
 };
 pub use transmit::SendHalf;
 

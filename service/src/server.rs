@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, StreamExt};
 
-use crate::service::{CallContext, Output, Outputs, Peer, RawIo, Reply, Service};
+use crate::service::{CallContext, CallLink, Output, Outputs, Peer, RawIo, Reply, Service};
 use crate::transmit::{Plain, Transmit};
 
 /// How a served call ended.
@@ -112,6 +112,8 @@ pub(crate) struct Serve<R, T> {
     /// machine's later events wait in the machine behind it.
     pending: Option<ServerEvent>,
     outcome: Option<Outcome>,
+    /// Marked lost when the transport reports its connection timed out.
+    link: CallLink,
 }
 
 impl<R, T> Serve<R, T> {
@@ -132,6 +134,7 @@ impl<R, T> Serve<R, T> {
             handler: Handler::Waiting,
             pending: None,
             outcome: None,
+            link: CallLink::default(),
         }
     }
 }
@@ -146,6 +149,7 @@ impl<R: AsyncRead + Unpin, T: Transmit + Unpin> Future for Serve<R, T> {
             let machine = &mut this.machine;
             let mut pulled = || machine.poll_transmit_bytes();
             if let Err(e) = this.out.poll_transmit(&mut pulled, cx, &mut progress) {
+                this.note_lost(&e);
                 this.handler = Handler::Done;
                 return Poll::Ready(Outcome::Io(e));
             }
@@ -177,11 +181,16 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
         if !self.reading || self.machine.is_finished() || self.pending.is_some() {
             return;
         }
-        match Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer()) {
+        let read = Pin::new(&mut self.reader).poll_read(cx, self.machine.input_buffer());
+        match read {
             Poll::Pending => {}
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                 // End of stream or a reset: the machine decides whether it
-                // cancels the call.
+                // cancels the call. A lost connection is noted first, so
+                // that the handler's cleanup, when it is dropped, knows.
+                if let Poll::Ready(Err(e)) = &read {
+                    self.note_lost(e);
+                }
                 self.reading = false;
                 self.machine.handle_eof();
                 *progress = true;
@@ -249,11 +258,12 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
     }
 
     fn start(&mut self, request: dockwire_core::Request) {
-        let ctx = CallContext::new(&self.peer, self.machine.id().unwrap_or_default());
+        let mut ctx = CallContext::new(&self.peer, self.machine.id().unwrap_or_default());
+        ctx.link = self.link.clone();
         match self.service.call(ctx, request) {
             Reply::Json(outputs) => self.handler = Handler::Json(outputs),
             Reply::Raw(handler) => {
-                let (io, inputs, outputs) = RawIo::new();
+                let (io, inputs, outputs) = RawIo::new(self.link.clone());
                 self.handler = Handler::Raw {
                     run: Some(handler(io)),
                     result: None,
@@ -294,6 +304,16 @@ impl<R: AsyncRead + Unpin, T: Transmit> Serve<R, T> {
             None => {}
             Some(Ok(exit)) => self.end(Outcome::Completed { exit }),
             Some(Err(e)) => self.fail(e),
+        }
+    }
+
+    /// Marks the call's link lost when the transport's error says its
+    /// connection timed out ([`io::ErrorKind::TimedOut`]: a QUIC
+    /// connection's idle timeout, see `quic`); other errors (a reset, a
+    /// closed connection) leave it a cancellation.
+    fn note_lost(&self, e: &io::Error) {
+        if e.kind() == io::ErrorKind::TimedOut {
+            self.link.mark_lost();
         }
     }
 

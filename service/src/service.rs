@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,6 +32,8 @@ pub struct CallContext {
     pub remote: Option<SocketAddr>,
     /// The call's id, as the client chose it.
     pub call_id: String,
+    /// Whether the call's connection was lost (see [`CallLink`]).
+    pub link: CallLink,
 }
 
 impl CallContext {
@@ -41,9 +44,42 @@ impl CallContext {
             key: peer.key.clone(),
             remote: peer.remote,
             call_id: call_id.into(),
+            link: CallLink::default(),
         }
     }
 }
+
+/// How a call's connection stands, as its server driver learnt it: set
+/// to lost before the handler is dropped when the connection died (its
+/// idle timeout passed: the link went silent, or the client was killed
+/// without closing), and never set when the call was cancelled (the
+/// client aborted it, reset its stream, or closed its connection). A
+/// handler's cleanup reads it to tell a dropped link, which the client
+/// may come back from, from a client that meant to end the call.
+#[derive(Clone, Debug, Default)]
+pub struct CallLink(Arc<AtomicBool>);
+
+impl CallLink {
+    /// Whether the connection was lost (rather than the call cancelled).
+    pub fn is_lost(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Marks the connection lost: only its server driver does, before it
+    /// drops the handler.
+    pub(crate) fn mark_lost(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One call's link equals only itself.
+impl PartialEq for CallLink {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CallLink {}
 
 /// A connection's peer, as its transport authenticated it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,17 +261,27 @@ pub(crate) const RAW_QUEUE: usize = 4;
 pub struct RawIo {
     input: RawInput,
     output: RawOutput,
+    link: CallLink,
 }
 
 impl RawIo {
-    pub(crate) fn new() -> (RawIo, mpsc::Sender<ServerEvent>, mpsc::Receiver<Output>) {
+    pub(crate) fn new(
+        link: CallLink,
+    ) -> (RawIo, mpsc::Sender<ServerEvent>, mpsc::Receiver<Output>) {
         let (in_tx, in_rx) = mpsc::channel(RAW_QUEUE);
         let (out_tx, out_rx) = mpsc::channel(RAW_QUEUE);
         let io = RawIo {
             input: RawInput { rx: in_rx },
             output: RawOutput { tx: out_tx },
+            link,
         };
         (io, in_tx, out_rx)
+    }
+
+    /// The call's link: whether its connection was lost, once the handler
+    /// is dropped.
+    pub fn link(&self) -> CallLink {
+        self.link.clone()
     }
 
     /// The input and output halves, to use from separate tasks.

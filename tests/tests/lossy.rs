@@ -9,8 +9,9 @@
 //! 1 MiB do through the same link, and 64 MiB through the same loss,
 //! duplicates and reordering without the jitter (see [`lossy`] for why).
 //! A link cut for longer than the idle timeout ends the calls on both
-//! sides with a timeout, and the server cleans up as it does on
-//! cancellation.
+//! sides with a timeout (the server's as lost, not cancelled), and the
+//! server cleans up as it does on cancellation; an aborted call and a
+//! closed connection's calls end cancelled.
 //!
 //! Clients run on tokio; servers on tokio, and on smol for the
 //! subscription. Every test checks the relay's counters, so that one the
@@ -18,15 +19,18 @@
 //! (`--nocapture` shows them).
 #![allow(clippy::unwrap_used)]
 
+use std::cell::Cell;
 use std::future::Future;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
+use bytes::Bytes;
 use dockwire_core::Request;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService};
+use dockwire_docker::{Config, DockerClient, DockerService, resumable_exec, resume_session};
 use dockwire_service::quic::{
     Congestion, Fingerprint, Identity, QuicConnect, QuicOptions, mtls_server_config,
     peer_by_fingerprint, pinned_client_config, serve_quic,
@@ -41,6 +45,7 @@ use futures::io::AsyncReadExt;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use quinn::{ConnectionError, ReadError};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// The link of the issue: 5% loss and up to 50 ms of jitter each way,
 /// plus 1% duplicated and 1% held back 100 ms more (long enough for the
@@ -416,8 +421,8 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
         assert_eq!(connection, Some(ConnectionError::TimedOut));
 
         // The server: its side of the connection timed out on its own (the
-        // client's close could not reach it), and each call ended as
-        // cancelled.
+        // client's close could not reach it), and each call ended lost
+        // (not cancelled: its link died), cleaning up as a cancelled one.
         eventually("the server's connection ends", || {
             link.server.open_connections() == 0
         })
@@ -427,7 +432,7 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
                 !link.calls.ended(op).is_empty()
             })
             .await;
-            assert_eq!(link.calls.ended(op), [Ended::Cancelled], "{op}");
+            assert_eq!(link.calls.ended(op), [Ended::Lost], "{op}");
         }
         let server_ended = cut.elapsed();
 
@@ -457,6 +462,615 @@ fn a_cut_link_times_out_both_sides_and_the_server_cleans_up_as_on_cancellation()
         );
         report("the cut link", cut.elapsed(), &link.relay.stats());
     });
+}
+
+/// Only a connection that times out is lost: an interactive exec the
+/// client aborts, and one of a connection the client closes, end
+/// cancelled on the server, at once (well within the idle timeout and
+/// the grace period), and their processes are killed.
+#[test]
+fn an_aborted_call_and_a_closed_connections_call_end_cancelled_not_lost() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        // Interactive: sessions a lost link would keep.
+        let mut aborted = rig
+            .docker
+            .open(&interactive(&id, ["sleep", "1003"]))
+            .await
+            .unwrap();
+        let closed = rig
+            .docker
+            .open(&interactive(&id, ["sleep", "1004"]))
+            .await
+            .unwrap();
+        for session in [&aborted, &closed] {
+            let id = session.accepted["session"].as_str().unwrap_or_default();
+            assert!(id.starts_with("p-"), "{}", session.accepted);
+        }
+        eventually("both execs run", || {
+            runs(&id, "sleep 1003") && runs(&id, "sleep 1004")
+        })
+        .await;
+
+        let started = Instant::now();
+        aborted.control.abort().await.unwrap();
+        eventually("the server ends the aborted exec", || {
+            !link.calls.ended("container/exec").is_empty()
+        })
+        .await;
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Cancelled]);
+
+        link.connection.close(0u32.into(), b"the client is done");
+        eventually("the server ends the closed connection's exec", || {
+            link.calls.ended("container/exec").len() == 2
+        })
+        .await;
+        assert_eq!(
+            link.calls.ended("container/exec"),
+            [Ended::Cancelled, Ended::Cancelled]
+        );
+        let ended = started.elapsed();
+        assert!(ended < Duration::from_secs(5), "ended after {ended:?}");
+        eventually("both execs' processes are gone", || {
+            !runs(&id, "sleep 1003") && !runs(&id, "sleep 1004")
+        })
+        .await;
+        drop(closed);
+    });
+}
+
+/// An interactive `cat` of 64 MiB of random bytes through the library's
+/// resumable exec, its link cut for 5 s in the middle (longer than the
+/// 2 s idle timeout: both sides lose the connection): the client dials
+/// again, resumes at the offset it handed on, resends the stdin the
+/// server had not delivered, and what comes out is what went in, once
+/// (the same length and SHA-256), with the exit code 0.
+#[test]
+fn a_resumable_exec_cat_of_64_mib_survives_a_5_s_cut_exactly() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        const TOTAL: usize = 64 << 20;
+        let data = random_bytes(TOTAL, 0x5eed_cafe);
+        let sent = Sha256::digest(&data);
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stdin = futures::stream::iter(chunks);
+
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| {
+            let first = dials.get() == 0;
+            dials.set(dials.get() + 1);
+            let (cut_at, link) = (&cut_at, &link);
+            async move {
+                if first {
+                    return Ok(link.rig.docker.clone());
+                }
+                if let Some(at) = cut_at.get() {
+                    let restore = at + Duration::from_secs(5);
+                    tokio::time::sleep_until(restore.into()).await;
+                    link.relay.restore();
+                }
+                let pause = 100u64 << failures.min(4);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let again = QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire")
+                    .await
+                    .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+                let client = Client::new(Arc::new(again), Rt::Tokio.spawner(), limits());
+                Ok(DockerClient::new(client))
+            }
+        };
+        let mut got = Sha256::new();
+        let mut received = 0usize;
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(
+                stream,
+                StreamName::Stdout,
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            received += bytes.len();
+            got.update(&bytes);
+            if cut_at.get().is_none() && received >= TOTAL / 2 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let started = Instant::now();
+        let input = interactive(&id, ["cat"]);
+        let code = resumable_exec(connect, &input, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(code, 0);
+        assert_eq!(received, TOTAL, "every byte once");
+        assert_eq!(got.finalize(), sent, "the same bytes");
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert!(dials.get() >= 2, "the client dialed again");
+        let stats = link.relay.stats();
+        assert!(stats.to_server.cut > 0, "nothing was cut\n{stats}");
+        assert!(stats.to_client.cut > 0, "nothing was cut\n{stats}");
+        // The server lost the first call, and forgot the session once over.
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Lost]);
+        assert!(!runs(&id, "cat"), "cat still runs");
+        report("64 MiB through a resumed cat", took, &stats);
+    });
+}
+
+/// An interactive exec that writes 32 MiB as fast as it can, its link
+/// cut for 5 s after the first MiB: the session's output waits for its
+/// client (the server's buffer never drops what the client may not have
+/// had), so the resumed client gets all of it, once and in order.
+#[test]
+fn a_fast_session_waits_for_its_client_through_a_cut_and_loses_nothing() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        const TOTAL: usize = 32 << 20;
+        let line = b"0123456789abcdef\n";
+        let expected: Vec<u8> = line.iter().copied().cycle().take(TOTAL).collect();
+
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| {
+            let first = dials.get() == 0;
+            dials.set(dials.get() + 1);
+            let (cut_at, link) = (&cut_at, &link);
+            async move {
+                if first {
+                    return Ok(link.rig.docker.clone());
+                }
+                if let Some(at) = cut_at.get() {
+                    let restore = at + Duration::from_secs(5);
+                    tokio::time::sleep_until(restore.into()).await;
+                    link.relay.restore();
+                }
+                let pause = 100u64 << failures.min(4);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let again = QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire")
+                    .await
+                    .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+                let client = Client::new(Arc::new(again), Rt::Tokio.spawner(), limits());
+                Ok(DockerClient::new(client))
+            }
+        };
+        let mut got = Vec::with_capacity(TOTAL);
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(
+                stream,
+                StreamName::Stdout,
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            got.extend_from_slice(&bytes);
+            if cut_at.get().is_none() && got.len() >= 1 << 20 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let script = format!("yes 0123456789abcdef | head -c {TOTAL}");
+        let input = interactive(&id, ["sh", "-c", &script]);
+        let stdin = futures::stream::pending();
+        let code = resumable_exec(connect, &input, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        assert_eq!(code, 0);
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert_eq!(got.len(), TOTAL, "every byte once");
+        assert!(got == expected, "the same bytes, in order");
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Lost]);
+    });
+}
+
+/// A session whose link is lost and whose client never comes back is
+/// kept for the grace period (1 s here), then killed and forgotten; a
+/// `process/attach` after it finds nothing.
+#[test]
+fn a_lost_session_past_its_grace_period_is_killed_and_forgotten() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_keep_alive(Duration::from_millis(250));
+        let grace = Duration::from_secs(3);
+        let service = docker_service_with(|c| c.with_session_grace(grace));
+        let link = link(Rt::Tokio, service, Faults::none(), &options).await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        let session = rig
+            .docker
+            .open(&interactive(&id, ["sleep", "1005"]))
+            .await
+            .unwrap();
+        let process = session.accepted["session"].as_str().unwrap().to_owned();
+        eventually("the exec runs", || runs(&id, "sleep 1005")).await;
+
+        link.relay.cut();
+        eventually("the server loses the call", || {
+            !link.calls.ended("container/exec").is_empty()
+        })
+        .await;
+        let lost = Instant::now();
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Lost]);
+        assert!(runs(&id, "sleep 1005"), "killed before its grace period");
+        eventually("the grace period kills it", || !runs(&id, "sleep 1005")).await;
+        let killed = lost.elapsed();
+        assert!(
+            killed >= grace - Duration::from_millis(100),
+            "killed after {killed:?}"
+        );
+
+        link.relay.restore();
+        let again = within(
+            30,
+            "a new connection",
+            QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire"),
+        )
+        .await
+        .unwrap();
+        let again = DockerClient::new(Client::new(Arc::new(again), Rt::Tokio.spawner(), limits()));
+        let listed = again.query(&ProcessList {}).await.unwrap();
+        assert!(listed.iter().all(|p| p.id != process), "{listed:?}");
+        let attach = ProcessAttach {
+            id: process,
+            from: AttachFrom::Offset(0),
+            stdin: true,
+        };
+        let Err(ClientError::Remote(e)) = again.attach_process(&attach).await else {
+            panic!("attached to a forgotten session")
+        };
+        assert_eq!(e.code, dockwire_core::ErrorCode::NOT_FOUND);
+        drop(session);
+    });
+}
+
+/// `run -i --rm` of `cat`, 8 MiB through it, the link cut for 5 s at
+/// half: a run with stdin is a session as an exec is; the container is
+/// its process, so the resumed client gets every byte once and the
+/// process's exit code, and the `--rm` container is removed at the end.
+#[test]
+fn a_resumable_run_i_rm_of_cat_survives_a_5_s_cut_exactly_and_is_removed() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        const TOTAL: usize = 8 << 20;
+        let data = random_bytes(TOTAL, 0x0bad_f00d);
+        let sent = Sha256::digest(&data);
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stdin = futures::stream::iter(chunks);
+
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut got = Sha256::new();
+        let mut received = 0usize;
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(
+                stream,
+                StreamName::Stdout,
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            received += bytes.len();
+            got.update(&bytes);
+            if cut_at.get().is_none() && received >= TOTAL / 2 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let label = unique("lossy-run-i");
+        let mut spec = ContainerSpec::new(IMAGE, ["sh", "-c", "cat; exit 7"]);
+        spec.stdin = true;
+        spec.auto_remove = true;
+        spec.labels.insert("dockwire-test".into(), label.clone());
+        let session = link.rig.docker.open(&RunInput(spec)).await.unwrap();
+        let container = session.accepted["id"].as_str().unwrap().to_owned();
+        link.rig.cleanup.add(&container);
+        assert!(
+            session.accepted["session"].is_string(),
+            "{:?}",
+            session.accepted
+        );
+        let code = resume_session(session, connect, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        assert_eq!(code, 7, "the process's exit code");
+        assert_eq!(received, TOTAL, "every byte once");
+        assert_eq!(got.finalize(), sent, "the same bytes");
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert!(dials.get() >= 2, "the client dialed again");
+        // The server lost the first call; the resumed one removed the
+        // container as the run's end.
+        assert_eq!(link.calls.ended("container/run"), [Ended::Lost]);
+        labelled_containers_are_gone("the --rm container", &label).await;
+    });
+}
+
+/// A `run -i --rm` whose link is lost and whose client never comes back
+/// is kept for the grace period (3 s here), then cleaned up as a
+/// cancelled run: its `--rm` container removed, the session forgotten.
+#[test]
+fn a_lost_run_i_rm_past_its_grace_period_is_killed_and_its_container_removed() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_keep_alive(Duration::from_millis(250));
+        let grace = Duration::from_secs(3);
+        let service = docker_service_with(|c| c.with_session_grace(grace));
+        let link = link(Rt::Tokio, service, Faults::none(), &options).await;
+        let rig = &link.rig;
+        let label = unique("lossy-run-grace");
+        let mut spec = ContainerSpec::new(IMAGE, ["sleep", "1006"]);
+        spec.stdin = true;
+        spec.auto_remove = true;
+        spec.labels.insert("dockwire-test".into(), label.clone());
+        let session = rig.docker.open(&RunInput(spec)).await.unwrap();
+        let container = session.accepted["id"].as_str().unwrap().to_owned();
+        rig.cleanup.add(&container);
+        let process = session.accepted["session"].as_str().unwrap().to_owned();
+        eventually("the run's container runs", || {
+            runs(&container, "sleep 1006")
+        })
+        .await;
+
+        link.relay.cut();
+        eventually("the server loses the call", || {
+            !link.calls.ended("container/run").is_empty()
+        })
+        .await;
+        let lost = Instant::now();
+        assert_eq!(link.calls.ended("container/run"), [Ended::Lost]);
+        assert!(
+            runs(&container, "sleep 1006"),
+            "killed before its grace period"
+        );
+        labelled_containers_are_gone("the --rm container", &label).await;
+        let removed = lost.elapsed();
+        assert!(
+            removed >= grace - Duration::from_millis(100),
+            "removed after {removed:?}"
+        );
+
+        link.relay.restore();
+        let again = within(
+            30,
+            "a new connection",
+            QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire"),
+        )
+        .await
+        .unwrap();
+        let again = DockerClient::new(Client::new(Arc::new(again), Rt::Tokio.spawner(), limits()));
+        let listed = again.query(&ProcessList {}).await.unwrap();
+        assert!(listed.iter().all(|p| p.id != process), "{listed:?}");
+        drop(session);
+    });
+}
+
+/// `container/attach` with stdin to a container made with it (`sh -c
+/// 'cat; exit 5'`), 8 MiB in, the link cut for 5 s at half: an attach
+/// with stdin is a session as an exec is, so the resumed client gets
+/// every byte once and the container's exit code.
+#[test]
+fn a_resumable_attach_with_stdin_survives_a_5_s_cut_exactly() {
+    block_on(Duration::from_secs(300), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let mut spec = ContainerSpec::new(IMAGE, ["sh", "-c", "cat; exit 5"]);
+        spec.stdin = true;
+        let container = link.rig.container(spec).await;
+        const TOTAL: usize = 8 << 20;
+        let data = random_bytes(TOTAL, 0xa77a_c4ed);
+        let sent = Sha256::digest(&data);
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stdin = futures::stream::iter(chunks);
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut got = Sha256::new();
+        let mut received = 0usize;
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(stream, StreamName::Stdout);
+            received += bytes.len();
+            got.update(&bytes);
+            if cut_at.get().is_none() && received >= TOTAL / 2 {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let input = AttachInput {
+            id: container.clone(),
+            stdin: true,
+        };
+        let session = link.rig.docker.open(&input).await.unwrap();
+        assert!(
+            session.accepted["session"].is_string(),
+            "{:?}",
+            session.accepted
+        );
+        let code = resume_session(session, connect, stdin, futures::stream::pending(), each)
+            .await
+            .unwrap();
+        assert_eq!(code, 5, "the container's exit code");
+        assert_eq!(received, TOTAL, "every byte once");
+        assert_eq!(got.finalize(), sent, "the same bytes");
+        assert!(cut_at.get().is_some(), "the link was cut");
+        assert!(dials.get() >= 2, "the client dialed again");
+        assert_eq!(link.calls.ended("container/attach"), [Ended::Lost]);
+    });
+}
+
+/// An attach with stdin whose link is lost and whose client never comes
+/// back is kept for the grace period (3 s here), then detached as a
+/// cancelled attach is: the session forgotten (`NOT_FOUND` on resume),
+/// the container running on (an attach does not own it).
+#[test]
+fn a_lost_attach_past_its_grace_period_detaches_and_the_container_runs_on() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_keep_alive(Duration::from_millis(250));
+        let grace = Duration::from_secs(3);
+        let service = docker_service_with(|c| c.with_session_grace(grace));
+        let link = link(Rt::Tokio, service, Faults::none(), &options).await;
+        let rig = &link.rig;
+        let mut spec = ContainerSpec::new(IMAGE, ["sleep", "1007"]);
+        spec.stdin = true;
+        let container = rig.container(spec).await;
+        let input = AttachInput {
+            id: container.clone(),
+            stdin: true,
+        };
+        let session = rig.docker.open(&input).await.unwrap();
+        let process = session.accepted["session"].as_str().unwrap().to_owned();
+
+        link.relay.cut();
+        eventually("the server loses the call", || {
+            !link.calls.ended("container/attach").is_empty()
+        })
+        .await;
+        assert_eq!(link.calls.ended("container/attach"), [Ended::Lost]);
+        tokio::time::sleep(grace + Duration::from_secs(1)).await;
+
+        link.relay.restore();
+        let again = within(
+            30,
+            "a new connection",
+            QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire"),
+        )
+        .await
+        .unwrap();
+        let again = DockerClient::new(Client::new(Arc::new(again), Rt::Tokio.spawner(), limits()));
+        let listed = again.query(&ProcessList {}).await.unwrap();
+        assert!(listed.iter().all(|p| p.id != process), "{listed:?}");
+        let attach = ProcessAttach {
+            id: process,
+            from: AttachFrom::Offset(0),
+            stdin: true,
+        };
+        let Err(ClientError::Remote(e)) = again.attach_process(&attach).await else {
+            panic!("attached to a forgotten session")
+        };
+        assert_eq!(e.code, dockwire_core::ErrorCode::NOT_FOUND);
+        assert!(runs(&container, "sleep 1007"), "the container was killed");
+        drop(session);
+    });
+}
+
+/// An interactive exec whose process ends while its link is cut: the
+/// server sends the exit code into a dead link and its call returns (it
+/// ends `Exit`, not `Lost`); the ended session is kept for the grace
+/// period, so the client resuming after the cut still gets the rest of
+/// the output and the exit code.
+#[test]
+fn an_exit_code_sent_as_the_link_dies_reaches_the_resumed_client() {
+    block_on(Duration::from_secs(60), async {
+        let options = QuicOptions::default()
+            .with_idle_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_millis(500));
+        let link = link(Rt::Tokio, docker_service(), Faults::none(), &options).await;
+        let id = link.rig.sleeper().await;
+        let cut_at: Cell<Option<Instant>> = Cell::new(None);
+        let dials = Cell::new(0u32);
+        let connect = |failures: u32| redial(&link, &cut_at, &dials, failures);
+        let mut out = Vec::new();
+        let each = |stream: StreamName, bytes: Bytes| {
+            assert_eq!(stream, StreamName::Stdout);
+            out.extend_from_slice(&bytes);
+            if cut_at.get().is_none() {
+                cut_at.set(Some(Instant::now()));
+                link.relay.cut();
+            }
+        };
+        let input = interactive(&id, ["sh", "-c", "echo ready; sleep 1; echo done; exit 7"]);
+        let code = resumable_exec(
+            connect,
+            &input,
+            futures::stream::pending(),
+            futures::stream::pending(),
+            each,
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 7);
+        assert_eq!(String::from_utf8_lossy(&out), "ready\ndone\n");
+        assert!(dials.get() >= 2, "the client dialed again");
+        // The first call returned with the exit code, into the dead link.
+        assert_eq!(link.calls.ended("container/exec"), [Ended::Exit(7)]);
+    });
+}
+
+/// The `connect` of a resumed session in these tests: the rig's client
+/// first, then (once the link was cut) a new connection once the cut is
+/// 5 s old and the link restored.
+async fn redial(
+    link: &Link,
+    cut_at: &Cell<Option<Instant>>,
+    dials: &Cell<u32>,
+    failures: u32,
+) -> Result<DockerClient, ClientError> {
+    let first = dials.get() == 0;
+    dials.set(dials.get() + 1);
+    if first {
+        return Ok(link.rig.docker.clone());
+    }
+    if let Some(at) = cut_at.get() {
+        let restore = at + Duration::from_secs(5);
+        tokio::time::sleep_until(restore.into()).await;
+        link.relay.restore();
+    }
+    let pause = 100u64 << failures.min(4);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+    let again = QuicConnect::connect(&link.dialer, link.relay.addr(), "dockwire")
+        .await
+        .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+    let client = Client::new(Arc::new(again), Rt::Tokio.spawner(), limits());
+    Ok(DockerClient::new(client))
+}
+
+/// `cmd` in `id` with stdin: an interactive exec, a session.
+fn interactive<const N: usize>(id: &str, cmd: [&str; N]) -> ExecInput {
+    let mut input = ExecInput::new(id, cmd);
+    input.stdin = true;
+    input
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 // ----------------------------------------------------------------- a link
@@ -550,9 +1164,14 @@ async fn link(server_rt: Rt, service: impl Service, faults: Faults, options: &Qu
 
 /// The real engine's service; what it creates is labelled as the tests'.
 fn docker_service() -> DockerService {
+    docker_service_with(|c| c)
+}
+
+/// As [`docker_service`], its configuration changed by `change`.
+fn docker_service_with(change: impl FnOnce(Config) -> Config) -> DockerService {
     let _ = engine();
     let docker = Docker::connect_with_local_defaults().unwrap();
-    DockerService::new(docker, Config::from_env().with_owner(OWNER))
+    DockerService::new(docker, change(Config::from_env().with_owner(OWNER)))
 }
 
 /// The operations a service was called for, and how each call ended.
@@ -586,7 +1205,8 @@ impl<S: Service> Service for Recorded<S> {
         let operation = request.operation.clone();
         self.calls.started.lock().unwrap().push(operation.clone());
         let ended = self.calls.ended.clone();
-        watch(self.inner.call(ctx, request), move |end| {
+        let link = ctx.link.clone();
+        watch(&link, self.inner.call(ctx, request), move |end| {
             ended.lock().unwrap().push((operation, end));
         })
     }

@@ -221,6 +221,11 @@ impl Running {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// How many bytes of stdout it has printed so far.
+    pub fn stdout_len(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
     /// Its stdout so far, as text.
     pub fn stdout_so_far(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()

@@ -390,7 +390,11 @@ async fn serve(
                 // Ends when the connection does; its calls see their
                 // streams fail and cancel.
                 while let Ok((send, recv)) = connection.accept_bi().await {
-                    let out = QuicSend::new(send, |e| e);
+                    // A connection lost to its idle timeout reads and
+                    // writes as timed out: the call's link is then lost,
+                    // not cancelled (see `CallLink`).
+                    let out = QuicSend::new(send, timed_out);
+                    let recv = Lost(recv);
                     let stands = watch.as_ref().is_none_or(|w| w.still_stands(&connection));
                     // Refused at once, on a connection whose trust changed:
                     // the next recheck closes it (closing it here could
@@ -493,7 +497,7 @@ impl Connect for QuicConnect {
     }
 }
 
-/// A client's call stream: quinn's, with a connection lost to its idle
+/// A call stream (a client's, and a server's): quinn's, with a connection lost to its idle
 /// timeout reported as [`io::ErrorKind::TimedOut`] (quinn says
 /// `NotConnected` for every lost connection), so that a caller can tell a
 /// silent peer from a closed or reset one without knowing quinn's types.

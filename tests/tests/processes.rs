@@ -637,14 +637,28 @@ fn a_running_process_holds_its_containers_idle_timeout_and_ends_lost_with_its_co
         remove(&root, &id).await;
         enforcer.abort();
 
-        // A container removed under a running process: it ends lost.
+        // A container removed under a running process (once it runs: an
+        // exec the removal beats to its start ends 126, the engine's):
+        // it ends lost, or with the kill's 137 when the engine still
+        // reported the exec's end; never hangs, never another code.
         let c = t.sleeper(&t.alice, t.spec(&[])).await;
         let id = start(&t.alice, &c, &["sleep", "900"], None).await;
+        eventually("it runs", || runs(&c, "sleep 900")).await;
         t.remove(&t.alice, &c).await;
-        let e = tenancy::error("wait", wait(&t.alice, &id).await);
-        assert_eq!(e.code, DOCKER_ERROR, "{}", e.message);
-        let info = listed(&t.alice, &id).await.unwrap();
-        assert_eq!(info.state, ProcessState::Lost, "{info:?}");
+        let info = match wait(&t.alice, &id).await {
+            Ok(code) => {
+                assert_eq!(code, 137, "the removal's kill");
+                listed(&t.alice, &id).await.unwrap()
+            }
+            Err(e) => {
+                let e = tenancy::error("wait", Err::<(), _>(e));
+                assert_eq!(e.code, DOCKER_ERROR, "{}", e.message);
+                let info = listed(&t.alice, &id).await.unwrap();
+                assert_eq!(info.state, ProcessState::Lost, "{info:?}");
+                info
+            }
+        };
+        assert_ne!(info.state, ProcessState::Running, "{info:?}");
         remove(&t.alice, &id).await;
     });
     t.finish();

@@ -160,8 +160,22 @@ pub const OUTPUT_DROPPED: dockwire_core::ErrorCode =
 
 /// The most stdin bytes [`resumable_exec`] keeps that the server has not
 /// said it delivered: past it, reading the local stdin waits for the
-/// server's count (`process/list`'s `stdinDelivered`).
-pub const SESSION_STDIN_TAIL: usize = 4 * 1024 * 1024;
+/// server's count (`process/list`'s `stdinDelivered`) to free a quarter
+/// of it. It is above what a session holds on its way (QUIC's stream
+/// window and the buffers of the server and the engine: 4 MiB filled
+/// with it on loopback), so a stalled process blocks the send rather
+/// than a full tail, and each ask frees megabytes rather than what the
+/// engine took since the last.
+pub const SESSION_STDIN_TAIL: usize = 16 * 1024 * 1024;
+
+/// The first pause between two asks for the delivered count while the
+/// stdin tail is full; it doubles while the count frees too little, up to
+/// [`STDIN_ASK_MAX_PAUSE`]: a process that does not read its stdin costs
+/// an ask every [`STDIN_ASK_MAX_PAUSE`], not one per round trip.
+const STDIN_ASK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The longest pause between two asks for the delivered count.
+const STDIN_ASK_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Runs an interactive exec (`container/exec` with `stdin`, which `input`
 /// must ask for) that survives lost connections, feeding it `stdin` and
@@ -173,7 +187,8 @@ pub const SESSION_STDIN_TAIL: usize = 4 * 1024 * 1024;
 /// the last bytes handed on; the acceptance's `stdinDelivered` says how
 /// much of stdin the process was given, and the rest is sent again. It
 /// keeps up to [`SESSION_STDIN_TAIL`] bytes of stdin not yet known
-/// delivered (asking `process/list` for the count when full). A server
+/// delivered (asking `process/list` for the count when full, paced: see
+/// [`SESSION_STDIN_TAIL`]). A server
 /// that does not make the exec a session (no grace period, or the
 /// peer's processes are at their cap) runs it plainly: a failed
 /// connection is then its error.
@@ -313,11 +328,19 @@ where
                 to_server.close().await.map_err(sent)?;
             }
             loop {
-                while !local_done && tail.len >= SESSION_STDIN_TAIL {
-                    let Some(id) = &id else { break };
-                    let listed = client.query(&ProcessList {}).await?;
-                    if let Some(p) = listed.iter().find(|p| &p.id == id) {
-                        tail.delivered(p.stdin_delivered);
+                if let (false, true, Some(id)) = (local_done, tail.len >= SESSION_STDIN_TAIL, &id) {
+                    let mut pause = std::time::Duration::ZERO;
+                    loop {
+                        let listed = client.query(&ProcessList {}).await?;
+                        if let Some(p) = listed.iter().find(|p| &p.id == id) {
+                            tail.delivered(p.stdin_delivered);
+                        }
+                        if tail.len <= SESSION_STDIN_TAIL - SESSION_STDIN_TAIL / 4 {
+                            break;
+                        }
+                        pause = (pause * 2).clamp(STDIN_ASK_PAUSE, STDIN_ASK_MAX_PAUSE);
+                        // Any executor: async-compat gives tokio's timer one.
+                        async_compat::Compat::new(tokio::time::sleep(pause)).await;
                     }
                 }
                 let next_in = async {

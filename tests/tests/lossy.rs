@@ -30,7 +30,9 @@ use bollard::Docker;
 use bytes::Bytes;
 use dockwire_core::Request;
 use dockwire_docker::catalog::*;
-use dockwire_docker::{Config, DockerClient, DockerService, resumable_exec, resume_session};
+use dockwire_docker::{
+    Config, DockerClient, DockerService, SESSION_STDIN_TAIL, resumable_exec, resume_session,
+};
 use dockwire_service::quic::{
     Congestion, Fingerprint, Identity, QuicConnect, QuicOptions, mtls_server_config,
     peer_by_fingerprint, pinned_client_config, serve_quic,
@@ -606,6 +608,51 @@ fn a_resumable_exec_cat_of_64_mib_survives_a_5_s_cut_exactly() {
         assert_eq!(link.calls.ended("container/exec"), [Ended::Lost]);
         assert!(!runs(&id, "cat"), "cat still runs");
         report("64 MiB through a resumed cat", took, &stats);
+    });
+}
+
+/// A resumable exec whose process reads no stdin for its first 1.5 s, fed
+/// twice `SESSION_STDIN_TAIL`: the full tail waits for the server's
+/// delivered count with a pause between asks that grows while nothing
+/// moves (an ask per round trip would make thousands of `process/list`
+/// calls here), and every byte still reaches `sha256sum` once.
+#[test]
+fn a_full_stdin_tail_asks_for_the_delivered_count_paced_and_loses_nothing() {
+    block_on(Duration::from_secs(120), async {
+        let link = link(
+            Rt::Tokio,
+            docker_service(),
+            Faults::none(),
+            &QuicOptions::default(),
+        )
+        .await;
+        let rig = &link.rig;
+        let id = rig.sleeper().await;
+        let total = 2 * SESSION_STDIN_TAIL;
+        let data = random_bytes(total, 0x7a11_0f5e);
+        let sent = format!("{:x}  -\n", Sha256::digest(&data));
+        let chunks: Vec<io::Result<Bytes>> = data
+            .chunks(256 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let connect = |_failures: u32| async { Ok(rig.docker.clone()) };
+        let mut out = Vec::new();
+        let input = interactive(&id, ["sh", "-c", "sleep 1.5; sha256sum"]);
+        let code = resumable_exec(
+            connect,
+            &input,
+            futures::stream::iter(chunks),
+            futures::stream::pending(),
+            |_, bytes: Bytes| out.extend_from_slice(&bytes),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(String::from_utf8_lossy(&out), sent, "the same bytes");
+        let asks = link.calls.started("process/list");
+        assert!(asks >= 1, "the full tail never asked for the count");
+        assert!(asks <= 60, "{asks} asks for the delivered count in 1.5 s");
+        eprintln!("{asks} asks for the delivered count");
     });
 }
 

@@ -356,7 +356,9 @@ pub(crate) async fn inspect_container(
     id: &str,
 ) -> Result<ContainerInspectResponse, bollard::errors::Error> {
     let mut info =
-        past_stopped(|| docker.inspect_container(id, None::<q::InspectContainerOptions>)).await?;
+        past_stopped(|| docker.inspect_container(id, None::<q::InspectContainerOptions>))
+            .await
+            .map_err(removed_is_missing)?;
     // Podman shows a port bound on every address with an empty address
     // (see `Dialect::port_bindings`); Docker shows 0.0.0.0.
     let ports = info
@@ -407,6 +409,24 @@ pub(crate) async fn list_containers(
     past_stopped(|| docker.list_containers(options.clone())).await
 }
 
+/// `e`, with Podman's answer for a container removed while it looked it
+/// up (500, "container … does not exist in database: no such container")
+/// made the 404 Docker gives for a missing one.
+fn removed_is_missing(e: bollard::errors::Error) -> bollard::errors::Error {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } if status_code != 404 && message.ends_with("no such container") => {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }
+        }
+        e => e,
+    }
+}
+
 /// `ask`'s answer once no container in it is `stopped`. Podman reports
 /// a container whose process has ended and whose clean-up has not run
 /// yet as `stopped`, a state Docker does not have and bollard cannot read
@@ -444,6 +464,24 @@ mod tests {
     use bollard::models::{EventActor, SystemVersionComponents};
 
     use super::*;
+
+    #[test]
+    fn podmans_removed_mid_lookup_is_a_missing_container() {
+        let raced = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "container 1831a1 does not exist in database: no such container".into(),
+        };
+        let other = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "something else".into(),
+        };
+        let status = |e: bollard::errors::Error| match e {
+            bollard::errors::Error::DockerResponseServerError { status_code, .. } => status_code,
+            e => panic!("{e}"),
+        };
+        assert_eq!(status(removed_is_missing(raced)), 404);
+        assert_eq!(status(removed_is_missing(other)), 500);
+    }
 
     fn version(component: &str) -> SystemVersion {
         SystemVersion {

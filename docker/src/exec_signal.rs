@@ -188,18 +188,28 @@ pub(crate) async fn send(
 /// The signaller: `$1` the signal number, `$2` the marker, `$3` `top` or
 /// `all`. Exits 0 when it signalled a process, [`NONE_FOUND`] when none
 /// carried the marker. `all` walks twice, for what forked during the
-/// first walk.
-const SCRIPT: &str = r#"sig=$1 marker=$2 reach=$3 found=
+/// first walk, stopping each process it finds, then signals them all and
+/// lets them go on: signalled one by one as found (in the glob's order,
+/// where pid 100 comes before 99), a parent could see its child die and
+/// exit 0 on its own before its turn came.
+const SCRIPT: &str = r#"sig=$1 marker=$2 reach=$3 found= stopped=
 for pass in 1 2; do
   for d in /proc/[0-9]*; do
     tr '\000' '\n' 2>/dev/null <"$d/environ" | grep -qxF "DOCKWIRE_EXEC=$marker" || continue
-    if [ "$reach" = top ]; then
-      grep -qx 'PPid:[[:space:]]*0' "$d/status" 2>/dev/null || continue
+    pid=${d#/proc/}
+    if [ "$reach" = all ]; then
+      kill -STOP "$pid" 2>/dev/null && found=1 stopped="$stopped $pid"
+      continue
     fi
-    kill -"$sig" "${d#/proc/}" 2>/dev/null && found=1
+    grep -qx 'PPid:[[:space:]]*0' "$d/status" 2>/dev/null || continue
+    kill -"$sig" "$pid" 2>/dev/null && found=1
   done
   [ "$reach" = all ] || break
 done
+if [ -n "$stopped" ]; then
+  kill -"$sig" $stopped 2>/dev/null
+  kill -CONT $stopped 2>/dev/null
+fi
 [ -n "$found" ] || exit 3
 "#;
 
@@ -309,5 +319,34 @@ mod tests {
         );
         assert_eq!(signaller(9, &other, "all"), Some(0));
         bystander.wait().expect("the bystander");
+    }
+
+    /// A marked watcher that exits 0 as soon as an earlier marked process
+    /// (a lower pid, walked first) dies and its pipe ends: killed in one
+    /// go once all are stopped, it never sees that, and dies of the
+    /// signal too.
+    #[test]
+    fn the_signaller_kills_all_before_any_sees_another_die() {
+        use std::process::{Command, Stdio};
+        let marker = Marker::generate();
+        let mut first = Command::new("sh")
+            .args(["-c", "exec sleep 60"])
+            .env(MARKER_VAR, marker.as_str())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let pipe = first.stdout.take().expect("its stdout");
+        let mut watcher = Command::new("sh")
+            .args(["-c", "read x; exit 0"])
+            .env(MARKER_VAR, marker.as_str())
+            .stdin(pipe)
+            .spawn()
+            .expect("sh");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(signaller(9, &marker, "all"), Some(0));
+        let first = first.wait().expect("the first");
+        assert_eq!(first.code(), None, "killed by a signal: {first}");
+        let watcher = watcher.wait().expect("the watcher");
+        assert_eq!(watcher.code(), None, "killed by a signal: {watcher}");
     }
 }

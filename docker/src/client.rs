@@ -187,9 +187,8 @@ const STDIN_ASK_MAX_PAUSE: std::time::Duration = std::time::Duration::from_milli
 /// the last bytes handed on; the acceptance's `stdinDelivered` says how
 /// much of stdin the process was given, and the rest is sent again. It
 /// keeps up to [`SESSION_STDIN_TAIL`] bytes of stdin not yet known
-/// delivered (asking `process/list` for the count when full, paced: see
-/// [`SESSION_STDIN_TAIL`]). A server
-/// that does not make the exec a session (no grace period, or the
+/// delivered (asking `process/list` for the count when full, paced). A
+/// server that does not make the exec a session (no grace period, or the
 /// peer's processes are at their cap) runs it plainly: a failed
 /// connection is then its error.
 ///

@@ -697,33 +697,49 @@ impl Driver {
             return;
         }
         loop {
-            // Controls before each stdin item: a control sent before a
-            // stdin write or close is visible by the time that item is, so
-            // it is never overtaken by it (it may overtake stdin queued
-            // before it, as a signal does).
-            self.poll_controls(cx, progress);
-            if self.control.is_none() {
-                // Aborted: whatever stdin still holds goes nowhere, and
-                // its end is no close for the server to act on.
-                self.stdin = None;
+            if !self.take_controls(cx, progress) {
                 return;
             }
             if self.machine.transmit_len() + self.out.len() >= HIGH_WATER {
                 return;
             }
             let Some(stdin) = &mut self.stdin else { return };
-            match stdin.poll_next(cx) {
+            let item = match stdin.poll_next(cx) {
                 Poll::Pending => return,
-                Poll::Ready(Some(bytes)) => {
+                Poll::Ready(item) => item,
+            };
+            // Controls again, once the item is in hand: one sent before
+            // that stdin write or close, after the controls were last
+            // looked at, is visible by now, and goes first. The controls
+            // before the item alone would let it overtake them.
+            if !self.take_controls(cx, progress) {
+                return;
+            }
+            match item {
+                Some(bytes) => {
                     let _ = self.machine.send_stdin(bytes);
                 }
-                Poll::Ready(None) => {
+                None => {
                     let _ = self.machine.close_stdin();
                     self.stdin = None;
                 }
             }
             *progress = true;
         }
+    }
+
+    /// Hands every queued control to the machine, so that no stdin sent
+    /// after a control overtakes it (a control may overtake stdin queued
+    /// before it, as a signal does). False once the call is aborted:
+    /// whatever stdin still holds then goes nowhere, and its end is no
+    /// close for the server to act on.
+    fn take_controls(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> bool {
+        self.poll_controls(cx, progress);
+        if self.control.is_none() {
+            self.stdin = None;
+            return false;
+        }
+        true
     }
 
     fn poll_controls(&mut self, cx: &mut Context<'_>, progress: &mut bool) {

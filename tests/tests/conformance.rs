@@ -6,7 +6,7 @@
 use dockwire_core::ErrorCode;
 use dockwire_service::{ClientError, RawSession};
 use dockwire_tests::{Harness, Prng, Rt, Transport, run};
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -225,6 +225,25 @@ async fn resize_and_signal_reach_the_handler(h: Harness) {
     );
 }
 
+/// A control sent while the client's driver already holds the stdin
+/// item after it (here: sent from inside the stdin source's poll, just
+/// before that source ends) still reaches the handler before stdin's
+/// close, which ends the handler's loop.
+async fn a_control_sent_just_before_stdin_ends_is_not_overtaken_by_the_close(h: Harness) {
+    let s = h.client.open_raw("test/cat", json!(null)).await.unwrap();
+    let mut control = s.control.clone();
+    let mut sent = false;
+    s.stdin.feed_from(futures::stream::poll_fn(move |_| {
+        if !std::mem::replace(&mut sent, true) {
+            let resized = control.resize(7, 9).now_or_never();
+            assert!(matches!(resized, Some(Ok(()))), "{resized:?}");
+        }
+        std::task::Poll::Ready(None)
+    }));
+    assert_eq!(s.exit.await.unwrap(), 0);
+    assert_eq!(h.probe.controls(), ["resize 7x9"]);
+}
+
 /// A handler's output ends (the drained sentinel) while its call goes on:
 /// the client reads stdout to its end before sending anything, and the
 /// stdin it sends after still arrives.
@@ -309,6 +328,10 @@ macro_rules! pairing {
             #[test]
             fn resize_and_signal_reach_the_handler() {
                 go(super::resize_and_signal_reach_the_handler);
+            }
+            #[test]
+            fn a_control_sent_just_before_stdin_ends_is_not_overtaken_by_the_close() {
+                go(super::a_control_sent_just_before_stdin_ends_is_not_overtaken_by_the_close);
             }
         }
     };

@@ -32,6 +32,7 @@ use dockwire_core::CallError;
 
 use crate::access::Caller;
 use crate::catalog::{IMAGE_NOT_FOUND, LABEL_IMAGE_OWNER, LABEL_IMAGE_SEAL, split_tag};
+use crate::dialect;
 use crate::error::{Subject, engine_error, invalid_input};
 use crate::ownership::{OwnerKey, tag};
 use crate::registry::registry_of;
@@ -155,7 +156,7 @@ pub(crate) async fn resolve(
     }
     candidates.push(reference.to_owned());
     for candidate in candidates {
-        let details = match docker.inspect_image(&candidate).await {
+        let details = match dialect::inspect_image(docker, &candidate).await {
             Ok(details) => details,
             Err(e) => {
                 let e = engine_error(Subject::Image, e);

@@ -16,6 +16,7 @@ use crate::catalog::{
     Committed, ContainerCommit, Done, IMAGE_PULL_FAILED, IMAGE_PUSH_FAILED, ImageInspect,
     ImageList, ImagePull, ImagePush, ImageRemove, ImageTag, PullProgress, split_tag,
 };
+use crate::dialect;
 use crate::engine::Engine;
 use crate::error::{self, Subject, engine_error};
 use crate::image_owner;
@@ -35,8 +36,7 @@ pub(crate) async fn list(
         filters: (!i.filters.is_empty()).then_some(i.filters),
         ..Default::default()
     };
-    let mut images = docker
-        .list_images(Some(options))
+    let mut images = dialect::list_images(&docker, options)
         .await
         .map_err(|e| engine_error(Subject::Image, e))?;
     let dialect = engine.dialect(&docker).await?;
@@ -289,14 +289,14 @@ pub(crate) fn push(
                 let own = image_owner::own_name(&caller.owner, &i.image)?;
                 let (repo, _) = split_tag(&own);
                 // The name must be one of the caller's, on an image it may use.
-                let found = docker
-                    .list_images(Some(q::ListImagesOptions {
-                        filters: Some(HashMap::from([(
-                            "reference".to_owned(),
-                            vec![repo.to_owned()],
-                        )])),
-                        ..Default::default()
-                    }))
+                let only_repo = q::ListImagesOptions {
+                    filters: Some(HashMap::from([(
+                        "reference".to_owned(),
+                        vec![repo.to_owned()],
+                    )])),
+                    ..Default::default()
+                };
+                let found = dialect::list_images(&docker, only_repo)
                     .await
                     .map_err(|e| engine_error(Subject::Image, e))?;
                 let key = &engine.config.owner_key;

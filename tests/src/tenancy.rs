@@ -488,6 +488,30 @@ impl Drop for HostDir {
     }
 }
 
+/// Builds image `tag` from `dockerfile` with the `docker` command, on
+/// the engine the tests use (`DOCKER_HOST`), outside dockwire.
+pub fn build_outside(tag: &str, dockerfile: &str) {
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the docker command runs");
+    build
+        .stdin
+        .take()
+        .expect("its stdin is piped")
+        .write_all(dockerfile.as_bytes())
+        .expect("the docker command reads the Dockerfile");
+    let built = build.wait_with_output().expect("the docker command ends");
+    assert!(
+        built.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+}
+
 /// Removes a test's image, whatever happened.
 pub struct ImageCleanup(pub String);
 

@@ -19,6 +19,7 @@
 //! | 6 learning other peers' names | `another_users_objects_are_indistinguishable_from_missing_ones` |
 //! | 7 a name squatting an id | `a_name_cannot_squat_another_containers_id` |
 //! | 8 image labels, containers made outside dockwire | `an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership` |
+//! | images built from the shared one and removed beside a user | `images_built_and_removed_beside_a_user_fail_none_of_its_inspects_or_lists` |
 //! | 9 pulls from the host's loopback | `a_users_pull_from_the_hosts_loopback_is_refused_before_the_engine_is_asked` |
 //! | 10 `top`'s `ps` arguments | `a_users_top_takes_only_safe_ps_arguments` |
 //! | 11 a removed key re-added by name as admin | `a_removed_key_readded_by_name_as_admin_gets_nothing_on_its_old_connection` |
@@ -53,8 +54,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -624,25 +625,7 @@ fn an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership() {
             "ab".repeat(32),
             t.label
         );
-        let mut build = std::process::Command::new("docker")
-            .args(["build", "-q", "-t", &tag, "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the docker command builds the forged image");
-        build
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(dockerfile.as_bytes())
-            .unwrap();
-        let built = build.wait_with_output().unwrap();
-        assert!(
-            built.status.success(),
-            "docker build {tag}: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        build_outside(&tag, &dockerfile);
         let image = ImageCleanup(tag.clone());
 
         let since = std::time::SystemTime::now()
@@ -760,6 +743,84 @@ fn an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership() {
         t.remove(&t.root, &outside).await;
         t.finish();
         drop(image);
+    });
+}
+
+// -------------------------------------------------- neighbours' images
+
+/// How many times the user inspects the shared image and lists images
+/// while two builders make and remove images from it.
+const ROUNDS: usize = 200;
+
+/// Images built from the shared image and removed again beside a user
+/// (another peer's or the operator's, here two builders outside
+/// dockwire) fail none of the user's image inspects and lists. Podman 4.3
+/// fails an inspect or list that reads an image removed meanwhile (a 500,
+/// `image not known`); the service asks again.
+#[test]
+fn images_built_and_removed_beside_a_user_fail_none_of_its_inspects_or_lists() {
+    Rt::Tokio.block_on(async {
+        let t = Tenancy::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let builders = (0..2)
+            .map(|builder| {
+                let (label, stop) = (t.label.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut built = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let tag = format!(
+                            "dockwire-test-churn:{}",
+                            unique(&format!("b{builder}n{built}")).replace('-', "")
+                        );
+                        let image = ImageCleanup(tag.clone());
+                        let dockerfile = format!(
+                            "FROM {IMAGE}\nLABEL dockwire-test={label} n={builder}.{built}\n"
+                        );
+                        build_outside(&tag, &dockerfile);
+                        drop(image);
+                        built += 1;
+                    }
+                    built
+                })
+            })
+            .collect::<Vec<_>>();
+        let shared = ImageInspect(ImageRef {
+            image: IMAGE.into(),
+        });
+        let all = ImageList::default();
+        let mut failed = Vec::new();
+        for _ in 0..ROUNDS {
+            let (inspected, listed) = futures::join!(t.alice.query(&shared), t.alice.query(&all));
+            match inspected {
+                Ok(details) => assert!(details.id.is_some_and(|id| id.starts_with("sha256:"))),
+                Err(e) => failed.push(format!("inspect: {e}")),
+            }
+            match listed {
+                Ok(images) => assert!(
+                    images
+                        .iter()
+                        .any(|i| i.repo_tags.iter().any(|tag| tag == IMAGE)),
+                    "the shared image is not listed: {images:?}"
+                ),
+                Err(e) => failed.push(format!("list: {e}")),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let built: usize = builders
+            .into_iter()
+            .map(|b| b.join().expect("the builder built and removed its images"))
+            .sum();
+        assert!(
+            built >= 10,
+            "only {built} images built and removed meanwhile"
+        );
+        assert!(
+            failed.is_empty(),
+            "{} of {} calls failed: {failed:#?}",
+            failed.len(),
+            2 * ROUNDS
+        );
+        t.finish();
     });
 }
 

@@ -55,7 +55,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -748,9 +748,20 @@ fn an_image_label_or_a_container_made_outside_dockwire_grants_no_ownership() {
 
 // -------------------------------------------------- neighbours' images
 
-/// How many times the user inspects the shared image and lists images
-/// while two builders make and remove images from it.
+/// How many times, at least, the user inspects the shared image and
+/// lists images while two builders make and remove images from it.
 const ROUNDS: usize = 200;
+/// How many images, at least, the builders make and remove meanwhile.
+const CHURNED: usize = 10;
+
+/// Sets its flag when dropped: a failing test's builders stop too.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Images built from the shared image and removed again beside a user
 /// (another peer's or the operator's, here two builders outside
@@ -762,25 +773,24 @@ fn images_built_and_removed_beside_a_user_fail_none_of_its_inspects_or_lists() {
     Rt::Tokio.block_on(async {
         let t = Tenancy::new();
         let stop = Arc::new(AtomicBool::new(false));
+        let stopper = StopOnDrop(stop.clone());
+        let churned = Arc::new(AtomicUsize::new(0));
         let builders = (0..2)
             .map(|builder| {
-                let (label, stop) = (t.label.clone(), stop.clone());
+                let (label, stop, churned) = (t.label.clone(), stop.clone(), churned.clone());
                 std::thread::spawn(move || {
-                    let mut built = 0;
                     while !stop.load(Ordering::Relaxed) {
+                        let n = churned.fetch_add(1, Ordering::Relaxed);
                         let tag = format!(
                             "dockwire-test-churn:{}",
-                            unique(&format!("b{builder}n{built}")).replace('-', "")
+                            unique(&format!("b{builder}n{n}")).replace('-', "")
                         );
                         let image = ImageCleanup(tag.clone());
-                        let dockerfile = format!(
-                            "FROM {IMAGE}\nLABEL dockwire-test={label} n={builder}.{built}\n"
-                        );
+                        let dockerfile =
+                            format!("FROM {IMAGE}\nLABEL dockwire-test={label} n={n}\n");
                         build_outside(&tag, &dockerfile);
                         drop(image);
-                        built += 1;
                     }
-                    built
                 })
             })
             .collect::<Vec<_>>();
@@ -788,9 +798,13 @@ fn images_built_and_removed_beside_a_user_fail_none_of_its_inspects_or_lists() {
             image: IMAGE.into(),
         });
         let all = ImageList::default();
-        let mut failed = Vec::new();
-        for _ in 0..ROUNDS {
+        let (mut rounds, mut failed) = (0, Vec::new());
+        // A builder that stopped on its own failed: its join says why.
+        while (rounds < ROUNDS || churned.load(Ordering::Relaxed) < CHURNED + 2)
+            && !builders.iter().any(|b| b.is_finished())
+        {
             let (inspected, listed) = futures::join!(t.alice.query(&shared), t.alice.query(&all));
+            rounds += 1;
             match inspected {
                 Ok(details) => assert!(details.id.is_some_and(|id| id.starts_with("sha256:"))),
                 Err(e) => failed.push(format!("inspect: {e}")),
@@ -805,20 +819,18 @@ fn images_built_and_removed_beside_a_user_fail_none_of_its_inspects_or_lists() {
                 Err(e) => failed.push(format!("list: {e}")),
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        let built: usize = builders
-            .into_iter()
-            .map(|b| b.join().expect("the builder built and removed its images"))
-            .sum();
-        assert!(
-            built >= 10,
-            "only {built} images built and removed meanwhile"
-        );
+        drop(stopper);
+        for builder in builders {
+            builder
+                .join()
+                .expect("the builder built and removed its images");
+        }
+        assert!(rounds >= ROUNDS, "{rounds} rounds");
         assert!(
             failed.is_empty(),
             "{} of {} calls failed: {failed:#?}",
             failed.len(),
-            2 * ROUNDS
+            2 * rounds
         );
         t.finish();
     });

@@ -37,6 +37,7 @@ fn hwm(pid: u32) -> u64 {
 
 #[test]
 fn build_makes_what_the_dockerfile_says_and_streams_its_context() {
+    let _turn = image_turn();
     let rig = Rig::new("build");
     let tag = unique("build");
     let (two, quiet, big) = (
@@ -213,6 +214,7 @@ fn build_makes_what_the_dockerfile_says_and_streams_its_context() {
 
 #[test]
 fn commit_tag_push_and_pull_back_give_the_same_image() {
+    let _turn = image_turn();
     let rig = Rig::new("commit");
     let tag = unique("commit");
     let repo = format!("127.0.0.1:5000/dockwire-test/{tag}");

@@ -61,6 +61,7 @@ fn image_id(client: &Client, reference: &str) -> String {
 
 #[test]
 fn what_a_user_builds_commits_or_tags_is_its_own_and_invisible_to_another() {
+    let _turn = image_turn();
     let rig = Rig::with("user-images", &["--allow-registry", "127.0.0.1:5000"]);
     let alice = rig.client("alice", false);
     let bob = rig.client("bob", false);
@@ -254,6 +255,7 @@ fn what_a_user_builds_commits_or_tags_is_its_own_and_invisible_to_another() {
 
 #[test]
 fn a_users_build_is_capped_in_size_and_time_and_fetches_nothing() {
+    let _turn = image_turn();
     let rig = Rig::with(
         "user-build-limits",
         &[

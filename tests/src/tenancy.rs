@@ -489,27 +489,36 @@ impl Drop for HostDir {
 }
 
 /// Builds image `tag` from `dockerfile` with the `docker` command, on
-/// the engine the tests use (`DOCKER_HOST`), outside dockwire.
+/// the engine the tests use (`DOCKER_HOST`), outside dockwire. Podman's
+/// builder fails now and then while another image is removed (its cache
+/// check reads every image's top layer without its store's lock: `layer
+/// not known`, `image not known`); such a build is tried again, up to
+/// five times.
 pub fn build_outside(tag: &str, dockerfile: &str) {
-    let mut build = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the docker command runs");
-    build
-        .stdin
-        .take()
-        .expect("its stdin is piped")
-        .write_all(dockerfile.as_bytes())
-        .expect("the docker command reads the Dockerfile");
-    let built = build.wait_with_output().expect("the docker command ends");
-    assert!(
-        built.status.success(),
-        "docker build {tag}: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    let mut failures = Vec::new();
+    while failures.len() < 5 {
+        let mut build = std::process::Command::new("docker")
+            .args(["build", "-q", "-t", tag, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the docker command runs");
+        build
+            .stdin
+            .take()
+            .expect("its stdin is piped")
+            .write_all(dockerfile.as_bytes())
+            .expect("the docker command reads the Dockerfile");
+        let built = build.wait_with_output().expect("the docker command ends");
+        if built.status.success() {
+            return;
+        }
+        let said = String::from_utf8_lossy(&built.stderr).into_owned();
+        assert!(said.contains(" not known"), "docker build {tag}: {said}");
+        failures.push(said);
+    }
+    panic!("docker build {tag}, five times: {failures:#?}");
 }
 
 /// Removes a test's image, whatever happened.

@@ -1070,3 +1070,15 @@ impl Drop for Terminal {
         }
     }
 }
+
+/// Held by each test of a binary whose tests build images while another
+/// removes some: Podman's builder fails a build whose cache check reads
+/// an image removed at that moment (`layer not known`: its store is read
+/// without its lock, docker/README.md, Engines), so those tests take
+/// turns. What is under test is each build, not that race.
+pub fn image_turn() -> std::sync::MutexGuard<'static, ()> {
+    static IMAGES: Mutex<()> = Mutex::new(());
+    IMAGES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

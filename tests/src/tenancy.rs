@@ -401,6 +401,21 @@ pub async fn listed_ids(who: &DockerClient) -> Vec<String> {
     listed.into_iter().filter_map(|c| c.id).collect()
 }
 
+/// The ids of the containers `who` lists that carry the test's label
+/// `label`: an admin's list without the other tests' containers, which
+/// come and go meanwhile.
+pub async fn labelled_ids(who: &DockerClient, label: &str) -> Vec<String> {
+    let labelled = ContainerList {
+        all: true,
+        filters: HashMap::from([("label".to_owned(), vec![format!("dockwire-test={label}")])]),
+    };
+    let listed = who
+        .query(&labelled)
+        .await
+        .expect("a peer lists its containers");
+    listed.into_iter().filter_map(|c| c.id).collect()
+}
+
 /// `volume rm NAME`.
 pub fn remove_volume(volume: &str) -> VolumeRemove {
     VolumeRemove {

@@ -572,7 +572,9 @@ fn nonsense_limits_are_invalid_input_and_create_nothing() {
             |s| s.cpus = Some(-2.0),
         ];
         for (who, name) in [(&t.alice, "alice"), (&t.root, "root")] {
-            let before = listed_ids(who).await;
+            // Every spec carries the test's label: a container made by a
+            // refused create would be listed.
+            let before = labelled_ids(who, &t.label).await;
             for case in cases {
                 let mut spec = t.spec(&["true"]);
                 case(&mut spec);
@@ -583,7 +585,7 @@ fn nonsense_limits_are_invalid_input_and_create_nothing() {
                     who.query(&ContainerCreate(spec)).await,
                 );
             }
-            assert_eq!(listed_ids(who).await, before);
+            assert_eq!(labelled_ids(who, &t.label).await, before);
         }
         t.finish();
     });

@@ -99,6 +99,18 @@ impl Tenancy {
         BTreeMap::from([("dockwire-test".to_owned(), self.label.clone())])
     }
 
+    /// The ids of the containers `who` lists that carry the test's label:
+    /// an admin's list without the other tests' containers, which come and
+    /// go meanwhile.
+    pub async fn labelled_ids(&self, who: &DockerClient) -> Vec<String> {
+        let labels = self
+            .labels()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        ids_listed(who, HashMap::from([("label".to_owned(), labels)])).await
+    }
+
     /// A labelled container spec of the test image running `cmd`.
     pub fn spec(&self, cmd: &[&str]) -> ContainerSpec {
         let mut spec = ContainerSpec::new(IMAGE, cmd.iter().copied());
@@ -393,26 +405,13 @@ pub async fn own_volumes(who: &DockerClient) -> Vec<String> {
 
 /// The ids of the containers `who` lists (all of them).
 pub async fn listed_ids(who: &DockerClient) -> Vec<String> {
-    let all = ContainerList {
-        all: true,
-        filters: HashMap::new(),
-    };
-    let listed = who.query(&all).await.expect("a peer lists its containers");
-    listed.into_iter().filter_map(|c| c.id).collect()
+    ids_listed(who, HashMap::new()).await
 }
 
-/// The ids of the containers `who` lists that carry the test's label
-/// `label`: an admin's list without the other tests' containers, which
-/// come and go meanwhile.
-pub async fn labelled_ids(who: &DockerClient, label: &str) -> Vec<String> {
-    let labelled = ContainerList {
-        all: true,
-        filters: HashMap::from([("label".to_owned(), vec![format!("dockwire-test={label}")])]),
-    };
-    let listed = who
-        .query(&labelled)
-        .await
-        .expect("a peer lists its containers");
+/// The ids of the containers `who` lists under `filters`, stopped ones too.
+async fn ids_listed(who: &DockerClient, filters: HashMap<String, Vec<String>>) -> Vec<String> {
+    let list = ContainerList { all: true, filters };
+    let listed = who.query(&list).await.expect("a peer lists its containers");
     listed.into_iter().filter_map(|c| c.id).collect()
 }
 

@@ -574,7 +574,7 @@ fn nonsense_limits_are_invalid_input_and_create_nothing() {
         for (who, name) in [(&t.alice, "alice"), (&t.root, "root")] {
             // Every spec carries the test's label: a container made by a
             // refused create would be listed.
-            let before = labelled_ids(who, &t.label).await;
+            let before = t.labelled_ids(who).await;
             for case in cases {
                 let mut spec = t.spec(&["true"]);
                 case(&mut spec);
@@ -585,7 +585,7 @@ fn nonsense_limits_are_invalid_input_and_create_nothing() {
                     who.query(&ContainerCreate(spec)).await,
                 );
             }
-            assert_eq!(labelled_ids(who, &t.label).await, before);
+            assert_eq!(t.labelled_ids(who).await, before);
         }
         t.finish();
     });

@@ -52,7 +52,9 @@
 //!   temporary directory, the client trusted as an admin); the `dockwire`
 //!   binary is the one next to this bench's (`cargo build --release -p
 //!   dockwire`), or `--dockwire PATH`. 5 runs of each (`--command-reps N`);
-//!   target: dockwire at least the CLI's throughput on both.
+//!   target: dockwire at least the CLI's throughput on both. A second
+//!   table gives each side's CPU per run from `/proc`: the command,
+//!   `dockwire serve`, the rest of the machine and the idle cores.
 //!
 //! - `files`: the file API against `docker cp`, a file of `--mib N` MiB
 //!   of pseudo-random bytes on this machine's disk, `--reps N` runs of
@@ -96,7 +98,7 @@ use dockwire_service::{Runtime, Service};
 use dockwire_tokio::Tokio;
 use futures::{AsyncReadExt as _, StreamExt as _};
 
-use dockwire_benches::{Result, expect_bytes, load_average, median, mib_per_s};
+use dockwire_benches::{CpuReading, Result, expect_bytes, load_average, median, mib_per_s};
 
 /// The image `scripts/engine` builds from the static busybox.
 const IMAGE: &str = "dockwire/testbox:latest";
@@ -905,16 +907,29 @@ impl Drop for Served {
     }
 }
 
+/// One run of a command: its stdout's first 4 KiB and byte count, the
+/// time from the spawn to the exit, and the CPU it cost.
+struct CommandRun {
+    head: Vec<u8>,
+    bytes: u64,
+    time: Duration,
+    /// `children`: the command's own CPU; `watched`: `dockwire serve`'s
+    /// (both sides: on the CLI's it shows that `serve` stayed idle);
+    /// `idle`/`total`: the machine's over the run.
+    cpu: CpuReading,
+}
+
 /// `args` under the dockwire command (over QUIC to `served`) or the
 /// docker CLI, stdin from `input` (else none) and stdout piped here and
-/// read into a 64 KiB buffer; timed from the spawn to the exit. Returns
-/// the stdout (its first 4 KiB), its byte count and the time.
+/// read into a 64 KiB buffer; timed from the spawn to the exit. `serve`
+/// is the pid of the `dockwire serve` whose CPU the run also reads.
 fn command_run(
     served: Option<&Served>,
+    serve: u32,
     cli: &str,
     args: &[&str],
     input: Option<&Path>,
-) -> Result<(Vec<u8>, u64, Duration)> {
+) -> Result<CommandRun> {
     let mut command = match served {
         Some(served) => served.command(args),
         None => {
@@ -928,6 +943,7 @@ fn command_run(
         None => Stdio::null(),
     };
     let mut buf = vec![0u8; READ_BUF];
+    let before = CpuReading::now(Some(serve))?;
     let start = Instant::now();
     let mut child = command
         .stdin(stdin)
@@ -948,6 +964,7 @@ fn command_run(
     }
     let status = child.wait()?;
     let elapsed = start.elapsed();
+    let cpu = CpuReading::now(Some(serve))?.since(&before);
     let who = if served.is_some() {
         "dockwire"
     } else {
@@ -956,7 +973,12 @@ fn command_run(
     if !status.success() {
         return Err(format!("{who} {}: ended with {status}", args.join(" ")).into());
     }
-    Ok((head, got, elapsed))
+    Ok(CommandRun {
+        head,
+        bytes: got,
+        time: elapsed,
+        cpu,
+    })
 }
 
 /// `n` pseudo-random bytes (xorshift64*) written to `path`.
@@ -980,12 +1002,16 @@ fn random_file(path: &Path, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// Per-run MiB/s of each side, in run order.
+/// Per-run MiB/s and CPU of each side, in run order.
 struct Commands {
     stdin_dockwire: Vec<f64>,
     stdin_cli: Vec<f64>,
     stdout_dockwire: Vec<f64>,
     stdout_cli: Vec<f64>,
+    stdin_cpu_dockwire: Vec<CpuReading>,
+    stdin_cpu_cli: Vec<CpuReading>,
+    stdout_cpu_dockwire: Vec<CpuReading>,
+    stdout_cpu_cli: Vec<CpuReading>,
 }
 
 fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
@@ -994,6 +1020,7 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
         None => env::current_exe()?.with_file_name("dockwire"),
     };
     let served = Served::start(bin)?;
+    let serve = served.server.id();
     println!(
         "commands: `{} exec -i <id> sha256sum` < {} MiB and `exec <id> head -c {} /dev/zero`, \
          {} runs of each side alternating (dockwire over {} to its serve, then the docker \
@@ -1009,8 +1036,8 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
     let stdin_args = ["exec", "-i", id, "sha256sum"];
     let head = args.bytes.to_string();
     let stdout_args = ["exec", id, "head", "-c", &head, "/dev/zero"];
-    let digest = |who: &str, (out, _, _): &(Vec<u8>, u64, Duration)| -> Result<String> {
-        let text = String::from_utf8_lossy(out);
+    let digest = |who: &str, run: &CommandRun| -> Result<String> {
+        let text = String::from_utf8_lossy(&run.head);
         match text.split_whitespace().next() {
             Some(hex) if hex.len() == 64 => Ok(hex.to_owned()),
             _ => Err(format!("{who}: sha256sum said {text:?}").into()),
@@ -1018,18 +1045,15 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
     };
     // Every run's digest of the stdin file, to check that all agree.
     let mut sums = Vec::new();
-    // One side's run of each: stdin, then stdout; their MiB/s.
-    let mut side = |dockwire: bool| -> Result<(f64, f64)> {
+    // One side's run of each: stdin, then stdout.
+    let mut side = |dockwire: bool| -> Result<(CommandRun, CommandRun)> {
         let served = dockwire.then_some(&served);
         let who = if dockwire { "dockwire" } else { "docker CLI" };
-        let fed = command_run(served, cli, &stdin_args, Some(&input))?;
+        let fed = command_run(served, serve, cli, &stdin_args, Some(&input))?;
         sums.push(digest(who, &fed)?);
-        let drained = command_run(served, cli, &stdout_args, None)?;
-        expect_bytes(&format!("{who} stdout"), drained.1, args.bytes)?;
-        Ok((
-            mib_per_s(args.stdin_bytes, fed.2),
-            mib_per_s(args.bytes, drained.2),
-        ))
+        let drained = command_run(served, serve, cli, &stdout_args, None)?;
+        expect_bytes(&format!("{who} stdout"), drained.bytes, args.bytes)?;
+        Ok((fed, drained))
     };
     side(true)?;
     side(false)?;
@@ -1038,20 +1062,30 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
         stdin_cli: Vec::new(),
         stdout_dockwire: Vec::new(),
         stdout_cli: Vec::new(),
+        stdin_cpu_dockwire: Vec::new(),
+        stdin_cpu_cli: Vec::new(),
+        stdout_cpu_dockwire: Vec::new(),
+        stdout_cpu_cli: Vec::new(),
     };
     for rep in 0..args.command_reps {
         let mut line = format!("  run {}:", rep + 1);
         for k in 0..2 {
             let dockwire = (rep + k) % 2 == 0;
-            let (stdin, stdout) = side(dockwire)?;
+            let (fed, drained) = side(dockwire)?;
+            let stdin = mib_per_s(args.stdin_bytes, fed.time);
+            let stdout = mib_per_s(args.bytes, drained.time);
             let who = if dockwire { "dockwire" } else { "CLI" };
             line.push_str(&format!(" {who} stdin {stdin:.0} stdout {stdout:.0};"));
             if dockwire {
                 out.stdin_dockwire.push(stdin);
                 out.stdout_dockwire.push(stdout);
+                out.stdin_cpu_dockwire.push(fed.cpu);
+                out.stdout_cpu_dockwire.push(drained.cpu);
             } else {
                 out.stdin_cli.push(stdin);
                 out.stdout_cli.push(stdout);
+                out.stdin_cpu_cli.push(fed.cpu);
+                out.stdout_cpu_cli.push(drained.cpu);
             }
         }
         println!("{line} MiB/s");
@@ -1096,6 +1130,58 @@ impl Commands {
                 if ratio >= TARGET_VS_CLI { "PASS" } else { "MISS" }
             ));
         }
+        out.push_str(&self.cpu_table(args));
+        out
+    }
+
+    /// Where each side's CPU went, medians per run: the command, `dockwire
+    /// serve`, the rest of the machine (the engine, the command in the
+    /// container, anything else running), and the cores' idle time. On a machine whose cores the
+    /// engine and the command in the container also use, a side can only
+    /// be as fast as the CLI if its extra CPU fits into the CLI's idle
+    /// time; the last lines say how the two compare.
+    fn cpu_table(&self, args: &Args) -> String {
+        let mut out = format!(
+            "\n{:<38}  {:>8}  {:>8}  {:>8}  {:>24}\n",
+            "CPU per run (medians, seconds)", "command", "serve", "the rest", "cores idle"
+        );
+        let mut verdicts = String::new();
+        for (name, dockwire, cli) in [
+            (
+                format!("exec -i sha256sum, {} MiB", args.stdin_bytes >> 20),
+                &self.stdin_cpu_dockwire,
+                &self.stdin_cpu_cli,
+            ),
+            (
+                format!("exec head, {} MiB", args.bytes >> 20),
+                &self.stdout_cpu_dockwire,
+                &self.stdout_cpu_cli,
+            ),
+        ] {
+            let of = |runs: &[CpuReading], field: fn(&CpuReading) -> f64| {
+                median(&runs.iter().map(field).collect::<Vec<_>>())
+            };
+            let rest = |c: &CpuReading| c.total - c.idle - c.children - c.watched;
+            for (who, runs) in [("dockwire", dockwire), ("CLI", cli)] {
+                let (idle, total) = (of(runs, |c| c.idle), of(runs, |c| c.total));
+                out.push_str(&format!(
+                    "{:<38}  {:>8.2}  {:>8.2}  {:>8.2}  {:>24}\n",
+                    format!("{name}, {who}"),
+                    of(runs, |c| c.children),
+                    of(runs, |c| c.watched),
+                    of(runs, rest),
+                    format!("{idle:.2} of {total:.2} ({:.0}%)", 100.0 * idle / total),
+                ));
+            }
+            let extra = of(dockwire, |c| c.children + c.watched) - of(cli, |c| c.children);
+            verdicts.push_str(&format!(
+                "{name}: dockwire's command and serve use {extra:.2} s more CPU than the \
+                 CLI, the rest {:+.2} s; the CLI's runs leave {:.2} s of the cores idle\n",
+                of(dockwire, rest) - of(cli, rest),
+                of(cli, |c| c.idle)
+            ));
+        }
+        out.push_str(&verdicts);
         out
     }
 }

@@ -321,8 +321,7 @@ impl ExecGuard {
             &self.container,
             user,
             marker,
-            number,
-            Reach::Top,
+            Reach::Top(number),
         )
         .await
         {
@@ -360,14 +359,12 @@ impl ExecGuard {
             spawn_cleanup(async move {
                 // Every process carrying the marker, the exec's top one
                 // ended or not: what it started lives on otherwise.
-                let kill = rustix::process::Signal::KILL.as_raw();
                 let sent = exec_signal::send(
                     &docker,
                     &container,
                     user.as_deref(),
                     &marker,
-                    kill,
-                    Reach::All,
+                    Reach::KillAll,
                 )
                 .await;
                 if let Err(e) = sent {

@@ -39,13 +39,17 @@ pub(crate) const MARKER_VAR: &str = "DOCKWIRE_EXEC";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Marker(String);
 
-/// Which of the processes carrying a marker a signal goes to.
+/// Which of the processes carrying a marker get which signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reach {
-    /// The exec's top process only, as a signal on the exec's call means.
-    Top,
-    /// Every process carrying the marker: a cancelled call's cleanup.
-    All,
+    /// This signal number to the exec's top process only, as a signal on
+    /// the exec's call means.
+    Top(i32),
+    /// SIGKILL to every process carrying the marker: a cancelled call's
+    /// cleanup. Only a kill: the signaller stops each process it finds and
+    /// lets them all go on after the signal, which would undo a STOP and
+    /// hold any other signal back until then.
+    KillAll,
 }
 
 /// Why a signal through the engine did not run.
@@ -116,21 +120,20 @@ pub(crate) fn names_marker(env: &[String]) -> bool {
         .any(|entry| entry.split('=').next() == Some(MARKER_VAR))
 }
 
-/// Sends signal `number` to the processes in `container` carrying
-/// `marker` (as `reach` says), by a signaller exec run as `user` (the
-/// exec's own; `None`: the container's default, as the exec had), and
-/// waits for it to end. Whether any process carried the marker.
+/// Signals the processes in `container` carrying `marker` as `reach`
+/// says, by a signaller exec run as `user` (the exec's own; `None`: the
+/// container's default, as the exec had), and waits for it to end.
+/// Whether any process carried the marker.
 pub(crate) async fn send(
     docker: &Docker,
     container: &str,
     user: Option<&str>,
     marker: &Marker,
-    number: i32,
     reach: Reach,
 ) -> Result<bool, ExecSignalError> {
-    let reach = match reach {
-        Reach::Top => "top",
-        Reach::All => "all",
+    let (number, reach) = match reach {
+        Reach::Top(number) => (number, "top"),
+        Reach::KillAll => (rustix::process::Signal::KILL.as_raw(), "all"),
     };
     let cmd = vec![
         "sh".to_owned(),
@@ -187,11 +190,11 @@ pub(crate) async fn send(
 
 /// The signaller: `$1` the signal number, `$2` the marker, `$3` `top` or
 /// `all`. Exits 0 when it signalled a process, [`NONE_FOUND`] when none
-/// carried the marker. `all` walks twice, for what forked during the
-/// first walk, stopping each process it finds, then signals them all and
-/// lets them go on: signalled one by one as found (in the glob's order,
-/// where pid 100 comes before 99), a parent could see its child die and
-/// exit 0 on its own before its turn came.
+/// carried the marker. `all` kills, whatever `$1` says: it walks twice,
+/// for what forked during the first walk, stopping each process it finds,
+/// then kills them all and lets them go on: killed one by one as found (in
+/// the glob's order, where pid 100 comes before 99), a parent could see
+/// its child die and exit 0 on its own before its turn came.
 const SCRIPT: &str = r#"sig=$1 marker=$2 reach=$3 found= stopped=
 for pass in 1 2; do
   for d in /proc/[0-9]*; do
@@ -207,7 +210,7 @@ for pass in 1 2; do
   [ "$reach" = all ] || break
 done
 if [ -n "$stopped" ]; then
-  kill -"$sig" $stopped 2>/dev/null
+  kill -KILL $stopped 2>/dev/null
   kill -CONT $stopped 2>/dev/null
 fi
 [ -n "$found" ] || exit 3
@@ -319,6 +322,36 @@ mod tests {
         );
         assert_eq!(signaller(9, &other, "all"), Some(0));
         bystander.wait().expect("the bystander");
+    }
+
+    /// `all` stops what it finds and lets it go on afterwards, so any
+    /// signal but a kill would be undone or held back: it kills, whatever
+    /// signal it is given.
+    #[test]
+    fn the_signaller_kills_all_even_when_asked_for_another_signal() {
+        let marker = Marker::generate();
+        let mut marked = std::process::Command::new("sh")
+            .args(["-c", "exec sleep 60"])
+            .env(MARKER_VAR, marker.as_str())
+            .spawn()
+            .expect("sh");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let stop = rustix::process::Signal::STOP.as_raw();
+        assert_eq!(signaller(stop, &marker, "all"), Some(0));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let status = loop {
+            match marked.try_wait().expect("the marked process") {
+                Some(status) => break Some(status),
+                None if std::time::Instant::now() > deadline => break None,
+                None => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        if status.is_none() {
+            let _ = marked.kill();
+            let _ = marked.wait();
+        }
+        let status = status.expect("the marked process was killed, not stopped and let go");
+        assert_eq!(status.code(), None, "killed by a signal: {status}");
     }
 
     /// A marked watcher that exits 0 as soon as an earlier marked process

@@ -214,8 +214,7 @@ async fn kill_through_engine(
         return false;
     };
     let user = info.process_config.as_ref().and_then(|p| p.user.as_deref());
-    let kill = rustix::process::Signal::KILL.as_raw();
-    match exec_signal::send(docker, container, user, marker, kill, Reach::All).await {
+    match exec_signal::send(docker, container, user, marker, Reach::KillAll).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(container, "cannot kill an exec through the engine: {e}");

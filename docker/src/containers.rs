@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::models::{
     ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, ContainerTopResponse,
     ContainerUpdateBody,
@@ -22,12 +20,12 @@ use crate::engine::{Engine, wait_exit};
 use crate::error;
 use crate::gvisor;
 use crate::hardening;
+use crate::log_lines::log_lines;
 use crate::owned::{own_name_pattern, shown, user_summary};
 use crate::policy;
 use crate::reply::one_then_many;
 use crate::runtime;
 use crate::sandbox::restart_policy;
-use crate::stdio::split_output;
 
 /// `container/list`: a user's own containers only, with its own names.
 pub(crate) async fn list(
@@ -278,55 +276,17 @@ pub(crate) fn stats(
     })
 }
 
-/// `container/logs`.
+/// `container/logs`: one item per line (see `log_lines`).
 pub(crate) fn logs(
     engine: Arc<Engine>,
     caller: Caller,
     i: ContainerLogs,
 ) -> impl Stream<Item = Result<LogItem, CallError>> + Send + 'static {
-    engine.container_stream(caller, i.id.clone(), move |docker, id| {
-        log_lines(&docker, ContainerLogs { id, ..i })
+    one_then_many(async move {
+        let (docker, id) = engine.container(&caller, &i.id).await?;
+        let dialect = engine.dialect(&docker).await?;
+        Ok(log_lines(docker, ContainerLogs { id, ..i }, dialect))
     })
-}
-
-/// `container/logs`: one item per line, the timestamp split out.
-fn log_lines(
-    docker: &Docker,
-    i: ContainerLogs,
-) -> impl Stream<Item = Result<LogItem, CallError>> + use<> {
-    let options = q::LogsOptions {
-        follow: i.follow,
-        stdout: true,
-        stderr: true,
-        since: clamp_time(i.since),
-        until: clamp_time(i.until),
-        timestamps: true,
-        tail: i.tail.map_or_else(|| "all".into(), |n| n.to_string()),
-    };
-    docker
-        .logs(&i.id, Some(options))
-        .map_err(error::container)
-        .map_ok(log_item)
-}
-
-/// Docker's log times are 32-bit Unix seconds; 0 means "no bound".
-fn clamp_time(t: Option<i64>) -> i32 {
-    t.map_or(0, |t| t.clamp(0, i64::from(i32::MAX)) as i32)
-}
-
-/// Splits `<timestamp> <text>`, as the engine writes each line when asked
-/// for timestamps.
-pub(crate) fn log_item(output: LogOutput) -> LogItem {
-    let (stream, bytes) = split_output(output);
-    let (timestamp, text) = match bytes.iter().position(|&b| b == b' ') {
-        Some(space) => (&bytes[..space], &bytes[space + 1..]),
-        None => (&bytes[..0], &bytes[..]),
-    };
-    LogItem {
-        stream,
-        timestamp: String::from_utf8_lossy(timestamp).into_owned(),
-        data: Data::from_bytes(text),
-    }
 }
 
 /// Start and stop of a container already in that state answer 304: done.
@@ -337,25 +297,5 @@ fn not_modified_is_done(result: Result<(), bollard::errors::Error>) -> Result<Do
             status_code: 304, ..
         }) => Ok(Done {}),
         Err(e) => Err(error::container(e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    #[test]
-    fn a_log_line_gives_its_timestamp_apart_from_its_text() {
-        let item = log_item(LogOutput::StdErr {
-            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z hello world\n"),
-        });
-        assert_eq!(item.stream, StreamName::Stderr);
-        assert_eq!(item.timestamp, "2026-11-23T10:00:00.1Z");
-        assert_eq!(item.data, Data::Text("hello world\n".into()));
-        let binary = log_item(LogOutput::StdOut {
-            message: Bytes::from_static(b"2026-11-23T10:00:00.1Z \xff\n"),
-        });
-        assert_eq!(binary.data.to_bytes().unwrap().as_ref(), b"\xff\n");
     }
 }

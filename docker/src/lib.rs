@@ -116,6 +116,8 @@ mod user_network;
 // What the handlers share: the create body, and a session's stdio.
 mod spec;
 mod stdio;
+// Log frames made into whole lines, and Podman's followed tail read again.
+mod log_lines;
 
 // What the engine answers wrong for a container in gVisor.
 mod gvisor;

@@ -13,7 +13,6 @@
 //! stripped.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::models::{
@@ -22,7 +21,6 @@ use bollard::models::{
 };
 use bollard::query_parameters as q;
 use dockwire_core::CallError;
-use futures::Stream;
 
 use crate::access::Caller;
 use crate::catalog::*;
@@ -30,7 +28,6 @@ use crate::dialect;
 use crate::engine::Engine;
 use crate::error::{self, Subject, engine_error, invalid_input};
 use crate::ownership::{Kind, check_name, engine_name, tag, user_name};
-use crate::reply::one_then_many;
 
 /// What a user gets for a reference that names none of its objects,
 /// whether or not the engine has one by that name: the engine's own words
@@ -132,24 +129,6 @@ impl Engine {
             user_inspection(caller, &mut info);
         }
         Ok((docker, info))
-    }
-
-    /// A stream made once `caller` may act on container `reference`, from
-    /// the client and the container's resolved id.
-    pub(crate) fn container_stream<S, T>(
-        self: Arc<Self>,
-        caller: Caller,
-        reference: String,
-        make: impl FnOnce(Docker, String) -> S + Send + 'static,
-    ) -> impl Stream<Item = Result<T, CallError>> + Send + 'static
-    where
-        S: Stream<Item = Result<T, CallError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        one_then_many(async move {
-            let (docker, id) = self.container(&caller, &reference).await?;
-            Ok(make(docker, id))
-        })
     }
 
     /// `caller`'s own containers (`all`: running or not) among those

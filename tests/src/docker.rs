@@ -296,6 +296,53 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 // ------------------------------------------------------------- scenarios
 
+/// A followed log whose reader falls behind while the container prints
+/// and exits still ends with every line, in order. (Podman 4.3 ends such
+/// a follow with what it had sent when the container exits; the service
+/// reads the rest without follow.)
+pub async fn a_followed_log_read_late_ends_with_every_line(rig: &Rig) {
+    const LINES: usize = 50_000;
+    let lines = LINES.to_string();
+    let spec = ContainerSpec::new(IMAGE, ["sh", "-c", "sleep 1; seq 1 \"$0\"", &lines]);
+    let id = rig.container(spec).await;
+    let mut logs = ContainerLogs::new(&id);
+    logs.follow = true;
+    let followed = rig.docker.subscribe(&logs).await.unwrap();
+    // Nothing is read until the container has printed everything and
+    // exited: the stream backs up to the engine meanwhile.
+    for _ in 0..300 {
+        let state = rig
+            .docker
+            .query(&ContainerInspect(ContainerRef::new(&id)))
+            .await
+            .unwrap()
+            .state
+            .unwrap();
+        if state.running == Some(false) {
+            break;
+        }
+        sleep_ms(100).await;
+    }
+    let items: Vec<LogItem> = followed.try_collect().await.unwrap();
+    let got: Vec<String> = items
+        .iter()
+        .map(|item| match &item.data {
+            Data::Text(text) => text.clone(),
+            other => panic!("a line of text: {other:?}"),
+        })
+        .collect();
+    let first_wrong = got
+        .iter()
+        .zip(1..)
+        .position(|(line, n)| *line != format!("{n}\n"));
+    assert_eq!(
+        (got.len(), first_wrong),
+        (LINES, None),
+        "every line once, in order; the last: {:?}",
+        got.last()
+    );
+}
+
 /// Followed logs: one item per line, each with its own timestamp, then
 /// completion when the container exits; `tail` and `since` filter.
 pub async fn logs_follow_until_exit(rig: &Rig) {

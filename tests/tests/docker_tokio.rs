@@ -18,6 +18,7 @@ macro_rules! on_tokio {
 
 on_tokio!(
     logs_follow_until_exit,
+    a_followed_log_read_late_ends_with_every_line,
     exec_gives_output_then_exit_code,
     exec_binary_output_is_exact_on_both_carriages,
     attach_to_an_interactive_shell,

@@ -192,6 +192,12 @@ impl Rig {
         created.id
     }
 
+    /// Container `id`'s state, as inspect shows it.
+    pub async fn state(&self, id: &str) -> bollard::models::ContainerState {
+        let inspect = ContainerInspect(ContainerRef::new(id));
+        self.docker.query(&inspect).await.unwrap().state.unwrap()
+    }
+
     /// A running container that sleeps, for execs.
     pub async fn sleeper(&self) -> String {
         self.container(ContainerSpec::new(IMAGE, ["sleep", "3600"]))
@@ -311,14 +317,7 @@ pub async fn a_followed_log_read_late_ends_with_every_line(rig: &Rig) {
     // Nothing is read until the container has printed everything and
     // exited: the stream backs up to the engine meanwhile.
     for _ in 0..300 {
-        let state = rig
-            .docker
-            .query(&ContainerInspect(ContainerRef::new(&id)))
-            .await
-            .unwrap()
-            .state
-            .unwrap();
-        if state.running == Some(false) {
+        if rig.state(&id).await.running == Some(false) {
             break;
         }
         sleep_ms(100).await;
@@ -371,15 +370,8 @@ pub async fn logs_follow_until_exit(rig: &Rig) {
     if !skipped_on_podman("log timestamps have whole seconds: two lines share one") {
         assert_ne!(items[0].timestamp, items[1].timestamp);
     }
-    let state = rig
-        .docker
-        .query(&ContainerInspect(ContainerRef::new(&id)))
-        .await
-        .unwrap()
-        .state
-        .unwrap();
     assert_eq!(
-        state.running,
+        rig.state(&id).await.running,
         Some(false),
         "the follow ended before the exit"
     );

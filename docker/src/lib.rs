@@ -218,6 +218,7 @@ mod tests {
         ("images", include_str!("images.rs")),
         ("journal", include_str!("journal.rs")),
         ("lifetime", include_str!("lifetime.rs")),
+        ("log_lines", include_str!("log_lines.rs")),
         ("networks", include_str!("networks.rs")),
         ("netns", include_str!("netns.rs")),
         ("port_forward", include_str!("port_forward.rs")),

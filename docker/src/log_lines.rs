@@ -283,7 +283,8 @@ fn hold_back_recent(
     let Some(recent) = recent else {
         return frames.boxed();
     };
-    let frames = frames.boxed();
+    // Fused: the step after the end asks again, and gets the end again.
+    let frames = frames.fuse().boxed();
     stream::unfold(
         (frames, None::<LogOutput>),
         move |(mut frames, pending)| async move {
@@ -678,5 +679,20 @@ mod tests {
             2,
             "the container has ended"
         );
+    }
+
+    /// A stream that panics when asked again after its end, as some do.
+    #[test]
+    fn holding_back_never_asks_an_ended_stream_again() {
+        let once = stream::unfold(false, |ended| async move {
+            assert!(!ended, "asked again after its end");
+            None::<(Result<LogOutput, CallError>, bool)>
+        });
+        let frames = stream::iter(vec![out("2026-12-08T00:50:37Z one\n")]).chain(once);
+        let got = hold_back_recent(frames, Some(1_796_691_039))
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .unwrap();
+        assert_eq!(got.len(), 1);
     }
 }

@@ -371,7 +371,7 @@ fn measure(
             println!("{}", latency.table());
         }
         if let Some(commands) = &commands {
-            println!("{}", commands.table(args));
+            println!("{}", commands.table());
         }
         if let Some(files) = &files {
             println!("{}", files.table(args.bytes));
@@ -1002,16 +1002,51 @@ fn random_file(path: &Path, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// Per-run MiB/s and CPU of each side, in run order.
+/// One side's runs of one command, in run order: MiB/s and CPU.
+#[derive(Default)]
+struct SideRuns {
+    mib_per_s: Vec<f64>,
+    cpu: Vec<CpuReading>,
+}
+
+impl SideRuns {
+    fn push(&mut self, bytes: u64, run: &CommandRun) -> f64 {
+        let speed = mib_per_s(bytes, run.time);
+        self.mib_per_s.push(speed);
+        self.cpu.push(run.cpu);
+        speed
+    }
+}
+
+/// One command's runs on each side, and its name in the tables.
+struct CommandRuns {
+    name: String,
+    dockwire: SideRuns,
+    cli: SideRuns,
+}
+
+impl CommandRuns {
+    fn new(name: String) -> Self {
+        CommandRuns {
+            name,
+            dockwire: SideRuns::default(),
+            cli: SideRuns::default(),
+        }
+    }
+
+    /// The side `dockwire` says.
+    fn side(&mut self, dockwire: bool) -> &mut SideRuns {
+        match dockwire {
+            true => &mut self.dockwire,
+            false => &mut self.cli,
+        }
+    }
+}
+
+/// The stdin and stdout commands' runs.
 struct Commands {
-    stdin_dockwire: Vec<f64>,
-    stdin_cli: Vec<f64>,
-    stdout_dockwire: Vec<f64>,
-    stdout_cli: Vec<f64>,
-    stdin_cpu_dockwire: Vec<CpuReading>,
-    stdin_cpu_cli: Vec<CpuReading>,
-    stdout_cpu_dockwire: Vec<CpuReading>,
-    stdout_cpu_cli: Vec<CpuReading>,
+    stdin: CommandRuns,
+    stdout: CommandRuns,
 }
 
 fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
@@ -1058,35 +1093,18 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
     side(true)?;
     side(false)?;
     let mut out = Commands {
-        stdin_dockwire: Vec::new(),
-        stdin_cli: Vec::new(),
-        stdout_dockwire: Vec::new(),
-        stdout_cli: Vec::new(),
-        stdin_cpu_dockwire: Vec::new(),
-        stdin_cpu_cli: Vec::new(),
-        stdout_cpu_dockwire: Vec::new(),
-        stdout_cpu_cli: Vec::new(),
+        stdin: CommandRuns::new(format!("exec -i sha256sum, {} MiB", args.stdin_bytes >> 20)),
+        stdout: CommandRuns::new(format!("exec head, {} MiB", args.bytes >> 20)),
     };
     for rep in 0..args.command_reps {
         let mut line = format!("  run {}:", rep + 1);
         for k in 0..2 {
             let dockwire = (rep + k) % 2 == 0;
             let (fed, drained) = side(dockwire)?;
-            let stdin = mib_per_s(args.stdin_bytes, fed.time);
-            let stdout = mib_per_s(args.bytes, drained.time);
+            let stdin = out.stdin.side(dockwire).push(args.stdin_bytes, &fed);
+            let stdout = out.stdout.side(dockwire).push(args.bytes, &drained);
             let who = if dockwire { "dockwire" } else { "CLI" };
             line.push_str(&format!(" {who} stdin {stdin:.0} stdout {stdout:.0};"));
-            if dockwire {
-                out.stdin_dockwire.push(stdin);
-                out.stdout_dockwire.push(stdout);
-                out.stdin_cpu_dockwire.push(fed.cpu);
-                out.stdout_cpu_dockwire.push(drained.cpu);
-            } else {
-                out.stdin_cli.push(stdin);
-                out.stdout_cli.push(stdout);
-                out.stdin_cpu_cli.push(fed.cpu);
-                out.stdout_cpu_cli.push(drained.cpu);
-            }
         }
         println!("{line} MiB/s");
     }
@@ -1097,7 +1115,7 @@ fn commands(args: &Args, cli: &str, id: &str) -> Result<Commands> {
 }
 
 impl Commands {
-    fn table(&self, args: &Args) -> String {
+    fn table(&self) -> String {
         let mut out = format!(
             "{:<34}  {:>12}  {:>12}  {:>6}  {:>14}  {:>8}  {:>7}\n",
             "dockwire command / docker CLI",
@@ -1108,18 +1126,8 @@ impl Commands {
             "target",
             "verdict"
         );
-        for (name, dockwire, cli) in [
-            (
-                format!("exec -i sha256sum, {} MiB", args.stdin_bytes >> 20),
-                &self.stdin_dockwire,
-                &self.stdin_cli,
-            ),
-            (
-                format!("exec head, {} MiB", args.bytes >> 20),
-                &self.stdout_dockwire,
-                &self.stdout_cli,
-            ),
-        ] {
+        for runs in [&self.stdin, &self.stdout] {
+            let (name, dockwire, cli) = (&runs.name, &runs.dockwire.mib_per_s, &runs.cli.mib_per_s);
             let (d, c) = (median(dockwire), median(cli));
             let ratios: Vec<f64> = dockwire.iter().zip(cli).map(|(d, c)| d / c).collect();
             let ratio = d / c;
@@ -1130,34 +1138,25 @@ impl Commands {
                 if ratio >= TARGET_VS_CLI { "PASS" } else { "MISS" }
             ));
         }
-        out.push_str(&self.cpu_table(args));
+        out.push_str(&self.cpu_table());
         out
     }
 
     /// Where each side's CPU went, medians per run: the command, `dockwire
     /// serve`, the rest of the machine (the engine, the command in the
-    /// container, anything else running), and the cores' idle time. On a machine whose cores the
-    /// engine and the command in the container also use, a side can only
-    /// be as fast as the CLI if its extra CPU fits into the CLI's idle
-    /// time; the last lines say how the two compare.
-    fn cpu_table(&self, args: &Args) -> String {
+    /// container, anything else running), and the cores' idle time. On a
+    /// machine whose cores the engine and the command in the container
+    /// also use, a side can only be as fast as the CLI if its extra CPU
+    /// fits into the CLI's idle time; the last lines say how the two
+    /// compare.
+    fn cpu_table(&self) -> String {
         let mut out = format!(
             "\n{:<38}  {:>8}  {:>8}  {:>8}  {:>24}\n",
             "CPU per run (medians, seconds)", "command", "serve", "the rest", "cores idle"
         );
         let mut verdicts = String::new();
-        for (name, dockwire, cli) in [
-            (
-                format!("exec -i sha256sum, {} MiB", args.stdin_bytes >> 20),
-                &self.stdin_cpu_dockwire,
-                &self.stdin_cpu_cli,
-            ),
-            (
-                format!("exec head, {} MiB", args.bytes >> 20),
-                &self.stdout_cpu_dockwire,
-                &self.stdout_cpu_cli,
-            ),
-        ] {
+        for runs in [&self.stdin, &self.stdout] {
+            let (name, dockwire, cli) = (&runs.name, &runs.dockwire.cpu, &runs.cli.cpu);
             let of = |runs: &[CpuReading], field: fn(&CpuReading) -> f64| {
                 median(&runs.iter().map(field).collect::<Vec<_>>())
             };

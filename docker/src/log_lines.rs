@@ -43,7 +43,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters as q;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chrono::{DateTime, FixedOffset};
 use dockwire_core::CallError;
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
@@ -391,17 +391,15 @@ fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
 
 /// A frame's timestamp: what comes before its first space.
 fn timestamp_of(frame: &LogOutput) -> String {
-    let bytes = frame.as_ref();
-    let end = bytes.iter().position(|&b| b == b' ').unwrap_or(0);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    String::from_utf8_lossy(split_timestamp(frame.as_ref()).0).into_owned()
 }
 
 /// Splits `<timestamp> <text>`, as the engine writes each frame when
 /// asked for timestamps.
-fn split_timestamp(bytes: &Bytes) -> (&[u8], &[u8]) {
+fn split_timestamp(bytes: &[u8]) -> (&[u8], &[u8]) {
     match bytes.iter().position(|&b| b == b' ') {
         Some(space) => (&bytes[..space], &bytes[space + 1..]),
-        None => (&bytes[..0], &bytes[..]),
+        None => (&bytes[..0], bytes),
     }
 }
 
@@ -504,6 +502,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures::FutureExt as _;
 
     fn out(text: &str) -> Result<LogOutput, CallError> {
